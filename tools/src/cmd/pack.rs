@@ -1,0 +1,8 @@
+//! `axiom pack`: not built yet (skeleton; see the open issues).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn main(_args: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("`axiom pack` is not implemented yet")
+}

@@ -1,0 +1,55 @@
+//! `axiom`: the host side of AXIOM. Run with `cargo axiom <subcommand>` from the repo root.
+//!
+//! Each subcommand lives in its own module under `cmd/`; this file only dispatches.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "axiom", about = "AXIOM host tool: boot the kernel in QEMU, run the inference engine on the host, pack and fetch models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the kernel and boot it in QEMU, streaming its serial output.
+    Run(cmd::run::Args),
+    /// Generate text on the host with the inference engine.
+    Generate(cmd::generate::Args),
+    /// Teacher-forced top-K logits per position, one JSON line each.
+    Score(cmd::score::Args),
+    /// Tokenize text with a model's tokenizer; prints a JSON array of ids.
+    Tokenize(cmd::tokenize::Args),
+    /// Perplexity of a text file, as llama.cpp's perplexity tool computes it.
+    Perplexity(cmd::perplexity::Args),
+    /// Write a layer-ordered, 4 KiB-aligned, checksummed GGUF (the kernel's disk image).
+    Pack(cmd::pack::Args),
+    /// Download and cache the default model, checking its SHA-256.
+    Fetch(cmd::fetch::Args),
+    /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
+    Sweep(cmd::sweep::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::main(a),
+        Command::Generate(a) => cmd::generate::main(a),
+        Command::Score(a) => cmd::score::main(a),
+        Command::Tokenize(a) => cmd::tokenize::main(a),
+        Command::Perplexity(a) => cmd::perplexity::main(a),
+        Command::Pack(a) => cmd::pack::main(a),
+        Command::Fetch(a) => cmd::fetch::main(a),
+        Command::Sweep(a) => cmd::sweep::main(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("axiom: error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
