@@ -7,7 +7,7 @@ mod cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "axiom", about = "AXIOM host tool: boot the kernel in QEMU, run the inference engine on the host, pack and fetch models")]
+#[command(name = "axiom", about = "AXIOM host tool: boot the kernel in QEMU, run the inference engine on the host, and pack models")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,8 +27,6 @@ enum Command {
     Perplexity(cmd::perplexity::Args),
     /// Write a layer-ordered, 4 KiB-aligned, checksummed GGUF (the kernel's disk image).
     Pack(cmd::pack::Args),
-    /// Download and cache the default model, checking its SHA-256.
-    Fetch(cmd::fetch::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
 }
@@ -42,7 +40,6 @@ fn main() {
         Command::Tokenize(a) => cmd::tokenize::main(a),
         Command::Perplexity(a) => cmd::perplexity::main(a),
         Command::Pack(a) => cmd::pack::main(a),
-        Command::Fetch(a) => cmd::fetch::main(a),
         Command::Sweep(a) => cmd::sweep::main(a),
     };
     match result {

@@ -1,7 +1,6 @@
 //! One module per `axiom` subcommand. Each exposes `Args` (clap) and
 //! `main(Args) -> anyhow::Result<i32>` returning the process exit code.
 
-pub mod fetch;
 pub mod generate;
 pub mod pack;
 pub mod perplexity;

@@ -1,8 +1,0 @@
-//! `axiom fetch`: not built yet (skeleton; see the open issues).
-
-#[derive(clap::Args)]
-pub struct Args {}
-
-pub fn main(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`axiom fetch` is not implemented yet")
-}
