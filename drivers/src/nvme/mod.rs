@@ -1,0 +1,1 @@
+//! Polled NVMe driver (placeholder while the modules land).
