@@ -1,0 +1,1 @@
+pub fn current_index() -> usize { 0 }
