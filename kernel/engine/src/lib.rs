@@ -13,3 +13,4 @@ extern crate std;
 
 pub mod crc32c;
 pub mod ggml_type;
+pub mod gguf;
