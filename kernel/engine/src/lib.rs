@@ -11,6 +11,13 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod cpu;
 pub mod crc32c;
 pub mod ggml_type;
 pub mod gguf;
+pub mod model;
+pub mod plan;
+pub mod sampler;
+pub mod tokenizer;
+pub mod matmul;
+pub mod quant;

@@ -87,7 +87,9 @@ impl fmt::Display for GgufError {
                 }
             }
             UnsupportedVersion { version } => write!(f, "unsupported GGUF version {version} (this reader supports versions 2 and 3)"),
-            AbsurdCount { what, count, limit } => write!(f, "corrupt GGUF file: {what} is {count}, more than the file can hold (limit {limit})"),
+            AbsurdCount { what, count, limit } => {
+                write!(f, "corrupt or truncated GGUF file: {what} is {count}, more than the rest of the file can hold (at most {limit})")
+            }
             InvalidUtf8 { what, at } => write!(f, "corrupt GGUF file: {what} at byte {at} is not valid UTF-8"),
             UnknownValueType { key, id } => write!(f, "corrupt GGUF file: metadata key {key:?} has unknown value type {id}"),
             NestedArray { key } => write!(f, "unsupported GGUF metadata: key {key:?} is an array of arrays"),
@@ -113,7 +115,8 @@ impl fmt::Display for GgufError {
             BadMetadata { key, reason } => write!(f, "bad model metadata {key:?}: {reason}"),
             UnsupportedArchitecture { arch } => write!(
                 f,
-                "unsupported model architecture {arch:?} (supported: llama, mistral, granite-free LLaMA variants, qwen2)"
+                "unsupported model architecture {arch:?} (supported: {})",
+                crate::model::Arch::SUPPORTED
             ),
             UnsupportedFeature { what } => write!(f, "unsupported model feature: {what}"),
             MissingTensor { name } => write!(f, "model lacks the tensor {name:?}"),
