@@ -1,0 +1,476 @@
+//! Matrix-times-activations kernels: the engine's hot path.
+//!
+//! A [`WeightMatrix`] is a view of a GGUF tensor in ggml's row-major layout
+//! (row `r` is [`WeightMatrix::row_bytes`] bytes at `r * row_bytes`; `cols` is
+//! ggml's `ne[0]`). Activations are first quantized into an [`ActBuf`] the way
+//! ggml's CPU backend does for the weight type (Q8_0 for Q4_0/Q8_0 weights,
+//! Q8_1 for Q4_1, f16-rounded floats for F16, plain floats for F32), then
+//! [`Kernels::matmul`] computes any range of output rows for every token of the
+//! batch. [`Kernels`] is chosen once at start-up ([`Kernels::detect`]) and is a
+//! plain `Copy` value the compute threads share.
+//!
+//! # Exact arithmetic, on every ISA
+//!
+//! Every path (scalar, AVX2, AVX-512, AVX-512 VNNI) computes each output with
+//! the same sequence of IEEE operations, so results are **bit-identical across
+//! ISAs, batch sizes, row ranges and thread counts**. The tests check
+//! this with `==` on random data, not with a tolerance. For output row `r` and
+//! token `t`, with blocks `b` of 32 columns:
+//!
+//! - Q4_0, Q8_0 (activations Q8_0): `isum_b` = the exact integer dot product of
+//!   the block's quants (Q4_0 nibbles minus 8), then in block order
+//!   `acc = fma(dw_b * da_b, isum_b as f32, acc)`; the output is `acc`.
+//! - Q4_1 (activations Q8_1): `isum_b` over the unsigned nibbles,
+//!   `acc = fma(dw_b * da_b, isum_b as f32, acc)` and
+//!   `macc = fma(mw_b, sa_b, macc)`; the output is `acc + macc`.
+//! - F32, F16: see [`vector::dot_f32`] (8 lanes x 4 accumulators, fixed reduction).
+//!
+//! `dw`, `mw` are the weight block's f16 scale/min, `da` the activation block's
+//! f16 scale and `sa` Q8_1's f16 `d * sum(q)`, all widened to f32. The integer
+//! parts equal ggml's exactly; only the float summation order differs from
+//! ggml's (which sums 8 lanes per block, then reduces), so outputs agree with
+//! llama.cpp to float rounding, not bit for bit.
+
+mod scalar;
+pub mod vector;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+
+use crate::cpu::CpuFeatures;
+use crate::ggml_type::GgmlType;
+use crate::quant::activation::quantize_block_q8;
+use crate::quant::{round_f16, QK};
+
+/// An instruction-set path for the kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust, the reference every other path is tested against.
+    Scalar,
+    /// AVX2 + FMA + F16C (256-bit).
+    Avx2,
+    /// AVX-512 F/BW/VL (512-bit integer dot products).
+    Avx512,
+    /// AVX-512 with VNNI (`vpdpbusd`).
+    Avx512Vnni,
+}
+
+impl Isa {
+    /// Every path, slowest first.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni];
+
+    /// Short lower-case name (`scalar`, `avx2`, `avx512`, `avx512vnni`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// Parses [`Isa::name`].
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.iter().copied().find(|i| i.name() == name)
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self, cpu: &CpuFeatures) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => cfg!(target_arch = "x86_64") && cpu.has_avx2_path(),
+            Isa::Avx512 => cfg!(target_arch = "x86_64") && cpu.has_avx512_path(),
+            Isa::Avx512Vnni => cfg!(target_arch = "x86_64") && cpu.has_avx512_vnni_path(),
+        }
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Errors from choosing kernels or describing a weight matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelError {
+    /// The CPU (or the OS's XCR0) does not support the requested path.
+    IsaUnavailable(Isa),
+    /// The weight type has no kernel.
+    UnsupportedType(GgmlType),
+    /// `cols` is not a whole number of the type's blocks.
+    RaggedRow { ty: GgmlType, cols: usize },
+    /// `data` is shorter than `rows` rows.
+    ShortData { needed: usize, got: usize },
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::IsaUnavailable(isa) => write!(f, "this CPU cannot run the {isa} kernels"),
+            Self::UnsupportedType(ty) => write!(
+                f,
+                "no matmul kernel for tensor type {ty}; convert with `cargo axiom pack --type q4_0|q4_1|q8_0`"
+            ),
+            Self::RaggedRow { ty, cols } => {
+                write!(f, "{cols} columns is not a whole number of {ty} blocks")
+            }
+            Self::ShortData { needed, got } => {
+                write!(f, "weight matrix needs {needed} bytes, got {got}")
+            }
+        }
+    }
+}
+
+/// A weight matrix in ggml's layout: `rows` rows of `cols` elements of type `ty`.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightMatrix<'a> {
+    /// Element type (F32, F16, Q4_0, Q4_1 or Q8_0).
+    pub ty: GgmlType,
+    /// Output dimension (ggml's `ne[1]`).
+    pub rows: usize,
+    /// Input dimension (ggml's `ne[0]`), a multiple of the block size.
+    pub cols: usize,
+    /// At least `rows * row_bytes()` bytes; extra bytes are ignored.
+    pub data: &'a [u8],
+}
+
+impl<'a> WeightMatrix<'a> {
+    /// Checks the type, the shape and the data length, then builds the view.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, KernelError> {
+        if !ty.is_supported() {
+            return Err(KernelError::UnsupportedType(ty));
+        }
+        let row_bytes =
+            ty.row_bytes(cols as u64).ok_or(KernelError::RaggedRow { ty, cols })? as usize;
+        let needed = row_bytes.checked_mul(rows).ok_or(KernelError::ShortData {
+            needed: usize::MAX,
+            got: data.len(),
+        })?;
+        if data.len() < needed {
+            return Err(KernelError::ShortData { needed, got: data.len() });
+        }
+        Ok(Self { ty, rows, cols, data })
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> usize {
+        self.cols / self.ty.block_elems() * self.ty.block_bytes()
+    }
+
+    /// The bytes of row `r`.
+    pub fn row(&self, r: usize) -> &'a [u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// Re-checks what [`WeightMatrix::new`] checks (the fields are public).
+    fn validate(&self) {
+        if let Err(e) = Self::new(self.ty, self.rows, self.cols, self.data) {
+            panic!("invalid weight matrix ({} x {} {}): {e}", self.rows, self.cols, self.ty);
+        }
+    }
+}
+
+/// What an [`ActBuf`] currently holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActKind {
+    /// Nothing quantized yet.
+    Empty,
+    /// Plain f32 (for F32 weights).
+    F32,
+    /// f32 values rounded through f16 (for F16 weights, as ggml does).
+    F16,
+    /// Q8_0 blocks (for Q4_0 and Q8_0 weights).
+    Q8_0,
+    /// Q8_1 blocks (for Q4_1 weights).
+    Q8_1,
+}
+
+impl ActKind {
+    /// The activation form ggml pairs with weights of type `ty` (`vec_dot_type`).
+    pub fn for_weights(ty: GgmlType) -> Option<ActKind> {
+        match ty {
+            GgmlType::F32 => Some(ActKind::F32),
+            GgmlType::F16 => Some(ActKind::F16),
+            GgmlType::Q4_0 | GgmlType::Q8_0 => Some(ActKind::Q8_0),
+            GgmlType::Q4_1 => Some(ActKind::Q8_1),
+            _ => None,
+        }
+    }
+}
+
+/// Quantized activations for up to `max_batch` tokens of up to `max_cols`
+/// columns. Allocated once, reused by every matmul; quantizing allocates nothing.
+///
+/// Layout (token `t`, block `b`, `nb = cols / 32`): quants `qs[t * cols + i]`,
+/// per block `d[t * nb + b]` (f16-rounded scale as f32), `s[..]` (Q8_1's
+/// f16-rounded `d * sum`), `sum[..]` (exact sum of the quants); floats
+/// `f[t * cols + i]` for F32/F16 weights.
+#[derive(Clone, Debug)]
+pub struct ActBuf {
+    kind: ActKind,
+    cols: usize,
+    batch: usize,
+    max_cols: usize,
+    max_batch: usize,
+    qs: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+    sum: Vec<i32>,
+    f: Vec<f32>,
+}
+
+impl ActBuf {
+    /// A buffer for up to `max_batch` tokens of up to `max_cols` columns.
+    pub fn new(max_cols: usize, max_batch: usize) -> ActBuf {
+        let n = max_cols * max_batch;
+        let nb = max_cols.div_ceil(QK) * max_batch;
+        ActBuf {
+            kind: ActKind::Empty,
+            cols: 0,
+            batch: 0,
+            max_cols,
+            max_batch,
+            qs: vec![0; n],
+            d: vec![0.0; nb],
+            s: vec![0.0; nb],
+            sum: vec![0; nb],
+            f: vec![0.0; n],
+        }
+    }
+
+    /// What the buffer holds now.
+    pub fn kind(&self) -> ActKind {
+        self.kind
+    }
+
+    /// Columns per token of the current contents.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Tokens in the current contents.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Capacity in columns.
+    pub fn max_cols(&self) -> usize {
+        self.max_cols
+    }
+
+    /// Capacity in tokens.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn blocks(&self) -> usize {
+        self.cols / QK
+    }
+
+    /// Quants of token `t` (Q8 kinds).
+    fn qs(&self, t: usize) -> &[i8] {
+        &self.qs[t * self.cols..(t + 1) * self.cols]
+    }
+
+    /// Per-block f16-rounded scales of token `t`.
+    fn d(&self, t: usize) -> &[f32] {
+        let nb = self.blocks();
+        &self.d[t * nb..(t + 1) * nb]
+    }
+
+    /// Per-block Q8_1 `s` of token `t`.
+    fn s(&self, t: usize) -> &[f32] {
+        let nb = self.blocks();
+        &self.s[t * nb..(t + 1) * nb]
+    }
+
+    /// Per-block exact quant sums of token `t`.
+    fn sum(&self, t: usize) -> &[i32] {
+        let nb = self.blocks();
+        &self.sum[t * nb..(t + 1) * nb]
+    }
+
+    /// Floats of token `t` (F32/F16 kinds).
+    fn f(&self, t: usize) -> &[f32] {
+        &self.f[t * self.cols..(t + 1) * self.cols]
+    }
+
+    /// The quantized block `b` of token `t` in ggml's Q8_0 layout (tests, tools).
+    pub fn q8_block(&self, t: usize, b: usize) -> (f32, &[i8]) {
+        (self.d(t)[b], &self.qs(t)[b * QK..(b + 1) * QK])
+    }
+}
+
+/// The kernel set for one ISA. `Copy`; choose once and share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernels {
+    isa: Isa,
+}
+
+impl Kernels {
+    /// The fastest path this CPU supports (by CPUID + XGETBV).
+    pub fn detect() -> Kernels {
+        let cpu = CpuFeatures::detect();
+        let isa = Isa::ALL.iter().rev().copied().find(|i| i.is_available(&cpu)).unwrap_or(Isa::Scalar);
+        Kernels { isa }
+    }
+
+    /// The given path, or an error if this CPU cannot run it (tests and
+    /// `--isa` use this to force a path).
+    pub fn for_isa(isa: Isa) -> Result<Kernels, KernelError> {
+        if isa.is_available(&CpuFeatures::detect()) {
+            Ok(Kernels { isa })
+        } else {
+            Err(KernelError::IsaUnavailable(isa))
+        }
+    }
+
+    /// The path in use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Prepares `batch` tokens of activations `x` (`batch` rows of
+    /// `x.len() / batch` floats, token-major) for weights of type `weight_ty`.
+    ///
+    /// Panics if the shape exceeds `out`'s capacity, `x.len()` is not
+    /// `batch * cols`, a quantized type's `cols` is not a multiple of 32, or
+    /// the weight type has no kernel: all programming errors, since shapes come
+    /// from a validated model.
+    pub fn quantize_activations(&self, weight_ty: GgmlType, x: &[f32], batch: usize, out: &mut ActBuf) {
+        let kind = ActKind::for_weights(weight_ty)
+            .unwrap_or_else(|| panic!("no matmul kernel for weight type {weight_ty}"));
+        assert!(batch >= 1 && batch <= out.max_batch, "batch {batch} exceeds ActBuf capacity {}", out.max_batch);
+        assert!(x.len() % batch == 0, "{} activations do not split into {batch} tokens", x.len());
+        let cols = x.len() / batch;
+        assert!(cols <= out.max_cols, "{cols} columns exceed ActBuf capacity {}", out.max_cols);
+        out.kind = kind;
+        out.cols = cols;
+        out.batch = batch;
+        match kind {
+            ActKind::F32 => out.f[..x.len()].copy_from_slice(x),
+            ActKind::F16 => {
+                for (o, &v) in out.f.iter_mut().zip(x) {
+                    *o = round_f16(v);
+                }
+            }
+            ActKind::Q8_0 | ActKind::Q8_1 => {
+                assert!(cols % QK == 0, "{cols} columns is not a whole number of blocks");
+                self.quantize_q8(x, out);
+            }
+            ActKind::Empty => unreachable!(),
+        }
+    }
+
+    fn quantize_q8(&self, x: &[f32], out: &mut ActBuf) {
+        #[cfg(target_arch = "x86_64")]
+        if self.isa != Isa::Scalar {
+            // SAFETY: every non-scalar Kernels value was checked to have AVX2+FMA+F16C.
+            unsafe { avx2::quantize_q8(x, out) };
+            return;
+        }
+        for (b, xb) in x.chunks_exact(QK).enumerate() {
+            let q = quantize_block_q8(xb.try_into().unwrap());
+            out.qs[b * QK..(b + 1) * QK].copy_from_slice(&q.qs);
+            out.d[b] = round_f16(q.d);
+            out.s[b] = round_f16(q.d * q.sum as f32);
+            out.sum[b] = q.sum;
+        }
+    }
+
+    /// `out[t * rows.len() + (r - rows.start)] = dot(row r of w, token t of acts)`
+    /// for every `r` in `rows` and every token `t` of `acts`.
+    ///
+    /// Any row range works; a row's value never depends on the range or the
+    /// batch it is computed in. Panics if `acts` was not quantized for `w.ty`
+    /// with `w.cols` columns, `rows` exceeds `w.rows`, or `out.len()` is not
+    /// `acts.batch() * rows.len()`.
+    pub fn matmul(&self, w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+        w.validate();
+        assert_eq!(Some(acts.kind), ActKind::for_weights(w.ty), "activations not quantized for {} weights", w.ty);
+        assert_eq!(acts.cols, w.cols, "activation width {} != weight columns {}", acts.cols, w.cols);
+        assert!(rows.start <= rows.end && rows.end <= w.rows, "rows {rows:?} out of 0..{}", w.rows);
+        assert_eq!(out.len(), acts.batch * rows.len(), "output length");
+        if rows.is_empty() {
+            return;
+        }
+        match self.isa {
+            Isa::Scalar => scalar::matmul(w, acts, rows, out),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Kernels with a non-scalar ISA exist only after
+            // `is_available` confirmed AVX2+FMA+F16C (a superset for AVX-512).
+            _ => unsafe { avx2::matmul(w, acts, rows, out) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::matmul(w, acts, rows, out),
+        }
+    }
+
+    /// `sum(a[i] * b[i])` in the engine's fixed summation order (see
+    /// [`vector::dot_f32`]); the same bits on every ISA. Panics if lengths differ.
+    pub fn dot_f32(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        #[cfg(target_arch = "x86_64")]
+        if self.isa != Isa::Scalar {
+            // SAFETY: non-scalar Kernels imply AVX2+FMA.
+            return unsafe { avx2::dot_f32(a, b) };
+        }
+        vector::dot_f32(a, b)
+    }
+
+    /// `y[i] = fma(a, x[i], y[i])` (one rounding per element). Panics if lengths differ.
+    pub fn axpy(&self, y: &mut [f32], a: f32, x: &[f32]) {
+        assert_eq!(y.len(), x.len());
+        #[cfg(target_arch = "x86_64")]
+        if self.isa != Isa::Scalar {
+            // SAFETY: non-scalar Kernels imply AVX2+FMA.
+            unsafe { avx2::axpy(y, a, x) };
+            return;
+        }
+        vector::axpy(y, a, x)
+    }
+
+    /// `y[i] *= a`.
+    pub fn scale(&self, y: &mut [f32], a: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if self.isa != Isa::Scalar {
+            // SAFETY: non-scalar Kernels imply AVX2.
+            unsafe { avx2::scale(y, a) };
+            return;
+        }
+        vector::scale(y, a)
+    }
+
+    /// `y[i] += x[i]`. Panics if lengths differ.
+    pub fn add(&self, y: &mut [f32], x: &[f32]) {
+        assert_eq!(y.len(), x.len());
+        #[cfg(target_arch = "x86_64")]
+        if self.isa != Isa::Scalar {
+            // SAFETY: non-scalar Kernels imply AVX2.
+            unsafe { avx2::add(y, x) };
+            return;
+        }
+        vector::add(y, x)
+    }
+
+    /// `y[i] *= x[i]`. Panics if lengths differ.
+    pub fn mul(&self, y: &mut [f32], x: &[f32]) {
+        assert_eq!(y.len(), x.len());
+        #[cfg(target_arch = "x86_64")]
+        if self.isa != Isa::Scalar {
+            // SAFETY: non-scalar Kernels imply AVX2.
+            unsafe { avx2::mul(y, x) };
+            return;
+        }
+        vector::mul(y, x)
+    }
+}
+
+#[cfg(test)]
+mod tests;

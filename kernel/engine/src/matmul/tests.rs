@@ -1,0 +1,241 @@
+//! Every ISA path against the scalar reference, bit for bit, on random data
+//! and odd shapes; plus range/batch independence and a float sanity check.
+
+use super::*;
+use crate::quant::tests::Rng;
+use crate::quant::{dequantize_row, f32_to_f16, quantize_row};
+use std::vec;
+use std::vec::Vec;
+
+const TYPES: [GgmlType; 5] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32];
+
+/// Random weights of type `ty`: half the time quantized from floats (realistic
+/// blocks), otherwise random bytes with sane scales (every quant value,
+/// including Q8_0's -128, appears).
+fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let rb = ty.row_bytes(cols as u64).unwrap() as usize;
+    let mut data = vec![0u8; rows * rb];
+    for row in data.chunks_exact_mut(rb) {
+        if rng.next_u64() % 2 == 0 || matches!(ty, GgmlType::F32 | GgmlType::F16) {
+            let x = rng.weights(cols);
+            quantize_row(ty, &x, row).unwrap();
+        } else {
+            for b in row.iter_mut() {
+                *b = rng.next_u64() as u8;
+            }
+            let bb = ty.block_bytes();
+            let scales = if ty == GgmlType::Q4_1 { 2 } else { 1 };
+            for blk in row.chunks_exact_mut(bb) {
+                for s in 0..scales {
+                    let v = rng.f32() * 0.05;
+                    blk[2 * s..2 * s + 2].copy_from_slice(&f32_to_f16(v).to_le_bytes());
+                }
+            }
+        }
+    }
+    data
+}
+
+fn available() -> Vec<Kernels> {
+    let mut ks = Vec::new();
+    for isa in Isa::ALL {
+        match Kernels::for_isa(isa) {
+            Ok(k) => ks.push(k),
+            Err(_) => std::eprintln!("skipped: CPU lacks {isa} (its kernels are not tested on this machine)"),
+        }
+    }
+    ks
+}
+
+fn run(k: &Kernels, w: &WeightMatrix, x: &[f32], batch: usize, rows: Range<usize>) -> Vec<f32> {
+    let mut acts = ActBuf::new(w.cols, batch);
+    k.quantize_activations(w.ty, x, batch, &mut acts);
+    let mut out = vec![f32::NAN; batch * rows.len()];
+    k.matmul(w, &acts, rows, &mut out);
+    out
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+#[test]
+fn every_isa_matches_scalar_bit_for_bit() {
+    let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+    let mut rng = Rng::new(11);
+    for ty in TYPES {
+        let col_choices: &[usize] = if ty.block_elems() == 1 {
+            &[1, 3, 8, 31, 32, 37, 64, 100, 576]
+        } else {
+            &[32, 64, 96, 224, 576, 1536]
+        };
+        for &cols in col_choices {
+            for rows in [1usize, 3, 7, 8, 9, 16, 17, 61] {
+                for batch in [1usize, 2, 5] {
+                    let data = random_matrix(&mut rng, ty, rows, cols);
+                    let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+                    let x = rng.weights(cols * batch);
+                    let want = run(&scalar, &w, &x, batch, 0..rows);
+                    assert!(want.iter().all(|v| v.is_finite()));
+                    for k in available() {
+                        let got = run(&k, &w, &x, batch, 0..rows);
+                        assert_eq!(bits(&got), bits(&want), "{} {ty} {rows}x{cols} batch {batch}", k.isa());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_activations_are_identical_on_every_isa() {
+    let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+    let mut rng = Rng::new(5);
+    for batch in [1, 3] {
+        let x = rng.weights(640 * batch);
+        for ty in [GgmlType::Q4_0, GgmlType::Q4_1] {
+            let mut want = ActBuf::new(640, 3);
+            scalar.quantize_activations(ty, &x, batch, &mut want);
+            for k in available() {
+                let mut got = ActBuf::new(640, 3);
+                k.quantize_activations(ty, &x, batch, &mut got);
+                assert_eq!(got.qs[..640 * batch], want.qs[..640 * batch]);
+                assert_eq!(bits(&got.d[..20 * batch]), bits(&want.d[..20 * batch]));
+                assert_eq!(bits(&got.s[..20 * batch]), bits(&want.s[..20 * batch]));
+                assert_eq!(got.sum[..20 * batch], want.sum[..20 * batch]);
+            }
+        }
+    }
+}
+
+/// A row's output is the same whatever range and batch it is computed in
+/// (so every thread count gives identical logits).
+#[test]
+fn rows_do_not_depend_on_range_or_batch() {
+    let mut rng = Rng::new(23);
+    for k in available() {
+        for ty in TYPES {
+            let (rows, cols, batch) = (45, 96, 3);
+            let data = random_matrix(&mut rng, ty, rows, cols);
+            let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+            let x = rng.weights(cols * batch);
+            let full = run(&k, &w, &x, batch, 0..rows);
+            for range in [0..1, 5..6, 3..20, 7..45, 44..45, 9..17, 0..45] {
+                let part = run(&k, &w, &x, batch, range.clone());
+                for t in 0..batch {
+                    for r in range.clone() {
+                        let got = part[t * range.len() + r - range.start];
+                        assert_eq!(got.to_bits(), full[t * rows + r].to_bits(), "{} {ty} row {r} in {range:?}", k.isa());
+                    }
+                }
+            }
+            for t in 0..batch {
+                let single = run(&k, &w, &x[t * cols..(t + 1) * cols], 1, 0..rows);
+                assert_eq!(bits(&single), bits(&full[t * rows..(t + 1) * rows]), "{} {ty} token {t}", k.isa());
+            }
+        }
+    }
+}
+
+/// The quantized matmul approximates the float product of the dequantized
+/// weights and the original activations (catches a wrong formula that all ISAs
+/// might share).
+#[test]
+fn results_approximate_the_float_product() {
+    let k = Kernels::detect();
+    let mut rng = Rng::new(99);
+    for ty in TYPES {
+        let (rows, cols) = (20, 192);
+        let data = random_matrix(&mut rng, ty, rows, cols);
+        let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+        let x = rng.weights(cols);
+        let got = run(&k, &w, &x, 1, 0..rows);
+        for r in 0..rows {
+            let mut row = vec![0.0f32; cols];
+            dequantize_row(ty, w.row(r), &mut row).unwrap();
+            let exact: f64 = row.iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let mag: f64 = row.iter().zip(&x).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+            // Q8 activations are off by at most half a step (amax / 254) per
+            // element of their block; F16 activations by 2^-11 relative.
+            let act_err: f64 = row
+                .chunks(32)
+                .zip(x.chunks(32))
+                .map(|(wb, xb)| {
+                    let amax = xb.iter().fold(0.0f32, |m, &v| m.max(v.abs())) as f64;
+                    wb.iter().map(|&v| v.abs() as f64).sum::<f64>() * amax / 254.0
+                })
+                .sum();
+            let tol = match ty {
+                GgmlType::F32 => 1e-5 * mag,
+                GgmlType::F16 => 1e-3 * mag + 1e-5 * mag,
+                _ => act_err * 1.01 + 1e-4 * mag + 1e-6,
+            };
+            assert!((got[r] as f64 - exact).abs() <= tol, "{ty} row {r}: {} vs {exact} (tol {tol})", got[r]);
+        }
+    }
+}
+
+#[test]
+fn vector_helpers_match_scalar() {
+    let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+    let mut rng = Rng::new(8);
+    for n in [0usize, 1, 7, 8, 9, 31, 32, 33, 64, 100, 576] {
+        let a = rng.weights(n);
+        let b = rng.weights(n);
+        for k in available() {
+            assert_eq!(k.dot_f32(&a, &b).to_bits(), scalar.dot_f32(&a, &b).to_bits(), "{} dot n={n}", k.isa());
+            let mut y1 = b.clone();
+            let mut y2 = b.clone();
+            k.axpy(&mut y1, 0.37, &a);
+            scalar.axpy(&mut y2, 0.37, &a);
+            assert_eq!(bits(&y1), bits(&y2));
+            k.scale(&mut y1, -1.5);
+            scalar.scale(&mut y2, -1.5);
+            assert_eq!(bits(&y1), bits(&y2));
+            k.add(&mut y1, &a);
+            scalar.add(&mut y2, &a);
+            assert_eq!(bits(&y1), bits(&y2));
+            k.mul(&mut y1, &a);
+            scalar.mul(&mut y2, &a);
+            assert_eq!(bits(&y1), bits(&y2));
+        }
+        let exact: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
+        assert!((scalar.dot_f32(&a, &b) as f64 - exact).abs() <= 1e-4 * (1.0 + exact.abs()));
+    }
+}
+
+#[test]
+fn detect_picks_an_available_isa_and_for_isa_refuses_missing_ones() {
+    let cpu = CpuFeatures::detect();
+    let k = Kernels::detect();
+    assert!(k.isa().is_available(&cpu));
+    for isa in Isa::ALL {
+        assert_eq!(Kernels::for_isa(isa).is_ok(), isa.is_available(&cpu));
+        assert_eq!(Isa::from_name(isa.name()), Some(isa));
+    }
+    if cpu.has_avx2_path() {
+        assert_ne!(k.isa(), Isa::Scalar);
+    }
+}
+
+#[test]
+fn bad_matrices_are_rejected() {
+    assert_eq!(
+        WeightMatrix::new(GgmlType::Q4_K, 1, 256, &[0; 144]).unwrap_err(),
+        KernelError::UnsupportedType(GgmlType::Q4_K)
+    );
+    assert!(matches!(WeightMatrix::new(GgmlType::Q4_0, 1, 48, &[0; 64]), Err(KernelError::RaggedRow { .. })));
+    assert!(matches!(WeightMatrix::new(GgmlType::Q8_0, 2, 32, &[0; 67]), Err(KernelError::ShortData { .. })));
+    assert!(WeightMatrix::new(GgmlType::Q8_0, 2, 32, &[0; 68]).is_ok());
+}
+
+#[test]
+#[should_panic(expected = "activations not quantized for q4_1")]
+fn mismatched_activations_panic() {
+    let k = Kernels::detect();
+    let data = vec![0u8; 20];
+    let w = WeightMatrix::new(GgmlType::Q4_1, 1, 32, &data).unwrap();
+    let mut acts = ActBuf::new(32, 1);
+    k.quantize_activations(GgmlType::Q8_0, &[0.0; 32], 1, &mut acts);
+    k.matmul(&w, &acts, 0..1, &mut [0.0]);
+}

@@ -1,0 +1,85 @@
+//! Portable float vector helpers, and the definition of the summation order
+//! the SIMD versions in [`super::Kernels`] reproduce bit for bit.
+//!
+//! Fused multiply-adds go through [`libm::fmaf`] (correctly rounded, like the
+//! `vfmadd` instructions), so this scalar code and the AVX2 code agree exactly.
+
+/// Horizontal sum of 8 lanes in the order AVX code reduces a YMM register:
+/// `((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7))`.
+#[inline]
+pub fn hsum8(v: &[f32; 8]) -> f32 {
+    let q = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];
+    (q[0] + q[2]) + (q[1] + q[3])
+}
+
+/// Dot product in the engine's fixed order: four 8-lane accumulators over
+/// 32-element chunks, combined lane-wise as `(acc0+acc1)+(acc2+acc3)`, then
+/// further 8-element chunks into that, [`hsum8`], then the last `len % 8`
+/// elements one by one. Every product-sum is one `fma`.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    dot_f32_by(a.len(), |i| a[i], b)
+}
+
+/// [`dot_f32`] where the first operand is produced per index (F16 weights).
+#[inline]
+pub(crate) fn dot_f32_by(n: usize, a: impl Fn(usize) -> f32, b: &[f32]) -> f32 {
+    assert_eq!(b.len(), n);
+    let mut acc = [[0.0f32; 8]; 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, lanes) in acc.iter_mut().enumerate() {
+            for (l, lane) in lanes.iter_mut().enumerate() {
+                let j = i + 8 * k + l;
+                *lane = libm::fmaf(a(j), b[j], *lane);
+            }
+        }
+        i += 32;
+    }
+    let mut v = [0.0f32; 8];
+    for l in 0..8 {
+        v[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+    }
+    while i + 8 <= n {
+        for (l, lane) in v.iter_mut().enumerate() {
+            *lane = libm::fmaf(a(i + l), b[i + l], *lane);
+        }
+        i += 8;
+    }
+    let mut s = hsum8(&v);
+    while i < n {
+        s = libm::fmaf(a(i), b[i], s);
+        i += 1;
+    }
+    s
+}
+
+/// `y[i] = fma(a, x[i], y[i])`.
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    assert_eq!(y.len(), x.len());
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv = libm::fmaf(a, xv, *yv);
+    }
+}
+
+/// `y[i] *= a`.
+pub fn scale(y: &mut [f32], a: f32) {
+    for v in y {
+        *v *= a;
+    }
+}
+
+/// `y[i] += x[i]`.
+pub fn add(y: &mut [f32], x: &[f32]) {
+    assert_eq!(y.len(), x.len());
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv += xv;
+    }
+}
+
+/// `y[i] *= x[i]`.
+pub fn mul(y: &mut [f32], x: &[f32]) {
+    assert_eq!(y.len(), x.len());
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv *= xv;
+    }
+}
