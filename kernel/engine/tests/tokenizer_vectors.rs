@@ -1,0 +1,188 @@
+//! The tokenizers against llama.cpp's own outputs:
+//! - `shared/testdata/vocab/`: llama.cpp's tokenizer test vectors (`.inp` /
+//!   `.out`) with their vocab-only GGUFs (SentencePiece `llama-spm`, BPE `gpt-2`);
+//! - `shared/testdata/smollm2/`: the same strings with the default model's
+//!   vocabulary, and the goldens' prompt ids (special tokens parsed).
+//!
+//! Like llama.cpp's `test-tokenizer-0`: tests are separated by
+//! `\n__ggml_vocab_test__\n`, tokenized with `add_special = false` and
+//! `parse_special = false`, and must match exactly.
+
+use std::path::{Path, PathBuf};
+
+use axiom_engine::gguf::{Gguf, GgufError};
+use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
+
+fn testdata() -> PathBuf {
+    match std::env::var_os("AXIOM_TESTDATA") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata"),
+    }
+}
+
+fn default_model() -> PathBuf {
+    if let Some(p) = std::env::var_os("AXIOM_MODEL") {
+        return PathBuf::from(p);
+    }
+    let cache = match std::env::var_os("AXIOM_CACHE") {
+        Some(c) => PathBuf::from(c),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/axiom"),
+    };
+    let model = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        model.exists(),
+        "default model not found at {}: run tools/fetch-model.sh (or set AXIOM_MODEL)",
+        model.display()
+    );
+    model
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Loads a tokenizer reading only the GGUF header, growing the prefix on
+/// `NeedMore` as the kernel does.
+fn load_tokenizer(path: &Path) -> Tokenizer {
+    use std::io::Read;
+    let file_size = std::fs::metadata(path).unwrap().len();
+    let mut want = 1 << 20;
+    loop {
+        let mut prefix = vec![0u8; want.min(file_size as usize)];
+        std::fs::File::open(path).unwrap().read_exact(&mut prefix).unwrap();
+        match Gguf::parse_header(&prefix, file_size) {
+            Ok(g) => return Tokenizer::from_gguf(&g).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            Err(GgufError::NeedMore { bytes }) => want = bytes as usize,
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+}
+
+/// (input text, expected ids) pairs of a `.inp` / `.out` test file pair.
+fn read_vectors(inp: &Path, out: &Path) -> Vec<(String, Vec<u32>)> {
+    let raw = String::from_utf8(read(inp)).unwrap();
+    let sep = "\n__ggml_vocab_test__\n";
+    let mut inputs = Vec::new();
+    let mut pos = 0;
+    while pos < raw.len() {
+        match raw[pos..].find(sep) {
+            Some(i) => {
+                inputs.push(raw[pos..pos + i].to_string());
+                pos += i + sep.len();
+            }
+            None => {
+                inputs.push(raw[pos..].to_string());
+                break;
+            }
+        }
+    }
+    let outputs: Vec<Vec<u32>> = String::from_utf8(read(out))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(inputs.len(), outputs.len(), "{} and {} differ in test count", inp.display(), out.display());
+    assert!(inputs.len() > 30, "too few tests in {}", inp.display());
+    inputs.into_iter().zip(outputs).collect()
+}
+
+fn check_vectors(tok: &Tokenizer, inp: &Path, out: &Path) {
+    let mut failures = Vec::new();
+    let vectors = read_vectors(inp, out);
+    for (text, expected) in &vectors {
+        let got = tok.encode(text, false, false);
+        if &got != expected {
+            failures.push(format!("  {text:?}\n    expected {expected:?}\n    got      {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} vectors of {} differ:\n{}", failures.len(), vectors.len(), inp.display(), failures.join("\n"));
+}
+
+/// Every vector also round-trips through decode (llama.cpp's detokenize),
+/// and the streamed pieces reassemble to the same text.
+fn check_round_trip(tok: &Tokenizer, inp: &Path, out: &Path) {
+    for (text, ids) in read_vectors(inp, out) {
+        let decoded = tok.decode(&ids, false);
+        let mut streamed = String::new();
+        let mut stream = Utf8Stream::new();
+        for &id in &ids {
+            stream.push(tok.token_piece(id), &mut streamed);
+        }
+        stream.finish(&mut streamed);
+        assert_eq!(streamed.as_bytes(), ids.iter().flat_map(|&id| tok.token_piece(id).to_vec()).collect::<Vec<_>>());
+        // SentencePiece drops the leading space it added; clean-up passes may
+        // change spacing for BPE vocabularies that request them.
+        if !tok.add_space_prefix() {
+            assert_eq!(streamed.as_bytes(), text.as_bytes(), "pieces of {text:?}");
+        }
+        let _ = decoded;
+    }
+}
+
+#[test]
+fn llama_cpp_vectors_gpt2() {
+    let dir = testdata().join("vocab");
+    let tok = load_tokenizer(&dir.join("ggml-vocab-gpt-2.gguf"));
+    check_vectors(&tok, &dir.join("ggml-vocab-gpt-2.gguf.inp"), &dir.join("ggml-vocab-gpt-2.gguf.out"));
+    check_round_trip(&tok, &dir.join("ggml-vocab-gpt-2.gguf.inp"), &dir.join("ggml-vocab-gpt-2.gguf.out"));
+}
+
+#[test]
+fn llama_cpp_vectors_llama_spm() {
+    let dir = testdata().join("vocab");
+    let tok = load_tokenizer(&dir.join("ggml-vocab-llama-spm.gguf"));
+    check_vectors(&tok, &dir.join("ggml-vocab-llama-spm.gguf.inp"), &dir.join("ggml-vocab-llama-spm.gguf.out"));
+    // decode removes the space prefix the encoder added
+    for (text, ids) in read_vectors(&dir.join("ggml-vocab-llama-spm.gguf.inp"), &dir.join("ggml-vocab-llama-spm.gguf.out")) {
+        assert_eq!(tok.decode(&ids, false), text.as_bytes(), "decode of {text:?}");
+    }
+}
+
+#[test]
+fn smollm2_vectors() {
+    let dir = testdata().join("smollm2");
+    let tok = load_tokenizer(&default_model());
+    check_vectors(&tok, &dir.join("tokenize.inp"), &dir.join("tokenize.out"));
+    check_round_trip(&tok, &dir.join("tokenize.inp"), &dir.join("tokenize.out"));
+}
+
+#[test]
+fn smollm2_golden_prompt_ids() {
+    let tok = load_tokenizer(&default_model());
+    let goldens: serde_json::Value = serde_json::from_slice(&read(&testdata().join("smollm2/goldens-q4_1.json"))).unwrap();
+    let cases = goldens["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let prompt = case["prompt"].as_str().unwrap();
+        let expected: Vec<u32> = case["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        // The goldens were made without BOS (the model's metadata says not to
+        // add one), special tokens parsed.
+        assert_eq!(tok.encode(prompt, true, true), expected, "prompt {prompt:?}");
+        // The greedy continuations decode to llama.cpp's text.
+        let greedy: Vec<u32> = case["greedy_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let text = String::from_utf8(tok.decode(&greedy, false)).unwrap();
+        assert_eq!(text, case["greedy_text"].as_str().unwrap(), "greedy text of {prompt:?}");
+    }
+}
+
+#[test]
+fn smollm2_special_tokens_and_chat_template() {
+    let tok = load_tokenizer(&default_model());
+    let sp = tok.special_tokens();
+    assert_eq!((sp.bos, sp.eos, sp.eot, sp.unk, sp.pad), (Some(1), Some(2), Some(2), Some(0), Some(2)));
+    assert!(!tok.add_bos() && !tok.add_eos());
+    assert!(tok.is_eog(2) && tok.is_eog(0) && !tok.is_eog(1));
+    assert_eq!(sp.newline, Some(198));
+    let template = tok.chat_template().unwrap();
+    assert_eq!(template.name(), "chatml");
+    let ids = tok.encode_chat(&[ChatMessage { role: "user", content: "What is 2+2?" }], true).unwrap();
+    let rendered = String::from_utf8(tok.decode(&ids, true)).unwrap();
+    assert_eq!(
+        rendered,
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+         <|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    // The user turn is tokenized exactly like the golden "chat-math" prompt.
+    let tail = tok.encode("<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", true, true);
+    assert!(ids.ends_with(&tail));
+}
