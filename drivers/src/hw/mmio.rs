@@ -41,7 +41,7 @@ impl MmioRegion {
     }
 
     fn reg32(&self, offset: usize) -> VolatilePtr<'_, u32> {
-        assert!(offset % 4 == 0 && offset + 4 <= self.len, "MMIO offset {offset:#x} outside the {:#x}-byte register block", self.len);
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len, "MMIO offset {offset:#x} outside the {:#x}-byte register block", self.len);
         // SAFETY: offset is in bounds and 4-aligned (checked above, and the
         // block base is page-aligned), and `new`'s contract says the block is
         // mapped device memory for our lifetime.
@@ -100,7 +100,7 @@ impl DmaRegion {
 
     fn ptr<T>(&self, offset: usize) -> VolatilePtr<'_, T> {
         let size = core::mem::size_of::<T>();
-        assert!(offset % size == 0 && offset + size <= self.len, "DMA access at {offset:#x} outside the {:#x}-byte region", self.len);
+        assert!(offset.is_multiple_of(size) && offset + size <= self.len, "DMA access at {offset:#x} outside the {:#x}-byte region", self.len);
         // SAFETY: in bounds and naturally aligned (regions are at least
         // 8-byte aligned, checked offset alignment above); `from_raw`'s
         // contract makes the memory ours.

@@ -232,7 +232,7 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
                 return Ok(cpl);
             }
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 {
+            if spins.is_multiple_of(1024) {
                 self.check_fatal(info.opcode.name())?;
                 let waited = (self.clock.now_ns() - start) / 1_000_000;
                 if waited > self.options.admin_timeout_ms {
@@ -302,7 +302,7 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
         if qid > self.io_queues_granted {
             return Err(NvmeError::Unsupported { what: "more I/O queue pairs than the controller granted", value: self.io_queues_granted as u64 });
         }
-        let entries = opts.entries.clamp(2, self.cap.max_queue_entries.min(65536) as u32) as u16;
+        let entries = opts.entries.clamp(2, self.cap.max_queue_entries.min(65536)) as u16;
         let cq_mem = self.dma.alloc(entries as usize * CQ_ENTRY_BYTES, self.page_size)?;
         let sq_mem = self.dma.alloc(entries as usize * SQ_ENTRY_BYTES, self.page_size)?;
         let (cq_phys, sq_phys) = (cq_mem.phys(), sq_mem.phys());

@@ -24,6 +24,7 @@ pub mod qpair;
 pub mod queue;
 pub mod regs;
 pub mod status;
+pub mod stream;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -37,3 +38,4 @@ pub use error::{BufferError, NvmeError};
 pub use identify::{ControllerIdentity, NamespaceIdentity};
 pub use qpair::{IoQueuePair, QueuePairOptions, QueuePairStats, ReadBuffer, ReadCompletion};
 pub use status::Status;
+pub use stream::{read_sequential, StreamStats};

@@ -75,7 +75,7 @@ pub fn build(
     mut write: impl FnMut(usize, u64),
 ) -> Result<(u64, u64), PrpError> {
     assert!(len > 0);
-    if virt % 4 != 0 {
+    if !virt.is_multiple_of(4) {
         return Err(PrpError::Misaligned { virt });
     }
     let page_phys = |v: usize| -> Result<u64, PrpError> {

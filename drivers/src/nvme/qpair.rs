@@ -258,6 +258,11 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
         self.active_requests() == 0
     }
 
+    /// The clock the pair times commands with (for callers' own timing).
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
     pub fn stats(&self) -> QueuePairStats {
         self.stats
     }
@@ -279,7 +284,7 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
         if dst.len == 0 {
             return Err(NvmeError::Buffer { lba, reason: BufferError::Empty });
         }
-        if dst.len % ns.block_size as usize != 0 {
+        if !dst.len.is_multiple_of(ns.block_size as usize) {
             return Err(NvmeError::Buffer { lba, reason: BufferError::NotBlockMultiple { len: dst.len, block_size: ns.block_size } });
         }
         let blocks = (dst.len / ns.block_size as usize) as u64;

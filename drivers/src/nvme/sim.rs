@@ -348,7 +348,7 @@ impl<'m> SimController<'m> {
 
     fn doorbell(&self, offset: usize) -> Option<(u16, bool)> {
         let stride = 4usize << self.state.borrow().cfg.dstrd;
-        if offset < regs::DOORBELL_BASE || (offset - regs::DOORBELL_BASE) % stride != 0 {
+        if offset < regs::DOORBELL_BASE || !(offset - regs::DOORBELL_BASE).is_multiple_of(stride) {
             return None;
         }
         let index = (offset - regs::DOORBELL_BASE) / stride;
@@ -545,7 +545,7 @@ impl<'m> SimController<'m> {
                     }
                     _ => return (0, Status::new(0, 0x02)),
                 }
-                if cmd.prp1() % page != 0 || self.mem.write_phys(cmd.prp1(), &data).is_none() {
+                if !cmd.prp1().is_multiple_of(page) || self.mem.write_phys(cmd.prp1(), &data).is_none() {
                     return (0, Status::new(0, 0x04));
                 }
                 (0, Status::SUCCESS)
@@ -563,7 +563,7 @@ impl<'m> SimController<'m> {
                 if entries < 2 || entries > s.cfg.mqes as u32 + 1 {
                     return (0, Status::new(1, 0x02));
                 }
-                if cmd.dw[11] & 1 == 0 || cmd.prp1() % page != 0 {
+                if cmd.dw[11] & 1 == 0 || !cmd.prp1().is_multiple_of(page) {
                     return (0, Status::new(0, 0x02));
                 }
                 if cmd.opcode() == 0x05 {
@@ -619,7 +619,7 @@ impl<'m> SimController<'m> {
         // Walk the PRPs exactly as a controller does.
         let mut pages = Vec::new();
         let prp1 = cmd.prp1();
-        if prp1 % 4 != 0 {
+        if !prp1.is_multiple_of(4) {
             return (0, Status::new(0, 0x13));
         }
         let first_len = (page - prp1 % page).min(len);
@@ -628,21 +628,21 @@ impl<'m> SimController<'m> {
         if left > 0 {
             let prp2 = cmd.prp2();
             if left <= page {
-                if prp2 % page != 0 {
+                if !prp2.is_multiple_of(page) {
                     return (0, Status::new(0, 0x13));
                 }
                 pages.push((prp2, left));
             } else {
                 let mut list = prp2;
-                if list % 8 != 0 {
+                if !list.is_multiple_of(8) {
                     return (0, Status::new(0, 0x13));
                 }
                 while left > 0 {
-                    let at_last_slot = (list + 8) % page == 0;
+                    let at_last_slot = (list + 8).is_multiple_of(page);
                     let Some(entry) = self.mem.read_u64(list) else { return (0, Status::new(0, 0x04)) };
                     if at_last_slot && left > page {
                         list = entry; // chain to the next list page
-                        if list % page != 0 {
+                        if !list.is_multiple_of(page) {
                             return (0, Status::new(0, 0x13));
                         }
                         continue;

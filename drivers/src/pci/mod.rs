@@ -59,7 +59,7 @@ pub trait ConfigAccess {
     /// Read-modify-write of the 16-bit half of a dword. Used for COMMAND,
     /// whose upper half (STATUS) has write-1-to-clear bits: we write zeros there.
     fn write16_low(&self, bdf: Bdf, offset: u16, value: u16) {
-        debug_assert!(offset % 4 == 0);
+        debug_assert!(offset.is_multiple_of(4));
         self.write32(bdf, offset, value as u32);
     }
 }
