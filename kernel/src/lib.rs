@@ -8,6 +8,7 @@
 //! - [`physmem`]: free physical ranges and contiguous carving.
 //! - [`cmdline`]: `key=value` command line against one key table.
 //! - [`json`]: the telemetry JSON writer.
+//! - [`slot_ring`]: the weight slot ring between the I/O core and compute cores.
 //! - [`stats`]: min / median / p99 / max of samples.
 //!
 //! The binary (`src/main.rs` and its modules) holds everything that touches
@@ -25,6 +26,7 @@ pub mod icr;
 pub mod json;
 pub mod madt;
 pub mod physmem;
+pub mod slot_ring;
 pub mod stats;
 
 /// Most CPUs the kernel manages (per-CPU tables are sized by it).
