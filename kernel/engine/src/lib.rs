@@ -21,3 +21,5 @@ pub mod sampler;
 pub mod tokenizer;
 pub mod matmul;
 pub mod quant;
+pub mod forward;
+pub mod state;

@@ -72,6 +72,37 @@ pub unsafe trait Worker {
     fn phase_end(&self, _phase: Phase) {}
 }
 
+/// A team of one: runs the forward pass on the calling thread, with every
+/// layer resident (the kernel's single-core mode, simple host use, tests).
+pub struct SoloWorker<'a> {
+    layers: crate::model::ResidentLayers<'a>,
+}
+
+impl<'a> SoloWorker<'a> {
+    pub fn new(layers: crate::model::ResidentLayers<'a>) -> Self {
+        SoloWorker { layers }
+    }
+}
+
+// SAFETY: a team of one: index 0 of 1 is unique, the barrier has nobody to
+// wait for (program order is the only order), and resident layer bytes never
+// change.
+unsafe impl Worker for SoloWorker<'_> {
+    fn index(&self) -> usize {
+        0
+    }
+
+    fn count(&self) -> usize {
+        1
+    }
+
+    fn barrier(&self) {}
+
+    fn acquire_layer(&self, layer: usize) -> &[u8] {
+        self.layers.layer(layer)
+    }
+}
+
 /// The `index`-th of `count` contiguous, near-equal parts of `0..n`, cut at
 /// multiples of `granule` (except at `n`). The same on every worker, disjoint
 /// between workers, and together they cover `0..n`.

@@ -1,0 +1,147 @@
+//! The element-wise pieces of the forward pass: RMSNorm, RoPE, softmax,
+//! SiLU and a fast `exp`. Plain Rust with a fixed operation order, so they
+//! give the same bits on every ISA, in the kernel and on the host.
+
+use crate::model::{F32Vector, RopeLayout};
+
+/// `out = x / rms(x) * w`, as ggml's `rms_norm` then `mul`: the sum of
+/// squares in f64, the mean in f32.
+pub fn rmsnorm(out: &mut [f32], x: &[f32], w: F32Vector<'_>, eps: f32) {
+    debug_assert_eq!(out.len(), x.len());
+    // Four f64 accumulators: independent chains, and f64 keeps the
+    // reordering far below f32 rounding.
+    let mut acc = [0.0f64; 4];
+    let mut chunks = x.chunks_exact(4);
+    for c in &mut chunks {
+        for k in 0..4 {
+            acc[k] += (c[k] * c[k]) as f64;
+        }
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for &v in chunks.remainder() {
+        sum += (v * v) as f64;
+    }
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / libm::sqrtf(mean + eps);
+    for ((o, &v), wv) in out.iter_mut().zip(x).zip(w.iter()) {
+        *o = (v * scale) * wv;
+    }
+}
+
+/// Rotates one head in place by the angles of one position (`table`:
+/// `n_rot / 2` pairs `(cos, sin)`).
+pub fn rope(head: &mut [f32], table: &[f32], layout: RopeLayout) {
+    let half = table.len() / 2;
+    match layout {
+        RopeLayout::Adjacent => {
+            for i in 0..half {
+                let (c, s) = (table[2 * i], table[2 * i + 1]);
+                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+                head[2 * i] = x0 * c - x1 * s;
+                head[2 * i + 1] = x0 * s + x1 * c;
+            }
+        }
+        RopeLayout::NeoX => {
+            for i in 0..half {
+                let (c, s) = (table[2 * i], table[2 * i + 1]);
+                let (x0, x1) = (head[i], head[i + half]);
+                head[i] = x0 * c - x1 * s;
+                head[i + half] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/// In-place softmax, as ggml: `exp(x - max)`, the sum in f64, then scaled.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for v in x.iter_mut() {
+        let e = exp(*v - max);
+        *v = e;
+        sum += e as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `silu(g) * u`, the SwiGLU gate, element-wise into `g`.
+pub fn swiglu(g: &mut [f32], u: &[f32]) {
+    for (gv, &uv) in g.iter_mut().zip(u) {
+        let x = *gv;
+        *gv = x / (1.0 + exp(-x)) * uv;
+    }
+}
+
+/// `e^x` to about 1 ulp for `x` in [-87, 88] (0 below, clamped above): range
+/// reduction by ln 2 and Cephes' degree-6 polynomial. Branch-free, so loops
+/// over it vectorize; much faster than `libm::expf` and exact enough for
+/// softmax and SiLU.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let underflow = x < -87.336_55;
+    let x = x.clamp(-87.336_55, 88.37);
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let ni = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let z = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let y = p * z + r + 1.0;
+    let scale = f32::from_bits(((ni + 127) as u32) << 23);
+    if underflow {
+        0.0
+    } else {
+        y * scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_close_to_libm() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = libm::exp(x as f64);
+            let got = exp(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert_eq!(exp(-200.0), 0.0);
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(100.0).is_finite());
+    }
+
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut v = [1.0f32, 2.0, 3.0, -50.0];
+        softmax(&mut v);
+        let s: f32 = v.iter().sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        assert!(v[2] > v[1] && v[1] > v[0] && v[3] < 1e-20);
+    }
+
+    #[test]
+    fn rope_layouts_rotate_the_right_pairs() {
+        // 4 dims, angles 90 degrees for pair 0 and 0 for pair 1.
+        let table = [0.0f32, 1.0, 1.0, 0.0];
+        let mut h = [1.0f32, 2.0, 3.0, 4.0];
+        rope(&mut h, &table, RopeLayout::Adjacent);
+        assert_eq!(h, [-2.0, 1.0, 3.0, 4.0]);
+        let mut h = [1.0f32, 2.0, 3.0, 4.0];
+        rope(&mut h, &table, RopeLayout::NeoX);
+        // pairs (0, 2) rotated by 90 degrees, (1, 3) unchanged
+        assert_eq!(h, [-3.0, 2.0, 1.0, 4.0]);
+    }
+}

@@ -1,0 +1,385 @@
+//! The forward pass on small synthetic models against a naive f64 reference
+//! written from the formulas: every architecture option (adjacent and NeoX
+//! RoPE, partial rotary dims, linear RoPE scaling, grouped K/V heads, Q/K/V
+//! biases, tied and untied output head), with F32 weights so no activation
+//! quantization blurs the comparison; plus bit-identical results for 1..4
+//! threads and any prefill batch, and Q8_0/Q4_1 weights running end to end.
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use std::sync::Mutex;
+
+use super::*;
+use crate::ggml_type::GgmlType;
+use crate::gguf::builder::GgufBuilder;
+use crate::gguf::Gguf;
+use crate::matmul::Kernels;
+use crate::model::{LayerWeights, Model, ResidentLayers};
+use crate::plan::{SoloWorker, SpinBarrier};
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::state::{Scratch, SharedState, StateConfig};
+
+#[derive(Clone, Copy)]
+struct Spec {
+    arch: &'static str,
+    layers: usize,
+    embd: usize,
+    ff: usize,
+    heads: usize,
+    kv_heads: usize,
+    vocab: usize,
+    n_rot: usize,
+    scale: f32,
+    tied: bool,
+    biases: bool,
+    ty: GgmlType,
+}
+
+const BASE: Spec = Spec { arch: "llama", layers: 2, embd: 64, ff: 96, heads: 4, kv_heads: 2, vocab: 40, n_rot: 16, scale: 1.0, tied: true, biases: false, ty: GgmlType::F32 };
+
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, amp: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * amp).collect()
+    }
+}
+
+fn encode(ty: GgmlType, v: &[f32], cols: usize) -> Vec<u8> {
+    let row = ty.row_bytes(cols as u64).unwrap() as usize;
+    let mut out = vec![0u8; v.len() / cols * row];
+    for (src, dst) in v.chunks(cols).zip(out.chunks_mut(row)) {
+        crate::quant::quantize_row(ty, src, dst).unwrap();
+    }
+    out
+}
+
+fn build(spec: &Spec, seed: u64) -> Vec<u8> {
+    let mut rng = Lcg(seed);
+    let hd = spec.embd / spec.heads;
+    let (q, kv) = (spec.heads * hd, spec.kv_heads * hd);
+    let a = spec.arch;
+    let mut b = GgufBuilder::new(3);
+    b.kv_str("general.architecture", a);
+    b.kv_u32(&format!("{a}.block_count"), spec.layers as u32);
+    b.kv_u32(&format!("{a}.context_length"), 64);
+    b.kv_u32(&format!("{a}.embedding_length"), spec.embd as u32);
+    b.kv_u32(&format!("{a}.feed_forward_length"), spec.ff as u32);
+    b.kv_u32(&format!("{a}.attention.head_count"), spec.heads as u32);
+    b.kv_u32(&format!("{a}.attention.head_count_kv"), spec.kv_heads as u32);
+    b.kv_f32(&format!("{a}.attention.layer_norm_rms_epsilon"), 1e-5);
+    b.kv_f32(&format!("{a}.rope.freq_base"), 10000.0);
+    b.kv_u32(&format!("{a}.rope.dimension_count"), spec.n_rot as u32);
+    if spec.scale != 1.0 {
+        b.kv_str(&format!("{a}.rope.scaling.type"), "linear");
+        b.kv_f32(&format!("{a}.rope.scaling.factor"), spec.scale);
+    }
+    let mut matrix = |b: &mut GgufBuilder, name: &str, cols: usize, rows: usize, amp: f32| {
+        let v = rng.vec(cols * rows, amp);
+        b.tensor_raw(name, &[cols as u64, rows as u64], spec.ty, &encode(spec.ty, &v, cols));
+    };
+    let emb_ty = spec.ty;
+    let mut r2 = Lcg(seed ^ 0x55);
+    let emb = r2.vec(spec.embd * spec.vocab, 1.0);
+    b.tensor_raw("token_embd.weight", &[spec.embd as u64, spec.vocab as u64], emb_ty, &encode(emb_ty, &emb, spec.embd));
+    for l in 0..spec.layers {
+        let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
+        b.tensor_f32(&format!("blk.{l}.attn_norm.weight"), &[spec.embd as u64], &norm);
+        matrix(&mut b, &format!("blk.{l}.attn_q.weight"), spec.embd, q, 0.3);
+        matrix(&mut b, &format!("blk.{l}.attn_k.weight"), spec.embd, kv, 0.3);
+        matrix(&mut b, &format!("blk.{l}.attn_v.weight"), spec.embd, kv, 0.3);
+        matrix(&mut b, &format!("blk.{l}.attn_output.weight"), q, spec.embd, 0.2);
+        if spec.biases {
+            b.tensor_f32(&format!("blk.{l}.attn_q.bias"), &[q as u64], &r2.vec(q, 0.5));
+            b.tensor_f32(&format!("blk.{l}.attn_k.bias"), &[kv as u64], &r2.vec(kv, 0.5));
+            b.tensor_f32(&format!("blk.{l}.attn_v.bias"), &[kv as u64], &r2.vec(kv, 0.5));
+        }
+        let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
+        b.tensor_f32(&format!("blk.{l}.ffn_norm.weight"), &[spec.embd as u64], &norm);
+        matrix(&mut b, &format!("blk.{l}.ffn_gate.weight"), spec.embd, spec.ff, 0.3);
+        matrix(&mut b, &format!("blk.{l}.ffn_up.weight"), spec.embd, spec.ff, 0.3);
+        matrix(&mut b, &format!("blk.{l}.ffn_down.weight"), spec.ff, spec.embd, 0.2);
+    }
+    b.tensor_f32("output_norm.weight", &[spec.embd as u64], &r2.vec(spec.embd, 0.2).iter().map(|x| 1.0 + x).collect::<Vec<_>>());
+    if !spec.tied {
+        matrix(&mut b, "output.weight", spec.embd, spec.vocab, 0.3);
+    }
+    b.finish()
+}
+
+fn dequant(w: &WeightMatrix<'_>) -> Vec<f64> {
+    let mut row = vec![0f32; w.cols];
+    let mut out = Vec::with_capacity(w.rows * w.cols);
+    for r in 0..w.rows {
+        dequantize_row(w.ty, w.row(r), &mut row).unwrap();
+        out.extend(row.iter().map(|&v| v as f64));
+    }
+    out
+}
+
+fn matvec(w: &[f64], x: &[f64]) -> Vec<f64> {
+    w.chunks(x.len()).map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum()).collect()
+}
+
+fn rms(x: &[f64], w: crate::model::F32Vector<'_>, eps: f64) -> Vec<f64> {
+    let s = 1.0 / (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64 + eps).sqrt();
+    x.iter().zip(w.iter()).map(|(v, w)| v * s * w as f64).collect()
+}
+
+/// The model's logits for every position, computed naively in f64.
+fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
+    let g = Gguf::parse(bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::for_isa(crate::matmul::Isa::Scalar).unwrap()).unwrap();
+    let c = &model.config;
+    let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
+    let (hd, group, n_rot) = (c.head_dim, c.n_heads / c.n_kv_heads, c.rope.n_rot);
+    let emb = dequant(&model.globals.token_embd);
+    let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| emb[t as usize * c.n_embd..(t as usize + 1) * c.n_embd].to_vec()).collect();
+    let rotate = |head: &mut [f64], p: usize| {
+        for i in 0..n_rot / 2 {
+            let theta = p as f64 * c.rope.freq_scale as f64 * (c.rope.freq_base as f64).powf(-2.0 * i as f64 / n_rot as f64);
+            let (a, b) = match c.rope.layout {
+                crate::model::RopeLayout::Adjacent => (2 * i, 2 * i + 1),
+                crate::model::RopeLayout::NeoX => (i, i + n_rot / 2),
+            };
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * theta.cos() - x1 * theta.sin();
+            head[b] = x0 * theta.sin() + x1 * theta.cos();
+        }
+    };
+    let add = |v: &mut Vec<f64>, b: Option<crate::model::F32Vector<'_>>| {
+        if let Some(b) = b {
+            v.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y as f64);
+        }
+    };
+    for l in 0..c.n_layers {
+        let w = LayerWeights::from_extent(&model.layout.layers[l], layers.layer(l)).unwrap();
+        let (wq, wk, wv, wo) = (dequant(&w.wq), dequant(&w.wk), dequant(&w.wv), dequant(&w.wo));
+        let (mut qs, mut ks, mut vs) = (vec![], vec![], vec![]);
+        for (p, x) in xs.iter().enumerate() {
+            let xb = rms(x, w.attn_norm, c.rms_eps as f64);
+            let (mut q, mut k, mut v) = (matvec(&wq, &xb), matvec(&wk, &xb), matvec(&wv, &xb));
+            add(&mut q, w.bq);
+            add(&mut k, w.bk);
+            add(&mut v, w.bv);
+            q.chunks_mut(hd).chain(k.chunks_mut(hd)).for_each(|h| rotate(h, p));
+            qs.push(q);
+            ks.push(k);
+            vs.push(v);
+        }
+        for p in 0..tokens.len() {
+            let mut att = vec![0f64; c.q_dim()];
+            for h in 0..c.n_heads {
+                let kvh = h / group;
+                let q = &qs[p][h * hd..(h + 1) * hd];
+                let s: Vec<f64> = (0..=p).map(|t| q.iter().zip(&ks[t][kvh * hd..]).map(|(a, b)| a * b).sum::<f64>() * c.attn_scale as f64).collect();
+                let m = s.iter().copied().fold(f64::MIN, f64::max);
+                let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                for t in 0..=p {
+                    for i in 0..hd {
+                        att[h * hd + i] += (s[t] - m).exp() / z * vs[t][kvh * hd + i];
+                    }
+                }
+            }
+            let o = matvec(&wo, &att);
+            xs[p].iter_mut().zip(&o).for_each(|(x, y)| *x += y);
+            let xb = rms(&xs[p], w.ffn_norm, c.rms_eps as f64);
+            let (g, u) = (matvec(&dequant(&w.w_gate), &xb), matvec(&dequant(&w.w_up), &xb));
+            let hb: Vec<f64> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            let d = matvec(&dequant(&w.w_down), &hb);
+            xs[p].iter_mut().zip(&d).for_each(|(x, y)| *x += y);
+        }
+    }
+    let out = dequant(&model.globals.output);
+    xs.iter().map(|x| matvec(&out, &rms(x, model.globals.output_norm, c.rms_eps as f64))).collect()
+}
+
+/// A std-thread worker for these tests.
+struct TestWorker<'a> {
+    index: usize,
+    count: usize,
+    barrier: &'a SpinBarrier,
+    layers: ResidentLayers<'a>,
+}
+
+// SAFETY: `team` gives distinct indices 0..count and one SpinBarrier of
+// `count` participants; resident layers never change.
+unsafe impl Worker for TestWorker<'_> {
+    fn index(&self) -> usize {
+        self.index
+    }
+    fn count(&self) -> usize {
+        self.count
+    }
+    fn barrier(&self) {
+        self.barrier.wait_with(|s| if s > 1000 { std::thread::yield_now() })
+    }
+    fn acquire_layer(&self, layer: usize) -> &[u8] {
+        self.layers.layer(layer)
+    }
+}
+
+fn team<R: Send>(count: usize, layers: ResidentLayers<'_>, scratches: &mut [Scratch], f: impl Fn(&TestWorker<'_>, &mut Scratch) -> R + Sync) -> R {
+    let barrier = SpinBarrier::new(count);
+    std::thread::scope(|s| {
+        let (first, rest) = scratches.split_at_mut(1);
+        for (i, scratch) in rest.iter_mut().take(count - 1).enumerate() {
+            let (barrier, f) = (&barrier, &f);
+            s.spawn(move || f(&TestWorker { index: i + 1, count, barrier, layers }, scratch));
+        }
+        f(&TestWorker { index: 0, count, barrier: &barrier, layers }, &mut first[0])
+    })
+}
+
+fn run(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: crate::matmul::Isa) -> Vec<Vec<f32>> {
+    let g = Gguf::parse(bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::for_isa(isa).unwrap()).unwrap();
+    let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
+    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch };
+    let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let mut state = SharedState::new(&model, sc, &mut mem).unwrap();
+    let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
+    let mut out = vec![];
+    for (i, chunk) in tokens.chunks(batch).enumerate() {
+        let st = &state;
+        team(workers, layers, &mut scratches, |w, s| forward(&model, st, s, w, &Batch { tokens: chunk, pos: i * batch, logits: Logits::All }));
+        let v = model.config.n_vocab;
+        out.extend(state.logits().chunks(v).take(chunk.len()).map(|r| r.to_vec()));
+    }
+    out
+}
+
+const TOKENS: [u32; 11] = [3, 17, 5, 39, 0, 22, 22, 8, 31, 12, 1];
+
+fn check_against_reference(spec: Spec) {
+    let bytes = build(&spec, 42);
+    let want = reference(&bytes, &TOKENS);
+    let got = run(&bytes, &TOKENS, 1, 4, crate::matmul::Isa::Scalar);
+    let mut worst = 0f64;
+    for (w, g) in want.iter().zip(&got) {
+        for (a, b) in w.iter().zip(g) {
+            worst = worst.max((a - *b as f64).abs() / (1.0 + a.abs()));
+        }
+    }
+    assert!(worst < 2e-5, "{}: relative logit error {worst}", spec.arch);
+}
+
+#[test]
+fn llama_matches_reference() {
+    check_against_reference(BASE);
+}
+
+#[test]
+fn full_rotary_untied_head_matches_reference() {
+    check_against_reference(Spec { n_rot: 16, tied: false, kv_heads: 4, ..BASE });
+}
+
+#[test]
+fn partial_rotary_and_linear_scaling_match_reference() {
+    check_against_reference(Spec { n_rot: 8, scale: 4.0, kv_heads: 1, ..BASE });
+}
+
+#[test]
+fn neox_with_biases_matches_reference() {
+    check_against_reference(Spec { arch: "qwen2", biases: true, tied: false, ..BASE });
+    check_against_reference(Spec { arch: "qwen2", biases: true, n_rot: 8, ..BASE });
+}
+
+#[test]
+fn results_are_bit_identical_across_workers_batches_and_isas() {
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16] {
+        let bytes = build(&Spec { ty, heads: 8, kv_heads: 2, embd: 128, ff: 160, ..BASE }, 7);
+        let want = run(&bytes, &TOKENS, 1, 11, crate::matmul::Isa::Scalar);
+        for (workers, batch) in [(2, 11), (3, 3), (4, 1), (4, 5)] {
+            for isa in crate::matmul::Isa::ALL {
+                if Kernels::for_isa(isa).is_err() {
+                    continue;
+                }
+                let got = run(&bytes, &TOKENS, workers, batch, isa);
+                assert!(
+                    want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{ty}: {workers} workers, batch {batch}, {isa}"
+                );
+            }
+        }
+    }
+}
+
+struct Collect(Vec<u32>);
+
+impl TokenSink for Collect {
+    fn token(&mut self, id: u32) -> bool {
+        self.0.push(id);
+        self.0.len() < 100
+    }
+}
+
+fn generate_with(bytes: &[u8], workers: usize, cfg: SamplerConfig, n: usize, stop: &[u32]) -> (Vec<u32>, GenerateOutcome) {
+    let g = Gguf::parse(bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
+    let sc = StateConfig { n_ctx: 24, max_batch: 4, logit_rows: 1 };
+    let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let state = SharedState::new(&model, sc, &mut mem).unwrap();
+    let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
+    let mut sampler = Sampler::new(cfg, model.config.n_vocab);
+    let mut sink = Collect(vec![]);
+    let params = GenerateParams { prompt: &TOKENS[..5], start_pos: 0, max_new_tokens: n, stop_tokens: stop, prefill_batch: 4 };
+    let lead = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
+    let outcome = team(workers, layers, &mut scratches, |w, s| {
+        let l = if w.index == 0 { lead.lock().unwrap().take() } else { None };
+        generate(&model, &state, s, w, &params, l).unwrap()
+    });
+    drop(lead);
+    (sink.0, outcome)
+}
+
+#[test]
+fn generation_is_deterministic_and_stops() {
+    let bytes = build(&Spec { ty: GgmlType::Q8_0, ..BASE }, 3);
+    let cfg = SamplerConfig { temperature: 0.9, top_p: 0.95, top_k: 20, seed: 5, ..Default::default() };
+    let (solo, out) = generate_with(&bytes, 1, cfg, 8, &[]);
+    assert_eq!(solo.len(), 8);
+    assert_eq!(out, GenerateOutcome { generated: 8, stop: StopReason::Limit, end_pos: 5 + 7 });
+    for workers in 2..=4 {
+        assert_eq!(generate_with(&bytes, workers, cfg, 8, &[]).0, solo, "{workers} workers");
+    }
+    // A stop token ends generation without being emitted.
+    let (toks, out) = generate_with(&bytes, 2, cfg, 8, &[solo[3]]);
+    let first = solo.iter().position(|&t| t == solo[3]).unwrap();
+    assert_eq!(toks, solo[..first]);
+    assert_eq!(out.stop, StopReason::StopToken);
+    // The context (24) ends a long generation.
+    let (toks, out) = generate_with(&bytes, 3, cfg, 100, &[]);
+    assert_eq!(out.stop, StopReason::ContextFull);
+    assert_eq!(toks.len(), 24 - 5 + 1);
+}
+
+#[test]
+fn solo_worker_runs_generate() {
+    let bytes = build(&Spec { ty: GgmlType::Q4_1, ..BASE }, 9);
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    let worker = SoloWorker::new(ResidentLayers::new(&bytes, &model.layout).unwrap());
+    let sc = StateConfig { n_ctx: 16, max_batch: 2, logit_rows: 1 };
+    let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let state = SharedState::new(&model, sc, &mut mem).unwrap();
+    let mut scratch = Scratch::new(&model.config, &sc);
+    let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
+    let mut sink = Collect(vec![]);
+    let p = GenerateParams { prompt: &[1, 2, 3], start_pos: 0, max_new_tokens: 4, stop_tokens: &[], prefill_batch: 2 };
+    let out = generate(&model, &state, &mut scratch, &worker, &p, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap();
+    assert_eq!(out.generated, 4);
+    // Bad input is refused before any work.
+    let bad = GenerateParams { prompt: &[1, 99], ..p };
+    let err = generate(&model, &state, &mut scratch, &worker, &bad, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
+    assert_eq!(err, GenerateError::BadToken { id: 99, n_vocab: 40 });
+    let long = [1u32; 17];
+    let err = generate(&model, &state, &mut scratch, &worker, &GenerateParams { prompt: &long, ..p }, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
+    assert!(matches!(err, GenerateError::PromptTooLong { .. }));
+}

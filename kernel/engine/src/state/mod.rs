@@ -1,0 +1,220 @@
+//! Inference state, sized once: the KV cache, the activations the team
+//! shares, the RoPE table, and each worker's private scratch.
+//!
+//! [`SharedState`] is carved from one caller-provided `&mut [f32]` (the
+//! kernel gives a piece of its tensor region; the host a `Vec`), so its size is
+//! known up front ([`SharedState::floats_needed`]) and nothing is allocated
+//! per token. [`Scratch`] is per worker and allocated once at start-up.
+//!
+//! Layouts (all f32):
+//! - K and V caches: `[layer][position][kv_dim]`, one slab per layer;
+//! - `x` (residual stream): `[token][n_embd]`; `q`, `att`: `[token][q_dim]`;
+//!   `hb` (FFN hidden): `[token][n_ff]`; `logits`: `[row][n_vocab]`;
+//! - RoPE: `[position][n_rot / 2]` pairs `(cos, sin)`.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use crate::matmul::ActBuf;
+use crate::model::{Model, ModelConfig};
+use crate::plan::SharedBuf;
+
+/// Rows of a matmul tile computed per kernel call when the batch is larger
+/// than one: bounds the per-worker output buffer (see [`Scratch`]).
+pub const MATMUL_CHUNK_ROWS: usize = 512;
+
+/// How much state to provision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Context length: positions the KV cache holds.
+    pub n_ctx: usize,
+    /// Most tokens one forward call processes (prefill batch).
+    pub max_batch: usize,
+    /// Rows of logits kept per forward call: 1 for generation (the last
+    /// token), `max_batch` to score every position.
+    pub logit_rows: usize,
+}
+
+/// Why a state could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateError {
+    /// A zero or inconsistent size (e.g. `logit_rows > max_batch`).
+    BadConfig(&'static str),
+    /// The caller's memory is smaller than [`SharedState::floats_needed`].
+    TooSmall { needed: usize, got: usize },
+}
+
+impl core::fmt::Display for StateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StateError::BadConfig(why) => write!(f, "bad inference state size: {why}"),
+            StateError::TooSmall { needed, got } => {
+                write!(f, "inference state needs {needed} floats ({} bytes), got {got}", needed * 4)
+            }
+        }
+    }
+}
+
+/// Sizes of each part, in floats.
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    rope: usize,
+    kv_layer: usize,
+    x: usize,
+    q: usize,
+    hb: usize,
+    logits: usize,
+}
+
+impl Sizes {
+    fn new(cfg: &ModelConfig, sc: &StateConfig) -> Option<Sizes> {
+        let m = |a: usize, b: usize| a.checked_mul(b);
+        Some(Sizes {
+            rope: m(sc.n_ctx, cfg.rope.n_rot)?,
+            kv_layer: m(sc.n_ctx, cfg.kv_dim())?,
+            x: m(sc.max_batch, cfg.n_embd)?,
+            q: m(sc.max_batch, cfg.q_dim())?,
+            hb: m(sc.max_batch, cfg.n_ff)?,
+            logits: m(sc.logit_rows, cfg.n_vocab)?,
+        })
+    }
+
+    fn total(&self, n_layers: usize) -> Option<usize> {
+        let kv = self.kv_layer.checked_mul(n_layers)?.checked_mul(2)?;
+        [self.rope, kv, self.x, self.q, self.q, self.hb, self.logits].iter().try_fold(0usize, |a, &b| a.checked_add(b))
+    }
+}
+
+/// What the leader publishes between generation steps.
+pub(crate) struct Control {
+    pub token: AtomicU32,
+    pub generated: AtomicU32,
+    /// 0: go on; otherwise 1 + the index of the stop reason.
+    pub stop: AtomicU8,
+}
+
+/// State shared by the team: written by disjoint tiles during a forward call.
+pub struct SharedState<'m> {
+    pub(crate) cfg: StateConfig,
+    pub(crate) rope: &'m [f32],
+    pub(crate) k: SharedBuf<'m>,
+    pub(crate) v: SharedBuf<'m>,
+    pub(crate) kv_layer: usize,
+    pub(crate) x: SharedBuf<'m>,
+    pub(crate) q: SharedBuf<'m>,
+    pub(crate) att: SharedBuf<'m>,
+    pub(crate) hb: SharedBuf<'m>,
+    pub(crate) logits: SharedBuf<'m>,
+    pub(crate) control: Control,
+}
+
+impl<'m> SharedState<'m> {
+    /// Floats of memory a state for `cfg` needs (`None` if it overflows).
+    pub fn floats_needed(model: &ModelConfig, cfg: &StateConfig) -> Option<usize> {
+        Sizes::new(model, cfg)?.total(model.n_layers)
+    }
+
+    /// Builds the state in `mem` (at least [`Self::floats_needed`] floats) and
+    /// fills the RoPE table. The KV cache needs no clearing: a position is
+    /// always written before it is read.
+    pub fn new(model: &Model<'_>, cfg: StateConfig, mem: &'m mut [f32]) -> Result<Self, StateError> {
+        let mc = &model.config;
+        if cfg.n_ctx == 0 || cfg.max_batch == 0 || cfg.logit_rows == 0 {
+            return Err(StateError::BadConfig("context, batch and logit rows must be at least 1"));
+        }
+        if cfg.logit_rows > cfg.max_batch {
+            return Err(StateError::BadConfig("more logit rows than batch rows"));
+        }
+        let sizes = Sizes::new(mc, &cfg).ok_or(StateError::BadConfig("size overflows"))?;
+        let needed = sizes.total(mc.n_layers).ok_or(StateError::BadConfig("size overflows"))?;
+        if mem.len() < needed {
+            return Err(StateError::TooSmall { needed, got: mem.len() });
+        }
+        let (rope, rest) = mem.split_at_mut(sizes.rope);
+        fill_rope_table(model, cfg.n_ctx, rope);
+        let (k, rest) = rest.split_at_mut(sizes.kv_layer * mc.n_layers);
+        let (v, rest) = rest.split_at_mut(sizes.kv_layer * mc.n_layers);
+        let (x, rest) = rest.split_at_mut(sizes.x);
+        let (q, rest) = rest.split_at_mut(sizes.q);
+        let (att, rest) = rest.split_at_mut(sizes.q);
+        let (hb, rest) = rest.split_at_mut(sizes.hb);
+        let (logits, _) = rest.split_at_mut(sizes.logits);
+        Ok(SharedState {
+            cfg,
+            rope: &*rope,
+            k: SharedBuf::new(k),
+            v: SharedBuf::new(v),
+            kv_layer: sizes.kv_layer,
+            x: SharedBuf::new(x),
+            q: SharedBuf::new(q),
+            att: SharedBuf::new(att),
+            hb: SharedBuf::new(hb),
+            logits: SharedBuf::new(logits),
+            control: Control { token: AtomicU32::new(0), generated: AtomicU32::new(0), stop: AtomicU8::new(0) },
+        })
+    }
+
+    pub fn config(&self) -> &StateConfig {
+        &self.cfg
+    }
+
+    /// The logits of the last forward call: `rows` rows of `n_vocab` (row `k`
+    /// is the `k`-th token that asked for logits). Exclusive: no team running.
+    pub fn logits(&mut self) -> &mut [f32] {
+        self.logits.as_mut_slice()
+    }
+
+    /// The token the leader published last (see [`crate::forward::generate`]).
+    pub fn published_token(&self) -> u32 {
+        self.control.token.load(Ordering::Relaxed)
+    }
+}
+
+/// RoPE angles as llama.cpp computes them (ggml_rope_cache_init): per
+/// position `p`, `theta_i = p * base^(-2i/n_rot)` by repeated f32
+/// multiplication, divided by the frequency factor (Llama 3), times the
+/// linear scale; then `cos`, `sin` with libm.
+fn fill_rope_table(model: &Model<'_>, n_ctx: usize, table: &mut [f32]) {
+    let rope = &model.config.rope;
+    let half = rope.n_rot / 2;
+    let theta_scale = libm::powf(rope.freq_base, -2.0 / rope.n_rot as f32);
+    let factors = model.globals.rope_freqs;
+    for (p, row) in table.chunks_exact_mut(rope.n_rot).enumerate().take(n_ctx) {
+        let mut theta = p as f32;
+        let mut ff = factors.map(|f| f.iter());
+        for i in 0..half {
+            let factor = ff.as_mut().and_then(|it| it.next()).unwrap_or(1.0);
+            let angle = rope.freq_scale * (theta / factor);
+            row[2 * i] = libm::cosf(angle);
+            row[2 * i + 1] = libm::sinf(angle);
+            theta *= theta_scale;
+        }
+    }
+}
+
+/// One worker's private buffers, allocated once.
+pub struct Scratch {
+    /// Normalized inputs, `[token][n_embd]`.
+    pub(crate) xb: Vec<f32>,
+    /// Quantized activations for the next matmuls.
+    pub(crate) acts: ActBuf,
+    /// Matmul output chunks, `[token][MATMUL_CHUNK_ROWS]`, twice (gate, up).
+    pub(crate) mm: Vec<f32>,
+    pub(crate) mm2: Vec<f32>,
+    /// Attention scores over the context.
+    pub(crate) scores: Vec<f32>,
+}
+
+impl Scratch {
+    pub fn new(model: &ModelConfig, cfg: &StateConfig) -> Scratch {
+        let max_cols = model.n_embd.max(model.q_dim()).max(model.n_ff);
+        Scratch {
+            xb: vec![0.0; cfg.max_batch * model.n_embd],
+            acts: ActBuf::new(max_cols, cfg.max_batch),
+            mm: vec![0.0; cfg.max_batch * MATMUL_CHUNK_ROWS],
+            mm2: vec![0.0; cfg.max_batch * MATMUL_CHUNK_ROWS],
+            scores: vec![0.0; cfg.n_ctx],
+        }
+    }
+}
