@@ -27,8 +27,9 @@ pub trait Waiter {
     /// Sleep until woken, unless `still_waiting()` is already false. Must not
     /// lose a wake-up sent after `still_waiting()` was checked (the kernel
     /// checks with interrupts off and then runs `sti; hlt`). May return
-    /// spuriously.
-    fn park(&self, still_waiting: &dyn Fn() -> bool);
+    /// spuriously. `watch` is the address whose change ends the wait (for
+    /// `monitor`/`mwait`).
+    fn park(&self, watch: *const u8, still_waiting: &dyn Fn() -> bool);
     /// Wake `member`, which has parked or is about to.
     fn wake(&self, member: usize);
 }
@@ -135,7 +136,8 @@ impl SenseBarrier {
                 self.parked[word].fetch_and(!bit, Ordering::SeqCst);
                 return slept;
             }
-            waiter.park(&|| self.sense.load(Ordering::Acquire) != target);
+            let watch = &*self.sense as *const AtomicBool as *const u8;
+            waiter.park(watch, &|| self.sense.load(Ordering::Acquire) != target);
             slept = true;
             self.parked[word].fetch_and(!bit, Ordering::SeqCst);
             if self.sense.load(Ordering::Acquire) == target {
@@ -165,7 +167,7 @@ mod tests {
         fn now(&self) -> u64 {
             self.epoch.elapsed().as_nanos() as u64
         }
-        fn park(&self, still_waiting: &dyn Fn() -> bool) {
+        fn park(&self, _watch: *const u8, still_waiting: &dyn Fn() -> bool) {
             // std's park token makes an unpark that raced ahead return at once.
             if still_waiting() {
                 thread::park();

@@ -86,3 +86,10 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// called, since every profile uses `panic = "abort"`.
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Referenced by landing pads in the prebuilt `alloc` (compiled for
+/// unwinding). Never reached: with `panic = "abort"` nothing unwinds.
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    crate::cpu::instr::halt_forever()
+}

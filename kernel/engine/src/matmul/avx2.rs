@@ -15,6 +15,7 @@
 use core::arch::x86_64::*;
 use core::ops::Range;
 
+use super::packed::{PackedView, GROUP_ROWS};
 use super::{ActBuf, WeightMatrix};
 use crate::ggml_type::GgmlType;
 use crate::quant::{round_f16, QK};
@@ -395,4 +396,126 @@ pub(super) unsafe fn mul(y: &mut [f32], x: &[f32]) {
     for (v, &u) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
         *v *= u;
     }
+}
+
+// ------------------------------------------------------------ packed layout
+
+/// Matmul over a [`PackedView`] (see `packed.rs` for the layout). Rows of a
+/// group outside `rows` are computed and discarded, so tiles aligned to
+/// 8 rows waste nothing.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn matmul_packed(p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+    let n = rows.len();
+    let mut r = rows.start;
+    while r < rows.end {
+        let g = r / GROUP_ROWS;
+        let first = g * GROUP_ROWS;
+        let end = (first + GROUP_ROWS).min(rows.end);
+        let grp = p.group(g).as_ptr();
+        for t in 0..acts.batch {
+            // SAFETY: grp addresses a whole group of p's geometry; the
+            // activation slices hold cols quants and cols/32 scales.
+            let v = unsafe {
+                match p.ty() {
+                    GgmlType::Q4_0 => packed_q4::<false>(grp, acts, t),
+                    GgmlType::Q4_1 => packed_q4::<true>(grp, acts, t),
+                    _ => packed_q8_0(grp, acts, t),
+                }
+            };
+            let mut lanes = [0.0f32; GROUP_ROWS];
+            // SAFETY: lanes has room for 8 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+            out[t * n + (r - rows.start)..][..end - r].copy_from_slice(&lanes[r - first..end - first]);
+        }
+        r = end;
+    }
+}
+
+/// Broadcasts 8 activation quants to the four 64-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bcast8(p: *const i8) -> __m256i {
+    // SAFETY: caller guarantees 8 readable bytes.
+    _mm256_set1_epi64x(unsafe { (p as *const i64).read_unaligned() })
+}
+
+/// One group of a packed Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) matrix.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn packed_q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
+    let (qs, d, s, sum) = (acts.qs(t), acts.d(t), acts.s(t), acts.sum(t));
+    let nb = d.len();
+    let mask = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    // SAFETY: the scale records follow nb quant records of 128 bytes.
+    let (dbase, mbase) = unsafe { (grp.add(nb * 128), grp.add(nb * 144)) };
+    let mut acc = _mm256_setzero_ps();
+    let mut macc = _mm256_setzero_ps();
+    for b in 0..nb {
+        // SAFETY: block b's 32 quants; record b's 128 bytes and 16-byte scales.
+        unsafe {
+            let a = qs.as_ptr().add(b * QK);
+            let (a0, a1, a2, a3) = (bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24)));
+            let rec = grp.add(b * 128);
+            let set = |at: usize| -> __m256i {
+                let v0 = _mm256_loadu_si256(rec.add(at) as *const __m256i);
+                let v1 = _mm256_loadu_si256(rec.add(at + 32) as *const __m256i);
+                let p0 = _mm256_maddubs_epi16(_mm256_and_si256(v0, mask), a0);
+                let p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), mask), a2);
+                let p2 = _mm256_maddubs_epi16(_mm256_and_si256(v1, mask), a1);
+                let p3 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), mask), a3);
+                // Each i16 lane sums 8 products of at most 15 * 128: no overflow.
+                let p = _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3));
+                _mm256_madd_epi16(p, ones)
+            };
+            let mut isum = _mm256_hadd_epi32(set(0), set(64));
+            if !OFFSET {
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b]));
+            }
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(dbase.add(b * 16) as *const __m128i));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
+            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
+            if OFFSET {
+                let mw = _mm256_cvtph_ps(_mm_loadu_si128(mbase.add(b * 16) as *const __m128i));
+                macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
+            }
+        }
+    }
+    if OFFSET {
+        _mm256_add_ps(acc, macc)
+    } else {
+        acc
+    }
+}
+
+/// One group of a packed Q8_0 matrix.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
+    let (qs, d) = (acts.qs(t), acts.d(t));
+    let nb = d.len();
+    let ones = _mm256_set1_epi16(1);
+    // SAFETY: the scale records follow nb quant records of 256 bytes.
+    let dbase = unsafe { grp.add(nb * 256) };
+    let mut acc = _mm256_setzero_ps();
+    for b in 0..nb {
+        // SAFETY: block b's 32 quants; record b's 256 bytes and 16-byte scales.
+        unsafe {
+            let a = qs.as_ptr().add(b * QK);
+            let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
+            let rec = grp.add(b * 256);
+            let set = |at: usize| -> __m256i {
+                let mut x = _mm256_setzero_si256();
+                for (c, &ac) in av.iter().enumerate() {
+                    let v = _mm256_loadu_si256(rec.add(at + 32 * c) as *const __m256i);
+                    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(ac, v));
+                    x = _mm256_add_epi32(x, _mm256_madd_epi16(p, ones));
+                }
+                x
+            };
+            let isum = _mm256_hadd_epi32(set(0), set(128));
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(dbase.add(b * 16) as *const __m128i));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
+            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
+        }
+    }
+    acc
 }

@@ -31,6 +31,7 @@
 //! ggml's (which sums 8 lanes per block, then reduces), so outputs agree with
 //! llama.cpp to float rounding, not bit for bit.
 
+pub mod packed;
 mod scalar;
 pub mod vector;
 
@@ -46,6 +47,8 @@ use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
 use crate::quant::activation::quantize_block_q8;
 use crate::quant::{round_f16, QK};
+
+pub use packed::{pack_into, packed_bytes, PackedMatrix, PackedView, GROUP_ROWS};
 
 /// An instruction-set path for the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -174,6 +177,66 @@ impl<'a> WeightMatrix<'a> {
         if let Err(e) = Self::new(self.ty, self.rows, self.cols, self.data) {
             panic!("invalid weight matrix ({} x {} {}): {e}", self.rows, self.cols, self.ty);
         }
+    }
+}
+
+/// A weight matrix in either layout: ggml's, straight from the model file,
+/// or [`packed`] at load time. Both give bit-identical results.
+#[derive(Clone, Copy, Debug)]
+pub enum Matrix<'a> {
+    /// ggml's row-major block layout.
+    Ggml(WeightMatrix<'a>),
+    /// Row-interleaved layout (Q4_0, Q4_1, Q8_0 only).
+    Packed(PackedView<'a>),
+}
+
+impl Matrix<'_> {
+    /// Element type.
+    pub fn ty(&self) -> GgmlType {
+        match self {
+            Matrix::Ggml(w) => w.ty,
+            Matrix::Packed(p) => p.ty(),
+        }
+    }
+
+    /// Output dimension.
+    pub fn rows(&self) -> usize {
+        match self {
+            Matrix::Ggml(w) => w.rows,
+            Matrix::Packed(p) => p.rows(),
+        }
+    }
+
+    /// Input dimension.
+    pub fn cols(&self) -> usize {
+        match self {
+            Matrix::Ggml(w) => w.cols,
+            Matrix::Packed(p) => p.cols(),
+        }
+    }
+}
+
+impl<'a> From<WeightMatrix<'a>> for Matrix<'a> {
+    fn from(w: WeightMatrix<'a>) -> Self {
+        Matrix::Ggml(w)
+    }
+}
+
+impl<'a> From<&WeightMatrix<'a>> for Matrix<'a> {
+    fn from(w: &WeightMatrix<'a>) -> Self {
+        Matrix::Ggml(*w)
+    }
+}
+
+impl<'a> From<PackedView<'a>> for Matrix<'a> {
+    fn from(p: PackedView<'a>) -> Self {
+        Matrix::Packed(p)
+    }
+}
+
+impl<'a> From<&'a PackedMatrix> for Matrix<'a> {
+    fn from(p: &'a PackedMatrix) -> Self {
+        Matrix::Packed(p.view())
     }
 }
 
@@ -388,27 +451,40 @@ impl Kernels {
     /// `out[t * rows.len() + (r - rows.start)] = dot(row r of w, token t of acts)`
     /// for every `r` in `rows` and every token `t` of `acts`.
     ///
-    /// Any row range works; a row's value never depends on the range or the
-    /// batch it is computed in. Panics if `acts` was not quantized for `w.ty`
-    /// with `w.cols` columns, `rows` exceeds `w.rows`, or `out.len()` is not
+    /// `w` is a `&WeightMatrix` (ggml layout), a `&PackedMatrix` / `PackedView`
+    /// or a [`Matrix`]. Any row range works; a row's value never depends on
+    /// the range, the batch or the layout it is computed in. With packed
+    /// weights, ranges aligned to [`GROUP_ROWS`] avoid computing rows twice.
+    /// Panics if `acts` was not quantized for `w`'s type with `w.cols`
+    /// columns, `rows` exceeds `w.rows`, or `out.len()` is not
     /// `acts.batch() * rows.len()`.
-    pub fn matmul(&self, w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
-        w.validate();
-        assert_eq!(Some(acts.kind), ActKind::for_weights(w.ty), "activations not quantized for {} weights", w.ty);
-        assert_eq!(acts.cols, w.cols, "activation width {} != weight columns {}", acts.cols, w.cols);
-        assert!(rows.start <= rows.end && rows.end <= w.rows, "rows {rows:?} out of 0..{}", w.rows);
+    pub fn matmul<'a>(&self, w: impl Into<Matrix<'a>>, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+        let w = w.into();
+        if let Matrix::Ggml(g) = &w {
+            g.validate();
+        }
+        let (ty, n_rows, cols) = (w.ty(), w.rows(), w.cols());
+        assert_eq!(Some(acts.kind), ActKind::for_weights(ty), "activations not quantized for {ty} weights");
+        assert_eq!(acts.cols, cols, "activation width {} != weight columns {cols}", acts.cols);
+        assert!(rows.start <= rows.end && rows.end <= n_rows, "rows {rows:?} out of 0..{n_rows}");
         assert_eq!(out.len(), acts.batch * rows.len(), "output length");
         if rows.is_empty() {
             return;
         }
-        match self.isa {
-            Isa::Scalar => scalar::matmul(w, acts, rows, out),
+        match (self.isa, &w) {
+            (Isa::Scalar, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
+            (Isa::Scalar, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Kernels with a non-scalar ISA exist only after
             // `is_available` confirmed AVX2+FMA+F16C (a superset for AVX-512).
-            _ => unsafe { avx2::matmul(w, acts, rows, out) },
+            (_, Matrix::Ggml(g)) => unsafe { avx2::matmul(g, acts, rows, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            (_, Matrix::Packed(p)) => unsafe { avx2::matmul_packed(p, acts, rows, out) },
             #[cfg(not(target_arch = "x86_64"))]
-            _ => scalar::matmul(w, acts, rows, out),
+            (_, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
+            #[cfg(not(target_arch = "x86_64"))]
+            (_, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
         }
     }
 

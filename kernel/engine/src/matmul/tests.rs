@@ -87,6 +87,67 @@ fn every_isa_matches_scalar_bit_for_bit() {
     }
 }
 
+/// Packed weights give the same bits as ggml-layout weights on every ISA,
+/// for any row range (including ranges that cut through a group).
+#[test]
+fn packed_layout_matches_ggml_layout_bit_for_bit() {
+    let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+    let mut rng = Rng::new(31);
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for &(rows, cols) in &[(1usize, 32usize), (7, 64), (8, 96), (13, 576), (40, 224), (17, 1536)] {
+            for batch in [1usize, 3] {
+                let data = random_matrix(&mut rng, ty, rows, cols);
+                let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+                let p = PackedMatrix::pack(&w).unwrap();
+                assert_eq!(p.bytes().len(), packed_bytes(ty, rows, cols).unwrap());
+                let x = rng.weights(cols * batch);
+                let want = run(&scalar, &w, &x, batch, 0..rows);
+                for k in std::iter::once(scalar).chain(available()) {
+                    for range in [0..rows, rows / 3..rows, 0..(rows + 1) / 2, rows - 1..rows] {
+                        let mut acts = ActBuf::new(cols, batch);
+                        k.quantize_activations(ty, &x, batch, &mut acts);
+                        let mut got = vec![f32::NAN; batch * range.len()];
+                        k.matmul(&p, &acts, range.clone(), &mut got);
+                        for t in 0..batch {
+                            for r in range.clone() {
+                                assert_eq!(
+                                    got[t * range.len() + r - range.start].to_bits(),
+                                    want[t * rows + r].to_bits(),
+                                    "{} packed {ty} {rows}x{cols} row {r} of {range:?} token {t}",
+                                    k.isa()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packing_keeps_every_block() {
+    let mut rng = Rng::new(4);
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        let (rows, cols) = (19, 160);
+        let data = random_matrix(&mut rng, ty, rows, cols);
+        let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+        let p = PackedMatrix::pack(&w).unwrap();
+        let bb = ty.block_bytes();
+        for r in 0..rows {
+            for b in 0..cols / 32 {
+                let mut blk = [0u8; 34];
+                packed::read_block(&p.view(), r, b, &mut blk);
+                assert_eq!(blk[..bb], w.row(r)[b * bb..(b + 1) * bb], "{ty} row {r} block {b}");
+            }
+        }
+    }
+    let f = [0u8; 64];
+    let w = WeightMatrix::new(GgmlType::F32, 2, 8, &f).unwrap();
+    assert_eq!(PackedMatrix::pack(&w).unwrap_err(), KernelError::UnsupportedType(GgmlType::F32));
+    assert!(matches!(PackedView::new(GgmlType::Q4_0, 9, 32, &[0; 100]), Err(KernelError::ShortData { .. })));
+}
+
 #[test]
 fn quantized_activations_are_identical_on_every_isa() {
     let scalar = Kernels::for_isa(Isa::Scalar).unwrap();

@@ -63,6 +63,8 @@ impl fmt::Display for ChatTemplateError {
     }
 }
 
+impl core::error::Error for ChatTemplateError {}
+
 impl ChatTemplate {
     /// Recognizes the family of the Jinja template `source`.
     pub fn detect(source: &str) -> Result<Self, ChatTemplateError> {

@@ -145,6 +145,8 @@ impl fmt::Display for TokenizerError {
     }
 }
 
+impl core::error::Error for TokenizerError {}
+
 impl From<ChatTemplateError> for TokenizerError {
     fn from(e: ChatTemplateError) -> Self {
         Self::Chat(e)

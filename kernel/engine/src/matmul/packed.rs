@@ -1,0 +1,218 @@
+//! Weights repacked at load time into a row-interleaved layout that lets the
+//! SIMD kernels share every activation load and every scale conversion across
+//! 8 rows and sum nibble products in 16 bits before widening.
+//!
+//! Packing is optional and happens only at load: GGUF files (and streamed
+//! weight slots) keep ggml's layout, which [`super::Kernels::matmul`] also
+//! computes with, and both layouts give bit-identical results.
+//!
+//! # Layout
+//!
+//! Rows are taken in groups of [`GROUP_ROWS`] = 8 (the last group repeats its
+//! last row to fill up). Group `g` starts at `g * group_bytes` (a multiple of
+//! 64) and holds, for its `nb = cols / 32` blocks:
+//! 1. `nb` quant records: Q4_0/Q4_1 128 bytes, Q8_0 256 bytes;
+//! 2. `nb` scale records of 8 f16 `d` (16 bytes, row order);
+//! 3. Q4_1 only: `nb` records of 8 f16 `m`.
+//!
+//! A quant record is made of 32-byte vectors, each holding one 8-byte chunk of
+//! four rows' block data: rows `0,1,4,5` (set A) or `2,3,6,7` (set B), so that
+//! after the per-row sums a horizontal add of set A's and set B's vectors
+//! yields the 8 rows in order. Q4 records are `[A c0, A c1, B c0, B c1]` where
+//! chunk `c` is nibble bytes `8c..8c+8` of ggml's `qs` (elements `8c..8c+8` in
+//! the low nibbles, `16+8c..` in the high ones); Q8_0 records are
+//! `[A c0..c3, B c0..c3]` with chunk `c` = quants `8c..8c+8`.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{KernelError, WeightMatrix};
+use crate::ggml_type::GgmlType;
+use crate::quant::QK;
+
+/// Rows per interleaved group.
+pub const GROUP_ROWS: usize = 8;
+
+/// Row order of a 32-byte vector's four 8-byte lanes, per set.
+pub(super) const SET_ROWS: [[usize; 4]; 2] = [[0, 1, 4, 5], [2, 3, 6, 7]];
+
+/// Byte geometry of one packed type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Geometry {
+    /// Quant record bytes per block.
+    pub quant: usize,
+    /// Scale records per block (1: `d`; 2: `d` and `m`).
+    pub scales: usize,
+    /// Offset of the quants inside a ggml block.
+    pub qs_at: usize,
+}
+
+impl Geometry {
+    pub(super) fn of(ty: GgmlType) -> Option<Geometry> {
+        match ty {
+            GgmlType::Q4_0 => Some(Geometry { quant: 128, scales: 1, qs_at: 2 }),
+            GgmlType::Q4_1 => Some(Geometry { quant: 128, scales: 2, qs_at: 4 }),
+            GgmlType::Q8_0 => Some(Geometry { quant: 256, scales: 1, qs_at: 2 }),
+            _ => None,
+        }
+    }
+}
+
+/// Bytes of one group of a `ty` matrix with `cols` columns (64-byte multiple).
+pub fn group_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
+    let g = Geometry::of(ty)?;
+    let nb = cols / QK;
+    Some((nb * (g.quant + 16 * g.scales)).div_ceil(64) * 64)
+}
+
+/// Bytes needed to pack a `rows x cols` matrix of type `ty`, or `None` if the
+/// type has no packed form (F32, F16 stay as they are).
+pub fn packed_bytes(ty: GgmlType, rows: usize, cols: usize) -> Option<usize> {
+    Some(group_bytes(ty, cols)? * rows.div_ceil(GROUP_ROWS))
+}
+
+/// A borrowed packed matrix (bytes written by [`pack_into`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PackedView<'a> {
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    group_bytes: usize,
+    data: &'a [u8],
+}
+
+impl<'a> PackedView<'a> {
+    /// Views `data` (from [`pack_into`] with the same shape) as a packed matrix.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, KernelError> {
+        let gb = group_bytes(ty, cols).ok_or(KernelError::UnsupportedType(ty))?;
+        if cols % QK != 0 {
+            return Err(KernelError::RaggedRow { ty, cols });
+        }
+        let needed = gb * rows.div_ceil(GROUP_ROWS);
+        if data.len() < needed {
+            return Err(KernelError::ShortData { needed, got: data.len() });
+        }
+        Ok(PackedView { ty, rows, cols, group_bytes: gb, data: &data[..needed] })
+    }
+
+    /// Element type of the original matrix.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Rows of the original matrix.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns of the original matrix.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The bytes of group `g`.
+    pub(super) fn group(&self, g: usize) -> &'a [u8] {
+        &self.data[g * self.group_bytes..(g + 1) * self.group_bytes]
+    }
+}
+
+/// Repacks `w` into `out` (exactly [`packed_bytes`] long).
+pub fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelError> {
+    let g = Geometry::of(w.ty).ok_or(KernelError::UnsupportedType(w.ty))?;
+    WeightMatrix::new(w.ty, w.rows, w.cols, w.data)?;
+    let gb = group_bytes(w.ty, w.cols).unwrap();
+    let needed = gb * w.rows.div_ceil(GROUP_ROWS);
+    if out.len() != needed {
+        return Err(KernelError::ShortData { needed, got: out.len() });
+    }
+    let nb = w.cols / QK;
+    let bb = w.ty.block_bytes();
+    let chunks = g.quant / 64; // 8-byte chunks per row per block: 2 (Q4) or 4 (Q8)
+    for (grp, dst) in out.chunks_exact_mut(gb).enumerate() {
+        dst.fill(0);
+        let row = |i: usize| w.row((grp * GROUP_ROWS + i).min(w.rows - 1));
+        for b in 0..nb {
+            let rec = &mut dst[b * g.quant..(b + 1) * g.quant];
+            for (s, set) in SET_ROWS.iter().enumerate() {
+                for c in 0..chunks {
+                    for (lane, &i) in set.iter().enumerate() {
+                        let src = &row(i)[b * bb + g.qs_at + 8 * c..][..8];
+                        let at = ((s * chunks + c) * 4 + lane) * 8;
+                        rec[at..at + 8].copy_from_slice(src);
+                    }
+                }
+            }
+            for k in 0..g.scales {
+                let at = nb * g.quant + k * nb * 16 + b * 16;
+                for i in 0..GROUP_ROWS {
+                    let src = &row(i)[b * bb + 2 * k..][..2];
+                    dst[at + 2 * i..at + 2 * i + 2].copy_from_slice(src);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A packed matrix that owns its (64-byte aligned) bytes.
+#[derive(Clone, Debug)]
+pub struct PackedMatrix {
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    storage: Vec<Line>,
+    len: usize,
+}
+
+/// 64-byte aligned storage unit.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+impl PackedMatrix {
+    /// Repacks a Q4_0, Q4_1 or Q8_0 matrix (other types have no packed form).
+    pub fn pack(w: &WeightMatrix) -> Result<PackedMatrix, KernelError> {
+        let len = packed_bytes(w.ty, w.rows, w.cols).ok_or(KernelError::UnsupportedType(w.ty))?;
+        let mut m = PackedMatrix { ty: w.ty, rows: w.rows, cols: w.cols, storage: vec![Line([0; 64]); len.div_ceil(64)], len };
+        pack_into(w, m.bytes_mut())?;
+        Ok(m)
+    }
+
+    /// The packed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `storage` is `len.div_ceil(64)` contiguous 64-byte `Line`s of
+        // plain bytes (repr(C), no padding), so its first `len` bytes are
+        // initialized u8s valid for the lifetime of the borrow of self.
+        unsafe { core::slice::from_raw_parts(self.storage.as_ptr() as *const u8, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`, with a unique borrow of self.
+        unsafe { core::slice::from_raw_parts_mut(self.storage.as_mut_ptr() as *mut u8, self.len) }
+    }
+
+    /// A view for [`super::Kernels::matmul`].
+    pub fn view(&self) -> PackedView<'_> {
+        PackedView::new(self.ty, self.rows, self.cols, self.bytes()).expect("packed by pack()")
+    }
+}
+
+/// Reads back row `r`'s block `b` from a packed matrix in ggml's block layout
+/// (the scalar path computes from this; tests check it inverts packing).
+pub(super) fn read_block(p: &PackedView, r: usize, b: usize, out: &mut [u8; 34]) {
+    let g = Geometry::of(p.ty).unwrap();
+    let nb = p.cols / QK;
+    let grp = p.group(r / GROUP_ROWS);
+    let i = r % GROUP_ROWS;
+    let (set, lane) = if let Some(l) = SET_ROWS[0].iter().position(|&x| x == i) { (0, l) } else { (1, SET_ROWS[1].iter().position(|&x| x == i).unwrap()) };
+    let chunks = g.quant / 64;
+    for k in 0..g.scales {
+        let at = nb * g.quant + k * nb * 16 + b * 16 + 2 * i;
+        out[2 * k..2 * k + 2].copy_from_slice(&grp[at..at + 2]);
+    }
+    let rec = &grp[b * g.quant..(b + 1) * g.quant];
+    for c in 0..chunks {
+        let at = ((set * chunks + c) * 4 + lane) * 8;
+        out[g.qs_at + 8 * c..g.qs_at + 8 * c + 8].copy_from_slice(&rec[at..at + 8]);
+    }
+}

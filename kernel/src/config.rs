@@ -1,0 +1,16 @@
+//! The one table of kernel command-line keys. Add a key with one line; an
+//! unknown key stops the boot with `@error` listing these keys.
+
+use axiom_kernel::cmdline::KeySpec;
+
+pub static KEYS: &[KeySpec] = &[
+    KeySpec { name: "selftest", help: "run a diagnostic instead of the default mode: see selftest::SELFTESTS" },
+    KeySpec { name: "rounds", help: "selftest=smp barrier rounds (default 10000)" },
+    KeySpec { name: "spin_us", help: "barrier spin before parking, microseconds (default 50)" },
+    KeySpec { name: "park", help: "how waiting cores sleep: hlt or mwait (default hlt)" },
+    KeySpec { name: "heap", help: "kernel heap size, e.g. 64M (default 64M)" },
+    KeySpec { name: "max_cpus", help: "start at most this many CPUs (default all)" },
+    KeySpec { name: "ap_timeout_ms", help: "per-CPU start-up timeout in ms (default 1000)" },
+    KeySpec { name: "fault", help: "selftest=fault exception: pf, gp, ud or de (default pf)" },
+    KeySpec { name: "fault_cpu", help: "selftest=fault CPU index (default the last online CPU)" },
+];

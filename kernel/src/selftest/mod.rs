@@ -1,0 +1,38 @@
+//! Diagnostic modes chosen with `selftest=NAME`. Add one with one line in
+//! [`SELFTESTS`]; `Err(msg)` ends the run with `@error` and a failing exit.
+
+mod fault;
+mod smp;
+
+use alloc::string::String;
+use axiom_kernel::cmdline::Cmdline;
+
+pub type SelfTestFn = fn(&Cmdline) -> Result<(), String>;
+
+pub struct SelfTest {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub run: SelfTestFn,
+}
+
+pub static SELFTESTS: &[SelfTest] = &[
+    SelfTest { name: "smp", about: "lockstep barrier rounds on every CPU with a shared counter check", run: smp::run },
+    SelfTest { name: "fault", about: "raise a CPU exception on purpose (must end in @error)", run: fault::run_fault },
+    SelfTest { name: "panic", about: "panic on purpose (must end in @error)", run: fault::run_panic },
+];
+
+pub fn find(name: &str) -> Option<&'static SelfTest> {
+    SELFTESTS.iter().find(|t| t.name == name)
+}
+
+/// "smp, fault, panic" for error messages.
+pub fn names() -> String {
+    let mut s = String::new();
+    for (i, t) in SELFTESTS.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(t.name);
+    }
+    s
+}

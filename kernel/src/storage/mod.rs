@@ -1,0 +1,106 @@
+//! Storage: find the NVMe controller on PCI, bring it up with the
+//! `axiom-drivers` NVMe driver, and hand out its first namespace and an I/O
+//! queue pair. Hardware access goes through `platform` (the kernel's MMIO
+//! mapping, DMA memory, clock and ACPI); the driver logic lives in `drivers/`.
+
+pub mod platform;
+pub mod selftest;
+
+use alloc::boxed::Box;
+use core::fmt;
+
+use axiom_drivers::hw::{MmioRegion, X86PortIo};
+use axiom_drivers::nvme::{Controller, ControllerOptions, Namespace, NvmeError};
+use axiom_drivers::pci::{self, Bar, BarError, ConfigAccess, EcamConfig, PciFunction, PortConfig};
+
+use axiom_kernel::bootinfo::Rsdp;
+use platform::{KernelDma, TscClock};
+
+pub type NvmeController = Controller<MmioRegion, KernelDma, TscClock>;
+
+/// A brought-up controller and the namespace we read from.
+pub struct Storage {
+    pub pci: PciFunction,
+    pub bar0: u64,
+    pub controller: NvmeController,
+    pub namespace: Namespace,
+}
+
+#[derive(Debug)]
+pub enum StorageError {
+    /// No PCI function of class 01:08:02.
+    NoDevice { mechanism: &'static str, functions: usize },
+    Bar(BarError),
+    BarIsIo { bdf: pci::Bdf },
+    Map { phys: u64, len: u64 },
+    Nvme(NvmeError),
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::NoDevice { mechanism, functions } => write!(
+                f,
+                "no NVMe controller found (no PCI function of class 01:08:02 among {functions} functions, config access via {mechanism}); attach one with `cargo axiom run --disk FILE`"
+            ),
+            StorageError::Bar(e) => write!(f, "{e}"),
+            StorageError::BarIsIo { bdf } => write!(f, "PCI {bdf}: NVMe BAR0 is an I/O BAR, expected memory"),
+            StorageError::Map { phys, len } => write!(f, "cannot map NVMe registers at {phys:#x} ({len} bytes)"),
+            StorageError::Nvme(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<NvmeError> for StorageError {
+    fn from(e: NvmeError) -> Self {
+        StorageError::Nvme(e)
+    }
+}
+
+/// PCI configuration access: ECAM when ACPI has an MCFG table (q35), the
+/// legacy ports otherwise (pc).
+fn config_access(rsdp: Option<&Rsdp>) -> (Box<dyn ConfigAccess>, &'static str) {
+    if let Some(entry) = platform::mcfg_segment0(rsdp) {
+        if let Some(base) = platform::map_mmio(entry.base, entry.window_bytes() as usize) {
+            // SAFETY: map_mmio returned an uncached mapping of the whole ECAM
+            // window described by MCFG, used only through this accessor.
+            let regs = unsafe { MmioRegion::new(base, entry.window_bytes() as usize) };
+            return (Box::new(EcamConfig::new(regs, entry)), "ECAM (ACPI MCFG)");
+        }
+    }
+    // SAFETY: the kernel runs at CPL 0 and nothing else uses 0xCF8/0xCFC.
+    let ports = unsafe { X86PortIo::new() };
+    (Box::new(PortConfig::new(ports)), "port I/O 0xCF8/0xCFC")
+}
+
+/// Finds the first NVMe controller, enables it for polled DMA, resets and
+/// identifies it, and identifies its first active namespace.
+pub fn probe(rsdp: Option<&Rsdp>, options: ControllerOptions) -> Result<Storage, StorageError> {
+    let (cfg, mechanism) = config_access(rsdp);
+    let functions = pci::enumerate(&*cfg);
+    let Some(function) = functions.iter().copied().find(|f| f.is_nvme()) else {
+        return Err(StorageError::NoDevice { mechanism, functions: functions.len() });
+    };
+    let bar = pci::read_bar(&*cfg, function.bdf, 0).map_err(StorageError::Bar)?;
+    let Bar::Memory { address, size, .. } = bar else {
+        return Err(StorageError::BarIsIo { bdf: function.bdf });
+    };
+    let command = pci::enable_polled_dma(&*cfg, function.bdf);
+    crate::println!(
+        "nvme: {} {:04x}:{:04x} via {}, BAR0 {:#x} ({} KiB), command {:#06x}",
+        function.bdf,
+        function.vendor_id,
+        function.device_id,
+        mechanism,
+        address,
+        size / 1024,
+        command
+    );
+    let base = platform::map_mmio(address, size as usize).ok_or(StorageError::Map { phys: address, len: size })?;
+    // SAFETY: map_mmio returned an uncached mapping of exactly BAR0, which
+    // only this controller object (and its queue pairs) will access.
+    let regs = unsafe { MmioRegion::new(base, size as usize) };
+    let mut controller = Controller::init(regs, KernelDma, TscClock, options)?;
+    let namespace = controller.first_namespace()?;
+    Ok(Storage { pci: function, bar0: address, controller, namespace })
+}

@@ -1,0 +1,95 @@
+//! `selftest=nvme`: identify the controller, read the whole first namespace
+//! through the deep-queue path into rotating buffers, checksum it (CRC32C) and
+//! report throughput and how busy the polling core was.
+//!
+//! Command-line keys: `nvme_qd=N` (commands in flight, default the deepest the
+//! queue allows), `nvme_xfer=BYTES` (per-command transfer cap below MDTS, e.g.
+//! 4096 for a Linux-style 4 KiB pattern), `nvme_crc=on|off`.
+
+use axiom_drivers::nvme::{read_sequential, ControllerOptions, QueuePairOptions};
+use axiom_engine::crc32c::Crc32c;
+use axiom_kernel::bootinfo::Rsdp;
+
+use super::{platform, probe, StorageError};
+
+/// I/O queue entries we ask for (capped by CAP.MQES).
+const QUEUE_ENTRIES: u32 = 1024;
+/// Rotating buffers: one is being checksummed while the others fill.
+const SLOTS: usize = 8;
+/// Largest rotating buffer.
+const MAX_SLOT_BYTES: usize = 8 << 20;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Args {
+    /// None = deepest (queue entries - 1).
+    pub queue_depth: Option<u32>,
+    /// None = MDTS.
+    pub max_transfer: Option<usize>,
+    pub crc: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Self { queue_depth: None, max_transfer: None, crc: true }
+    }
+}
+
+pub fn run(rsdp: Option<&Rsdp>, args: Args) -> Result<(), StorageError> {
+    let mut storage = probe(rsdp, ControllerOptions::default())?;
+    let ctrl = &mut storage.controller;
+    let ns = storage.namespace;
+    let id = *ctrl.identity();
+    let mdts_bytes = ctrl.max_transfer_bytes();
+    let (major, minor, ter) = ctrl.version();
+    platform::emit("nvme", |o| {
+        o.fmt("model", format_args!("{}", id.model))
+            .fmt("serial", format_args!("{}", id.serial))
+            .fmt("firmware", format_args!("{}", id.firmware))
+            .fmt("pci", format_args!("{}", storage.pci.bdf))
+            .fmt("version", format_args!("{major}.{minor}.{ter}"))
+            .u64("nsid", ns.nsid as u64)
+            .u64("lba_size", ns.block_size as u64)
+            .u64("lbas", ns.blocks)
+            .u64("mdts_bytes", mdts_bytes as u64)
+            .u64("max_queue_entries", ctrl.capabilities().max_queue_entries as u64)
+            .u64("page_size", ctrl.page_size() as u64);
+    });
+
+    let entries = QUEUE_ENTRIES.min(ctrl.capabilities().max_queue_entries);
+    let depth = args.queue_depth.unwrap_or(entries - 1).clamp(1, entries - 1);
+    let xfer = args.max_transfer.unwrap_or(mdts_bytes).clamp(ns.block_size as usize, mdts_bytes) / ns.block_size as usize * ns.block_size as usize;
+    // Enough buffer that `depth` commands can be in flight while one slot is
+    // being checksummed, within MAX_SLOT_BYTES per slot.
+    let want = (depth as usize * xfer).div_ceil(SLOTS - 2);
+    let slot_bytes = want.clamp(xfer, MAX_SLOT_BYTES) / xfer * xfer;
+    let mut qp = ctrl.create_io_queue_pair(QueuePairOptions { entries, queue_depth: depth, max_requests: SLOTS as u32, max_transfer_bytes: xfer })?;
+    let buffer = platform::dma_buffer(slot_bytes * SLOTS).ok_or(StorageError::Map { phys: 0, len: (slot_bytes * SLOTS) as u64 })?;
+
+    let mut crc = Crc32c::new();
+    let bytes = ns.bytes();
+    let stats = read_sequential(&mut qp, &ns, 0, bytes, buffer, SLOTS, |chunk| {
+        if args.crc {
+            crc.update(chunk)
+        }
+    })?;
+    let driver_busy = stats.driver_busy_ns as f64 / stats.elapsed_ns.max(1) as f64;
+    platform::emit("nvme_read", |o| {
+        o.u64("bytes", stats.bytes);
+        if args.crc {
+            o.fmt("crc32c", format_args!("{:08x}", crc.finish()));
+        }
+        o.f64("mib_per_s", stats.mib_per_s(), 1)
+            .u64("queue_depth", depth as u64)
+            .u64("max_in_flight", stats.max_in_flight as u64)
+            .u64("xfer_bytes", xfer as u64)
+            .u64("buffer_bytes", (slot_bytes * SLOTS) as u64)
+            .u64("requests", stats.requests)
+            .u64("commands", stats.commands)
+            .u64("doorbells", stats.doorbells)
+            .f64("elapsed_ms", stats.elapsed_ns as f64 / 1e6, 3)
+            .f64("busy_fraction", stats.busy_fraction(), 3)
+            .f64("driver_busy_fraction", driver_busy, 3);
+    });
+    storage.controller.shutdown()?;
+    Ok(())
+}
