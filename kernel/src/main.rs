@@ -19,6 +19,7 @@ mod power;
 mod rt;
 mod selftest;
 mod smp;
+mod storage;
 mod telemetry;
 mod tsc;
 

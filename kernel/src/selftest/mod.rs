@@ -19,6 +19,7 @@ pub static SELFTESTS: &[SelfTest] = &[
     SelfTest { name: "smp", about: "lockstep barrier rounds on every CPU with a shared counter check", run: smp::run },
     SelfTest { name: "fault", about: "raise a CPU exception on purpose (must end in @error)", run: fault::run_fault },
     SelfTest { name: "panic", about: "panic on purpose (must end in @error)", run: fault::run_panic },
+    SelfTest { name: "nvme", about: "identify the NVMe device, read the whole namespace deep-queued, CRC32C it", run: crate::storage::selftest::run_cmdline },
 ];
 
 pub fn find(name: &str) -> Option<&'static SelfTest> {

@@ -21,6 +21,7 @@ pub type NvmeController = Controller<MmioRegion, KernelDma, TscClock>;
 /// A brought-up controller and the namespace we read from.
 pub struct Storage {
     pub pci: PciFunction,
+    /// Physical address of the register block.
     pub bar0: u64,
     pub controller: NvmeController,
     pub namespace: Namespace,

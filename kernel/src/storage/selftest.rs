@@ -3,12 +3,16 @@
 //! report throughput and how busy the polling core was.
 //!
 //! Command-line keys: `nvme_qd=N` (commands in flight, default the deepest the
-//! queue allows), `nvme_xfer=BYTES` (per-command transfer cap below MDTS, e.g.
+//! queue allows; `max` says so explicitly), `nvme_xfer=BYTES` (per-command transfer cap below MDTS, e.g.
 //! 4096 for a Linux-style 4 KiB pattern), `nvme_crc=on|off`.
+
+use alloc::format;
+use alloc::string::String;
 
 use axiom_drivers::nvme::{read_sequential, ControllerOptions, QueuePairOptions};
 use axiom_engine::crc32c::Crc32c;
 use axiom_kernel::bootinfo::Rsdp;
+use axiom_kernel::cmdline::Cmdline;
 
 use super::{platform, probe, StorageError};
 
@@ -92,4 +96,20 @@ pub fn run(rsdp: Option<&Rsdp>, args: Args) -> Result<(), StorageError> {
     });
     storage.controller.shutdown()?;
     Ok(())
+}
+
+/// The `selftest=nvme` entry: command-line keys → [`run`].
+pub fn run_cmdline(cmd: &Cmdline) -> Result<(), String> {
+    let bad = |e: axiom_kernel::cmdline::CmdlineError| format!("{e}");
+    let queue_depth = match cmd.get("nvme_qd") {
+        None | Some("max") => None,
+        Some(_) => Some(cmd.u64_or("nvme_qd", 1).map_err(bad)?.clamp(1, u32::MAX as u64) as u32),
+    };
+    let max_transfer = match cmd.get("nvme_xfer") {
+        None => None,
+        Some(_) => Some(cmd.size_or("nvme_xfer", 0).map_err(bad)? as usize),
+    };
+    let crc = cmd.choice_or("nvme_crc", &["on", "off"], "on or off", "on").map_err(bad)? == "on";
+    let rsdp = platform::rsdp();
+    run(rsdp.as_ref(), Args { queue_depth, max_transfer, crc }).map_err(|e| format!("{e}"))
 }

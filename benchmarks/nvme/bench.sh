@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Sequential read throughput of AXIOM's polled NVMe driver (QEMU TCG, its
+# emulated NVMe device backed by a host file opened with O_DIRECT) against
+#   - the host reading the same file with direct I/O at a large block size,
+#   - the host reading it with direct I/O, 4 KiB blocks, one at a time,
+#   - our driver issuing a Linux-style pattern: 4 KiB commands at queue depth 1.
+# Each case runs RUNS times (default 5); we print the median and the spread
+# and append the medians to benchmarks/results/nvme.csv.
+#
+#   benchmarks/nvme/bench.sh            # 256 MiB image, 5 runs
+#   SIZE_MIB=64 RUNS=3 benchmarks/nvme/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SIZE_MIB=${SIZE_MIB:-256}
+RUNS=${RUNS:-5}
+SMP=${SMP:-2}
+RESULTS=benchmarks/results
+IMG=${IMG:-$RESULTS/nvme-bench-${SIZE_MIB}m.img}
+mkdir -p "$RESULTS"
+
+if [ ! -f "$IMG" ] || [ "$(stat -c %s "$IMG")" -ne $((SIZE_MIB * 1048576)) ]; then
+    echo "creating $IMG ($SIZE_MIB MiB of random bytes)"
+    head -c $((SIZE_MIB * 1048576)) /dev/urandom > "$IMG"
+fi
+
+# Build once so that no run pays for compilation.
+cargo build --quiet --release -p axiom-tools >/dev/null
+cargo axiom run --help >/dev/null
+
+median_spread() { # reads numbers, prints "median min max"
+    sort -g | awk '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; printf "%.1f %.1f %.1f", m, v[1], v[NR]}'
+}
+
+host_dd() { # block size -> MiB/s
+    dd if="$IMG" of=/dev/null bs="$1" iflag=direct 2>&1 | awk '/copied/ {for (i=1;i<=NF;i++) if ($i=="s,") t=$(i-1); b=$1} END {printf "%.1f\n", b/1048576/t}'
+}
+
+# One kernel run; prints "mib_per_s busy_fraction driver_busy_fraction queue_depth max_in_flight".
+kernel_read() { # cmdline
+    local out
+    out=$(cargo axiom run --smp "$SMP" --disk "$IMG" --timeout 600 --cmdline "selftest=nvme $1" 2>&1) || { echo "$out" | tail -20 >&2; return 1; }
+    echo "$out" | grep '^@nvme_read ' | sed 's/^@nvme_read //' | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+print(r["mib_per_s"], r["busy_fraction"], r["driver_busy_fraction"], r["queue_depth"], r["max_in_flight"])'
+}
+
+run_case() { # name, command...
+    local name=$1; shift
+    local vals=() extra=""
+    for i in $(seq "$RUNS"); do
+        local line
+        line=$("$@")
+        vals+=("${line%% *}")
+        extra=${line#* }
+    done
+    local stats
+    stats=$(printf '%s\n' "${vals[@]}" | median_spread)
+    printf '%-44s median %8s MiB/s   (min %s, max %s)   %s\n' "$name" ${stats%% *} $(echo "$stats" | cut -d' ' -f2) $(echo "$stats" | cut -d' ' -f3) "${extra:+[$extra]}"
+    echo "$(date -u +%FT%TZ),$name,$SIZE_MIB,$RUNS,${stats// /,}" >> "$RESULTS/nvme.csv"
+}
+
+[ -f "$RESULTS/nvme.csv" ] || echo "time,case,size_mib,runs,median_mib_s,min_mib_s,max_mib_s" > "$RESULTS/nvme.csv"
+echo "image $IMG, $RUNS runs each, host $(nproc) cores; kernel cases list [busy driver_busy qd max_in_flight]"
+run_case "host dd iflag=direct bs=4M"                 host_dd 4M
+run_case "host dd iflag=direct bs=4k"                 host_dd 4k
+run_case "axiom polled, deepest queue, no CRC"        kernel_read "nvme_crc=off"
+run_case "axiom polled, deepest queue, CRC32C"        kernel_read ""
+run_case "axiom polled, 4 KiB commands, QD1, no CRC"  kernel_read "nvme_qd=1 nvme_xfer=4096 nvme_crc=off"
