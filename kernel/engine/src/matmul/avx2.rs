@@ -23,6 +23,10 @@ use crate::quant::{round_f16, QK};
 /// Output rows per group.
 const GROUP: usize = 8;
 
+/// Software prefetch distance in bytes for the packed kernels (0 = off).
+/// EXPERIMENT: tunable at run time.
+pub static PREFETCH_DIST: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(8192);
+
 // ---------------------------------------------------------------- activations
 
 /// Quantizes `x` into `out` exactly like `quantize_block_q8` (the scalar
@@ -439,26 +443,39 @@ unsafe fn bcast8(p: *const i8) -> __m256i {
     _mm256_set1_epi64x(unsafe { (p as *const i64).read_unaligned() })
 }
 
+/// Prefetches `lines` cache lines starting `PREFETCH_DIST` bytes past `p`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn prefetch_ahead(p: *const u8, lines: usize) {
+    let d = PREFETCH_DIST.load(core::sync::atomic::Ordering::Relaxed);
+    for l in 0..lines {
+        // A prefetch never faults, even past the end of the matrix.
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(d + 64 * l) as *const i8);
+    }
+}
+
 /// One group of a packed Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) matrix.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn packed_q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
     let (qs, d, s, sum) = (acts.qs(t), acts.d(t), acts.s(t), acts.sum(t));
     let nb = d.len();
+    let rec_bytes = if OFFSET { 160 } else { 144 };
+    let qs_at = rec_bytes - 128;
     let mask = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
-    // SAFETY: the scale records follow nb quant records of 128 bytes.
-    let (dbase, mbase) = unsafe { (grp.add(nb * 128), grp.add(nb * 144)) };
     let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
     for b in 0..nb {
-        // SAFETY: block b's 32 quants; record b's 128 bytes and 16-byte scales.
+        // SAFETY: block b's 32 quants; record b lies inside the group.
         unsafe {
+            let rec = grp.add(b * rec_bytes);
+            prefetch_ahead(rec, 3);
             let a = qs.as_ptr().add(b * QK);
             let (a0, a1, a2, a3) = (bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24)));
-            let rec = grp.add(b * 128);
+            let q = rec.add(qs_at);
             let set = |at: usize| -> __m256i {
-                let v0 = _mm256_loadu_si256(rec.add(at) as *const __m256i);
-                let v1 = _mm256_loadu_si256(rec.add(at + 32) as *const __m256i);
+                let v0 = _mm256_loadu_si256(q.add(at) as *const __m256i);
+                let v1 = _mm256_loadu_si256(q.add(at + 32) as *const __m256i);
                 let p0 = _mm256_maddubs_epi16(_mm256_and_si256(v0, mask), a0);
                 let p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), mask), a2);
                 let p2 = _mm256_maddubs_epi16(_mm256_and_si256(v1, mask), a1);
@@ -471,11 +488,11 @@ unsafe fn packed_q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t: usize)
             if !OFFSET {
                 isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b]));
             }
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(dbase.add(b * 16) as *const __m128i));
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
             acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
             if OFFSET {
-                let mw = _mm256_cvtph_ps(_mm_loadu_si128(mbase.add(b * 16) as *const __m128i));
+                let mw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i));
                 macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
             }
         }
@@ -490,29 +507,30 @@ unsafe fn packed_q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t: usize)
 /// One group of a packed Q8_0 matrix.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
+    const REC: usize = 272;
     let (qs, d) = (acts.qs(t), acts.d(t));
     let nb = d.len();
     let ones = _mm256_set1_epi16(1);
-    // SAFETY: the scale records follow nb quant records of 256 bytes.
-    let dbase = unsafe { grp.add(nb * 256) };
     let mut acc = _mm256_setzero_ps();
     for b in 0..nb {
-        // SAFETY: block b's 32 quants; record b's 256 bytes and 16-byte scales.
+        // SAFETY: block b's 32 quants; record b lies inside the group.
         unsafe {
+            let rec = grp.add(b * REC);
+            prefetch_ahead(rec, 5);
             let a = qs.as_ptr().add(b * QK);
             let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
-            let rec = grp.add(b * 256);
+            let q = rec.add(16);
             let set = |at: usize| -> __m256i {
                 let mut x = _mm256_setzero_si256();
                 for (c, &ac) in av.iter().enumerate() {
-                    let v = _mm256_loadu_si256(rec.add(at + 32 * c) as *const __m256i);
+                    let v = _mm256_loadu_si256(q.add(at + 32 * c) as *const __m256i);
                     let p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(ac, v));
                     x = _mm256_add_epi32(x, _mm256_madd_epi16(p, ones));
                 }
                 x
             };
             let isum = _mm256_hadd_epi32(set(0), set(128));
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(dbase.add(b * 16) as *const __m128i));
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
             acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
         }

@@ -36,7 +36,8 @@ mod scalar;
 pub mod vector;
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+#[doc(hidden)]
+pub mod avx2;
 
 use alloc::vec;
 use alloc::vec::Vec;

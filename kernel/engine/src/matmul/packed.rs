@@ -10,18 +10,23 @@
 //!
 //! Rows are taken in groups of [`GROUP_ROWS`] = 8 (the last group repeats its
 //! last row to fill up). Group `g` starts at `g * group_bytes` (a multiple of
-//! 64) and holds, for its `nb = cols / 32` blocks:
-//! 1. `nb` quant records: Q4_0/Q4_1 128 bytes, Q8_0 256 bytes;
-//! 2. `nb` scale records of 8 f16 `d` (16 bytes, row order);
-//! 3. Q4_1 only: `nb` records of 8 f16 `m`.
+//! 64) and holds `nb = cols / 32` block records back to back, so a kernel
+//! streams one contiguous range and one software prefetch stream covers it.
+//! Record `b` is:
+//! 1. 8 f16 scales `d` of the 8 rows' block `b` (16 bytes, row order);
+//! 2. Q4_1 only: their 8 f16 minimums `m` (16 bytes);
+//! 3. the quants: 128 bytes (Q4_0, Q4_1) or 256 bytes (Q8_0).
 //!
-//! A quant record is made of 32-byte vectors, each holding one 8-byte chunk of
-//! four rows' block data: rows `0,1,4,5` (set A) or `2,3,6,7` (set B), so that
-//! after the per-row sums a horizontal add of set A's and set B's vectors
-//! yields the 8 rows in order. Q4 records are `[A c0, A c1, B c0, B c1]` where
-//! chunk `c` is nibble bytes `8c..8c+8` of ggml's `qs` (elements `8c..8c+8` in
-//! the low nibbles, `16+8c..` in the high ones); Q8_0 records are
-//! `[A c0..c3, B c0..c3]` with chunk `c` = quants `8c..8c+8`.
+//! Records are 144 (Q4_0), 160 (Q4_1) or 272 (Q8_0) bytes, so every 16-byte
+//! half of a vector load stays inside one cache line.
+//!
+//! The quants are 32-byte vectors, each holding one 8-byte chunk of four
+//! rows' block data: rows `0,1,4,5` (set A) or `2,3,6,7` (set B), so that after
+//! the per-row sums a horizontal add of set A's and set B's vectors yields the
+//! 8 rows in order. Q4 quants are `[A c0, A c1, B c0, B c1]` where chunk `c` is
+//! nibble bytes `8c..8c+8` of ggml's `qs` (elements `8c..8c+8` in the low
+//! nibbles, `16+8c..` in the high ones); Q8_0 quants are `[A c0..c3, B c0..c3]`
+//! with chunk `c` = quants `8c..8c+8`.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -39,12 +44,19 @@ pub(super) const SET_ROWS: [[usize; 4]; 2] = [[0, 1, 4, 5], [2, 3, 6, 7]];
 /// Byte geometry of one packed type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Geometry {
-    /// Quant record bytes per block.
+    /// Quant bytes per record.
     pub quant: usize,
-    /// Scale records per block (1: `d`; 2: `d` and `m`).
+    /// 16-byte scale vectors per record (1: `d`; 2: `d` and `m`).
     pub scales: usize,
     /// Offset of the quants inside a ggml block.
     pub qs_at: usize,
+}
+
+impl Geometry {
+    /// Bytes per block record.
+    pub(super) fn record(&self) -> usize {
+        16 * self.scales + self.quant
+    }
 }
 
 impl Geometry {
@@ -62,7 +74,7 @@ impl Geometry {
 pub fn group_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
     let g = Geometry::of(ty)?;
     let nb = cols / QK;
-    Some((nb * (g.quant + 16 * g.scales)).div_ceil(64) * 64)
+    Some((nb * g.record()).div_ceil(64) * 64)
 }
 
 /// Bytes needed to pack a `rows x cols` matrix of type `ty`, or `None` if the
@@ -132,21 +144,21 @@ pub fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelError> {
         dst.fill(0);
         let row = |i: usize| w.row((grp * GROUP_ROWS + i).min(w.rows - 1));
         for b in 0..nb {
-            let rec = &mut dst[b * g.quant..(b + 1) * g.quant];
+            let rec = &mut dst[b * g.record()..(b + 1) * g.record()];
+            for k in 0..g.scales {
+                for i in 0..GROUP_ROWS {
+                    let src = &row(i)[b * bb + 2 * k..][..2];
+                    rec[16 * k + 2 * i..16 * k + 2 * i + 2].copy_from_slice(src);
+                }
+            }
+            let quants = &mut rec[16 * g.scales..];
             for (s, set) in SET_ROWS.iter().enumerate() {
                 for c in 0..chunks {
                     for (lane, &i) in set.iter().enumerate() {
                         let src = &row(i)[b * bb + g.qs_at + 8 * c..][..8];
                         let at = ((s * chunks + c) * 4 + lane) * 8;
-                        rec[at..at + 8].copy_from_slice(src);
+                        quants[at..at + 8].copy_from_slice(src);
                     }
-                }
-            }
-            for k in 0..g.scales {
-                let at = nb * g.quant + k * nb * 16 + b * 16;
-                for i in 0..GROUP_ROWS {
-                    let src = &row(i)[b * bb + 2 * k..][..2];
-                    dst[at + 2 * i..at + 2 * i + 2].copy_from_slice(src);
                 }
             }
         }
@@ -201,18 +213,16 @@ impl PackedMatrix {
 /// (the scalar path computes from this; tests check it inverts packing).
 pub(super) fn read_block(p: &PackedView, r: usize, b: usize, out: &mut [u8; 34]) {
     let g = Geometry::of(p.ty).unwrap();
-    let nb = p.cols / QK;
     let grp = p.group(r / GROUP_ROWS);
     let i = r % GROUP_ROWS;
     let (set, lane) = if let Some(l) = SET_ROWS[0].iter().position(|&x| x == i) { (0, l) } else { (1, SET_ROWS[1].iter().position(|&x| x == i).unwrap()) };
     let chunks = g.quant / 64;
+    let rec = &grp[b * g.record()..(b + 1) * g.record()];
     for k in 0..g.scales {
-        let at = nb * g.quant + k * nb * 16 + b * 16 + 2 * i;
-        out[2 * k..2 * k + 2].copy_from_slice(&grp[at..at + 2]);
+        out[2 * k..2 * k + 2].copy_from_slice(&rec[16 * k + 2 * i..16 * k + 2 * i + 2]);
     }
-    let rec = &grp[b * g.quant..(b + 1) * g.quant];
     for c in 0..chunks {
-        let at = ((set * chunks + c) * 4 + lane) * 8;
+        let at = 16 * g.scales + ((set * chunks + c) * 4 + lane) * 8;
         out[g.qs_at + 8 * c..g.qs_at + 8 * c + 8].copy_from_slice(&rec[at..at + 8]);
     }
 }

@@ -1,0 +1,344 @@
+//! `kernel-bench`: times AXIOM's matmul kernels on every weight matrix of a
+//! GGUF model, the way one decode step (batch 1) or one prefill batch uses
+//! them, on 1..N threads that split each matrix's rows and meet at a barrier
+//! after each matmul (as the forward pass does). Also measures read bandwidth.
+//!
+//! ```text
+//! kernel-bench bw [--threads T] [--mib N]
+//! kernel-bench matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME]
+//! ```
+//! Prints one JSON line per measurement (medians and spread over iterations).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use axiom_engine::gguf::Gguf;
+use axiom_engine::matmul::{ActBuf, Isa, Kernels, Matrix, PackedMatrix, WeightMatrix};
+
+/// Large allocations (the packed weight copies) are 2 MiB aligned and advised
+/// to use transparent huge pages, as a loader should do: the AXIOM kernel maps
+/// its tensor region with 2 MiB pages, and 4 KiB pages cost the hardware
+/// prefetcher a restart at every page boundary.
+struct HugePageAlloc;
+
+const HUGE: usize = 2 << 20;
+
+// SAFETY: forwards to the system allocator with a stricter alignment for
+// large blocks; dealloc recomputes the same layout.
+unsafe impl std::alloc::GlobalAlloc for HugePageAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() >= HUGE && std::env::var_os("AXIOM_NO_HUGE").is_none() {
+            let l = std::alloc::Layout::from_size_align(layout.size(), HUGE.max(layout.align())).unwrap();
+            // SAFETY: non-zero size layout.
+            let p = unsafe { std::alloc::System.alloc(l) };
+            if !p.is_null() {
+                // SAFETY: advice on memory we own; failure only means small pages.
+                unsafe { libc::madvise(p as *mut libc::c_void, layout.size(), libc::MADV_HUGEPAGE) };
+            }
+            p
+        } else {
+            // SAFETY: forwarded.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        if layout.size() >= HUGE && std::env::var_os("AXIOM_NO_HUGE").is_none() {
+            let l = std::alloc::Layout::from_size_align(layout.size(), HUGE.max(layout.align())).unwrap();
+            // SAFETY: allocated above with this layout.
+            unsafe { std::alloc::System.dealloc(ptr, l) }
+        } else {
+            // SAFETY: forwarded.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOC: HugePageAlloc = HugePageAlloc;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("bad value for {name}")))
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("bw") => bandwidth(&args),
+        Some("matmuls") => matmuls(&args),
+        _ => {
+            eprintln!("usage: kernel-bench bw [--threads T] [--mib N] | matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME]");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// CPU time consumed by the calling thread (immune to time slices lost to
+/// other processes on a busy machine), in seconds.
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we pass; the clock id is valid.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Median, min and max of a sample.
+fn stats(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// A sense-reversing spin barrier for `n` threads.
+struct Barrier {
+    n: usize,
+    count: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl Barrier {
+    fn new(n: usize) -> Self {
+        Barrier { n, count: AtomicUsize::new(0), generation: AtomicUsize::new(0) }
+    }
+    fn wait(&self) {
+        let gen = self.generation.load(Ordering::Acquire);
+        if self.count.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            self.count.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+        } else {
+            while self.generation.load(Ordering::Acquire) == gen {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Single- or multi-thread streaming read bandwidth over a buffer much larger
+/// than the caches (each thread reads its own part), on 2 MiB pages when the
+/// OS grants them (as the kernel maps memory) unless `--small-pages`.
+fn bandwidth(args: &[String]) {
+    let threads: usize = arg(args, "--threads", 1);
+    let mib: usize = arg(args, "--mib", 1024);
+    let huge = !args.iter().any(|a| a == "--small-pages");
+    let buf = HugeBuf::new(mib << 20, huge);
+    let words = buf.len() / 32;
+    let chunk = words / threads;
+    let mut samples = Vec::new();
+    for _ in 0..7 {
+        let t0 = Instant::now();
+        let sum: u64 = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|i| {
+                    let part = &buf.as_slice()[i * chunk * 32..(i + 1) * chunk * 32];
+                    s.spawn(move || read_sum(part))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).fold(0, u64::wrapping_add)
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        std::hint::black_box(sum);
+        samples.push((chunk * threads * 32) as f64 / secs / 1e9);
+    }
+    let (med, lo, hi) = stats(&mut samples);
+    println!("{{\"bench\":\"read_bandwidth\",\"threads\":{threads},\"mib\":{mib},\"huge_pages\":{huge},\"gb_s\":{med:.2},\"min\":{lo:.2},\"max\":{hi:.2}}}");
+}
+
+/// Anonymous memory, advised to use transparent huge pages, filled with a pattern.
+struct HugeBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: HugeBuf owns its mapping; shared access is read-only.
+unsafe impl Sync for HugeBuf {}
+// SAFETY: as above.
+unsafe impl Send for HugeBuf {}
+
+impl HugeBuf {
+    fn new(len: usize, huge: bool) -> HugeBuf {
+        let len = len.div_ceil(2 << 20) * (2 << 20);
+        // SAFETY: a fresh private anonymous mapping; checked for failure.
+        let ptr = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        assert!(ptr != libc::MAP_FAILED, "mmap failed");
+        if huge {
+            // SAFETY: advice on our own mapping; failure only means small pages.
+            unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) };
+        }
+        let mut b = HugeBuf { ptr: ptr as *mut u8, len };
+        for (i, v) in b.as_mut_slice().iter_mut().enumerate() {
+            *v = i as u8;
+        }
+        b
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is len bytes, initialized in new().
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, uniquely borrowed.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for HugeBuf {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping made in new().
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Reads every byte with 32-byte AVX2 loads (four independent chains).
+fn read_sum(v: &[u8]) -> u64 {
+    #[target_feature(enable = "avx2")]
+    unsafe fn imp(v: &[u8]) -> u64 {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm256_setzero_si256(); 4];
+        for c in v.chunks_exact(128) {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: c has 128 bytes.
+                *a = _mm256_add_epi64(*a, unsafe { _mm256_loadu_si256(c.as_ptr().add(32 * k) as *const __m256i) });
+            }
+        }
+        let s = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+        (_mm256_extract_epi64(s, 0) ^ _mm256_extract_epi64(s, 3)) as u64
+    }
+    assert!(std::is_x86_feature_detected!("avx2"));
+    // SAFETY: AVX2 checked above.
+    unsafe { imp(v) }
+}
+
+/// Every 2-D matrix of the model (the output head is `output.weight` or the
+/// tied `token_embd.weight`), timed as one decode step or one prefill batch.
+fn matmuls(args: &[String]) {
+    let path: String = arg(args, "--model", String::new());
+    let threads: usize = arg(args, "--threads", 1);
+    let batch: usize = arg(args, "--batch", 1);
+    let iters: usize = arg(args, "--iters", 20);
+    let isa: String = arg(args, "--isa", String::new());
+    let packed = args.iter().any(|a| a == "--packed");
+    if let Ok(v) = std::env::var("AXIOM_PF") {
+        axiom_engine::matmul::avx2::PREFETCH_DIST.store(v.parse().unwrap(), std::sync::atomic::Ordering::Relaxed);
+    }
+    // Only tensors whose name contains this (e.g. `blk.0.attn_q` for a
+    // cache-resident compute-bound measurement).
+    let only: String = arg(args, "--only", String::new());
+    let kernels = if isa.is_empty() {
+        Kernels::detect()
+    } else {
+        Kernels::for_isa(Isa::from_name(&isa).expect("unknown --isa")).expect("ISA not available")
+    };
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // SAFETY: the model file is not modified while mapped (benchmark input).
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let gguf = Gguf::parse(&map).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let has_output = gguf.tensor("output.weight").is_some();
+    let mut mats: Vec<(String, WeightMatrix)> = Vec::new();
+    for t in gguf.tensors() {
+        if t.n_dims != 2 || (t.name == "token_embd.weight" && has_output) || !t.name.contains(only.as_str()) {
+            continue;
+        }
+        let data = gguf.tensor_bytes(t).unwrap();
+        let w = WeightMatrix::new(t.ty, t.dims[1] as usize, t.dims[0] as usize, data).unwrap();
+        mats.push((t.name.to_string(), w));
+    }
+    // Repacked copies (as a loader would make them), when asked for.
+    let packs: Vec<Option<PackedMatrix>> =
+        mats.iter().map(|(_, w)| if packed { PackedMatrix::pack(w).ok() } else { None }).collect();
+    let views: Vec<Matrix> = mats
+        .iter()
+        .zip(&packs)
+        .map(|((_, w), p)| match p {
+            Some(p) => Matrix::from(p),
+            None => Matrix::from(w),
+        })
+        .collect();
+    let max_cols = mats.iter().map(|(_, w)| w.cols).max().unwrap();
+    let max_rows = mats.iter().map(|(_, w)| w.rows).max().unwrap();
+    let bytes: usize = mats.iter().map(|(_, w)| w.rows * w.row_bytes()).sum();
+    // Activations: a fixed pseudo-random vector per token.
+    let x: Vec<f32> = (0..max_cols * batch).map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0).collect();
+    let barrier = Barrier::new(threads);
+    let mut per_iter = Vec::new();
+    let mut per_iter_cpu = Vec::new();
+    let mut per_class: std::collections::BTreeMap<String, f64> = Default::default();
+    let class = |name: &str| -> String {
+        let n = name.trim_end_matches(".weight");
+        n.rsplit('.').next().unwrap_or(n).to_string()
+    };
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<(Vec<(usize, f64)>, f64)>();
+        let mats = &mats;
+        let views = &views;
+        let barrier = &barrier;
+        let x = &x;
+        for tid in 0..threads {
+            let tx = tx.clone();
+            s.spawn(move || {
+                let mut acts = ActBuf::new(max_cols, batch);
+                let mut out = vec![0.0f32; max_rows * batch];
+                for _ in 0..iters + 2 {
+                    let mut times = Vec::with_capacity(mats.len() + 1);
+                    let t_all = Instant::now();
+                    let cpu0 = thread_cpu_secs();
+                    for (i, (_, w)) in mats.iter().enumerate() {
+                        let t0 = Instant::now();
+                        // Every thread quantizes its own copy (tiny; the forward
+                        // pass shares one), then computes its share of rows.
+                        kernels.quantize_activations(w.ty, &x[..w.cols * batch], batch, &mut acts);
+                        let per = w.rows.div_ceil(threads).div_ceil(8) * 8;
+                        let lo = (tid * per).min(w.rows);
+                        let hi = ((tid + 1) * per).min(w.rows);
+                        kernels.matmul(views[i], &acts, lo..hi, &mut out[..(hi - lo) * batch]);
+                        barrier.wait();
+                        times.push((i, t0.elapsed().as_secs_f64()));
+                    }
+                    times.push((usize::MAX, t_all.elapsed().as_secs_f64()));
+                    let cpu = thread_cpu_secs() - cpu0;
+                    if tid == 0 {
+                        tx.send((times, cpu)).unwrap();
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (n, (times, cpu)) in rx.iter().enumerate() {
+            if n < 2 {
+                continue; // warm-up
+            }
+            per_iter_cpu.push(cpu);
+            for (i, t) in times {
+                if i == usize::MAX {
+                    per_iter.push(t);
+                } else {
+                    *per_class.entry(class(&mats[i].0)).or_default() += t / iters as f64;
+                }
+            }
+        }
+    });
+    let row_blocks: usize = mats.iter().map(|(_, w)| w.rows * w.cols / 32).sum();
+    let (med, lo, hi) = stats(&mut per_iter);
+    let (cpu_med, cpu_lo, _) = stats(&mut per_iter_cpu);
+    let toks = batch as f64 / med;
+    println!(
+        "{{\"bench\":\"matmuls\",\"model\":\"{}\",\"isa\":\"{}\",\"packed\":{packed},\"threads\":{threads},\"batch\":{batch},\"iters\":{iters},\"ms_median\":{:.3},\"ms_min\":{:.3},\"ms_max\":{:.3},\"cpu_ms_median\":{:.3},\"cpu_ms_min\":{:.3},\"tok_s\":{toks:.1},\"ns_per_row_block_cpu\":{:.3},\"weight_mb\":{:.1},\"gb_s\":{:.2}}}",
+        path.rsplit('/').next().unwrap(),
+        kernels.isa(),
+        med * 1e3,
+        lo * 1e3,
+        hi * 1e3,
+        cpu_med * 1e3,
+        cpu_lo * 1e3,
+        cpu_lo * 1e9 / (row_blocks * batch) as f64 * threads as f64,
+        bytes as f64 / 1e6,
+        bytes as f64 / med / 1e9
+    );
+    let parts: Vec<String> = per_class.iter().map(|(k, v)| format!("\"{k}\":{:.3}", v * 1e3)).collect();
+    println!("{{\"bench\":\"matmuls_by_tensor_ms\",{}}}", parts.join(","));
+}
