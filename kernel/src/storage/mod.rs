@@ -10,13 +10,18 @@ use alloc::boxed::Box;
 use core::fmt;
 
 use axiom_drivers::hw::{MmioRegion, X86PortIo};
-use axiom_drivers::nvme::{Controller, ControllerOptions, Namespace, NvmeError};
+use axiom_drivers::nvme::{Controller, ControllerOptions, IoQueuePair, Namespace, NvmeError, QueuePairOptions};
 use axiom_drivers::pci::{self, Bar, BarError, ConfigAccess, EcamConfig, PciFunction, PortConfig};
 
 use axiom_kernel::bootinfo::Rsdp;
 use platform::{KernelDma, TscClock};
 
 pub type NvmeController = Controller<MmioRegion, KernelDma, TscClock>;
+/// What the I/O core owns and polls (`Send`: it may move to another core).
+pub type NvmeQueuePair = IoQueuePair<MmioRegion, KernelDma, TscClock>;
+
+/// I/O queue entries asked for (capped by CAP.MQES); the deepest queue depth is one less.
+pub const IO_QUEUE_ENTRIES: u32 = 1024;
 
 /// A brought-up controller and the namespace we read from.
 pub struct Storage {
@@ -55,6 +60,22 @@ impl fmt::Display for StorageError {
 impl From<NvmeError> for StorageError {
     fn from(e: NvmeError) -> Self {
         StorageError::Nvme(e)
+    }
+}
+
+impl Storage {
+    /// Deepest queue depth the I/O queue pair can have.
+    pub fn max_queue_depth(&self) -> u32 {
+        IO_QUEUE_ENTRIES.min(self.controller.capabilities().max_queue_entries) - 1
+    }
+
+    /// Creates the I/O queue pair: `queue_depth` commands in flight (None =
+    /// deepest), `max_requests` reads accepted at once, commands of at most
+    /// `max_transfer` bytes (None = MDTS).
+    pub fn create_io_queue_pair(&mut self, queue_depth: Option<u32>, max_requests: u32, max_transfer: Option<usize>) -> Result<NvmeQueuePair, StorageError> {
+        let depth = queue_depth.unwrap_or(u32::MAX).clamp(1, self.max_queue_depth());
+        let opts = QueuePairOptions { entries: depth + 1, queue_depth: depth, max_requests, max_transfer_bytes: max_transfer.unwrap_or(0) };
+        Ok(self.controller.create_io_queue_pair(opts)?)
     }
 }
 

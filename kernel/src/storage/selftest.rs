@@ -9,15 +9,13 @@
 use alloc::format;
 use alloc::string::String;
 
-use axiom_drivers::nvme::{read_sequential, ControllerOptions, QueuePairOptions};
+use axiom_drivers::nvme::{read_sequential, ControllerOptions};
 use axiom_engine::crc32c::Crc32c;
 use axiom_kernel::bootinfo::Rsdp;
 use axiom_kernel::cmdline::Cmdline;
 
 use super::{platform, probe, StorageError};
 
-/// I/O queue entries we ask for (capped by CAP.MQES).
-const QUEUE_ENTRIES: u32 = 1024;
 /// Rotating buffers: one is being checksummed while the others fill.
 const SLOTS: usize = 8;
 /// Largest rotating buffer.
@@ -50,6 +48,7 @@ pub fn run(rsdp: Option<&Rsdp>, args: Args) -> Result<(), StorageError> {
             .fmt("serial", format_args!("{}", id.serial))
             .fmt("firmware", format_args!("{}", id.firmware))
             .fmt("pci", format_args!("{}", storage.pci.bdf))
+            .fmt("bar0", format_args!("{:#x}", storage.bar0))
             .fmt("version", format_args!("{major}.{minor}.{ter}"))
             .u64("nsid", ns.nsid as u64)
             .u64("lba_size", ns.block_size as u64)
@@ -59,14 +58,13 @@ pub fn run(rsdp: Option<&Rsdp>, args: Args) -> Result<(), StorageError> {
             .u64("page_size", ctrl.page_size() as u64);
     });
 
-    let entries = QUEUE_ENTRIES.min(ctrl.capabilities().max_queue_entries);
-    let depth = args.queue_depth.unwrap_or(entries - 1).clamp(1, entries - 1);
+    let depth = args.queue_depth.unwrap_or(u32::MAX).clamp(1, storage.max_queue_depth());
     let xfer = args.max_transfer.unwrap_or(mdts_bytes).clamp(ns.block_size as usize, mdts_bytes) / ns.block_size as usize * ns.block_size as usize;
     // Enough buffer that `depth` commands can be in flight while one slot is
     // being checksummed, within MAX_SLOT_BYTES per slot.
     let want = (depth as usize * xfer).div_ceil(SLOTS - 2);
     let slot_bytes = want.clamp(xfer, MAX_SLOT_BYTES) / xfer * xfer;
-    let mut qp = ctrl.create_io_queue_pair(QueuePairOptions { entries, queue_depth: depth, max_requests: SLOTS as u32, max_transfer_bytes: xfer })?;
+    let mut qp = storage.create_io_queue_pair(Some(depth), SLOTS as u32, Some(xfer))?;
     let buffer = platform::dma_buffer(slot_bytes * SLOTS).ok_or(StorageError::Map { phys: 0, len: (slot_bytes * SLOTS) as u64 })?;
 
     let mut crc = Crc32c::new();
