@@ -3,6 +3,8 @@
 //! Each subcommand lives in its own module under `cmd/`; this file only dispatches.
 
 mod cmd;
+mod host;
+mod pack;
 
 use clap::{Parser, Subcommand};
 
