@@ -1,0 +1,240 @@
+//! The QEMU runner: builds the kernel, boots it under TCG, streams its serial
+//! output and parses the `@name {json}` telemetry. Used by `axiom run` and by
+//! the integration tests (`tools/tests/qemu_*.rs`).
+//!
+//! Extending it: add a field to [`QemuOptions`] and emit its arguments in
+//! [`QemuOptions::qemu_args`] (e.g. a `--disk FILE` for NVMe); `axiom run`
+//! maps its own flags onto the struct.
+
+mod build;
+mod events;
+mod iso;
+
+pub use build::{build_kernel, kernel_target_dir, workspace_root};
+pub use events::{Event, RunResult, Verdict};
+pub use iso::build_iso;
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The QEMU binary; override with `AXIOM_QEMU`.
+pub fn qemu_binary() -> String {
+    std::env::var("AXIOM_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into())
+}
+
+/// OVMF firmware for `--uefi` (code, variables template).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// QEMU exit status for the kernel's success write to `isa-debug-exit` (0x10 << 1 | 1).
+pub const EXIT_SUCCESS_STATUS: i32 = 33;
+/// ... and for its failure write (0x11 << 1 | 1).
+pub const EXIT_FAILURE_STATUS: i32 = 35;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Machine {
+    Pc,
+    Q35,
+}
+
+impl Machine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Pc => "pc",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+/// How the kernel reaches the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boot {
+    /// `-kernel` (Multiboot1, SeaBIOS).
+    Direct,
+    /// GRUB ISO (Multiboot2) on SeaBIOS.
+    IsoBios,
+    /// GRUB ISO (Multiboot2) on OVMF.
+    IsoUefi,
+}
+
+/// Everything one QEMU run needs.
+#[derive(Clone, Debug)]
+pub struct QemuOptions {
+    pub smp: u32,
+    /// `-m` value, e.g. "1G".
+    pub mem: String,
+    pub machine: Machine,
+    /// The kernel command line (`key=value ...`).
+    pub cmdline: String,
+    pub boot: Boot,
+    /// `-cpu max,-x2apic` instead of `-cpu max`.
+    pub xapic: bool,
+    /// `acpi=off` on the machine (no ACPI tables: no MADT).
+    pub no_acpi: bool,
+    pub timeout: Duration,
+    /// Appended after everything else (the CLI's `-- extra qemu args`).
+    pub extra_args: Vec<String>,
+}
+
+impl Default for QemuOptions {
+    fn default() -> Self {
+        QemuOptions {
+            smp: 2,
+            mem: "1G".into(),
+            machine: Machine::Pc,
+            cmdline: String::new(),
+            boot: Boot::Direct,
+            xapic: false,
+            no_acpi: false,
+            timeout: Duration::from_secs(120),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+impl QemuOptions {
+    /// QEMU's arguments for booting `image` (the ELF for `Direct`, else the ISO).
+    /// `scratch` holds per-run files (the UEFI variable store).
+    pub fn qemu_args(&self, image: &Path, scratch: &Path) -> Result<Vec<String>> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+        let machine = if self.no_acpi { format!("{},acpi=off", self.machine.name()) } else { self.machine.name().to_string() };
+        push(&["-machine", &machine]);
+        push(&["-accel", "tcg,thread=multi"]);
+        push(&["-cpu", if self.xapic { "max,-x2apic" } else { "max" }]);
+        push(&["-smp", &self.smp.to_string()]);
+        push(&["-m", &self.mem]);
+        push(&["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"]);
+        push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        match self.boot {
+            Boot::Direct => {
+                push(&["-kernel", &image.display().to_string()]);
+                if !self.cmdline.is_empty() {
+                    push(&["-append", &self.cmdline]);
+                }
+            }
+            Boot::IsoBios => push(&["-cdrom", &image.display().to_string(), "-boot", "d"]),
+            Boot::IsoUefi => {
+                for f in [OVMF_CODE, OVMF_VARS] {
+                    if !Path::new(f).exists() {
+                        bail!("{f} is missing: install the `ovmf` package (tools/setup.sh does)");
+                    }
+                }
+                let vars = scratch.join("OVMF_VARS.fd");
+                std::fs::copy(OVMF_VARS, &vars).with_context(|| format!("copying {OVMF_VARS}"))?;
+                push(&["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")]);
+                push(&["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
+                push(&["-cdrom", &image.display().to_string(), "-boot", "d"]);
+            }
+        }
+        a.extend(self.extra_args.iter().cloned());
+        Ok(a)
+    }
+}
+
+/// Build what `opts` boots (kernel, and the ISO if asked), run QEMU, feed
+/// every serial line to `on_line`, and return the parsed outcome.
+pub fn run(opts: &QemuOptions, on_line: &mut dyn FnMut(&str)) -> Result<RunResult> {
+    let kernel = build_kernel()?;
+    run_kernel(&kernel, opts, on_line)
+}
+
+/// As [`run`], with an already built kernel ELF.
+pub fn run_kernel(kernel: &Path, opts: &QemuOptions, on_line: &mut dyn FnMut(&str)) -> Result<RunResult> {
+    let scratch = tempdir()?;
+    let image: PathBuf = match opts.boot {
+        Boot::Direct => kernel.to_path_buf(),
+        Boot::IsoBios | Boot::IsoUefi => build_iso(kernel, &opts.cmdline)?,
+    };
+    let args = opts.qemu_args(&image, &scratch)?;
+    let result = spawn_and_watch(&args, opts.timeout, on_line);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "axiom-run-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn spawn_and_watch(args: &[String], timeout: Duration, on_line: &mut dyn FnMut(&str)) -> Result<RunResult> {
+    let qemu = qemu_binary();
+    let mut child = Command::new(&qemu)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {qemu} (install QEMU >= 10 with tools/setup.sh)"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']).replace('\r', "");
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+
+    let deadline = Instant::now() + timeout;
+    let mut result = RunResult::default();
+    let mut timed_out = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            timed_out = true;
+            break;
+        }
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                on_line(&line);
+                result.push_line(line);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if timed_out {
+        let _ = child.kill();
+    }
+    let status = child.wait().context("waiting for QEMU")?;
+    let _ = reader.join();
+    // Lines that arrived between the deadline and the kill.
+    while let Ok(line) = rx.try_recv() {
+        on_line(&line);
+        result.push_line(line);
+    }
+    result.stderr = err_reader.join().unwrap_or_default();
+    result.timed_out = timed_out;
+    result.timeout = timeout;
+    result.exit_status = if timed_out { None } else { status.code() };
+    Ok(result)
+}

@@ -1,0 +1,188 @@
+//! QEMU integration tests of the kernel foundation (issue 2): SMP bring-up and
+//! the lockstep barrier in x2APIC and xAPIC mode at 1, 2, 4 and 8 CPUs, GRUB
+//! ISO boots on BIOS and UEFI, and the bad-input paths (no ACPI, unknown
+//! command-line key, an exception, a panic), which must end cleanly, never
+//! in the runner's timeout.
+//!
+//! QEMU runs are serialized (the host has two cores); each test prints the
+//! serial log, which the harness shows when the test fails.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axiom_tools::qemu::{self, Boot, QemuOptions, RunResult, Verdict, EXIT_FAILURE_STATUS};
+
+static QEMU: Mutex<()> = Mutex::new(());
+
+fn run(opts: QemuOptions) -> RunResult {
+    let _serial = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let kernel = qemu::build_kernel().expect("kernel builds");
+    println!("--- qemu {:?}", opts.qemu_args(&kernel, &std::env::temp_dir()).unwrap_or_default());
+    let result = qemu::run_kernel(&kernel, &opts, &mut |line| println!("{line}")).expect("QEMU runs");
+    println!("--- verdict: {}", result.verdict());
+    assert!(!result.timed_out, "the run hit the runner's timeout: the kernel hung");
+    result
+}
+
+fn opts(smp: u32, cmdline: &str) -> QemuOptions {
+    QemuOptions { smp, cmdline: cmdline.into(), timeout: Duration::from_secs(240), ..Default::default() }
+}
+
+/// `selftest=smp` on `n` CPUs: every CPU online, every counter check right,
+/// one `@barrier` per CPU, `@done` ok.
+fn smp_selftest(n: u32, xapic: bool, rounds: u32, spin_us: u32) {
+    let mut o = opts(n, &format!("selftest=smp rounds={rounds} spin_us={spin_us}"));
+    o.xapic = xapic;
+    let r = run(o);
+    assert_eq!(r.verdict(), Verdict::Success);
+    let boot = r.first("boot").expect("@boot");
+    assert_eq!(boot.u64("cpus_found"), Some(n as u64));
+    assert_eq!(boot.u64("cpus_online"), Some(n as u64), "every CPU came online");
+    assert_eq!(boot.str("apic"), Some(if xapic { "xapic" } else { "x2apic" }));
+    assert!(boot.data["tsc_mhz"].as_f64().unwrap() > 100.0);
+    let cpus: Vec<_> = r.events_named("cpu").collect();
+    assert_eq!(cpus.len(), n as usize);
+    assert_eq!(cpus[0].str("role"), Some("bsp"));
+    if n >= 3 {
+        assert_eq!(cpus[n as usize - 1].str("role"), Some("io"));
+        assert!(cpus[1..n as usize - 1].iter().all(|c| c.str("role") == Some("compute")));
+    }
+    let mut ids: Vec<u64> = cpus.iter().map(|c| c.u64("apic_id").unwrap()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), n as usize, "distinct APIC ids");
+    let barriers: Vec<_> = r.events_named("barrier").collect();
+    assert_eq!(barriers.len(), n as usize, "one @barrier per CPU");
+    for b in &barriers {
+        assert_eq!(b.u64("rounds"), Some(rounds as u64));
+        assert_eq!(b.u64("counter_errors"), Some(0));
+        let w = &b.data["wait_ns"];
+        let (min, med, p99, max) = (w["min"].as_u64().unwrap(), w["median"].as_u64().unwrap(), w["p99"].as_u64().unwrap(), w["max"].as_u64().unwrap());
+        assert!(min <= med && med <= p99 && p99 <= max, "ordered wait statistics: {w}");
+    }
+    let s = r.first("summary").expect("@summary");
+    assert_eq!(s.u64("cpus"), Some(n as u64));
+    assert_eq!(s.bool("counter_ok"), Some(true));
+    assert_eq!(s.u64("counter_errors"), Some(0));
+}
+
+#[test]
+fn smp1_x2apic() {
+    smp_selftest(1, false, 10_000, 50);
+}
+
+#[test]
+fn smp2_x2apic() {
+    smp_selftest(2, false, 10_000, 50);
+}
+
+#[test]
+fn smp4_x2apic() {
+    smp_selftest(4, false, 10_000, 0);
+}
+
+/// 8 vCPUs on 2 host cores: correctness only, fewer rounds, park at once.
+#[test]
+fn smp8_x2apic() {
+    smp_selftest(8, false, 2_000, 0);
+}
+
+#[test]
+fn smp1_xapic() {
+    smp_selftest(1, true, 10_000, 50);
+}
+
+#[test]
+fn smp2_xapic() {
+    smp_selftest(2, true, 10_000, 50);
+}
+
+#[test]
+fn smp4_xapic() {
+    smp_selftest(4, true, 10_000, 0);
+}
+
+#[test]
+fn smp8_xapic() {
+    smp_selftest(8, true, 2_000, 0);
+}
+
+fn iso_boot(boot: Boot) {
+    let mut o = opts(2, "selftest=smp rounds=500");
+    o.boot = boot;
+    if boot == Boot::IsoUefi {
+        o.machine = qemu::Machine::Q35;
+    }
+    let r = run(o);
+    assert_eq!(r.verdict(), Verdict::Success);
+    let boot = r.first("boot").unwrap();
+    assert_eq!(boot.str("boot"), Some("multiboot2"), "GRUB boots the kernel through Multiboot2");
+    assert_eq!(boot.str("rsdp"), Some("multiboot2"), "GRUB hands over the RSDP");
+    assert_eq!(boot.u64("cpus_online"), Some(2));
+    assert_eq!(boot.str("cmdline"), Some("selftest=smp rounds=500"));
+}
+
+#[test]
+fn grub_iso_bios() {
+    iso_boot(Boot::IsoBios);
+}
+
+#[test]
+fn grub_iso_uefi() {
+    iso_boot(Boot::IsoUefi);
+}
+
+#[test]
+fn no_acpi_runs_on_the_bsp_alone() {
+    let mut o = opts(2, "selftest=smp rounds=1000");
+    o.no_acpi = true;
+    let r = run(o);
+    assert_eq!(r.verdict(), Verdict::Success);
+    let warning = r.first("warning").expect("a clear @warning");
+    assert!(warning.str("msg").unwrap().contains("running on the BSP alone"), "{warning:?}");
+    let boot = r.first("boot").unwrap();
+    assert_eq!(boot.u64("cpus_online"), Some(1));
+    assert_eq!(boot.bool("acpi"), Some(false));
+    assert_eq!(r.first("summary").unwrap().u64("cpus"), Some(1));
+}
+
+#[test]
+fn unknown_cmdline_key_lists_valid_keys() {
+    let r = run(opts(1, "selftest=smp bogus=1"));
+    assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS));
+    let errors = r.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("unknown command-line key 'bogus'; valid keys: selftest"), "{}", errors[0]);
+    for key in ["rounds", "spin_us", "heap", "max_cpus"] {
+        assert!(errors[0].contains(key), "valid key {key} listed");
+    }
+    assert!(r.first("boot").is_none(), "boot stops before bring-up");
+}
+
+#[test]
+fn exception_on_an_ap_ends_in_error_not_hang() {
+    let r = run(opts(2, "selftest=fault fault=pf"));
+    assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS));
+    assert!(matches!(r.verdict(), Verdict::KernelFailed(_)));
+    let e = r.first("error").expect("@error");
+    assert_eq!(e.str("kind"), Some("exception"));
+    assert_eq!(e.u64("vector"), Some(14));
+    assert_eq!(e.u64("cpu"), Some(1), "the fault was raised on the AP");
+    assert_eq!(e.str("cr2"), Some("0x7f00dead0000"));
+    assert!(e.str("rip").unwrap().starts_with("0x"));
+    assert!(!r.done_ok());
+}
+
+#[test]
+fn invalid_opcode_on_the_bsp_and_panic_end_in_error() {
+    let r = run(opts(2, "selftest=fault fault=ud fault_cpu=0"));
+    assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS));
+    let e = r.first("error").expect("@error");
+    assert_eq!((e.u64("vector"), e.u64("cpu")), (Some(6), Some(0)));
+
+    let r = run(opts(2, "selftest=panic"));
+    assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS));
+    let e = r.first("error").expect("@error");
+    assert_eq!(e.str("kind"), Some("panic"));
+    assert!(e.str("msg").unwrap().contains("panicking on purpose"));
+    assert!(e.str("location").unwrap().contains("selftest/fault.rs"));
+}
