@@ -186,3 +186,15 @@ fn smollm2_special_tokens_and_chat_template() {
     let tail = tok.encode("<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", true, true);
     assert!(ids.ends_with(&tail));
 }
+
+#[test]
+fn smollm2_tokenizer_is_compact() {
+    // The kernel keeps the tokenizer resident: bound its tables.
+    let start = std::time::Instant::now();
+    let tok = load_tokenizer(&default_model());
+    let elapsed = start.elapsed();
+    eprintln!("SmolLM2 tokenizer: {} bytes of tables, loaded in {elapsed:?}", tok.heap_bytes());
+    assert_eq!(tok.vocab_size(), 49152);
+    assert_eq!(tok.merge_count(), 48900);
+    assert!(tok.heap_bytes() < 8 << 20, "{} bytes", tok.heap_bytes());
+}
