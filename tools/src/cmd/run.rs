@@ -38,6 +38,9 @@ pub struct Args {
     /// No ACPI tables (the kernel then runs on the BSP alone).
     #[arg(long)]
     pub no_acpi: bool,
+    /// Attach a raw disk image as an NVMe drive.
+    #[arg(long, value_name = "FILE")]
+    pub disk: Option<std::path::PathBuf>,
     /// Do not echo the serial output (the verdict is still printed).
     #[arg(long)]
     pub quiet: bool,
@@ -63,6 +66,7 @@ impl Args {
             },
             xapic: self.xapic,
             no_acpi: self.no_acpi,
+            disk: self.disk.clone(),
             timeout: Duration::from_secs(self.timeout.max(1)),
             extra_args: self.qemu_args.clone(),
         })

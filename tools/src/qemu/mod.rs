@@ -9,10 +9,12 @@
 mod build;
 mod events;
 mod iso;
+mod nvme;
 
 pub use build::{build_kernel, kernel_target_dir, workspace_root};
 pub use events::{Event, RunResult, Verdict};
 pub use iso::build_iso;
+pub use nvme::nvme_args;
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read};
@@ -75,6 +77,8 @@ pub struct QemuOptions {
     pub xapic: bool,
     /// `acpi=off` on the machine (no ACPI tables: no MADT).
     pub no_acpi: bool,
+    /// A raw disk image attached as an NVMe namespace (controller serial "axiom").
+    pub disk: Option<PathBuf>,
     pub timeout: Duration,
     /// Appended after everything else (the CLI's `-- extra qemu args`).
     pub extra_args: Vec<String>,
@@ -90,6 +94,7 @@ impl Default for QemuOptions {
             boot: Boot::Direct,
             xapic: false,
             no_acpi: false,
+            disk: None,
             timeout: Duration::from_secs(120),
             extra_args: Vec::new(),
         }
@@ -130,6 +135,13 @@ impl QemuOptions {
                 push(&["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
                 push(&["-cdrom", &image.display().to_string(), "-boot", "d"]);
             }
+        }
+        if let Some(disk) = &self.disk {
+            if !disk.is_file() {
+                bail!("disk image {} does not exist", disk.display());
+            }
+            push(&["-drive", &format!("file={},if=none,id=axiom-disk,format=raw", disk.display())]);
+            push(&["-device", "nvme,serial=axiom,drive=axiom-disk"]);
         }
         a.extend(self.extra_args.iter().cloned());
         Ok(a)
