@@ -198,3 +198,76 @@ fn smollm2_tokenizer_is_compact() {
     assert_eq!(tok.merge_count(), 48900);
     assert!(tok.heap_bytes() < 8 << 20, "{} bytes", tok.heap_bytes());
 }
+
+/// xorshift64*: a tiny deterministic generator for the randomized tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random text mixing ASCII, whitespace runs, digits, contractions, Latin,
+/// Cyrillic, CJK, emoji, combining marks, unassigned and private-use code
+/// points, and special-token spellings.
+fn random_text(rng: &mut Rng) -> String {
+    const PARTS: &[&str] = &[
+        " ", "  ", "\n", "\n\n", "\t", "\r\n", "'s", "'LL", "'", "0", "123", "4567", "½", "a", "Hello", " world", "é",
+        "ñ", "я", "Привет", "我", "想", "🚀", "😶‍🌫️", "\u{301}", "\u{378}", "\u{E000}", "!", "?!", "...", "$", "<|im_start|>",
+        "<|im_end|>", "<s>", "</s>", "\u{A0}", "\u{3000}", "ᄀ", "ﬀ",
+    ];
+    let n = rng.below(24) as usize;
+    (0..n).map(|_| PARTS[rng.below(PARTS.len() as u64) as usize]).collect()
+}
+
+#[test]
+fn random_text_never_panics_and_pieces_reassemble_it() {
+    let dir = testdata().join("vocab");
+    let toks = [
+        load_tokenizer(&dir.join("ggml-vocab-gpt-2.gguf")),
+        load_tokenizer(&dir.join("ggml-vocab-llama-spm.gguf")),
+        load_tokenizer(&default_model()),
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..3000 {
+        let text = random_text(&mut rng);
+        for tok in &toks {
+            for parse_special in [false, true] {
+                let ids = tok.encode(&text, true, parse_special);
+                assert!(ids.iter().all(|&id| (id as usize) < tok.vocab_size()));
+                let pieces: Vec<u8> = ids.iter().flat_map(|&id| tok.token_piece_special(id).to_vec()).collect();
+                let mut expected = Vec::new();
+                if tok.add_bos() {
+                    expected.extend_from_slice(tok.token_piece_special(tok.special_tokens().bos.unwrap()));
+                }
+                // SentencePiece adds a space in front of each text fragment.
+                if !tok.add_space_prefix() {
+                    expected.extend_from_slice(text.as_bytes());
+                    assert_eq!(pieces, expected, "pieces of {text:?} (parse_special {parse_special})");
+                }
+            }
+        }
+        // Raw bytes, including invalid UTF-8, are accepted too.
+        let mut bytes = text.into_bytes();
+        if !bytes.is_empty() {
+            let at = rng.below(bytes.len() as u64) as usize;
+            bytes[at] = 0x80 | (rng.next() as u8);
+        }
+        for tok in &toks {
+            let _ = tok.encode_bytes(&bytes, false, false);
+        }
+    }
+    // Decoding arbitrary ids (including out-of-range ones) never panics.
+    for tok in &toks {
+        let ids: Vec<u32> = (0..2000).map(|_| rng.below(tok.vocab_size() as u64 + 10) as u32).collect();
+        let _ = tok.decode(&ids, true);
+        let _ = tok.detokenize(&ids, true, false);
+    }
+}
