@@ -8,6 +8,7 @@ use axiom_engine::forward::{forward, generate, Batch, GenerateParams, Leader, Lo
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
 use axiom_engine::model::{Model, ResidentLayers};
+use axiom_engine::plan::Worker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
 use common::{model_bytes, run_team, testdata_dir};
@@ -133,7 +134,7 @@ fn greedy(model: &Model<'_>, layers: ResidentLayers<'_>, prompt: &[u32], n: usiz
     let leader = std::sync::Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
     let params = GenerateParams { prompt, start_pos: 0, max_new_tokens: n, stop_tokens: &[2], prefill_batch };
     let outcome = run_team(workers, layers, &mut scratches, |w, scratch| {
-        let lead = if w.index == 0 { leader.lock().unwrap().take() } else { None };
+        let lead = if w.index() == 0 { leader.lock().unwrap().take() } else { None };
         generate(model, &state, scratch, w, &params, lead).unwrap()
     });
     drop(leader);

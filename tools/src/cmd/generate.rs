@@ -1,8 +1,212 @@
-//! `axiom generate`: not built yet (skeleton; see the open issues).
+//! `axiom generate`: text generation on the host with the engine.
+//!
+//! The generated text streams to stdout as it is produced; statistics go to
+//! stderr, ending with one JSON line
+//! `{"prefill_tokens":..,"prefill_tok_s":..,"decode_tokens":..,"decode_tok_s":..,...}`.
+//! `decode_tok_s` is measured from the first generated token to the last
+//! (the forward passes of batch 1 between them); `prefill_tok_s` over the
+//! prompt's forward passes.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use axiom_engine::forward::{generate, GenerateParams, Leader, StopReason, TokenSink};
+use axiom_engine::model::ResidentLayers;
+use axiom_engine::plan::Worker;
+use axiom_engine::sampler::{Sampler, SamplerConfig};
+use axiom_engine::state::{SharedState, StateConfig};
+use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
+
+use crate::host::{EngineArgs, HostTeam, MappedModel};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// The prompt. Special tokens written in it (`<|im_start|>`) are parsed as special tokens.
+    #[arg(long)]
+    prompt: String,
+    /// Wrap the prompt as a user message in the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    tokens: usize,
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temp: f32,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Keep only the K most likely tokens (0 = off).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Repetition penalty over the last 64 tokens (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// RNG seed [default: from the clock; printed in the statistics].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Context length [default: prompt + tokens, at most the model's].
+    #[arg(long)]
+    ctx: Option<usize>,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`axiom generate` is not implemented yet")
+/// Streams pieces to stdout and keeps the timings.
+struct Stream<'t> {
+    tokenizer: &'t Tokenizer,
+    utf8: Utf8Stream,
+    text: String,
+    start: Instant,
+    prefill_done: Option<Instant>,
+    first_token: Option<Instant>,
+    last_token: Option<Instant>,
+    generated: usize,
+    io_error: Option<std::io::Error>,
+}
+
+impl TokenSink for Stream<'_> {
+    fn prefill_done(&mut self, _prompt_tokens: usize) {
+        self.prefill_done = Some(Instant::now());
+    }
+
+    fn token(&mut self, id: u32) -> bool {
+        let now = Instant::now();
+        self.first_token.get_or_insert(now);
+        self.last_token = Some(now);
+        self.generated += 1;
+        self.text.clear();
+        self.utf8.push(self.tokenizer.token_piece(id), &mut self.text);
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(self.text.as_bytes()).and_then(|_| out.flush()) {
+            // stdout closed (e.g. piped into `head`): stop generating.
+            self.io_error = Some(e);
+            return false;
+        }
+        true
+    }
+}
+
+pub fn main(args: Args) -> Result<i32> {
+    let threads = args.engine.threads()?;
+    let kernels = args.engine.kernels()?;
+    let batch = args.engine.batch()?;
+    if !(args.temp >= 0.0 && args.temp.is_finite()) {
+        bail!("--temp must be a number >= 0");
+    }
+    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
+        bail!("--top-p must be in (0, 1]");
+    }
+    if !(args.repeat_penalty > 0.0 && args.repeat_penalty.is_finite()) {
+        bail!("--repeat-penalty must be a positive number");
+    }
+    if args.tokens == 0 {
+        bail!("--tokens must be at least 1");
+    }
+
+    let mapped = MappedModel::open(&args.engine.model_path())?;
+    let gguf = mapped.gguf()?;
+    let model = mapped.model(&gguf, kernels)?;
+    let tokenizer = Tokenizer::from_gguf(&gguf).with_context(|| format!("{}: tokenizer", mapped.path.display()))?;
+    let prompt: Vec<u32> = if args.chat {
+        tokenizer.encode_chat(&[ChatMessage { role: "user", content: &args.prompt }], true)?
+    } else {
+        tokenizer.encode(&args.prompt, true, true)
+    };
+    if prompt.is_empty() {
+        bail!("the prompt encodes to no tokens");
+    }
+
+    let n_ctx_train = model.config.n_ctx_train;
+    let n_ctx = match args.ctx {
+        Some(c) => c,
+        None => (prompt.len() + args.tokens).min(n_ctx_train.max(prompt.len() + 1)),
+    };
+    if prompt.len() >= n_ctx {
+        bail!("the prompt has {} tokens, which does not leave room to generate in a context of {n_ctx}", prompt.len());
+    }
+    let state_cfg = StateConfig { n_ctx, max_batch: batch.min(prompt.len()), logit_rows: 1 };
+    let floats = SharedState::floats_needed(&model.config, &state_cfg).context("state size overflows")?;
+    let mut memory = vec![0f32; floats];
+    let state = SharedState::new(&model, state_cfg, &mut memory)?;
+    let layers = ResidentLayers::new(&mapped.map, &model.layout)?;
+    let mut team = HostTeam::new(threads, &model.config, &state_cfg, !args.engine.no_pin);
+
+    let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+    let sampler_cfg = SamplerConfig { temperature: args.temp, top_k: args.top_k, top_p: args.top_p, repetition_penalty: args.repeat_penalty, repeat_last_n: 64, seed };
+    let mut sampler = Sampler::new(sampler_cfg, model.config.n_vocab);
+    let start = Instant::now();
+    let mut sink = Stream {
+        tokenizer: &tokenizer,
+        utf8: Utf8Stream::default(),
+        text: String::new(),
+        start,
+        prefill_done: None,
+        first_token: None,
+        last_token: None,
+        generated: 0,
+        io_error: None,
+    };
+    let params = GenerateParams {
+        prompt: &prompt,
+        start_pos: 0,
+        max_new_tokens: args.tokens,
+        stop_tokens: tokenizer.eog_ids(),
+        prefill_batch: state_cfg.max_batch,
+    };
+    let leader = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
+    let outcome = team.run(layers, |worker, scratch| {
+        let lead = if worker.index() == 0 { leader.lock().unwrap().take() } else { None };
+        generate(&model, &state, scratch, worker, &params, lead)
+    });
+    drop(leader);
+    let outcome = outcome?;
+    let mut tail = String::new();
+    sink.utf8.finish(&mut tail);
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(tail.as_bytes()).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush());
+    drop(out);
+
+    let prefill_s = sink.prefill_done.map(|t| (t - sink.start).as_secs_f64()).unwrap_or(0.0);
+    let decode_s = match (sink.first_token, sink.last_token) {
+        (Some(a), Some(b)) => (b - a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let decode_steps = sink.generated.saturating_sub(1);
+    let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    let stop = match outcome.stop {
+        StopReason::StopToken => "eos",
+        StopReason::Limit => "limit",
+        StopReason::Sink => "output-closed",
+        StopReason::ContextFull => "context-full",
+    };
+    eprintln!(
+        "axiom generate: {} prompt tokens in {:.1} ms, {} tokens generated ({stop}), {} threads, {} kernels, seed {seed}",
+        prompt.len(),
+        prefill_s * 1e3,
+        sink.generated,
+        threads,
+        model.kernels.isa()
+    );
+    // Key order as issue 3 specifies it (serde_json would sort the keys).
+    eprintln!(
+        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\"}}",
+        prompt.len(),
+        rate(prompt.len(), prefill_s),
+        sink.generated,
+        rate(decode_steps, decode_s),
+        sink.first_token.map(|t| (t - sink.start).as_secs_f64() * 1e3).unwrap_or(0.0),
+        threads,
+        model.kernels.isa().name(),
+        seed,
+        stop
+    );
+    if let Some(e) = sink.io_error {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e).context("writing to stdout");
+        }
+    }
+    Ok(0)
 }

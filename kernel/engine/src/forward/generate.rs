@@ -91,6 +91,8 @@ impl fmt::Display for GenerateError {
     }
 }
 
+impl core::error::Error for GenerateError {}
+
 const REASONS: [StopReason; 4] = [StopReason::StopToken, StopReason::Limit, StopReason::Sink, StopReason::ContextFull];
 
 /// Runs a whole generation on every worker of the team. Worker 0 must pass

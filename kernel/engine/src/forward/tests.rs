@@ -16,7 +16,7 @@ use crate::gguf::builder::GgufBuilder;
 use crate::gguf::Gguf;
 use crate::matmul::Kernels;
 use crate::model::{LayerWeights, Model, ResidentLayers};
-use crate::plan::{SoloWorker, SpinBarrier};
+use crate::plan::{SoloWorker, SpinBarrier, TeamWorker};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::state::{Scratch, SharedState, StateConfig};
 
@@ -199,40 +199,18 @@ fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
     xs.iter().map(|x| matvec(&out, &rms(x, model.globals.output_norm, c.rms_eps as f64))).collect()
 }
 
-/// A std-thread worker for these tests.
-struct TestWorker<'a> {
-    index: usize,
-    count: usize,
-    barrier: &'a SpinBarrier,
-    layers: ResidentLayers<'a>,
-}
-
-// SAFETY: `team` gives distinct indices 0..count and one SpinBarrier of
-// `count` participants; resident layers never change.
-unsafe impl Worker for TestWorker<'_> {
-    fn index(&self) -> usize {
-        self.index
-    }
-    fn count(&self) -> usize {
-        self.count
-    }
-    fn barrier(&self) {
-        self.barrier.wait_with(|s| if s > 1000 { std::thread::yield_now() })
-    }
-    fn acquire_layer(&self, layer: usize) -> &[u8] {
-        self.layers.layer(layer)
-    }
-}
-
-fn team<R: Send>(count: usize, layers: ResidentLayers<'_>, scratches: &mut [Scratch], f: impl Fn(&TestWorker<'_>, &mut Scratch) -> R + Sync) -> R {
+/// Runs `f` on a team of `count` std threads (worker 0 on this thread).
+fn team<R: Send>(count: usize, layers: ResidentLayers<'_>, scratches: &mut [Scratch], f: impl Fn(&TeamWorker<'_>, &mut Scratch) -> R + Sync) -> R {
     let barrier = SpinBarrier::new(count);
+    let mut workers = TeamWorker::team(&barrier, layers, Some(std::thread::yield_now)).into_iter();
+    let lead = workers.next().unwrap();
     std::thread::scope(|s| {
         let (first, rest) = scratches.split_at_mut(1);
-        for (i, scratch) in rest.iter_mut().take(count - 1).enumerate() {
-            let (barrier, f) = (&barrier, &f);
-            s.spawn(move || f(&TestWorker { index: i + 1, count, barrier, layers }, scratch));
+        for (w, scratch) in workers.zip(rest.iter_mut()) {
+            let f = &f;
+            s.spawn(move || f(&w, scratch));
         }
-        f(&TestWorker { index: 0, count, barrier: &barrier, layers }, &mut first[0])
+        f(&lead, &mut first[0])
     })
 }
 
@@ -332,7 +310,7 @@ fn generate_with(bytes: &[u8], workers: usize, cfg: SamplerConfig, n: usize, sto
     let params = GenerateParams { prompt: &TOKENS[..5], start_pos: 0, max_new_tokens: n, stop_tokens: stop, prefill_batch: 4 };
     let lead = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
     let outcome = team(workers, layers, &mut scratches, |w, s| {
-        let l = if w.index == 0 { lead.lock().unwrap().take() } else { None };
+        let l = if w.index() == 0 { lead.lock().unwrap().take() } else { None };
         generate(&model, &state, s, w, &params, l).unwrap()
     });
     drop(lead);

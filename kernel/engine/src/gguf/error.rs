@@ -132,3 +132,5 @@ impl fmt::Display for GgufError {
         }
     }
 }
+
+impl core::error::Error for GgufError {}

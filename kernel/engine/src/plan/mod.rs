@@ -103,6 +103,57 @@ unsafe impl Worker for SoloWorker<'_> {
     }
 }
 
+/// A member of a team that meets at a shared [`SpinBarrier`] and reads
+/// resident layers: the host's threads, tests, and a kernel that holds the
+/// whole model in memory. Made only by [`TeamWorker::team`], which hands out
+/// each index once, so the [`Worker`] contract holds by construction.
+pub struct TeamWorker<'a> {
+    index: usize,
+    count: usize,
+    barrier: &'a SpinBarrier,
+    layers: crate::model::ResidentLayers<'a>,
+    /// Called after `yield_after` fruitless spins at the barrier (e.g. the
+    /// host's `thread::yield_now`, for teams larger than the core count).
+    yield_now: Option<fn()>,
+    yield_after: u32,
+}
+
+impl<'a> TeamWorker<'a> {
+    /// The `barrier.count()` workers of one team, index 0 first. Give each to
+    /// its own thread (or core).
+    pub fn team(barrier: &'a SpinBarrier, layers: crate::model::ResidentLayers<'a>, yield_now: Option<fn()>) -> alloc::vec::Vec<TeamWorker<'a>> {
+        let count = barrier.count();
+        (0..count).map(|index| TeamWorker { index, count, barrier, layers, yield_now, yield_after: 2_000 }).collect()
+    }
+}
+
+// SAFETY: `team` creates exactly `barrier.count()` workers with the distinct
+// indices 0..count sharing one barrier, whose wait has acquire/release
+// ordering (SpinBarrier); resident layers are immutable for 'a.
+unsafe impl Worker for TeamWorker<'_> {
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    fn barrier(&self) {
+        match self.yield_now {
+            None => self.barrier.wait(),
+            Some(yield_now) => {
+                let after = self.yield_after;
+                self.barrier.wait_with(|spins| if spins >= after { yield_now() } else { core::hint::spin_loop() })
+            }
+        }
+    }
+
+    fn acquire_layer(&self, layer: usize) -> &[u8] {
+        self.layers.layer(layer)
+    }
+}
+
 /// The `index`-th of `count` contiguous, near-equal parts of `0..n`, cut at
 /// multiples of `granule` (except at `n`). The same on every worker, disjoint
 /// between workers, and together they cover `0..n`.

@@ -56,6 +56,8 @@ impl core::fmt::Display for StateError {
     }
 }
 
+impl core::error::Error for StateError {}
+
 /// Sizes of each part, in floats.
 #[derive(Clone, Copy, Debug)]
 struct Sizes {

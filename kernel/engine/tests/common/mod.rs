@@ -59,45 +59,12 @@ impl Rng {
 }
 
 use axiom_engine::model::ResidentLayers;
-use axiom_engine::plan::{SpinBarrier, Worker};
+use axiom_engine::plan::{SpinBarrier, TeamWorker};
 
-/// A worker of a std-thread test team (the host command has its own
-/// persistent pool in tools/src/host; tests spawn scoped threads per call).
-pub struct ThreadWorker<'a> {
-    pub index: usize,
-    pub count: usize,
-    pub barrier: &'a SpinBarrier,
-    pub layers: ResidentLayers<'a>,
-}
-
-// SAFETY: `run_team` gives each thread a distinct index in 0..count and one
-// SpinBarrier of `count` participants (acquire/release ordering); resident
-// layers never change.
-unsafe impl Worker for ThreadWorker<'_> {
-    fn index(&self) -> usize {
-        self.index
-    }
-    fn count(&self) -> usize {
-        self.count
-    }
-    fn barrier(&self) {
-        self.barrier.wait_with(|spins| {
-            if spins > 2000 {
-                std::thread::yield_now()
-            } else {
-                std::hint::spin_loop()
-            }
-        })
-    }
-    fn acquire_layer(&self, layer: usize) -> &[u8] {
-        self.layers.layer(layer)
-    }
-}
-
-/// Runs `f` on `count` scoped threads (worker 0 on the calling thread) and
-/// returns worker 0's result. A panicking worker poisons the barrier so the
-/// others stop too.
-pub fn run_team<R, S: Send>(count: usize, layers: ResidentLayers<'_>, scratches: &mut [S], f: impl Fn(&ThreadWorker<'_>, &mut S) -> R + Sync) -> R {
+/// Runs `f` on a team of `count` std threads (worker 0 on the calling thread)
+/// and returns worker 0's result. A panicking worker poisons the barrier so
+/// the others stop too instead of waiting forever.
+pub fn run_team<R, S: Send>(count: usize, layers: ResidentLayers<'_>, scratches: &mut [S], f: impl Fn(&TeamWorker<'_>, &mut S) -> R + Sync) -> R {
     assert!(scratches.len() >= count);
     let barrier = SpinBarrier::new(count);
     struct PoisonOnPanic<'b>(&'b SpinBarrier);
@@ -108,18 +75,18 @@ pub fn run_team<R, S: Send>(count: usize, layers: ResidentLayers<'_>, scratches:
             }
         }
     }
+    let mut workers = TeamWorker::team(&barrier, layers, Some(std::thread::yield_now)).into_iter();
+    let lead = workers.next().unwrap();
     let (first, rest) = scratches.split_at_mut(1);
     std::thread::scope(|s| {
-        for (i, scratch) in rest.iter_mut().take(count - 1).enumerate() {
+        for (w, scratch) in workers.zip(rest.iter_mut()) {
             let (barrier, f) = (&barrier, &f);
             s.spawn(move || {
                 let _guard = PoisonOnPanic(barrier);
-                let w = ThreadWorker { index: i + 1, count, barrier, layers };
                 f(&w, scratch);
             });
         }
         let _guard = PoisonOnPanic(&barrier);
-        let w = ThreadWorker { index: 0, count, barrier: &barrier, layers };
-        f(&w, &mut first[0])
+        f(&lead, &mut first[0])
     })
 }

@@ -1,0 +1,118 @@
+//! Running the engine on the host: the model file mapped into memory, a team
+//! of std threads in lockstep, and the options every engine subcommand shares.
+//!
+//! The same forward pass the kernel's compute cores run, with threads in
+//! place of cores: each thread is a [`TeamWorker`] of one team, meeting the
+//! others at a spinning barrier; layers are read straight from the mapping.
+
+pub mod team;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use axiom_engine::gguf::Gguf;
+use axiom_engine::matmul::{Isa, Kernels};
+use axiom_engine::model::Model;
+use memmap2::Mmap;
+
+pub use team::HostTeam;
+
+/// The default model, as `tools/fetch-model.sh` caches it.
+pub const DEFAULT_MODEL_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// `${AXIOM_CACHE:-$HOME/.cache/axiom}/models/SmolLM2-135M-Instruct.Q4_1.gguf`.
+pub fn default_model_path() -> PathBuf {
+    let cache = std::env::var_os("AXIOM_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        home.join(".cache/axiom")
+    });
+    cache.join("models").join(DEFAULT_MODEL_NAME)
+}
+
+/// Options shared by `generate`, `score` and `perplexity`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// GGUF model file [default: ${AXIOM_CACHE:-~/.cache/axiom}/models/SmolLM2-135M-Instruct.Q4_1.gguf]
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Worker threads [default: the number of CPUs].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Force a kernel set (scalar, avx2, avx512, avx512vnni) instead of the
+    /// fastest this CPU supports; all give bit-identical results.
+    #[arg(long)]
+    pub isa: Option<String>,
+    /// Tokens per prefill forward call.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Do not pin worker threads to CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+impl EngineArgs {
+    pub fn model_path(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(default_model_path)
+    }
+
+    pub fn threads(&self) -> Result<usize> {
+        match self.threads {
+            Some(0) => bail!("--threads must be at least 1"),
+            Some(t) if t > 256 => bail!("--threads {t} is more than this tool supports (256)"),
+            Some(t) => Ok(t),
+            None => Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        }
+    }
+
+    pub fn kernels(&self) -> Result<Kernels> {
+        match &self.isa {
+            None => Ok(Kernels::detect()),
+            Some(name) => {
+                let isa = Isa::from_name(name).with_context(|| {
+                    let names: Vec<&str> = Isa::ALL.iter().map(|i| i.name()).collect();
+                    format!("unknown --isa {name:?} (one of: {})", names.join(", "))
+                })?;
+                Kernels::for_isa(isa).map_err(|e| anyhow::anyhow!("--isa {name}: {e}"))
+            }
+        }
+    }
+
+    pub fn batch(&self) -> Result<usize> {
+        if self.batch == 0 || self.batch > 4096 {
+            bail!("--batch must be between 1 and 4096");
+        }
+        Ok(self.batch)
+    }
+}
+
+/// A model file mapped read-only.
+pub struct MappedModel {
+    pub path: PathBuf,
+    pub map: Mmap,
+}
+
+impl MappedModel {
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            if path == default_model_path() {
+                bail!("the default model is not at {}: run tools/fetch-model.sh to download it", path.display());
+            }
+            bail!("model file {} does not exist", path.display());
+        }
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: the mapping is read-only and private to this process; the
+        // model file is not modified while we run (like every mmap-based
+        // inference tool, we rely on that). The engine bounds-checks every
+        // access against the parsed header.
+        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
+        Ok(MappedModel { path: path.to_path_buf(), map })
+    }
+
+    pub fn gguf(&self) -> Result<Gguf<'_>> {
+        Gguf::parse(&self.map).with_context(|| format!("{}", self.path.display()))
+    }
+
+    pub fn model<'a>(&'a self, gguf: &Gguf<'a>, kernels: Kernels) -> Result<Model<'a>> {
+        Model::from_gguf(gguf, kernels).with_context(|| format!("{}", self.path.display()))
+    }
+}

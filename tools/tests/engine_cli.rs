@@ -1,0 +1,153 @@
+//! The engine's host subcommands end to end (`axiom generate | score |
+//! perplexity`), on the default model, against llama.cpp's outputs in
+//! shared/testdata/smollm2 and for determinism across threads and ISAs.
+//! Needs the model in the cache: these tests fail, with the command to fetch
+//! it, when it is missing.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn model_path() -> PathBuf {
+    let cache = std::env::var_os("AXIOM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/axiom"));
+    let p = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.is_file(), "the default model is missing at {}: run tools/fetch-model.sh (./tools/test.sh runs setup first)", p.display());
+    p
+}
+
+fn goldens() -> Value {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = std::env::var_os("AXIOM_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../../shared/testdata"))
+        .join("smollm2/goldens-q4_1.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (set AXIOM_TESTDATA to the shared test data)", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn axiom(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_axiom")).args(args).output().expect("cannot run axiom");
+    out
+}
+
+fn ok(args: &[&str]) -> (String, String) {
+    let out = axiom(args);
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "axiom {args:?} failed: {stderr}");
+    (stdout, stderr)
+}
+
+fn ids_arg(v: &Value) -> String {
+    v.as_array().unwrap().iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn greedy_generate_completes_paris_and_reports_stats() {
+    let model = model_path();
+    let (stdout, stderr) = ok(&["generate", "--model", model.to_str().unwrap(), "--prompt", "The capital of France is", "--temp", "0", "--tokens", "8"]);
+    assert!(stdout.starts_with(" Paris"), "generated {stdout:?}");
+    let last = stderr.lines().last().unwrap();
+    let stats: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("last stderr line is not JSON ({e}): {last}"));
+    assert!(last.starts_with("{\"prefill_tokens\":5,\"prefill_tok_s\":"), "{last}");
+    assert_eq!(stats["decode_tokens"], 8);
+    assert!(stats["decode_tok_s"].as_f64().unwrap() > 0.0 && stats["prefill_tok_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn greedy_generate_starts_with_llama_cpp_confident_text() {
+    let model = model_path();
+    for case in goldens()["cases"].as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let confident = case["confident_text"].as_str().unwrap();
+        for threads in ["1", "2"] {
+            let (stdout, _) = ok(&["generate", "--model", model.to_str().unwrap(), "--prompt", prompt, "--temp", "0", "--tokens", "12", "--threads", threads]);
+            assert!(stdout.starts_with(confident), "{}: generated {stdout:?}, llama.cpp is confident of {confident:?}", case["name"]);
+        }
+    }
+}
+
+#[test]
+fn score_matches_goldens_shape_and_top1() {
+    let model = model_path();
+    let g = goldens();
+    let case = &g["cases"][2];
+    let ids: Vec<Value> = case["prompt_ids"].as_array().unwrap().iter().chain(case["greedy_ids"].as_array().unwrap()).cloned().collect();
+    let (stdout, _) = ok(&["score", "--model", model.to_str().unwrap(), "--ids", &ids_arg(&Value::Array(ids.clone())), "--top", "5"]);
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), ids.len());
+    for (i, (ours, want)) in lines.iter().zip(case["teacher_forced"].as_array().unwrap()).enumerate() {
+        assert_eq!(ours["pos"], i);
+        assert_eq!(ours["top_ids"].as_array().unwrap().len(), 5);
+        let wl = want["top_logits"].as_array().unwrap();
+        if wl[0].as_f64().unwrap() - wl[1].as_f64().unwrap() > 0.5 {
+            assert_eq!(ours["top_ids"][0], want["top_ids"][0], "position {i}");
+        }
+    }
+    // --prompt tokenizes with special tokens parsed: the same positions.
+    let (by_text, _) = ok(&["score", "--model", model.to_str().unwrap(), "--prompt", case["prompt"].as_str().unwrap()]);
+    assert_eq!(by_text.lines().count(), case["prompt_ids"].as_array().unwrap().len());
+    assert_eq!(by_text.lines().next(), stdout.lines().next());
+}
+
+#[test]
+fn score_is_bit_identical_across_threads_isas_and_batches() {
+    let model = model_path();
+    let m = model.to_str().unwrap();
+    let ids = "504,3575,282,4649,314,7042,30,198,198,504,1797";
+    let (reference, _) = ok(&["score", "--model", m, "--ids", ids, "--threads", "1"]);
+    for extra in [&["--threads", "2"][..], &["--threads", "3", "--batch", "4"], &["--threads", "2", "--isa", "scalar"], &["--batch", "1"]] {
+        let mut args = vec!["score", "--model", m, "--ids", ids];
+        args.extend_from_slice(extra);
+        assert_eq!(ok(&args).0, reference, "{extra:?}");
+    }
+}
+
+#[test]
+fn perplexity_runs_like_llama_cpp() {
+    let model = model_path();
+    let text = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../DEVELOPERS.md");
+    let (stdout, stderr) = ok(&["perplexity", "--model", model.to_str().unwrap(), "--file", text.to_str().unwrap(), "--ctx", "128", "--chunks", "3"]);
+    assert!(stdout.starts_with("[1]"), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    let ppl: f64 = last.strip_prefix("Final estimate: PPL = ").unwrap().split(' ').next().unwrap().parse().unwrap();
+    // English prose under a small instruct model: well above 1, well below the vocabulary size.
+    assert!(ppl > 2.0 && ppl < 200.0, "ppl {ppl}");
+    let stats: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(stats["tokens_scored"], 3 * 63);
+    // Too short a text is refused with a clear message.
+    let out = axiom(&["perplexity", "--model", model.to_str().unwrap(), "--file", text.to_str().unwrap(), "--ctx", "8192"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let model = model_path();
+    let m = model.to_str().unwrap();
+    let check = |args: &[&str], needle: &str| {
+        let out = axiom(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in {stderr}");
+    };
+    check(&["score", "--model", m, "--ids", "1,99999"], "outside the vocabulary");
+    check(&["generate", "--model", m, "--prompt", "x", "--isa", "sse9"], "unknown --isa");
+    check(&["generate", "--model", "/nonexistent.gguf", "--prompt", "x"], "does not exist");
+
+    // A truncated copy of the model, and a file that is not GGUF.
+    let dir = std::env::temp_dir().join(format!("axiom-engine-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(&model).unwrap();
+    let truncated = dir.join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    check(&["generate", "--model", truncated.to_str().unwrap(), "--prompt", "x"], "truncated GGUF file");
+    let garbage = dir.join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a model file at all").unwrap();
+    check(&["score", "--model", garbage.to_str().unwrap(), "--ids", "1"], "not a GGUF file");
+    // The default model path, in an empty cache: tells how to fetch it.
+    let out = Command::new(env!("CARGO_BIN_EXE_axiom")).args(["generate", "--prompt", "x"]).env("AXIOM_CACHE", &dir).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tools/fetch-model.sh"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
