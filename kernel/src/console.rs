@@ -63,10 +63,6 @@ impl ConsoleGuard {
     pub fn write_fmt(&mut self, args: fmt::Arguments) {
         let _ = Serial.write_fmt(args);
     }
-
-    pub fn write_str(&mut self, s: &str) {
-        let _ = Serial.write_str(s);
-    }
 }
 
 impl Drop for ConsoleGuard {

@@ -105,6 +105,10 @@ fn boot(info: &'static BootInfo, cmd: &Cmdline<'static>) -> Result<(), BootError
     let max_cpus = cmd.u64_or("max_cpus", axiom_kernel::MAX_CPUS as u64).map_err(bad)?.max(1) as usize;
     let ap_timeout_ms = cmd.u64_or("ap_timeout_ms", 1000).map_err(bad)?;
     let spin_us = cmd.u64_or("spin_us", 50).map_err(bad)?;
+    let dead_cpu = match cmd.get("test_dead_cpu") {
+        None => None,
+        Some(_) => Some(cmd.u64_or("test_dead_cpu", 0).map_err(bad)? as u32),
+    };
     let park = cmd.choice_or("park", &["hlt", "mwait"], "hlt or mwait", "hlt").map_err(bad)?;
     let selftest = match cmd.get("selftest") {
         None => None,
@@ -142,10 +146,10 @@ fn boot(info: &'static BootInfo, cmd: &Cmdline<'static>) -> Result<(), BootError
             if madt.cpus_over_limit > 0 {
                 telemetry::warning(format_args!("{} CPUs beyond the kernel's limit of {} are ignored", madt.cpus_over_limit, axiom_kernel::MAX_CPUS));
             }
-            let r = smp::startup::start_aps(madt, bsp_apic, ap_timeout_ms, max_cpus);
-            (r.found, r.disabled, r.unanswered.len())
+            let r = smp::startup::start_aps(madt, bsp_apic, ap_timeout_ms, max_cpus, dead_cpu);
+            (r.found, r.disabled, r.unanswered)
         }
-        None => (1, 0, 0),
+        None => (1, 0, alloc::vec::Vec::new()),
     };
     smp::assign_roles();
 
@@ -153,7 +157,16 @@ fn boot(info: &'static BootInfo, cmd: &Cmdline<'static>) -> Result<(), BootError
     let online = smp::online_count();
     telemetry::emit("boot", |o| {
         o.u64("cpus_found", found as u64).u64("cpus_online", online as u64);
-        o.u64("cpus_disabled", disabled as u64).u64("cpus_unanswered", unanswered as u64);
+        o.u64("cpus_disabled", disabled as u64).u64("cpus_unanswered", unanswered.len() as u64);
+        if !unanswered.is_empty() {
+            o.array("unanswered", |a| {
+                for u in &unanswered {
+                    a.object(|x| {
+                        x.u64("apic_id", u.apic_id as u64).str("stage", u.progress.name());
+                    });
+                }
+            });
+        }
         o.str("apic", smp::lapic::mode().name());
         o.f64("tsc_mhz", tsc::mhz(), 1).str("tsc_source", tsc_source.name()).bool("tsc_invariant", features.invariant_tsc);
         o.str("boot", info.protocol.name()).bool("acpi", platform.madt.is_some());
@@ -162,7 +175,7 @@ fn boot(info: &'static BootInfo, cmd: &Cmdline<'static>) -> Result<(), BootError
         }
         o.u64("mem_usable_mib", stats.usable_bytes >> 20).u64("mem_free_mib", stats.free_bytes >> 20);
         o.u64("heap_mib", stats.heap_bytes >> 20).u64("largest_free_mib", mem::largest_free() >> 20);
-        o.bool("avx2", features.avx2).bool("fma", features.fma).bool("avx512f", features.avx512f);
+        o.bool("avx", features.avx).bool("avx2", features.avx2).bool("fma", features.fma).bool("avx512f", features.avx512f);
         o.fmt("xcr0", format_args!("{:#x}", features.xcr0));
         if let Some(fb) = &info.framebuffer {
             o.object("framebuffer", |f| {

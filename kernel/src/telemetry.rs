@@ -10,7 +10,6 @@
 //! ```
 
 use axiom_kernel::json::{FixedBuf, JsonObject};
-use core::fmt::Write;
 
 /// Longest event line, in bytes.
 pub const MAX_EVENT: usize = 4096;
@@ -52,11 +51,4 @@ pub fn done_ok() {
     emit("done", |o| {
         o.str("status", "ok");
     });
-}
-
-/// Format into a small stack string (for messages built in pieces).
-pub fn format<const N: usize>(args: core::fmt::Arguments) -> FixedBuf<N> {
-    let mut b = FixedBuf::<N>::new();
-    let _ = b.write_fmt(args);
-    b
 }

@@ -186,3 +186,27 @@ fn invalid_opcode_on_the_bsp_and_panic_end_in_error() {
     assert!(e.str("msg").unwrap().contains("panicking on purpose"));
     assert!(e.str("location").unwrap().contains("selftest/fault.rs"));
 }
+
+#[test]
+fn unanswering_cpu_is_reported_and_boot_continues() {
+    // APIC id 2 gets INIT but never a SIPI, so it cannot answer.
+    let r = run(opts(4, "selftest=smp rounds=500 spin_us=0 test_dead_cpu=2 ap_timeout_ms=100"));
+    assert_eq!(r.verdict(), Verdict::Success);
+    let w = r.first("warning").expect("@warning for the silent CPU");
+    assert!(w.str("msg").unwrap().contains("APIC id 2 did not answer"), "{w:?}");
+    let boot = r.first("boot").unwrap();
+    assert_eq!((boot.u64("cpus_found"), boot.u64("cpus_online"), boot.u64("cpus_unanswered")), (Some(4), Some(3), Some(1)));
+    assert_eq!(boot.data["unanswered"][0]["apic_id"].as_u64(), Some(2));
+    let ids: Vec<u64> = r.events_named("cpu").map(|c| c.u64("apic_id").unwrap()).collect();
+    assert_eq!(ids, [0, 1, 3]);
+    assert_eq!(r.first("summary").unwrap().u64("cpus"), Some(3));
+}
+
+#[test]
+fn memory_api_selftest() {
+    let r = run(opts(2, "selftest=mem"));
+    assert_eq!(r.verdict(), Verdict::Success);
+    let m = r.first("mem").expect("@mem");
+    assert_eq!(m.u64("dma_bytes"), Some(3 * 4096 + 5));
+    assert!(m.u64("region_mib").unwrap() >= 256, "half of 1 GiB guest RAM reserved: {m:?}");
+}

@@ -4,7 +4,6 @@ use super::instr::{cpuid, xcr0};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Features {
-    pub x2apic: bool,
     pub avx: bool,
     pub avx2: bool,
     pub fma: bool,
@@ -23,7 +22,6 @@ pub fn detect() -> Features {
     let ymm = xcr0 & 0x6 == 0x6;
     let zmm = xcr0 & 0xE6 == 0xE6;
     Features {
-        x2apic: l1.ecx & (1 << 21) != 0,
         avx: l1.ecx & (1 << 28) != 0 && ymm,
         avx2: max >= 7 && l7.ebx & (1 << 5) != 0 && ymm,
         fma: l1.ecx & (1 << 12) != 0 && ymm,

@@ -18,14 +18,6 @@ pub fn rdtsc() -> u64 {
     unsafe { _rdtsc() }
 }
 
-pub fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: the kernel only reads architectural MSRs that exist on x86-64
-    // (APIC base, EFER, GS base); reads have no side effects.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
-    (hi as u64) << 32 | lo as u64
-}
-
 /// # Safety
 /// Writing an MSR can change the machine's behaviour arbitrarily; the caller
 /// names the register and value deliberately.
@@ -46,13 +38,6 @@ pub fn read_cr2() -> u64 {
     v
 }
 
-pub fn read_cr3() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR3 has no side effects.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
 pub fn read_cr4() -> u64 {
     let v: u64;
     // SAFETY: reading CR4 has no side effects.
@@ -69,11 +54,6 @@ pub fn xcr0() -> u64 {
     // SAFETY: XGETBV with ECX = 0 is valid once CR4.OSXSAVE is set (checked).
     unsafe { asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
     (hi as u64) << 32 | lo as u64
-}
-
-pub fn interrupts_off() {
-    // SAFETY: masking interrupts cannot break memory safety.
-    unsafe { asm!("cli", options(nomem, nostack)) }
 }
 
 /// Sleep until an interrupt arrives: `sti; hlt` (the STI shadow makes the

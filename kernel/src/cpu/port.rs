@@ -14,15 +14,3 @@ pub fn inb(port: u16) -> u8 {
     unsafe { asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags)) }
     value
 }
-
-pub fn outl(port: u16, value: u32) {
-    // SAFETY: as `outb`.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
-}
-
-pub fn inl(port: u16) -> u32 {
-    let value: u32;
-    // SAFETY: as `inb`.
-    unsafe { asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack, preserves_flags)) }
-    value
-}

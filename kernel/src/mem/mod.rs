@@ -21,6 +21,8 @@ use axiom_kernel::physmem::{FreeRanges, PhysRange, Placement, PAGE};
 use core::fmt;
 use spin::Mutex;
 
+// The API of this module for drivers (NVMe glue) and the inference integration.
+#[allow(unused_imports)]
 pub use paging::{map_mmio, virt_to_phys, MmioRegion};
 
 /// Physical memory not yet handed out.
@@ -52,6 +54,7 @@ pub struct PhysRegion {
 }
 
 impl PhysRegion {
+    #[allow(dead_code)] // for the inference integration's tensor pools
     pub fn as_ptr(&self) -> *mut u8 {
         self.start as *mut u8
     }

@@ -2,6 +2,7 @@
 //! [`SELFTESTS`]; `Err(msg)` ends the run with `@error` and a failing exit.
 
 mod fault;
+mod mem;
 mod smp;
 
 use alloc::string::String;
@@ -19,6 +20,7 @@ pub static SELFTESTS: &[SelfTest] = &[
     SelfTest { name: "smp", about: "lockstep barrier rounds on every CPU with a shared counter check", run: smp::run },
     SelfTest { name: "fault", about: "raise a CPU exception on purpose (must end in @error)", run: fault::run_fault },
     SelfTest { name: "panic", about: "panic on purpose (must end in @error)", run: fault::run_panic },
+    SelfTest { name: "mem", about: "DMA buffers, MMIO mappings and the reserved region", run: mem::run },
     SelfTest { name: "nvme", about: "identify the NVMe device, read the whole namespace deep-queued, CRC32C it", run: crate::storage::selftest::run_cmdline },
 ];
 

@@ -159,6 +159,7 @@ impl Worker<'_> {
     }
 
     /// CPU index of this worker.
+    #[allow(dead_code)] // API for per-core telemetry in the inference integration
     pub fn cpu(&self) -> usize {
         self.job.cpus[self.index]
     }

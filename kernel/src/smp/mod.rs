@@ -12,6 +12,8 @@ pub mod startup;
 
 use alloc::vec::Vec;
 
+// The SPMD API the inference integration builds on.
+#[allow(unused_imports)]
 pub use launch::{run_on, ParkMethod, Worker};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +57,7 @@ pub fn online_indices() -> Vec<usize> {
 }
 
 /// Indices of the online CPUs with `role`.
+#[allow(dead_code)] // API for the inference integration (compute / I/O teams)
 pub fn cpus_with_role(role: Role) -> Vec<usize> {
     online_cpus().filter(|c| c.role() == role).map(|c| c.index()).collect()
 }

@@ -73,7 +73,7 @@ fn wait_online(cpu: &PerCpu, us: u64) -> bool {
 }
 
 /// Start every enabled AP in `madt` (at most `max_cpus` CPUs in all).
-pub fn start_aps(madt: &MadtInfo, bsp_apic_id: u32, timeout_ms: u64, max_cpus: usize) -> StartReport {
+pub fn start_aps(madt: &MadtInfo, bsp_apic_id: u32, timeout_ms: u64, max_cpus: usize, dead: Option<u32>) -> StartReport {
     let mode = lapic::mode();
     let mut report = StartReport {
         found: madt.enabled_cpus().count(),
@@ -91,7 +91,7 @@ pub fn start_aps(madt: &MadtInfo, bsp_apic_id: u32, timeout_ms: u64, max_cpus: u
             report.skipped += 1;
             continue;
         }
-        match start_one(entry.apic_id, timeout_ms) {
+        match start_one(entry.apic_id, timeout_ms, dead == Some(entry.apic_id)) {
             Ok(()) => {}
             Err(progress) => {
                 telemetry::warning(format_args!(
@@ -107,7 +107,8 @@ pub fn start_aps(madt: &MadtInfo, bsp_apic_id: u32, timeout_ms: u64, max_cpus: u
     report
 }
 
-fn start_one(apic_id: u32, timeout_ms: u64) -> Result<(), Progress> {
+/// `simulate_dead`: send INIT but no SIPI (tests the timeout path).
+fn start_one(apic_id: u32, timeout_ms: u64, simulate_dead: bool) -> Result<(), Progress> {
     let cpu: &'static PerCpu = Box::leak(Box::new(PerCpu::new()));
     let index = percpu::register(cpu, apic_id);
     let stack = match mem::alloc_frames(AP_STACK_BYTES + IST_TOTAL as u64, 4096, Placement::LowestBelow(u64::MAX)) {
@@ -118,7 +119,7 @@ fn start_one(apic_id: u32, timeout_ms: u64) -> Result<(), Progress> {
     let patch = Patch {
         cr3: paging::root(),
         stack_top: stack + AP_STACK_BYTES,
-        entry: axiom_ap_start64 as usize as u64,
+        entry: axiom_ap_start64 as *const () as u64,
         cpu_index: index as u32,
     };
     if let Err(e) = write_image(trampoline_page(), &patch) {
@@ -127,9 +128,14 @@ fn start_one(apic_id: u32, timeout_ms: u64) -> Result<(), Progress> {
 
     lapic::send_init(apic_id);
     tsc::delay_us(10_000);
-    lapic::send_startup(apic_id, SIPI_VECTOR);
+    let sipi = |id| {
+        if !simulate_dead {
+            lapic::send_startup(id, SIPI_VECTOR);
+        }
+    };
+    sipi(apic_id);
     if !wait_online(cpu, 200) {
-        lapic::send_startup(apic_id, SIPI_VECTOR);
+        sipi(apic_id);
         if !wait_online(cpu, timeout_ms * 1000) {
             let reached = progress();
             // Put it back into wait-for-SIPI so it cannot run later on the
