@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use axiom_engine::crc32c::crc32c;
 use axiom_engine::gguf::Gguf;
 use axiom_engine::model::{ModelConfig, ModelLayout};
+use axiom_engine::packed::{ExtentId, PackedError, PackedLayout};
 
 const ALIGN: u64 = 4096;
 
@@ -135,6 +136,18 @@ fn check_layout(bytes: &[u8]) -> ((u64, u64), Vec<(u64, u64)>) {
         };
         assert!(off <= r.start && r.end <= off + size, "{} at {r:?} outside its extent {off}+{size}", t.name);
     }
+
+    // The engine's reader of the extent table (what the kernel uses) agrees,
+    // from the whole file and from the header alone, and verifies every extent.
+    let packed = PackedLayout::from_gguf(&g).expect("extent table validates");
+    assert_eq!((packed.globals.offset, packed.globals.size), globals);
+    assert_eq!(packed.layers.iter().map(|e| (e.offset, e.size)).collect::<Vec<_>>(), layers);
+    let header = Gguf::parse_header(&bytes[..g.data_offset() as usize], bytes.len() as u64).unwrap();
+    assert_eq!(PackedLayout::from_gguf(&header).unwrap(), packed);
+    packed.verify(ExtentId::Globals, extent(globals)).unwrap();
+    for (i, &l) in layers.iter().enumerate() {
+        packed.verify(ExtentId::Layer(i), extent(l)).unwrap();
+    }
     (globals, layers)
 }
 
@@ -171,6 +184,20 @@ fn keep_copies_tensors_into_aligned_checksummed_extents() {
         assert!(l.extent.start == off && l.extent.end <= off + size);
     }
     assert!(layout.globals.extent.start == globals.0 && layout.globals.extent.end <= globals.0 + globals.1);
+
+    // Corruption is caught and named: a flipped byte inside layer 7, a file
+    // longer than the table says, an image that was never packed.
+    let table = PackedLayout::from_gguf(&g).unwrap();
+    let l7 = table.layers[7];
+    let mut corrupt = bytes[l7.offset as usize..l7.end() as usize].to_vec();
+    let third = corrupt.len() / 3;
+    corrupt[third] ^= 0x10;
+    let err = table.verify(ExtentId::Layer(7), &corrupt).unwrap_err();
+    assert!(matches!(err, PackedError::Checksum { extent: ExtentId::Layer(7), .. }));
+    assert!(err.to_string().starts_with("layer 7: CRC32C mismatch"), "{err}");
+    let longer = Gguf::parse_header(&bytes[..g.data_offset() as usize], bytes.len() as u64 + ALIGN).unwrap();
+    assert!(matches!(PackedLayout::from_gguf(&longer), Err(PackedError::BadLayout { .. })));
+    assert_eq!(PackedLayout::from_gguf(&src), Err(PackedError::NotPacked));
 
     // Deterministic and idempotent.
     let again = scratch.path("again.gguf");

@@ -24,6 +24,7 @@ use anyhow::{bail, Context, Result};
 use axiom_engine::crc32c::Crc32c;
 use axiom_engine::ggml_type::GgmlType;
 use axiom_engine::gguf::{Gguf, MetaValue};
+use axiom_engine::packed::PACK_VERSION;
 use axiom_engine::quant;
 
 pub use plan::{TypeChoice, TypeRules, ALIGN};
@@ -31,8 +32,6 @@ use plan::{pad, Extent, Plan};
 use source::GgufFile;
 use writer::{TensorEntry, Value};
 
-/// Version of the packed layout and its `axiom.*` keys.
-pub const PACK_VERSION: u32 = 1;
 
 /// What a pack run did.
 #[derive(Debug, Default)]

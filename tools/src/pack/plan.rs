@@ -8,7 +8,7 @@ use axiom_engine::ggml_type::GgmlType;
 use axiom_engine::gguf::{Gguf, TensorInfo};
 
 /// Alignment of the data section, of every tensor, and so of every extent.
-pub const ALIGN: u64 = 4096;
+pub const ALIGN: u64 = axiom_engine::packed::EXTENT_ALIGN;
 
 pub fn pad(x: u64) -> u64 {
     x.div_ceil(ALIGN) * ALIGN
@@ -114,8 +114,7 @@ fn is_embedding(name: &str) -> bool {
     name == "token_embd.weight" || name == "output.weight"
 }
 
-/// The output type of tensor `t` under `rules`; `Err` names why a requested
-/// conversion is impossible.
+/// The output type of tensor `t` under `rules`.
 fn out_type(t: &TensorInfo<'_>, rules: &TypeRules) -> GgmlType {
     let choice = if is_embedding(t.name) {
         rules.embeddings
