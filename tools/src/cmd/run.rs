@@ -38,7 +38,7 @@ pub struct Args {
     /// No ACPI tables (the kernel then runs on the BSP alone).
     #[arg(long)]
     pub no_acpi: bool,
-    /// Attach a raw disk image as an NVMe drive.
+    /// Attach a raw disk image as an NVMe namespace (O_DIRECT, see docs/nvme.md).
     #[arg(long, value_name = "FILE")]
     pub disk: Option<std::path::PathBuf>,
     /// Do not echo the serial output (the verdict is still printed).

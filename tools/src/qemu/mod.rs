@@ -137,11 +137,8 @@ impl QemuOptions {
             }
         }
         if let Some(disk) = &self.disk {
-            if !disk.is_file() {
-                bail!("disk image {} does not exist", disk.display());
-            }
-            push(&["-drive", &format!("file={},if=none,id=axiom-disk,format=raw", disk.display())]);
-            push(&["-device", "nvme,serial=axiom,drive=axiom-disk"]);
+            // O_DIRECT + io_uring so reads measure the device, not the page cache (nvme.rs).
+            a.extend(nvme_args(disk)?);
         }
         a.extend(self.extra_args.iter().cloned());
         Ok(a)

@@ -1,0 +1,122 @@
+//! QEMU integration tests of the NVMe driver: `selftest=nvme` reads a file of
+//! random bytes attached as an NVMe namespace and must report the same CRC32C
+//! the host computes, on `pc` (port I/O PCI config) and `q35` (ECAM), at queue
+//! depth 1 and at the deepest setting; without a device it must say so.
+//! QEMU runs are serialized (2 host cores).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use axiom_tools::qemu::{self, Machine, QemuOptions, RunResult};
+
+static QEMU: Mutex<()> = Mutex::new(());
+
+/// 37 MiB + 512 bytes: a multiple of the 512-byte LBA, of nothing nicer.
+const IMAGE_BYTES: usize = (37 << 20) + 512;
+
+struct Image {
+    path: PathBuf,
+    crc: u32,
+}
+
+/// Random (seeded, so reruns reuse the file) bytes and their CRC32C.
+fn image() -> &'static Image {
+    static IMAGE: OnceLock<Image> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut data = vec![0u8; IMAGE_BYTES];
+        for chunk in data.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        let dir = qemu::kernel_target_dir().with_file_name("nvme-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("random-{IMAGE_BYTES}.img"));
+        if std::fs::read(&path).map(|d| d != data).unwrap_or(true) {
+            std::fs::write(&path, &data).unwrap();
+        }
+        Image { path, crc: axiom_engine::crc32c::crc32c(&data) }
+    })
+}
+
+fn boot(machine: Machine, cmdline: &str, disk: Option<&Path>) -> RunResult {
+    let _guard = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let opts = QemuOptions {
+        machine,
+        smp: 2,
+        cmdline: cmdline.to_string(),
+        disk: disk.map(Path::to_path_buf),
+        timeout: Duration::from_secs(300),
+        ..Default::default()
+    };
+    let mut log = String::new();
+    let r = qemu::run(&opts, &mut |l| {
+        log.push_str(l);
+        log.push('\n');
+    })
+    .expect("running QEMU");
+    if !r.success() && disk.is_some() {
+        panic!("kernel run failed on {machine:?} with `{cmdline}`:\n{log}\nstderr:\n{}", r.stderr);
+    }
+    r
+}
+
+/// Checks the identity and the checksum; returns the @nvme_read event.
+fn check_read(r: &RunResult, expect_depth: u64) -> qemu::Event {
+    let img = image();
+    let id = r.first("nvme").expect("@nvme event");
+    assert_eq!(id.str("serial"), Some("axiom"));
+    assert_eq!(id.u64("lba_size"), Some(512));
+    assert_eq!(id.u64("lbas"), Some((IMAGE_BYTES / 512) as u64));
+    assert!(id.u64("mdts_bytes").unwrap() >= 4096);
+    let read = r.first("nvme_read").expect("@nvme_read event").clone();
+    assert_eq!(read.u64("bytes"), Some(IMAGE_BYTES as u64));
+    assert_eq!(read.str("crc32c"), Some(format!("{:08x}", img.crc).as_str()), "CRC32C of the namespace differs from the host's");
+    assert_eq!(read.u64("queue_depth"), Some(expect_depth));
+    assert!(read.u64("max_in_flight").unwrap() <= expect_depth);
+    read
+}
+
+#[test]
+fn pc_queue_depth_1() {
+    let r = boot(Machine::Pc, "selftest=nvme nvme_qd=1", Some(&image().path));
+    let read = check_read(&r, 1);
+    assert_eq!(read.u64("max_in_flight"), Some(1));
+    assert_eq!(read.u64("commands"), read.u64("doorbells"), "QD1: one doorbell per command");
+}
+
+#[test]
+fn pc_deepest_queue() {
+    let r = boot(Machine::Pc, "selftest=nvme nvme_qd=max", Some(&image().path));
+    let read = check_read(&r, 1023);
+    // Every MDTS-sized command of the image fits in the rotating buffers at once.
+    assert!(read.u64("max_in_flight").unwrap() >= 32, "{:?}", read.data);
+}
+
+#[test]
+fn q35_queue_depth_1() {
+    let r = boot(Machine::Q35, "selftest=nvme nvme_qd=1", Some(&image().path));
+    check_read(&r, 1);
+}
+
+#[test]
+fn q35_deepest_queue_with_4k_commands() {
+    // 4 KiB commands so that the whole queue (1023 commands) is really in flight.
+    let r = boot(Machine::Q35, "selftest=nvme nvme_xfer=4K", Some(&image().path));
+    let read = check_read(&r, 1023);
+    assert_eq!(read.u64("max_in_flight"), Some(1023));
+    assert_eq!(read.u64("xfer_bytes"), Some(4096));
+    assert!(read.u64("doorbells").unwrap() < read.u64("commands").unwrap() / 8, "submissions are batched: {:?}", read.data);
+}
+
+#[test]
+fn no_device_is_a_clear_failure() {
+    let r = boot(Machine::Pc, "selftest=nvme", None);
+    assert!(!r.done_ok());
+    assert!(!r.timed_out);
+    let errors = r.errors();
+    assert!(errors.iter().any(|e| e.contains("no NVMe controller found")), "{errors:?}");
+}
