@@ -137,7 +137,6 @@ fn greedy(model: &Model<'_>, layers: ResidentLayers<'_>, prompt: &[u32], n: usiz
         let lead = if w.index() == 0 { leader.lock().unwrap().take() } else { None };
         generate(model, &state, scratch, w, &params, lead).unwrap()
     });
-    drop(leader);
     (sink.0, outcome.stop)
 }
 

@@ -161,7 +161,6 @@ pub fn main(args: Args) -> Result<i32> {
         let lead = if worker.index() == 0 { leader.lock().unwrap().take() } else { None };
         generate(&model, &state, scratch, worker, &params, lead)
     });
-    drop(leader);
     let outcome = outcome?;
     let mut tail = String::new();
     sink.utf8.finish(&mut tail);

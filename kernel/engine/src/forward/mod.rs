@@ -261,8 +261,8 @@ fn ffn<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scra
     while r0 < rows.end {
         let r1 = (r0 + MATMUL_CHUNK_ROWS).min(rows.end);
         let len = r1 - r0;
-        k.matmul(&w.w_gate, input.for_weights(k, &w.w_gate), r0..r1, &mut scratch.mm[..n * len]);
-        k.matmul(&w.w_up, input.for_weights(k, &w.w_up), r0..r1, &mut scratch.mm2[..n * len]);
+        k.matmul(w.w_gate, input.for_weights(k, &w.w_gate), r0..r1, &mut scratch.mm[..n * len]);
+        k.matmul(w.w_up, input.for_weights(k, &w.w_up), r0..r1, &mut scratch.mm2[..n * len]);
         for t in 0..n {
             let gate = &mut scratch.mm[t * len..(t + 1) * len];
             math::swiglu(gate, &scratch.mm2[t * len..(t + 1) * len]);

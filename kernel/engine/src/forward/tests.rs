@@ -313,7 +313,6 @@ fn generate_with(bytes: &[u8], workers: usize, cfg: SamplerConfig, n: usize, sto
         let l = if w.index() == 0 { lead.lock().unwrap().take() } else { None };
         generate(&model, &state, s, w, &params, l).unwrap()
     });
-    drop(lead);
     (sink.0, outcome)
 }
 

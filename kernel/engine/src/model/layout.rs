@@ -109,12 +109,12 @@ fn check(g: &Gguf<'_>, t: &TensorInfo<'_>, shape: &[usize], matrix: bool) -> Res
 }
 
 fn span<'a>(parts: impl Iterator<Item = &'a Range<u64>>) -> Range<u64> {
-    let mut out = u64::MAX..0;
+    let (mut start, mut end) = (u64::MAX, 0);
     for r in parts {
-        out.start = out.start.min(r.start);
-        out.end = out.end.max(r.end);
+        start = start.min(r.start);
+        end = end.max(r.end);
     }
-    out
+    start..end
 }
 
 fn rel(f: &Found, extent: &Range<u64>) -> TensorRef {
