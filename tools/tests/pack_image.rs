@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use axiom_engine::crc32c::crc32c;
 use axiom_engine::gguf::Gguf;
 use axiom_engine::model::{ModelConfig, ModelLayout};
-use axiom_engine::packed::{ExtentId, PackedError, PackedLayout};
+use axiom_engine::image::{ExtentId, PackedError, PackedLayout};
 
 const ALIGN: u64 = 4096;
 
@@ -60,7 +60,7 @@ fn axiom(args: &[&std::ffi::OsStr]) -> Output {
 
 fn pack(input: &Path, output: &Path, extra: &[&str]) {
     let mut args: Vec<&std::ffi::OsStr> = vec!["pack".as_ref(), input.as_os_str(), output.as_os_str()];
-    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
     let out = axiom(&args);
     assert!(out.status.success(), "pack {extra:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
@@ -266,7 +266,7 @@ fn refuses_unsupported_and_broken_inputs() {
     let fail = |input: &Path, extra: &[&str], expect: &str| {
         let out_path = scratch.path("out.gguf");
         let mut args: Vec<&std::ffi::OsStr> = vec!["pack".as_ref(), input.as_os_str(), out_path.as_os_str()];
-        args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         let out = axiom(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "pack of {} should fail", input.display());
@@ -300,7 +300,7 @@ fn tokenize_prints_ids_as_json() {
     let model = default_model();
     let run = |extra: &[&str]| {
         let mut args: Vec<&std::ffi::OsStr> = vec!["tokenize".as_ref(), "--model".as_ref(), model.as_os_str()];
-        args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         let out = axiom(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_string()

@@ -16,7 +16,7 @@ pub mod crc32c;
 pub mod ggml_type;
 pub mod gguf;
 pub mod model;
-pub mod packed;
+pub mod image;
 pub mod plan;
 pub mod sampler;
 pub mod tokenizer;

@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use axiom_engine::crc32c::Crc32c;
 use axiom_engine::ggml_type::GgmlType;
 use axiom_engine::gguf::{Gguf, MetaValue};
-use axiom_engine::packed::PACK_VERSION;
+use axiom_engine::image::PACK_VERSION;
 use axiom_engine::quant;
 
 pub use plan::{TypeChoice, TypeRules, ALIGN};
@@ -106,9 +106,11 @@ fn write_image(src: &GgufFile, out_path: &Path, rules: &TypeRules) -> Result<Pac
         }
         debug_assert_eq!(written, t.offset);
         let abs = g.data_offset() + t.src.offset;
-        let bytes = convert(src, abs, t, &mut buf, &mut row_f32)?;
-        out.write_all(bytes)?;
-        crc.update(bytes);
+        let mut converter = Converter::new(t);
+        while let Some(bytes) = converter.next_chunk(src, abs, &mut buf, &mut row_f32)? {
+            out.write_all(bytes)?;
+            crc.update(bytes);
+        }
         let padding = vec![0u8; (pad(t.out_size) - t.out_size) as usize];
         out.write_all(&padding)?;
         crc.update(&padding);
@@ -147,29 +149,55 @@ fn write_image(src: &GgufFile, out_path: &Path, rules: &TypeRules) -> Result<Pac
     })
 }
 
-/// Reads tensor `t` from the source and returns its output bytes.
-fn convert<'b>(src: &GgufFile, abs: u64, t: &plan::Planned<'_>, buf: &'b mut Vec<u8>, row_f32: &mut Vec<f32>) -> Result<&'b [u8]> {
-    let src_size = t.src.size as usize;
-    if t.out_ty == t.src.ty {
-        buf.resize(src_size, 0);
-        src.read_at(abs, buf)?;
-        return Ok(&buf[..]);
+/// Reads a tensor and produces its output bytes a bounded chunk at a time
+/// (whole rows, at most [`CHUNK_BYTES`] of input), so only a few MiB are in
+/// memory however large the tensor.
+struct Converter<'t, 'a> {
+    t: &'t plan::Planned<'a>,
+    in_row: usize,
+    out_row: usize,
+    rows_per_chunk: usize,
+    next_row: usize,
+    rows: usize,
+}
+
+/// Input bytes read per chunk.
+const CHUNK_BYTES: usize = 8 << 20;
+
+impl<'t, 'a> Converter<'t, 'a> {
+    fn new(t: &'t plan::Planned<'a>) -> Self {
+        let cols = t.src.row_len();
+        let in_row = t.src.ty.row_bytes(cols).expect("validated by the reader") as usize;
+        let out_row = t.out_ty.row_bytes(cols).expect("checked by the plan") as usize;
+        let rows_per_chunk = (CHUNK_BYTES / in_row.max(1)).max(1);
+        Self { t, in_row, out_row, rows_per_chunk, next_row: 0, rows: t.src.rows() as usize }
     }
-    // Row by row through f32: llama.cpp's to_float, then its reference quantizer.
-    let cols = t.src.row_len() as usize;
-    let rows = t.src.rows() as usize;
-    let in_row = t.src.ty.row_bytes(cols as u64).unwrap() as usize;
-    let out_row = t.out_ty.row_bytes(cols as u64).unwrap() as usize;
-    let mut input = vec![0u8; src_size];
-    src.read_at(abs, &mut input)?;
-    buf.resize(out_row * rows, 0);
-    row_f32.resize(cols, 0.0);
-    for (r, out) in buf.chunks_exact_mut(out_row).enumerate() {
-        quant::dequantize_row(t.src.ty, &input[r * in_row..(r + 1) * in_row], row_f32)
-            .map_err(|e| anyhow::anyhow!("tensor {}: {e}", t.src.name))?;
-        quant::quantize_row(t.out_ty, row_f32, out).map_err(|e| anyhow::anyhow!("tensor {}: {e}", t.src.name))?;
+
+    /// The next chunk of output, or `None` when the tensor is done.
+    fn next_chunk<'b>(&mut self, src: &GgufFile, abs: u64, buf: &'b mut Vec<u8>, row_f32: &mut Vec<f32>) -> Result<Option<&'b [u8]>> {
+        if self.next_row >= self.rows {
+            return Ok(None);
+        }
+        let rows = self.rows_per_chunk.min(self.rows - self.next_row);
+        let at = abs + (self.next_row * self.in_row) as u64;
+        self.next_row += rows;
+        let t = self.t;
+        if t.out_ty == t.src.ty {
+            buf.resize(rows * self.in_row, 0);
+            src.read_at(at, buf)?;
+            return Ok(Some(&buf[..]));
+        }
+        // Through f32, row by row: ggml's to_float, then llama.cpp's reference quantizer.
+        let mut input = vec![0u8; rows * self.in_row];
+        src.read_at(at, &mut input)?;
+        buf.resize(rows * self.out_row, 0);
+        row_f32.resize(t.src.row_len() as usize, 0.0);
+        for (inp, out) in input.chunks_exact(self.in_row).zip(buf.chunks_exact_mut(self.out_row)) {
+            quant::dequantize_row(t.src.ty, inp, row_f32).map_err(|e| anyhow::anyhow!("tensor {}: {e}", t.src.name))?;
+            quant::quantize_row(t.out_ty, row_f32, out).map_err(|e| anyhow::anyhow!("tensor {}: {e}", t.src.name))?;
+        }
+        Ok(Some(&buf[..]))
     }
-    Ok(&buf[..])
 }
 
 /// Absolute offsets, sizes and checksums: `[0]` globals, then layers.

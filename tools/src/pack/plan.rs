@@ -8,7 +8,7 @@ use axiom_engine::ggml_type::GgmlType;
 use axiom_engine::gguf::{Gguf, TensorInfo};
 
 /// Alignment of the data section, of every tensor, and so of every extent.
-pub const ALIGN: u64 = axiom_engine::packed::EXTENT_ALIGN;
+pub const ALIGN: u64 = axiom_engine::image::EXTENT_ALIGN;
 
 pub fn pad(x: u64) -> u64 {
     x.div_ceil(ALIGN) * ALIGN

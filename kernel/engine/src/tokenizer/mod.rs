@@ -926,7 +926,7 @@ fn clean_up_spaces(text: &mut Vec<u8>) {
                 total -= 1;
             } else if i + 2 < n {
                 let x2 = text[i + 2];
-                if (x1 == b'r' && x2 == b'e') || (x1 == b'v' && x2 == b'e') {
+                if x2 == b'e' && (x1 == b'r' || x1 == b'v') {
                     total -= 1;
                 }
             }
