@@ -22,6 +22,8 @@
 //! index, sorted merge ranks); encoding allocates only its output and scratch.
 
 mod chat;
+mod config;
+mod decode;
 mod merge;
 mod pretokenize;
 mod special;
@@ -35,14 +37,17 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub use chat::{ChatMessage, ChatTemplate, ChatTemplateError};
+pub use config::{VocabConfig, SUPPORTED_PRE_NAMES};
 pub use pretokenize::PreTokenizer;
 pub use stream::Utf8Stream;
 
-use crate::gguf::{Gguf, GgufError, MetaType};
+use crate::gguf::Gguf;
+use config::{pre_settings, vocab_config_from_gguf, PreSettings, EOG_NAMES, EOT_NAMES, FIM_EOG_NAMES, FIM_NAMES};
+use decode::{clean_up_spaces, decode_byte_level, parse_byte_token, unescape_spaces};
 use merge::Symbol;
 use special::Fragment;
 use table::{MergeRanks, StrArena, StrIndex};
-use unicode::{byte_to_cpt_table, cpt_to_byte, cpts_from_utf8, push_utf8};
+use unicode::{byte_to_cpt_table, cpts_from_utf8, push_utf8};
 
 /// A token id: an index into the vocabulary.
 pub type TokenId = u32;
@@ -153,98 +158,6 @@ impl From<ChatTemplateError> for TokenizerError {
     }
 }
 
-/// A vocabulary as plain data: what [`Tokenizer::new`] builds from. The GGUF
-/// loader fills it from metadata; tests can fill it by hand. Optional fields
-/// left `None` take llama.cpp's defaults for the vocabulary type.
-#[derive(Clone, Debug, Default)]
-pub struct VocabConfig<'a> {
-    /// `tokenizer.ggml.model`: `gpt2` or `llama`.
-    pub model: &'a str,
-    /// `tokenizer.ggml.pre` (BPE only; `None` means llama.cpp's `default`).
-    pub pre: Option<&'a str>,
-    /// `tokenizer.ggml.tokens`, by id.
-    pub tokens: Vec<&'a [u8]>,
-    /// `tokenizer.ggml.scores` (SentencePiece merge priorities); empty = all 0.
-    pub scores: Vec<f32>,
-    /// `tokenizer.ggml.token_type`; empty = all normal.
-    pub token_types: Vec<i32>,
-    /// `tokenizer.ggml.merges`: `"left right"` strings in rank order.
-    pub merges: Vec<&'a [u8]>,
-    pub bos: Option<u32>,
-    pub eos: Option<u32>,
-    pub eot: Option<u32>,
-    pub eom: Option<u32>,
-    pub unk: Option<u32>,
-    pub sep: Option<u32>,
-    pub pad: Option<u32>,
-    pub mask: Option<u32>,
-    pub add_bos: Option<bool>,
-    pub add_eos: Option<bool>,
-    pub add_space_prefix: Option<bool>,
-    /// `tokenizer.chat_template` (Jinja source).
-    pub chat_template: Option<&'a str>,
-}
-
-/// Pre-tokenizer names accepted in `tokenizer.ggml.pre` (BPE vocabularies).
-pub const SUPPORTED_PRE_NAMES: &[&str] = &[
-    "default", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
-    "modern-bert", "jina-v1-en", "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "trillion", "granite-docling",
-    "exaone4", "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2", "llama3",
-    "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe",
-    "falcon",
-];
-
-/// How llama.cpp configures a BPE vocabulary for a `pre` name.
-struct PreSettings {
-    pre: PreTokenizer,
-    clean_spaces: bool,
-    ignore_merges: bool,
-    add_bos: bool,
-}
-
-fn pre_settings(name: Option<&str>) -> Option<PreSettings> {
-    let s = |pre, clean_spaces, ignore_merges, add_bos| Some(PreSettings { pre, clean_spaces, ignore_merges, add_bos });
-    use PreTokenizer::*;
-    match name? {
-        "default" => s(Default, true, false, false),
-        "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de" | "a.x-4.0" | "mellum"
-        | "modern-bert" | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" | "mpt" | "olmo" | "jais" | "exaone4" => {
-            s(Gpt2, true, false, false)
-        }
-        "trillion" | "granite-docling" => s(Gpt2, false, false, false),
-        "starcoder" | "refact" | "codeshell" | "exaone" | "minerva-7b" | "mellum2" => s(DigitsThenGpt2, true, false, false),
-        "smollm" | "command-r" => s(DigitsThenGpt2, false, false, false),
-        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2" | "jina-v5-nano" => {
-            s(Llama3, true, true, true)
-        }
-        "dbrx" | "smaug-bpe" => s(Llama3, true, false, false),
-        "falcon" => s(Falcon, true, false, false),
-        _ => None,
-    }
-}
-
-/// Token texts llama.cpp treats as end-of-turn, in the order tried.
-const EOT_NAMES: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
-    "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
-];
-/// Token texts that end generation (llama.cpp's EOG list).
-const EOG_NAMES: &[&str] = &[
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
-    "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>",
-    "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
-];
-/// Fill-in-the-middle tokens: marked control like llama.cpp; pad/repo/sep end generation.
-const FIM_NAMES: &[&[&str]] = &[
-    &["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"],
-    &["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>"],
-    &["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>"],
-];
-const FIM_EOG_NAMES: &[&[&str]] = &[
-    &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
-    &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
-    &["<|file_sep|>"],
-];
 
 const NONE: u32 = u32::MAX;
 
@@ -844,181 +757,6 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// `▁` → space.
-fn unescape_spaces(text: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < text.len() {
-        if text[i..].starts_with("▁".as_bytes()) {
-            out.push(b' ');
-            i += 3;
-        } else {
-            out.push(text[i]);
-            i += 1;
-        }
-    }
-}
-
-/// GPT-2 byte-level text → bytes. A code point outside the byte alphabet is
-/// reported the way llama.cpp's `llama_decode_text` does.
-fn decode_byte_level(text: &[u8], out: &mut Vec<u8>) {
-    let mut utf8 = Vec::with_capacity(4);
-    for c in cpts_from_utf8(text) {
-        match cpt_to_byte(c) {
-            Some(b) => out.push(b),
-            None => {
-                utf8.clear();
-                push_utf8(&mut utf8, c);
-                out.extend_from_slice(b"[UNK_BYTE_0x");
-                for &b in &utf8 {
-                    out.extend_from_slice(alloc::format!("{b:02x}").as_bytes());
-                }
-                out.extend_from_slice(text);
-                out.push(b']');
-            }
-        }
-    }
-}
-
-/// The byte of a `<0xXX>` token (llama.cpp reads the two hex digits at 3..5).
-fn parse_byte_token(text: &[u8]) -> Option<u8> {
-    let hex = core::str::from_utf8(text.get(3..5)?).ok()?;
-    u8::from_str_radix(hex, 16).ok()
-}
-
-/// llama.cpp's `clean_spaces` passes of `llama_detokenize`: drop the space
-/// before `? ! . ,`, around a lone `'`, and before `'s 'm 're 've`.
-fn clean_up_spaces(text: &mut Vec<u8>) {
-    // pass 1: " ?", " !", " .", " ,"
-    let mut total = usize::from(!text.is_empty());
-    for i in 1..text.len() {
-        let x = text[i];
-        if text[i - 1] == b' ' && matches!(x, b'?' | b'!' | b'.' | b',') {
-            total -= 1;
-        }
-        text[total] = x;
-        total += 1;
-    }
-    text.truncate(total);
-    // pass 2: " ' " → "'"
-    let n = text.len();
-    let mut total = usize::from(n > 0);
-    let mut i = 1;
-    while i < n {
-        let x = text[i];
-        if x == b'\'' && i + 1 < n && text[i - 1] == b' ' && text[i + 1] == b' ' {
-            total -= 1; // drop the space before
-            i += 1; // and skip the one after
-            text[i] = 0;
-        }
-        text[total] = x;
-        total += 1;
-        i += 1;
-    }
-    text.truncate(total);
-    // pass 3: " 's", " 'm", " 're", " 've"
-    let n = text.len();
-    let mut total = usize::from(n > 0);
-    for i in 1..n {
-        let x = text[i];
-        if text[i - 1] == b' ' && x == b'\'' && i + 1 < n {
-            let x1 = text[i + 1];
-            if x1 == b's' || x1 == b'm' {
-                total -= 1;
-            } else if i + 2 < n {
-                let x2 = text[i + 2];
-                if x2 == b'e' && (x1 == b'r' || x1 == b'v') {
-                    total -= 1;
-                }
-            }
-        }
-        text[total] = x;
-        total += 1;
-    }
-    text.truncate(total);
-}
-
-/// Reads the tokenizer metadata of a GGUF file.
-fn vocab_config_from_gguf<'a>(g: &Gguf<'a>) -> Result<VocabConfig<'a>, TokenizerError> {
-    let bad = |key: &'static str, e: GgufError| TokenizerError::BadMetadata { key, reason: e.to_string() };
-    let model = g
-        .opt_str("tokenizer.ggml.model")
-        .map_err(|e| bad("tokenizer.ggml.model", e))?
-        .ok_or(TokenizerError::MissingKey { key: "tokenizer.ggml.model" })?;
-    let pre = g.opt_str("tokenizer.ggml.pre").map_err(|e| bad("tokenizer.ggml.pre", e))?;
-
-    let array = |key: &'static str, want: &[MetaType]| -> Result<Option<crate::gguf::MetaArray<'a>>, TokenizerError> {
-        match g.get(key) {
-            None => Ok(None),
-            Some(v) => {
-                let a = v.as_array().filter(|a| want.contains(&a.elem_type())).ok_or_else(|| TokenizerError::BadMetadata {
-                    key,
-                    reason: alloc::format!("expected an array of {}", want[0].name()),
-                })?;
-                Ok(Some(a))
-            }
-        }
-    };
-    let tokens: Vec<&[u8]> = array("tokenizer.ggml.tokens", &[MetaType::String])?
-        .ok_or(TokenizerError::MissingKey { key: "tokenizer.ggml.tokens" })?
-        .strings()
-        .into_iter()
-        .flatten()
-        .collect();
-    let scores = match array("tokenizer.ggml.scores", &[MetaType::F32, MetaType::I32])? {
-        Some(a) if a.elem_type() == MetaType::F32 => a.f32s().into_iter().flatten().collect(),
-        Some(a) => a.i32s().into_iter().flatten().map(|v| v as f32).collect(),
-        None => Vec::new(),
-    };
-    let token_types = match array("tokenizer.ggml.token_type", &[MetaType::I32])? {
-        Some(a) => a.i32s().into_iter().flatten().collect(),
-        None => Vec::new(),
-    };
-    let merges = match array("tokenizer.ggml.merges", &[MetaType::String])? {
-        Some(a) => a.strings().into_iter().flatten().collect(),
-        None if model == "gpt2" => return Err(TokenizerError::MissingKey { key: "tokenizer.ggml.merges" }),
-        None => Vec::new(),
-    };
-
-    let id = |key: &'static str| -> Result<Option<u32>, TokenizerError> {
-        match g.get(key) {
-            None => Ok(None),
-            Some(v) => v.as_u32().map(Some).ok_or_else(|| TokenizerError::BadMetadata {
-                key,
-                reason: String::from("expected a token id (unsigned integer)"),
-            }),
-        }
-    };
-    let flag = |key: &'static str| -> Result<Option<bool>, TokenizerError> {
-        match g.get(key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_bool()
-                .map(Some)
-                .ok_or_else(|| TokenizerError::BadMetadata { key, reason: String::from("expected a bool") }),
-        }
-    };
-    Ok(VocabConfig {
-        model,
-        pre,
-        tokens,
-        scores,
-        token_types,
-        merges,
-        bos: id("tokenizer.ggml.bos_token_id")?,
-        eos: id("tokenizer.ggml.eos_token_id")?,
-        eot: id("tokenizer.ggml.eot_token_id")?,
-        eom: id("tokenizer.ggml.eom_token_id")?,
-        unk: id("tokenizer.ggml.unknown_token_id")?,
-        // (sic: llama.cpp's key is spelled "seperator")
-        sep: id("tokenizer.ggml.seperator_token_id")?,
-        pad: id("tokenizer.ggml.padding_token_id")?,
-        mask: id("tokenizer.ggml.mask_token_id")?,
-        add_bos: flag("tokenizer.ggml.add_bos_token")?,
-        add_eos: flag("tokenizer.ggml.add_eos_token")?,
-        add_space_prefix: flag("tokenizer.ggml.add_space_prefix")?,
-        chat_template: g.opt_str("tokenizer.chat_template").map_err(|e| bad("tokenizer.chat_template", e))?,
-    })
-}
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@ pub enum PreTokenizer {
     /// llama.cpp's default for BPE vocabularies without a `pre` name:
     /// `[\p{P}\$\+<=>\^~\|]+`, GPT-2, `\p{N}+`, `[0-9][0-9][0-9]`.
     Default,
-    /// Falcon: `[\p{P}\$\+<=>\^~\|`]+`, GPT-2, `[0-9][0-9][0-9]`.
+    /// Falcon: ``[\p{P}\$\+<=>\^~\|`]+``, GPT-2, `[0-9][0-9][0-9]`.
     Falcon,
 }
 
