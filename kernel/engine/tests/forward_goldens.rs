@@ -7,7 +7,8 @@ mod common;
 use axiom_engine::forward::{forward, generate, Batch, GenerateParams, Leader, Logits, StopReason, TokenSink};
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
-use axiom_engine::model::{Model, ResidentLayers};
+use axiom_engine::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
+use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, ResidentLayers};
 use axiom_engine::plan::Worker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
@@ -49,7 +50,7 @@ fn goldens() -> Vec<Case> {
 
 /// Logits of every position of `tokens` (teacher-forced), computed with
 /// `workers` threads in prefill batches of `batch`.
-fn all_logits(model: &Model<'_>, layers: ResidentLayers<'_>, tokens: &[u32], workers: usize, batch: usize) -> Vec<Vec<f32>> {
+fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], workers: usize, batch: usize) -> Vec<Vec<f32>> {
     let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch };
     let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let mut state = SharedState::new(model, sc, &mut mem).unwrap();
@@ -83,7 +84,8 @@ fn teacher_forced_logits_match_llama_cpp() {
     let bytes = model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
-    let layers = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let layers = &resident;
     let mut worst = 0.0f32;
     let mut sum_abs = 0.0f64;
     let mut count = 0usize;
@@ -124,7 +126,7 @@ impl TokenSink for Collect {
     }
 }
 
-fn greedy(model: &Model<'_>, layers: ResidentLayers<'_>, prompt: &[u32], n: usize, workers: usize, prefill_batch: usize) -> (Vec<u32>, StopReason) {
+fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize, workers: usize, prefill_batch: usize) -> (Vec<u32>, StopReason) {
     let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: prefill_batch, logit_rows: 1 };
     let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(model, sc, &mut mem).unwrap();
@@ -145,7 +147,8 @@ fn greedy_generation_matches_llama_cpp() {
     let bytes = model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
-    let layers = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let layers = &resident;
     for case in goldens() {
         let (ids, _) = greedy(&model, layers, &case.prompt_ids, case.greedy_ids.len(), 2, 16);
         let agree = ids.iter().zip(&case.greedy_ids).take_while(|(a, b)| a == b).count();
@@ -162,7 +165,8 @@ fn logits_are_bit_identical_for_any_worker_count_and_batch() {
     let bytes = model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
-    let layers = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let layers = &resident;
     let case = &goldens()[1];
     let tokens: Vec<u32> = case.prompt_ids.iter().chain(&case.greedy_ids[..8]).copied().collect();
     let reference = all_logits(&model, layers, &tokens, 1, 64);
@@ -170,6 +174,20 @@ fn logits_are_bit_identical_for_any_worker_count_and_batch() {
         let got = all_logits(&model, layers, &tokens, workers, batch);
         for (pos, (a, b)) in reference.iter().zip(&got).enumerate() {
             assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "{workers} workers, batch {batch}: logits differ at position {pos}");
+        }
+    }
+    // Weights repacked at load: the same bits.
+    let plan = PackedPlan::new(&model.layout);
+    let mut storage = vec![0u8; plan.bytes() + PACK_ALIGN];
+    let buf = aligned_part(&mut storage, PACK_ALIGN, plan.bytes()).unwrap();
+    let globals = extent_bytes(&bytes, &model.layout.globals.extent).unwrap();
+    let packed = PackedLayers::pack(resident.clone(), &model.layout, globals, plan, buf).unwrap();
+    let mut packed_model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    packed_model.globals.output = packed.output().expect("a q8_0 head has a packed form");
+    for (workers, batch) in [(1, 64), (2, 3)] {
+        let got = all_logits(&packed_model, &packed, &tokens, workers, batch);
+        for (pos, (a, b)) in reference.iter().zip(&got).enumerate() {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "packed, {workers} workers, batch {batch}: logits differ at position {pos}");
         }
     }
     // Generation: the same tokens for 1..=4 workers and different prefill batches.
@@ -191,8 +209,8 @@ fn every_isa_gives_the_same_logits() {
             continue;
         };
         let model = Model::from_gguf(&g, kernels).unwrap();
-        let layers = ResidentLayers::new(&bytes, &model.layout).unwrap();
-        let got = all_logits(&model, layers, &case.prompt_ids, 2, 64);
+        let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+        let got = all_logits(&model, &resident, &case.prompt_ids, 2, 64);
         match &reference {
             None => reference = Some(got),
             Some(r) => {

@@ -44,7 +44,8 @@ fn decode_steps_do_not_allocate() {
     let bytes = common::model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
-    let worker = SoloWorker::new(ResidentLayers::new(&bytes, &model.layout).unwrap());
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let worker = SoloWorker::new(&resident);
     let sc = StateConfig { n_ctx: 32, max_batch: 8, logit_rows: 1 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let mut state = SharedState::new(&model, sc, &mut mem).unwrap();

@@ -13,13 +13,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use axiom_engine::forward::{generate, GenerateParams, Leader, StopReason, TokenSink};
-use axiom_engine::model::ResidentLayers;
 use axiom_engine::plan::Worker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{SharedState, StateConfig};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
 
-use crate::host::{EngineArgs, HostTeam, MappedModel};
+use crate::host::{EngineArgs, HostTeam, MappedModel, Weights};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,6 +48,9 @@ pub struct Args {
     /// RNG seed [default: from the clock; printed in the statistics].
     #[arg(long)]
     seed: Option<u64>,
+    /// Keep generating past end-of-generation tokens (for benchmarks).
+    #[arg(long)]
+    ignore_eos: bool,
     /// Context length [default: prompt + tokens, at most the model's].
     #[arg(long)]
     ctx: Option<usize>,
@@ -108,7 +110,10 @@ pub fn main(args: Args) -> Result<i32> {
 
     let mapped = MappedModel::open(&args.engine.model_path())?;
     let gguf = mapped.gguf()?;
-    let model = mapped.model(&gguf, kernels)?;
+    let mut model = mapped.model(&gguf, kernels)?;
+    let mut packed_storage = Vec::new();
+    let weights = Weights::new(&mapped, &mut model, &mut packed_storage, !args.engine.no_repack)?;
+    let model = model;
     let tokenizer = Tokenizer::from_gguf(&gguf).with_context(|| format!("{}: tokenizer", mapped.path.display()))?;
     let prompt: Vec<u32> = if args.chat {
         tokenizer.encode_chat(&[ChatMessage { role: "user", content: &args.prompt }], true)?
@@ -131,7 +136,7 @@ pub fn main(args: Args) -> Result<i32> {
     let floats = SharedState::floats_needed(&model.config, &state_cfg).context("state size overflows")?;
     let mut memory = vec![0f32; floats];
     let state = SharedState::new(&model, state_cfg, &mut memory)?;
-    let layers = ResidentLayers::new(&mapped.map, &model.layout)?;
+    let layers = weights.source();
     let mut team = HostTeam::new(threads, &model.config, &state_cfg, !args.engine.no_pin);
 
     let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
@@ -153,7 +158,7 @@ pub fn main(args: Args) -> Result<i32> {
         prompt: &prompt,
         start_pos: 0,
         max_new_tokens: args.tokens,
-        stop_tokens: tokenizer.eog_ids(),
+        stop_tokens: if args.ignore_eos { &[] } else { tokenizer.eog_ids() },
         prefill_batch: state_cfg.max_batch,
     };
     let leader = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));

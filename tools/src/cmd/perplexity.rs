@@ -11,12 +11,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use axiom_engine::forward::{forward, Batch, Logits};
-use axiom_engine::model::ResidentLayers;
 use axiom_engine::state::{SharedState, StateConfig};
 use axiom_engine::tokenizer::Tokenizer;
 use serde_json::json;
 
-use crate::host::{EngineArgs, HostTeam, MappedModel};
+use crate::host::{EngineArgs, HostTeam, MappedModel, Weights};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,7 +46,10 @@ pub fn main(args: Args) -> Result<i32> {
     let batch = args.engine.batch()?;
     let mapped = MappedModel::open(&args.engine.model_path())?;
     let gguf = mapped.gguf()?;
-    let model = mapped.model(&gguf, kernels)?;
+    let mut model = mapped.model(&gguf, kernels)?;
+    let mut packed_storage = Vec::new();
+    let weights = Weights::new(&mapped, &mut model, &mut packed_storage, !args.engine.no_repack)?;
+    let model = model;
     let tokenizer = Tokenizer::from_gguf(&gguf).with_context(|| format!("{}: tokenizer", mapped.path.display()))?;
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let text = String::from_utf8_lossy(&bytes);
@@ -66,7 +68,7 @@ pub fn main(args: Args) -> Result<i32> {
     let state_cfg = StateConfig { n_ctx, max_batch: batch, logit_rows: batch };
     let mut memory = vec![0f32; SharedState::floats_needed(&model.config, &state_cfg).context("state size overflows")?];
     let mut state = SharedState::new(&model, state_cfg, &mut memory)?;
-    let layers = ResidentLayers::new(&mapped.map, &model.layout)?;
+    let layers = weights.source();
     let mut team = HostTeam::new(threads, &model.config, &state_cfg, !args.engine.no_pin);
     let vocab = model.config.n_vocab;
     let first = n_ctx / 2;

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
-use axiom_engine::model::Model;
+use axiom_engine::model::packed::aligned_part;
+use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, PackedPlan, ResidentLayers};
 use memmap2::Mmap;
 
 pub use team::HostTeam;
@@ -48,6 +49,10 @@ pub struct EngineArgs {
     /// Do not pin worker threads to CPUs.
     #[arg(long)]
     pub no_pin: bool,
+    /// Compute from the file's ggml layout instead of weights repacked at
+    /// load for the SIMD kernels (same results, slower).
+    #[arg(long)]
+    pub no_repack: bool,
 }
 
 impl EngineArgs {
@@ -114,5 +119,55 @@ impl MappedModel {
 
     pub fn model<'a>(&'a self, gguf: &Gguf<'a>, kernels: Kernels) -> Result<Model<'a>> {
         Model::from_gguf(gguf, kernels).with_context(|| format!("{}", self.path.display()))
+    }
+}
+
+/// The layer weights the workers read: the mapped file, or (by default) a
+/// copy with every matrix repacked for the SIMD kernels.
+pub struct Weights<'a> {
+    resident: ResidentLayers<'a>,
+    packed: Option<PackedLayers<'a>>,
+}
+
+impl<'a> Weights<'a> {
+    /// Prepares the weights of `model` (from `mapped`); with `repack`, packs
+    /// them into `storage` and points the model's output head at its packed
+    /// copy.
+    pub fn new(mapped: &'a MappedModel, model: &mut Model<'a>, storage: &'a mut Vec<u8>, repack: bool) -> Result<Weights<'a>> {
+        let resident = ResidentLayers::new(&mapped.map, &model.layout)?;
+        if !repack {
+            return Ok(Weights { resident, packed: None });
+        }
+        const HUGE_PAGE: usize = 2 << 20;
+        let plan = PackedPlan::new(&model.layout);
+        let len = plan.bytes();
+        storage.clear();
+        storage.resize(len + HUGE_PAGE, 0);
+        let buf = aligned_part(storage, HUGE_PAGE, len).context("packed weight buffer")?;
+        advise_huge_pages(buf);
+        let globals = extent_bytes(&mapped.map, &model.layout.globals.extent).context("globals extent outside the file")?;
+        let packed = PackedLayers::pack(resident.clone(), &model.layout, globals, plan, buf)?;
+        if let Some(output) = packed.output() {
+            model.globals.output = output;
+        }
+        Ok(Weights { resident, packed: Some(packed) })
+    }
+
+    pub fn source(&self) -> &dyn LayerSource {
+        match &self.packed {
+            Some(p) => p,
+            None => &self.resident,
+        }
+    }
+}
+
+/// Asks Linux to back `buf` (2 MiB aligned) with transparent huge pages: the
+/// hardware prefetcher stops at every 4 KiB page boundary, and the matmuls
+/// stream the weights. Best effort.
+fn advise_huge_pages(buf: &mut [u8]) {
+    // SAFETY: madvise only changes how the kernel backs this range, which is
+    // memory we own for as long as the slice; it never invalidates contents.
+    unsafe {
+        libc::madvise(buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MADV_HUGEPAGE);
     }
 }

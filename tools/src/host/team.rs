@@ -6,7 +6,7 @@
 //! `axiom_engine::forward::generate`), so thread start-up is paid once, not
 //! per token. Threads are pinned one per CPU when there are enough CPUs.
 
-use axiom_engine::model::{ModelConfig, ResidentLayers};
+use axiom_engine::model::{LayerSource, ModelConfig};
 use axiom_engine::plan::{SpinBarrier, TeamWorker};
 use axiom_engine::state::{Scratch, StateConfig};
 
@@ -27,7 +27,7 @@ impl HostTeam {
 
     /// Runs `f` on every worker; returns worker 0's result once all are done.
     /// A worker that panics poisons the barrier, so the others stop too.
-    pub fn run<R>(&mut self, layers: ResidentLayers<'_>, f: impl Fn(&TeamWorker<'_>, &mut Scratch) -> R + Sync) -> R {
+    pub fn run<R>(&mut self, layers: &dyn LayerSource, f: impl Fn(&TeamWorker<'_>, &mut Scratch) -> R + Sync) -> R {
         let barrier = SpinBarrier::new(self.count);
         // Past the core count, a spinning waiter would hold the CPU the
         // worker it waits for needs: yield after a while.

@@ -28,7 +28,7 @@ pub use math::exp;
 
 use core::ops::Range;
 
-use crate::matmul::{ActBuf, ActKind, Kernels, WeightMatrix};
+use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
 use crate::model::{LayerWeights, Model};
 use crate::plan::{tile, Phase, SharedBuf, Worker, ROW_GRANULE};
 use crate::quant::dequantize_row;
@@ -72,11 +72,7 @@ pub fn forward<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &
 
     embed(model, state, worker, batch.tokens);
     for layer in 0..cfg.n_layers {
-        let bytes = worker.acquire_layer(layer);
-        let w = match LayerWeights::from_extent(&model.layout.layers[layer], bytes) {
-            Ok(w) => w,
-            Err(e) => panic!("worker gave layer {layer} weights of the wrong size: {e}"),
-        };
+        let w = worker.acquire_layer(layer);
         attention(model, state, scratch, worker, &w, layer, batch.pos, n);
         ffn(model, state, scratch, worker, &w, layer, n);
     }
@@ -118,10 +114,10 @@ impl<'s> Input<'s> {
         Input { x, n, acts, kind: None }
     }
 
-    fn for_weights(&mut self, k: &Kernels, w: &WeightMatrix<'_>) -> &ActBuf {
-        let kind = ActKind::for_weights(w.ty);
+    fn for_weights(&mut self, k: &Kernels, w: &Matrix<'_>) -> &ActBuf {
+        let kind = ActKind::for_weights(w.ty());
         if self.kind != kind {
-            k.quantize_activations(w.ty, self.x, self.n, self.acts);
+            k.quantize_activations(w.ty(), self.x, self.n, self.acts);
             self.kind = kind;
         }
         self.acts
@@ -131,14 +127,14 @@ impl<'s> Input<'s> {
 /// `w · acts` for output rows `rows` and every token, in chunks of
 /// [`MATMUL_CHUNK_ROWS`]; `sink(token, first_row, values)` receives each
 /// token's values for a chunk.
-fn matmul_rows(k: &Kernels, w: &WeightMatrix<'_>, acts: &ActBuf, rows: Range<usize>, buf: &mut [f32], mut sink: impl FnMut(usize, usize, &[f32])) {
+fn matmul_rows(k: &Kernels, w: &Matrix<'_>, acts: &ActBuf, rows: Range<usize>, buf: &mut [f32], mut sink: impl FnMut(usize, usize, &[f32])) {
     let n = acts.batch();
     let mut r0 = rows.start;
     while r0 < rows.end {
         let r1 = (r0 + MATMUL_CHUNK_ROWS).min(rows.end);
         let len = r1 - r0;
         let out = &mut buf[..n * len];
-        k.matmul(w, acts, r0..r1, out);
+        k.matmul(*w, acts, r0..r1, out);
         for t in 0..n {
             sink(t, r0, &out[t * len..(t + 1) * len]);
         }

@@ -15,7 +15,8 @@ use crate::ggml_type::GgmlType;
 use crate::gguf::builder::GgufBuilder;
 use crate::gguf::Gguf;
 use crate::matmul::Kernels;
-use crate::model::{LayerWeights, Model, ResidentLayers};
+use crate::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
+use crate::model::{LayerSource, LayerWeights, Model, PackedLayers, ResidentLayers};
 use crate::plan::{SoloWorker, SpinBarrier, TeamWorker};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::state::{Scratch, SharedState, StateConfig};
@@ -112,7 +113,8 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
     b.finish()
 }
 
-fn dequant(w: &WeightMatrix<'_>) -> Vec<f64> {
+fn dequant<'a>(w: impl Into<Matrix<'a>>) -> Vec<f64> {
+    let Matrix::Ggml(w) = w.into() else { panic!("the reference reads ggml layouts") };
     let mut row = vec![0f32; w.cols];
     let mut out = Vec::with_capacity(w.rows * w.cols);
     for r in 0..w.rows {
@@ -138,7 +140,7 @@ fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
     let c = &model.config;
     let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
     let (hd, group, n_rot) = (c.head_dim, c.n_heads / c.n_kv_heads, c.rope.n_rot);
-    let emb = dequant(&model.globals.token_embd);
+    let emb = dequant(model.globals.token_embd);
     let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| emb[t as usize * c.n_embd..(t as usize + 1) * c.n_embd].to_vec()).collect();
     let rotate = |head: &mut [f64], p: usize| {
         for i in 0..n_rot / 2 {
@@ -158,8 +160,8 @@ fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
         }
     };
     for l in 0..c.n_layers {
-        let w = LayerWeights::from_extent(&model.layout.layers[l], layers.layer(l)).unwrap();
-        let (wq, wk, wv, wo) = (dequant(&w.wq), dequant(&w.wk), dequant(&w.wv), dequant(&w.wo));
+        let w = LayerWeights::from_extent(&model.layout.layers[l], layers.extent(l)).unwrap();
+        let (wq, wk, wv, wo) = (dequant(w.wq), dequant(w.wk), dequant(w.wv), dequant(w.wo));
         let (mut qs, mut ks, mut vs) = (vec![], vec![], vec![]);
         for (p, x) in xs.iter().enumerate() {
             let xb = rms(x, w.attn_norm, c.rms_eps as f64);
@@ -189,18 +191,18 @@ fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
             let o = matvec(&wo, &att);
             xs[p].iter_mut().zip(&o).for_each(|(x, y)| *x += y);
             let xb = rms(&xs[p], w.ffn_norm, c.rms_eps as f64);
-            let (g, u) = (matvec(&dequant(&w.w_gate), &xb), matvec(&dequant(&w.w_up), &xb));
+            let (g, u) = (matvec(&dequant(w.w_gate), &xb), matvec(&dequant(w.w_up), &xb));
             let hb: Vec<f64> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-            let d = matvec(&dequant(&w.w_down), &hb);
+            let d = matvec(&dequant(w.w_down), &hb);
             xs[p].iter_mut().zip(&d).for_each(|(x, y)| *x += y);
         }
     }
-    let out = dequant(&model.globals.output);
+    let out = dequant(model.globals.output);
     xs.iter().map(|x| matvec(&out, &rms(x, model.globals.output_norm, c.rms_eps as f64))).collect()
 }
 
 /// Runs `f` on a team of `count` std threads (worker 0 on this thread).
-fn team<R: Send>(count: usize, layers: ResidentLayers<'_>, scratches: &mut [Scratch], f: impl Fn(&TeamWorker<'_>, &mut Scratch) -> R + Sync) -> R {
+fn team<R: Send>(count: usize, layers: &dyn LayerSource, scratches: &mut [Scratch], f: impl Fn(&TeamWorker<'_>, &mut Scratch) -> R + Sync) -> R {
     let barrier = SpinBarrier::new(count);
     let mut workers = TeamWorker::team(&barrier, layers, Some(std::thread::yield_now)).into_iter();
     let lead = workers.next().unwrap();
@@ -215,9 +217,27 @@ fn team<R: Send>(count: usize, layers: ResidentLayers<'_>, scratches: &mut [Scra
 }
 
 fn run(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: crate::matmul::Isa) -> Vec<Vec<f32>> {
+    run_with(bytes, tokens, workers, batch, isa, false)
+}
+
+fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: crate::matmul::Isa, packed: bool) -> Vec<Vec<f32>> {
     let g = Gguf::parse(bytes).unwrap();
-    let model = Model::from_gguf(&g, Kernels::for_isa(isa).unwrap()).unwrap();
-    let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
+    let mut model = Model::from_gguf(&g, Kernels::for_isa(isa).unwrap()).unwrap();
+    let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
+    let plan = PackedPlan::new(&model.layout);
+    let mut storage = vec![0u8; plan.bytes() + PACK_ALIGN];
+    let packed_layers;
+    let layers: &dyn LayerSource = if packed {
+        let globals = crate::model::extent_bytes(bytes, &model.layout.globals.extent).unwrap();
+        let buf = aligned_part(&mut storage, PACK_ALIGN, plan.bytes()).unwrap();
+        packed_layers = PackedLayers::pack(resident.clone(), &model.layout, globals, plan, buf).unwrap();
+        if let Some(o) = packed_layers.output() {
+            model.globals.output = o;
+        }
+        &packed_layers
+    } else {
+        &resident
+    };
     let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let mut state = SharedState::new(&model, sc, &mut mem).unwrap();
@@ -278,11 +298,13 @@ fn results_are_bit_identical_across_workers_batches_and_isas() {
                 if Kernels::for_isa(isa).is_err() {
                     continue;
                 }
-                let got = run(&bytes, &TOKENS, workers, batch, isa);
-                assert!(
-                    want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{ty}: {workers} workers, batch {batch}, {isa}"
-                );
+                for packed in [false, true] {
+                    let got = run_with(&bytes, &TOKENS, workers, batch, isa, packed);
+                    assert!(
+                        want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{ty}: {workers} workers, batch {batch}, {isa}, packed {packed}"
+                    );
+                }
             }
         }
     }
@@ -300,7 +322,8 @@ impl TokenSink for Collect {
 fn generate_with(bytes: &[u8], workers: usize, cfg: SamplerConfig, n: usize, stop: &[u32]) -> (Vec<u32>, GenerateOutcome) {
     let g = Gguf::parse(bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
-    let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
+    let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
+    let layers: &dyn LayerSource = &resident;
     let sc = StateConfig { n_ctx: 24, max_batch: 4, logit_rows: 1 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
@@ -342,7 +365,8 @@ fn solo_worker_runs_generate() {
     let bytes = build(&Spec { ty: GgmlType::Q4_1, ..BASE }, 9);
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
-    let worker = SoloWorker::new(ResidentLayers::new(&bytes, &model.layout).unwrap());
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let worker = SoloWorker::new(&resident);
     let sc = StateConfig { n_ctx: 16, max_batch: 2, logit_rows: 1 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();

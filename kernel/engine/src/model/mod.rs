@@ -9,12 +9,14 @@
 
 mod config;
 mod layout;
+pub mod packed;
 mod weights;
 
 use core::ops::Range;
 
 pub use config::{Arch, ModelConfig, RopeConfig, RopeLayout};
 pub use layout::{GlobalsLayout, LayerLayout, ModelLayout, TensorRef};
+pub use packed::{PackedLayerPlan, PackedLayers, PackedPlan};
 pub use weights::{F32Vector, GlobalWeights, LayerWeights};
 
 use crate::gguf::{Gguf, GgufError};
@@ -54,29 +56,49 @@ pub fn extent_bytes<'a>(file: &'a [u8], extent: &Range<u64>) -> Option<&'a [u8]>
     file.get(usize::try_from(extent.start).ok()?..usize::try_from(extent.end).ok()?)
 }
 
+/// Gives the weights of any layer on demand, when all of them are in memory.
+/// A worker with such a source never waits for weights.
+pub trait LayerSource: Sync {
+    fn layer(&self, layer: usize) -> LayerWeights<'_>;
+}
+
 /// Layer weights of a model file held entirely in memory (the host's mapped
-/// file, or a kernel's resident copy of the whole image).
-#[derive(Clone, Copy)]
+/// file, or a kernel's resident copy of the whole image), in ggml's layout.
+#[derive(Clone)]
 pub struct ResidentLayers<'a> {
     file: &'a [u8],
-    layout: &'a ModelLayout,
+    layers: alloc::vec::Vec<LayerLayout>,
 }
 
 impl<'a> ResidentLayers<'a> {
     /// Fails if a layer extent lies outside `file`.
-    pub fn new(file: &'a [u8], layout: &'a ModelLayout) -> Result<Self, GgufError> {
+    pub fn new(file: &'a [u8], layout: &ModelLayout) -> Result<Self, GgufError> {
         for l in &layout.layers {
             if extent_bytes(file, &l.extent).is_none() {
                 return Err(GgufError::ExtentMismatch { what: "layer extent past the end of the bytes in memory", expected: l.extent.end, found: file.len() as u64 });
             }
         }
-        Ok(ResidentLayers { file, layout })
+        Ok(ResidentLayers { file, layers: layout.layers.clone() })
     }
 
     /// The bytes of layer `layer`'s extent.
-    pub fn layer(&self, layer: usize) -> &'a [u8] {
-        let extent = &self.layout.layers[layer].extent;
-        // Checked in `new`.
+    pub fn extent(&self, layer: usize) -> &'a [u8] {
+        let extent = &self.layers[layer].extent;
+        // In bounds: checked in `new`.
         &self.file[extent.start as usize..extent.end as usize]
+    }
+
+    /// Layer `layer`'s layout.
+    pub fn layout(&self, layer: usize) -> &LayerLayout {
+        &self.layers[layer]
+    }
+}
+
+impl LayerSource for ResidentLayers<'_> {
+    fn layer(&self, layer: usize) -> LayerWeights<'_> {
+        match LayerWeights::from_extent(&self.layers[layer], self.extent(layer)) {
+            Ok(w) => w,
+            Err(e) => panic!("layer {layer}: {e}"),
+        }
     }
 }

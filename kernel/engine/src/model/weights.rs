@@ -1,8 +1,11 @@
-//! Typed views of weight bytes, built from a layout and an extent's bytes.
+//! Typed views of weight bytes, built from a layout and an extent's bytes,
+//! with the matrices either in ggml's layout (straight from the file or a
+//! streamed slot) or repacked for the SIMD kernels ([`super::packed`]).
 
 use super::layout::{GlobalsLayout, LayerLayout, TensorRef};
+use super::packed::PackedLayerPlan;
 use crate::gguf::GgufError;
-use crate::matmul::WeightMatrix;
+use crate::matmul::{Matrix, PackedView, WeightMatrix};
 
 /// An f32 vector (norm weight, bias) read straight from the file bytes
 /// (little-endian, no alignment needed).
@@ -24,13 +27,13 @@ impl<'a> F32Vector<'a> {
         self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
     }
 
-    /// Elements `range` (for a head's slice of a bias).
+    /// Elements `start..end` (a head's slice of a bias).
     pub fn slice(&self, start: usize, end: usize) -> F32Vector<'a> {
         F32Vector { bytes: &self.bytes[start * 4..end * 4] }
     }
 }
 
-fn matrix<'a>(t: &TensorRef, bytes: &'a [u8]) -> WeightMatrix<'a> {
+pub(super) fn ggml<'a>(t: &TensorRef, bytes: &'a [u8]) -> WeightMatrix<'a> {
     WeightMatrix { ty: t.ty, rows: t.rows, cols: t.cols, data: &bytes[t.range()] }
 }
 
@@ -38,8 +41,7 @@ fn vector<'a>(t: &TensorRef, bytes: &'a [u8]) -> F32Vector<'a> {
     F32Vector { bytes: &bytes[t.range()] }
 }
 
-fn check_len(what: &'static str, extent: &core::ops::Range<u64>, bytes: &[u8]) -> Result<(), GgufError> {
-    let expected = extent.end - extent.start;
+fn check_len(what: &'static str, expected: u64, bytes: &[u8]) -> Result<(), GgufError> {
     if bytes.len() as u64 != expected {
         return Err(GgufError::ExtentMismatch { what, expected, found: bytes.len() as u64 });
     }
@@ -50,59 +52,80 @@ fn check_len(what: &'static str, extent: &core::ops::Range<u64>, bytes: &[u8]) -
 #[derive(Clone, Copy, Debug)]
 pub struct LayerWeights<'a> {
     pub attn_norm: F32Vector<'a>,
-    pub wq: WeightMatrix<'a>,
-    pub wk: WeightMatrix<'a>,
-    pub wv: WeightMatrix<'a>,
-    pub wo: WeightMatrix<'a>,
+    pub wq: Matrix<'a>,
+    pub wk: Matrix<'a>,
+    pub wv: Matrix<'a>,
+    pub wo: Matrix<'a>,
     pub bq: Option<F32Vector<'a>>,
     pub bk: Option<F32Vector<'a>>,
     pub bv: Option<F32Vector<'a>>,
     pub ffn_norm: F32Vector<'a>,
-    pub w_gate: WeightMatrix<'a>,
-    pub w_up: WeightMatrix<'a>,
-    pub w_down: WeightMatrix<'a>,
+    pub w_gate: Matrix<'a>,
+    pub w_up: Matrix<'a>,
+    pub w_down: Matrix<'a>,
 }
 
 impl<'a> LayerWeights<'a> {
     /// Views of a layer's tensors inside `bytes`, the layer's extent
-    /// (wherever it lives: mapped file, weight slot, resident copy).
+    /// (wherever it lives: mapped file, weight slot, resident copy), in
+    /// ggml's layout.
     pub fn from_extent(layout: &LayerLayout, bytes: &'a [u8]) -> Result<Self, GgufError> {
-        check_len("layer extent", &layout.extent, bytes)?;
+        check_len("layer extent", layout.extent.end - layout.extent.start, bytes)?;
+        let m = |t: &TensorRef| Matrix::Ggml(ggml(t, bytes));
         Ok(LayerWeights {
             attn_norm: vector(&layout.attn_norm, bytes),
-            wq: matrix(&layout.wq, bytes),
-            wk: matrix(&layout.wk, bytes),
-            wv: matrix(&layout.wv, bytes),
-            wo: matrix(&layout.wo, bytes),
+            wq: m(&layout.wq),
+            wk: m(&layout.wk),
+            wv: m(&layout.wv),
+            wo: m(&layout.wo),
             bq: layout.bq.as_ref().map(|t| vector(t, bytes)),
             bk: layout.bk.as_ref().map(|t| vector(t, bytes)),
             bv: layout.bv.as_ref().map(|t| vector(t, bytes)),
             ffn_norm: vector(&layout.ffn_norm, bytes),
-            w_gate: matrix(&layout.w_gate, bytes),
-            w_up: matrix(&layout.w_up, bytes),
-            w_down: matrix(&layout.w_down, bytes),
+            w_gate: m(&layout.w_gate),
+            w_up: m(&layout.w_up),
+            w_down: m(&layout.w_down),
         })
+    }
+
+    /// Like [`Self::from_extent`], but the matrices that have a packed form
+    /// are read from `packed`, the layer's area written by
+    /// [`super::packed::pack_layer`] with the same `plan` (norms, biases and
+    /// unpackable matrices still come from the extent).
+    pub fn from_packed(layout: &LayerLayout, plan: &PackedLayerPlan, extent: &'a [u8], packed: &'a [u8]) -> Result<Self, GgufError> {
+        let mut w = Self::from_extent(layout, extent)?;
+        check_len("packed layer", plan.bytes as u64, packed)?;
+        let slots = [&mut w.wq, &mut w.wk, &mut w.wv, &mut w.wo, &mut w.w_gate, &mut w.w_up, &mut w.w_down];
+        for (slot, range) in slots.into_iter().zip(plan.matrices.iter()) {
+            if let (Some(r), Matrix::Ggml(g)) = (range, *slot) {
+                let view = PackedView::new(g.ty, g.rows, g.cols, &packed[r.clone()])
+                    .map_err(|_| GgufError::ExtentMismatch { what: "packed matrix", expected: r.len() as u64, found: 0 })?;
+                *slot = Matrix::Packed(view);
+            }
+        }
+        Ok(w)
     }
 }
 
 /// The weights used outside the blocks.
 #[derive(Clone, Copy, Debug)]
 pub struct GlobalWeights<'a> {
-    /// `n_vocab` rows of `n_embd`.
+    /// `n_vocab` rows of `n_embd`, in ggml's layout (rows are looked up).
     pub token_embd: WeightMatrix<'a>,
     pub output_norm: F32Vector<'a>,
-    /// The output head (`token_embd` when tied).
-    pub output: WeightMatrix<'a>,
+    /// The output head (`token_embd` when tied); may be replaced by a packed
+    /// copy ([`super::packed::PackedLayers::output`]).
+    pub output: Matrix<'a>,
     pub rope_freqs: Option<F32Vector<'a>>,
 }
 
 impl<'a> GlobalWeights<'a> {
     pub fn from_extent(layout: &GlobalsLayout, bytes: &'a [u8]) -> Result<Self, GgufError> {
-        check_len("globals extent", &layout.extent, bytes)?;
+        check_len("globals extent", layout.extent.end - layout.extent.start, bytes)?;
         Ok(GlobalWeights {
-            token_embd: matrix(&layout.token_embd, bytes),
+            token_embd: ggml(&layout.token_embd, bytes),
             output_norm: vector(&layout.output_norm, bytes),
-            output: matrix(&layout.output, bytes),
+            output: Matrix::Ggml(ggml(&layout.output, bytes)),
             rope_freqs: layout.rope_freqs.as_ref().map(|t| vector(t, bytes)),
         })
     }

@@ -21,6 +21,8 @@ use core::ops::Range;
 pub use barrier::SpinBarrier;
 pub use shared::SharedBuf;
 
+use crate::model::{LayerSource, LayerWeights};
+
 /// A phase of the forward pass, for telemetry marks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -45,8 +47,8 @@ pub enum Phase {
 /// 2. `barrier()` returns only once all `count()` workers have entered it,
 ///    and orders memory: everything a worker wrote before entering is visible
 ///    to every worker after it returns (release/acquire);
-/// 3. the bytes returned by `acquire_layer(l)` stay valid and unchanged until
-///    this worker calls `release_layer(l)`.
+/// 3. the weights returned by `acquire_layer(l)` stay valid and unchanged
+///    until this worker calls `release_layer(l)`.
 pub unsafe trait Worker {
     /// This worker's index, `0..count()`. Worker 0 leads (samples, streams text).
     fn index(&self) -> usize;
@@ -57,9 +59,11 @@ pub unsafe trait Worker {
     /// Waits until every worker has arrived (see the safety contract).
     fn barrier(&self);
 
-    /// The bytes of layer `layer`'s extent ([`crate::model::LayerLayout::extent`]).
-    /// The kernel may wait here for its I/O core to stream the layer in.
-    fn acquire_layer(&self, layer: usize) -> &[u8];
+    /// The weights of layer `layer`: typically
+    /// [`crate::model::LayerWeights::from_extent`] over the layer's extent
+    /// bytes (a streamed slot), or a [`crate::model::LayerSource`] when all
+    /// layers are resident. The kernel may wait here for its I/O core.
+    fn acquire_layer(&self, layer: usize) -> crate::model::LayerWeights<'_>;
 
     /// This worker is done with layer `layer`'s weights (until the next token).
     fn release_layer(&self, _layer: usize) {}
@@ -75,11 +79,11 @@ pub unsafe trait Worker {
 /// A team of one: runs the forward pass on the calling thread, with every
 /// layer resident (the kernel's single-core mode, simple host use, tests).
 pub struct SoloWorker<'a> {
-    layers: crate::model::ResidentLayers<'a>,
+    layers: &'a dyn LayerSource,
 }
 
 impl<'a> SoloWorker<'a> {
-    pub fn new(layers: crate::model::ResidentLayers<'a>) -> Self {
+    pub fn new(layers: &'a dyn LayerSource) -> Self {
         SoloWorker { layers }
     }
 }
@@ -98,7 +102,7 @@ unsafe impl Worker for SoloWorker<'_> {
 
     fn barrier(&self) {}
 
-    fn acquire_layer(&self, layer: usize) -> &[u8] {
+    fn acquire_layer(&self, layer: usize) -> LayerWeights<'_> {
         self.layers.layer(layer)
     }
 }
@@ -111,7 +115,7 @@ pub struct TeamWorker<'a> {
     index: usize,
     count: usize,
     barrier: &'a SpinBarrier,
-    layers: crate::model::ResidentLayers<'a>,
+    layers: &'a dyn LayerSource,
     /// Called after `yield_after` fruitless spins at the barrier (e.g. the
     /// host's `thread::yield_now`, for teams larger than the core count).
     yield_now: Option<fn()>,
@@ -121,7 +125,7 @@ pub struct TeamWorker<'a> {
 impl<'a> TeamWorker<'a> {
     /// The `barrier.count()` workers of one team, index 0 first. Give each to
     /// its own thread (or core).
-    pub fn team(barrier: &'a SpinBarrier, layers: crate::model::ResidentLayers<'a>, yield_now: Option<fn()>) -> alloc::vec::Vec<TeamWorker<'a>> {
+    pub fn team(barrier: &'a SpinBarrier, layers: &'a dyn LayerSource, yield_now: Option<fn()>) -> alloc::vec::Vec<TeamWorker<'a>> {
         let count = barrier.count();
         (0..count).map(|index| TeamWorker { index, count, barrier, layers, yield_now, yield_after: 2_000 }).collect()
     }
@@ -149,7 +153,7 @@ unsafe impl Worker for TeamWorker<'_> {
         }
     }
 
-    fn acquire_layer(&self, layer: usize) -> &[u8] {
+    fn acquire_layer(&self, layer: usize) -> LayerWeights<'_> {
         self.layers.layer(layer)
     }
 }

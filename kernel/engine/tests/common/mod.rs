@@ -58,13 +58,13 @@ impl Rng {
     }
 }
 
-use axiom_engine::model::ResidentLayers;
+use axiom_engine::model::LayerSource;
 use axiom_engine::plan::{SpinBarrier, TeamWorker};
 
 /// Runs `f` on a team of `count` std threads (worker 0 on the calling thread)
 /// and returns worker 0's result. A panicking worker poisons the barrier so
 /// the others stop too instead of waiting forever.
-pub fn run_team<R, S: Send>(count: usize, layers: ResidentLayers<'_>, scratches: &mut [S], f: impl Fn(&TeamWorker<'_>, &mut S) -> R + Sync) -> R {
+pub fn run_team<R, S: Send>(count: usize, layers: &dyn LayerSource, scratches: &mut [S], f: impl Fn(&TeamWorker<'_>, &mut S) -> R + Sync) -> R {
     assert!(scratches.len() >= count);
     let barrier = SpinBarrier::new(count);
     struct PoisonOnPanic<'b>(&'b SpinBarrier);
