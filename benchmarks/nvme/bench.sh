@@ -72,7 +72,7 @@ run_case() { # name, command...
     fi
     read -r med lo hi <<<"$stats"
     printf '%-44s median %8.1f MiB/s  (min %.1f, max %.1f)  %s\n' "$name" "$med" "$lo" "$hi" "$busy_med"
-    echo "$(date -u +%FT%TZ),$name,$SIZE_MIB,$RUNS,$med,$lo,$hi,${busy_med//,/;}" >> "$RESULTS/nvme.csv"
+    echo "$(date -u +%FT%TZ),\"$name\",$SIZE_MIB,$RUNS,$med,$lo,$hi,\"$busy_med\"" >> "$RESULTS/nvme.csv"
 }
 
 [ -f "$RESULTS/nvme.csv" ] || echo "time,case,size_mib,runs,median_mib_s,min_mib_s,max_mib_s,io_core" > "$RESULTS/nvme.csv"

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! kernel-bench bw [--threads T] [--mib N]
-//! kernel-bench matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME]
+//! kernel-bench matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]
 //! ```
 //! Prints one JSON line per measurement (medians and spread over iterations).
 
@@ -70,7 +70,7 @@ fn main() {
         Some("bw") => bandwidth(&args),
         Some("matmuls") => matmuls(&args),
         _ => {
-            eprintln!("usage: kernel-bench bw [--threads T] [--mib N] | matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME]");
+            eprintln!("usage: kernel-bench bw [--threads T] [--mib N] | matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]");
             std::process::exit(2);
         }
     }
@@ -239,14 +239,38 @@ fn matmuls(args: &[String]) {
     let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
     let gguf = Gguf::parse(&map).unwrap_or_else(|e| panic!("{path}: {e}"));
     let has_output = gguf.tensor("output.weight").is_some();
-    let mut mats: Vec<(String, WeightMatrix)> = Vec::new();
+    // `--as q4_0|q8_0|...`: requantize the layer matrices in memory (the
+    // output head keeps its type), to time other weight types from one file.
+    let as_ty: String = arg(args, "--as", String::new());
+    let as_ty = (!as_ty.is_empty()).then(|| {
+        axiom_engine::ggml_type::GgmlType::ALL.into_iter().find(|t| t.name() == as_ty).expect("unknown --as type")
+    });
+    let mut owned: Vec<(String, axiom_engine::ggml_type::GgmlType, usize, usize, Vec<u8>)> = Vec::new();
+    let mut borrowed: Vec<(String, WeightMatrix)> = Vec::new();
     for t in gguf.tensors() {
         if t.n_dims != 2 || (t.name == "token_embd.weight" && has_output) || !t.name.contains(only.as_str()) {
             continue;
         }
         let data = gguf.tensor_bytes(t).unwrap();
-        let w = WeightMatrix::new(t.ty, t.dims[1] as usize, t.dims[0] as usize, data).unwrap();
-        mats.push((t.name.to_string(), w));
+        let (rows, cols) = (t.dims[1] as usize, t.dims[0] as usize);
+        match as_ty {
+            Some(ty) if t.name.starts_with("blk.") && ty != t.ty => {
+                let src = WeightMatrix::new(t.ty, rows, cols, data).unwrap();
+                let mut f = vec![0.0f32; cols];
+                let rb = ty.row_bytes(cols as u64).unwrap() as usize;
+                let mut q = vec![0u8; rows * rb];
+                for r in 0..rows {
+                    axiom_engine::quant::dequantize_row(t.ty, src.row(r), &mut f).unwrap();
+                    axiom_engine::quant::quantize_row(ty, &f, &mut q[r * rb..(r + 1) * rb]).unwrap();
+                }
+                owned.push((t.name.to_string(), ty, rows, cols, q));
+            }
+            _ => borrowed.push((t.name.to_string(), WeightMatrix::new(t.ty, rows, cols, data).unwrap())),
+        }
+    }
+    let mut mats: Vec<(String, WeightMatrix)> = borrowed;
+    for (name, ty, rows, cols, q) in &owned {
+        mats.push((name.clone(), WeightMatrix::new(*ty, *rows, *cols, q).unwrap()));
     }
     // Repacked copies (as a loader would make them), when asked for.
     let packs: Vec<Option<PackedMatrix>> =
