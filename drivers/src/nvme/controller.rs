@@ -58,11 +58,7 @@ pub(crate) struct AdminQueue {
 
 /// An initialized, enabled controller with its admin queue.
 pub struct Controller<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> {
-    regs: R,
-    dma: D,
-    clock: C,
-    cap: Capabilities,
-    page_size: usize,
+    hw: Hw<R, D, C>,
     version: u32,
     options: ControllerOptions,
     admin: AdminQueue,
@@ -71,6 +67,17 @@ pub struct Controller<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> {
     /// I/O queue pairs granted by Set Features (Number of Queues).
     io_queues_granted: u16,
     next_io_qid: u16,
+}
+
+/// The controller's hardware handles, shared (cloned) by its queue pairs.
+#[derive(Clone)]
+pub(crate) struct Hw<R, D, C> {
+    pub regs: R,
+    pub dma: D,
+    pub clock: C,
+    pub cap: Capabilities,
+    /// Controller memory page size in use (CC.MPS = CAP.MPSMIN).
+    pub page_size: usize,
 }
 
 /// Polls `done` until it returns true, failing after `timeout_ms` or when the
@@ -139,11 +146,7 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
 
         let identify_page = dma.alloc(4096, page_size.max(4096))?;
         let mut ctrl = Self {
-            regs,
-            dma,
-            clock,
-            cap,
-            page_size,
+            hw: Hw { regs, dma, clock, cap, page_size },
             version,
             options,
             admin,
@@ -170,7 +173,7 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
     }
 
     pub fn capabilities(&self) -> &Capabilities {
-        &self.cap
+        &self.hw.cap
     }
 
     pub fn identity(&self) -> &ControllerIdentity {
@@ -183,12 +186,12 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
 
     /// Controller memory page size in use (CC.MPS = CAP.MPSMIN).
     pub fn page_size(&self) -> usize {
-        self.page_size
+        self.hw.page_size
     }
 
     /// Largest transfer per command: MDTS, or [`UNLIMITED_MDTS_CAP`].
     pub fn max_transfer_bytes(&self) -> usize {
-        self.identity.mdts_bytes(self.cap.min_page_size).unwrap_or(UNLIMITED_MDTS_CAP).min(UNLIMITED_MDTS_CAP.max(self.page_size))
+        self.identity.mdts_bytes(self.hw.cap.min_page_size).unwrap_or(UNLIMITED_MDTS_CAP).min(UNLIMITED_MDTS_CAP.max(self.hw.page_size))
     }
 
     pub fn options(&self) -> &ControllerOptions {
@@ -196,7 +199,7 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
     }
 
     fn check_fatal(&self, during: &'static str) -> Result<(), NvmeError> {
-        let s = self.regs.read32(regs::CSTS);
+        let s = self.hw.regs.read32(regs::CSTS);
         if s == !0 {
             return Err(NvmeError::DeviceGone);
         }
@@ -214,13 +217,13 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
         let info = CommandInfo { opcode: opcode_of_admin(cmd.opcode()), qid: 0, cid, nsid: cmd.nsid(), lba_range: nsid_range };
         self.admin.sq.push(&cmd);
         let tail = self.admin.sq.publish();
-        self.regs.write32(self.cap.sq_tail_doorbell(0), tail as u32);
-        let start = self.clock.now_ns();
+        self.hw.regs.write32(self.hw.cap.sq_tail_doorbell(0), tail as u32);
+        let start = self.hw.clock.now_ns();
         let mut spins = 0u32;
         loop {
             if let Some(cpl) = self.admin.cq.peek() {
                 self.admin.cq.advance();
-                self.regs.write32(self.cap.cq_head_doorbell(0), self.admin.cq.head() as u32);
+                self.hw.regs.write32(self.hw.cap.cq_head_doorbell(0), self.admin.cq.head() as u32);
                 self.admin.sq.set_head(cpl.sq_head());
                 if cpl.cid() != cid || cpl.sq_id() != 0 {
                     return Err(NvmeError::UnexpectedCompletion { qid: 0, cid: cpl.cid(), sq_id: cpl.sq_id() });
@@ -234,7 +237,7 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(1024) {
                 self.check_fatal(info.opcode.name())?;
-                let waited = (self.clock.now_ns() - start) / 1_000_000;
+                let waited = (self.hw.clock.now_ns() - start) / 1_000_000;
                 if waited > self.options.admin_timeout_ms {
                     return Err(NvmeError::Timeout { command: info, waited_ms: waited });
                 }
@@ -302,23 +305,18 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
         if qid > self.io_queues_granted {
             return Err(NvmeError::Unsupported { what: "more I/O queue pairs than the controller granted", value: self.io_queues_granted as u64 });
         }
-        let entries = opts.entries.clamp(2, self.cap.max_queue_entries.min(65536)) as u16;
-        let cq_mem = self.dma.alloc(entries as usize * CQ_ENTRY_BYTES, self.page_size)?;
-        let sq_mem = self.dma.alloc(entries as usize * SQ_ENTRY_BYTES, self.page_size)?;
+        let entries = opts.entries.clamp(2, self.hw.cap.max_queue_entries.min(65536)) as u16;
+        let cq_mem = self.hw.dma.alloc(entries as usize * CQ_ENTRY_BYTES, self.hw.page_size)?;
+        let sq_mem = self.hw.dma.alloc(entries as usize * SQ_ENTRY_BYTES, self.hw.page_size)?;
         let (cq_phys, sq_phys) = (cq_mem.phys(), sq_mem.phys());
         self.admin_command(Command::create_io_cq(0, qid, entries as u32, cq_phys), None)?;
         self.admin_command(Command::create_io_sq(0, qid, entries as u32, sq_phys, qid), None)?;
         self.next_io_qid += 1;
         IoQueuePair::new(
-            self.regs.clone(),
-            self.dma.clone(),
-            self.clock.clone(),
-            self.cap,
+            self.hw.clone(),
             qid,
-            self.page_size,
             self.max_transfer_bytes(),
-            SubmissionQueue::new(sq_mem, entries),
-            CompletionQueue::new(cq_mem, entries),
+            (SubmissionQueue::new(sq_mem, entries), CompletionQueue::new(cq_mem, entries)),
             opts,
             self.options.io_timeout_ms,
         )
@@ -326,19 +324,19 @@ impl<R: Registers + Clone, D: Dma + Clone, C: Clock + Clone> Controller<R, D, C>
 
     /// Normal shutdown (CC.SHN = 01b), waiting for CSTS.SHST = complete.
     pub fn shutdown(&mut self) -> Result<(), NvmeError> {
-        let cc = self.regs.read32(regs::CC);
-        self.regs.write32(regs::CC, (cc & !(0b11 << 14)) | (0b01 << 14));
-        let start = self.clock.now_ns();
+        let cc = self.hw.regs.read32(regs::CC);
+        self.hw.regs.write32(regs::CC, (cc & !(0b11 << 14)) | (0b01 << 14));
+        let start = self.hw.clock.now_ns();
         loop {
-            let s = self.regs.read32(regs::CSTS);
+            let s = self.hw.regs.read32(regs::CSTS);
             if s == !0 {
                 return Err(NvmeError::DeviceGone);
             }
             if s & csts::SHST_MASK == 0b10 << 2 {
                 return Ok(());
             }
-            let waited = (self.clock.now_ns() - start) / 1_000_000;
-            if waited > self.cap.ready_timeout_ms.max(500) {
+            let waited = (self.hw.clock.now_ns() - start) / 1_000_000;
+            if waited > self.hw.cap.ready_timeout_ms.max(500) {
                 return Err(NvmeError::ReadyTimeout { enable: false, waited_ms: waited });
             }
             core::hint::spin_loop();

@@ -17,7 +17,8 @@ use super::controller::Namespace;
 use super::error::{BufferError, NvmeError};
 use super::prp::{self, ListArea};
 use super::queue::{CompletionQueue, SubmissionQueue};
-use super::regs::{self, csts, Capabilities};
+use super::controller::Hw;
+use super::regs::{self, csts};
 use crate::hw::{Clock, Dma, DmaRegion, Registers};
 
 /// How often (at most) an idle poll reads CSTS and checks command ages.
@@ -134,12 +135,8 @@ impl Request {
 }
 
 pub struct IoQueuePair<R: Registers, D: Dma, C: Clock> {
-    regs: R,
-    dma: D,
-    clock: C,
-    cap: Capabilities,
+    hw: Hw<R, D, C>,
     qid: u16,
-    page_size: usize,
     max_transfer_bytes: usize,
     sq: SubmissionQueue,
     cq: CompletionQueue,
@@ -163,20 +160,9 @@ pub struct IoQueuePair<R: Registers, D: Dma, C: Clock> {
 }
 
 impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        regs: R,
-        dma: D,
-        clock: C,
-        cap: Capabilities,
-        qid: u16,
-        page_size: usize,
-        controller_max_transfer: usize,
-        sq: SubmissionQueue,
-        cq: CompletionQueue,
-        opts: QueuePairOptions,
-        io_timeout_ms: u64,
-    ) -> Result<Self, NvmeError> {
+    pub(crate) fn new(hw: Hw<R, D, C>, qid: u16, controller_max_transfer: usize, rings: (SubmissionQueue, CompletionQueue), opts: QueuePairOptions, io_timeout_ms: u64) -> Result<Self, NvmeError> {
+        let (sq, cq) = rings;
+        let page_size = hw.page_size;
         let max_qd = (sq.entries() - 1) as u32;
         let depth = opts.queue_depth.clamp(1, max_qd);
         let max_transfer = match opts.max_transfer_bytes {
@@ -186,16 +172,12 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
         // Worst case: an unaligned buffer touches one page more than the size.
         let max_pages = max_transfer / page_size + 1;
         let list_pages = prp::list_pages_for(max_pages - 1, page_size);
-        let prp_lists = dma.alloc((depth as usize * list_pages).max(1) * page_size, page_size)?;
+        let prp_lists = hw.dma.alloc((depth as usize * list_pages).max(1) * page_size, page_size)?;
         let max_requests = opts.max_requests.max(1);
-        let now = clock.now_ns();
+        let now = hw.clock.now_ns();
         Ok(Self {
-            regs,
-            dma,
-            clock,
-            cap,
+            hw,
             qid,
-            page_size,
             max_transfer_bytes: max_transfer,
             sq,
             cq,
@@ -260,7 +242,7 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
 
     /// The clock the pair times commands with (for callers' own timing).
     pub fn clock(&self) -> &C {
-        &self.clock
+        &self.hw.clock
     }
 
     pub fn stats(&self) -> QueuePairStats {
@@ -318,7 +300,7 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
     pub fn flush(&mut self) {
         if self.doorbell_pending {
             let tail = self.sq.publish();
-            self.regs.write32(self.cap.sq_tail_doorbell(self.qid), tail as u32);
+            self.hw.regs.write32(self.hw.cap.sq_tail_doorbell(self.qid), tail as u32);
             self.doorbell_pending = false;
             self.stats.doorbells += 1;
         }
@@ -338,11 +320,11 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
             let blocks = (req.end_lba - req.next_lba).min(req.max_blocks as u64) as u32;
             let offset = ((req.next_lba - req.start_lba) * req.block_size as u64) as usize;
             let len = blocks as usize * req.block_size as usize;
-            let area_off = cid as usize * self.list_pages_per_slot * self.page_size;
+            let area_off = cid as usize * self.list_pages_per_slot * self.hw.page_size;
             let area = ListArea { phys: self.prp_lists.phys() + area_off as u64, pages: self.list_pages_per_slot };
-            let dma = &self.dma;
+            let dma = &self.hw.dma;
             let lists = &mut self.prp_lists;
-            let built = prp::build(req.buf + offset, len, self.page_size, &|v| dma.virt_to_phys(v), area, |off, entry| lists.write_u64(area_off + off, entry));
+            let built = prp::build(req.buf + offset, len, self.hw.page_size, &|v| dma.virt_to_phys(v), area, |off, entry| lists.write_u64(area_off + off, entry));
             let (prp1, prp2) = match built {
                 Ok(p) => p,
                 Err(e) => {
@@ -356,7 +338,7 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
                     continue;
                 }
             };
-            let now = self.clock.now_ns();
+            let now = self.hw.clock.now_ns();
             self.sq.push(&Command::read(cid, req.nsid, req.next_lba, blocks, prp1, prp2));
             self.slots[cid as usize] = CommandSlot { in_flight: true, request: index, lba: req.next_lba, blocks, submitted_ns: now };
             let r = &mut self.requests[index as usize];
@@ -411,7 +393,7 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
             }
         }
         if reaped > 0 {
-            self.regs.write32(self.cap.cq_head_doorbell(self.qid), self.cq.head() as u32);
+            self.hw.regs.write32(self.hw.cap.cq_head_doorbell(self.qid), self.cq.head() as u32);
             self.stats.completions += reaped as u64;
         } else {
             self.stats.empty_polls += 1;
@@ -438,12 +420,12 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
 
     /// Reads CSTS and the oldest command's age, at most once per interval.
     fn health_check(&mut self) -> Result<(), NvmeError> {
-        let now = self.clock.now_ns();
+        let now = self.hw.clock.now_ns();
         if now.saturating_sub(self.last_health_check_ns) < HEALTH_CHECK_INTERVAL_NS {
             return Ok(());
         }
         self.last_health_check_ns = now;
-        let s = self.regs.read32(regs::CSTS);
+        let s = self.hw.regs.read32(regs::CSTS);
         if s == !0 {
             return Err(self.fail(NvmeError::DeviceGone));
         }
@@ -468,10 +450,10 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
     fn fail(&mut self, error: NvmeError) -> NvmeError {
         if self.failure.is_none() {
             self.failure = Some(error);
-            let cc = self.regs.read32(regs::CC);
+            let cc = self.hw.regs.read32(regs::CC);
             if cc != !0 {
-                self.regs.write32(regs::CC, cc & !1);
-                let _ = super::controller::wait_csts(&self.regs, &self.clock, self.cap.ready_timeout_ms.max(500), false);
+                self.hw.regs.write32(regs::CC, cc & !1);
+                let _ = super::controller::wait_csts(&self.hw.regs, &self.hw.clock, self.hw.cap.ready_timeout_ms.max(500), false);
             }
         }
         error
