@@ -3,7 +3,8 @@
 //! io_uring (`aio=io_uring`), so the guest measures the device path and not
 //! the host's page cache: a second run is not faster because the first one
 //! cached the file. (`aio=native` and `aio=threads` measured the same within
-//! noise here; see docs/nvme.md.) Where the filesystem refuses O_DIRECT
+//! noise here, and `native` is used where the host has no io_uring; see
+//! docs/nvme.md.) Where the filesystem refuses O_DIRECT
 //! (tmpfs), the runner falls back to the page cache and says so.
 //! `AXIOM_NVME_AIO=native|threads|io_uring` overrides the AIO engine.
 
@@ -32,7 +33,7 @@ pub fn nvme_args(disk: &Path) -> Result<Vec<String>> {
         );
     }
     let cache = if direct_io_works(disk) {
-        let aio = std::env::var("AXIOM_NVME_AIO").unwrap_or_else(|_| DEFAULT_AIO.to_string());
+        let aio = std::env::var("AXIOM_NVME_AIO").unwrap_or_else(|_| if io_uring_available() { DEFAULT_AIO } else { "native" }.to_string());
         if !["io_uring", "native", "threads"].contains(&aio.as_str()) {
             bail!("AXIOM_NVME_AIO={aio}: expected io_uring, native or threads");
         }
@@ -54,6 +55,21 @@ pub fn nvme_args(disk: &Path) -> Result<Vec<String>> {
     ])
 }
 
+/// Whether this host kernel lets us create an io_uring (it may be disabled
+/// by sysctl or a seccomp policy); QEMU's `aio=io_uring` needs one.
+fn io_uring_available() -> bool {
+    let mut params = [0u8; 120]; // struct io_uring_params, zeroed
+    // SAFETY: io_uring_setup reads and writes only the params block we pass,
+    // which is large enough; the returned descriptor is closed right away.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd is a descriptor we own.
+    unsafe { libc::close(fd as i32) };
+    true
+}
+
 fn direct_io_works(path: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path).is_ok()
@@ -73,8 +89,9 @@ mod tests {
         assert_eq!(args[0], "-drive");
         assert!(args[1].contains("a,,b.img,if=none,format=raw,id=nvm,"), "{}", args[1]);
         assert_eq!(args[2..], ["-device".to_string(), "nvme,serial=axiom,drive=nvm".to_string()]);
-        if direct_io_works(&f) {
-            assert!(args[1].ends_with("cache=none,aio=io_uring") || std::env::var("AXIOM_NVME_AIO").is_ok(), "{}", args[1]);
+        if direct_io_works(&f) && std::env::var("AXIOM_NVME_AIO").is_err() {
+            let aio = if io_uring_available() { "io_uring" } else { "native" };
+            assert!(args[1].ends_with(&format!("cache=none,aio={aio}")), "{}", args[1]);
         }
         assert!(nvme_args(&dir.join("missing.img")).is_err());
         std::fs::write(&f, [0u8; 100]).unwrap();
