@@ -15,8 +15,7 @@ pub enum Opcode {
     CreateIoCq,
     Identify,
     SetFeatures,
-    // NVM command set (I/O queues).
-    Write,
+    // NVM command set (I/O queues): reads only, the driver never writes media.
     Read,
 }
 
@@ -29,7 +28,6 @@ impl Opcode {
             Opcode::CreateIoCq => 0x05,
             Opcode::Identify => 0x06,
             Opcode::SetFeatures => 0x09,
-            Opcode::Write => 0x01,
             Opcode::Read => 0x02,
         }
     }
@@ -42,7 +40,6 @@ impl Opcode {
             Opcode::CreateIoCq => "Create I/O Completion Queue",
             Opcode::Identify => "Identify",
             Opcode::SetFeatures => "Set Features",
-            Opcode::Write => "Write",
             Opcode::Read => "Read",
         }
     }
@@ -160,23 +157,15 @@ impl Command {
 
     /// Read `blocks` logical blocks (1..=65536) starting at `slba`.
     pub fn read(cid: u16, nsid: u32, slba: u64, blocks: u32, prp1: u64, prp2: u64) -> Self {
-        Self::rw(Opcode::Read, cid, nsid, slba, blocks, prp1, prp2)
-    }
-
-    pub fn write(cid: u16, nsid: u32, slba: u64, blocks: u32, prp1: u64, prp2: u64) -> Self {
-        Self::rw(Opcode::Write, cid, nsid, slba, blocks, prp1, prp2)
-    }
-
-    fn rw(op: Opcode, cid: u16, nsid: u32, slba: u64, blocks: u32, prp1: u64, prp2: u64) -> Self {
         assert!((1..=65536).contains(&blocks), "NLB is a 16-bit 0-based count");
-        let mut c = Self::new(op, cid).with_nsid(nsid).with_prps(prp1, prp2);
+        let mut c = Self::new(Opcode::Read, cid).with_nsid(nsid).with_prps(prp1, prp2);
         c.dw[10] = slba as u32;
         c.dw[11] = (slba >> 32) as u32;
         c.dw[12].set_bits(0..16, blocks - 1);
         c
     }
 
-    /// Starting LBA and block count of a read/write (CDW10..12).
+    /// Starting LBA and block count of a read (CDW10..12).
     pub fn lba_range(&self) -> (u64, u32) {
         (self.dw[10] as u64 | (self.dw[11] as u64) << 32, self.dw[12].get_bits(0..16) + 1)
     }
