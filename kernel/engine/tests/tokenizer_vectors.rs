@@ -14,10 +14,16 @@ use axiom_engine::gguf::{Gguf, GgufError};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
 
 fn testdata() -> PathBuf {
-    match std::env::var_os("AXIOM_TESTDATA") {
+    let dir = match std::env::var_os("AXIOM_TESTDATA") {
         Some(p) => PathBuf::from(p),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata"),
-    }
+    };
+    assert!(
+        dir.join("vocab").is_dir(),
+        "test data not found at {}: the repository expects shared/testdata beside it (or set AXIOM_TESTDATA)",
+        dir.display()
+    );
+    dir
 }
 
 fn default_model() -> PathBuf {
@@ -45,7 +51,7 @@ fn read(path: &Path) -> Vec<u8> {
 /// `NeedMore` as the kernel does.
 fn load_tokenizer(path: &Path) -> Tokenizer {
     use std::io::Read;
-    let file_size = std::fs::metadata(path).unwrap().len();
+    let file_size = std::fs::metadata(path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display())).len();
     let mut want = 1 << 20;
     loop {
         let mut prefix = vec![0u8; want.min(file_size as usize)];
