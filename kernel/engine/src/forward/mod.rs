@@ -150,7 +150,7 @@ fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mu
     let (e, hd, qd, kvd) = (cfg.n_embd, cfg.head_dim, cfg.q_dim(), cfg.kv_dim());
     let (me, team) = (worker.index(), worker.count());
     let rot = cfg.rope.n_rot;
-    let kv_base = layer * state.kv_layer;
+    let (k_base, v_base) = (layer * state.k_layer, layer * state.v_layer);
     worker.phase_begin(Phase::Attention { layer });
 
     // Q, K, V. Tiles are whole heads of the concatenated [q | k | v] rows, so
@@ -163,64 +163,82 @@ fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mu
     let k_heads = clip(&units, cfg.n_heads, cfg.n_kv_heads);
     let v_heads = clip(&units, cfg.n_heads + cfg.n_kv_heads, cfg.n_kv_heads);
     let heads_rows = |h: &Range<usize>| h.start * hd..h.end * hd;
-    let q_stride_to = |t: usize| t * qd;
-    let kv_row_of = |t: usize| kv_base + (pos + t) * kvd;
+    let stride = state.ctx_stride;
+    // K is cached transposed, [kv_head][dim][position], so that scoring a
+    // query against every position is a few long vector updates (see below).
+    let key_at = |h: usize, d: usize| k_base + (h * hd + d) * stride;
+    let value_row = |t: usize| v_base + (pos + t) * kvd;
 
     if !q_heads.is_empty() {
         let acts = input.for_weights(k, &w.wq);
         matmul_rows(k, &w.wq, acts, heads_rows(&q_heads), &mut scratch.mm, |t, r0, vals| {
-            let at = q_stride_to(t) + r0;
+            let at = t * qd + r0;
             state.q.write(at..at + vals.len()).copy_from_slice(vals);
         });
     }
     if !k_heads.is_empty() {
         let acts = input.for_weights(k, &w.wk);
+        let stage = &mut scratch.kstage;
         matmul_rows(k, &w.wk, acts, heads_rows(&k_heads), &mut scratch.mm, |t, r0, vals| {
-            let at = kv_row_of(t) + r0;
-            state.k.write(at..at + vals.len()).copy_from_slice(vals);
+            stage[t * kvd + r0..t * kvd + r0 + vals.len()].copy_from_slice(vals);
         });
     }
     if !v_heads.is_empty() {
         let acts = input.for_weights(k, &w.wv);
         matmul_rows(k, &w.wv, acts, heads_rows(&v_heads), &mut scratch.mm, |t, r0, vals| {
-            let at = kv_row_of(t) + r0;
+            let at = value_row(t) + r0;
             state.v.write(at..at + vals.len()).copy_from_slice(vals);
         });
     }
     for t in 0..n {
         let angles = &state.rope[(pos + t) * rot..(pos + t + 1) * rot];
         for h in q_heads.clone() {
-            let at = q_stride_to(t) + h * hd;
+            let at = t * qd + h * hd;
             let head = state.q.write(at..at + hd);
             add_bias(head, w.bq, h * hd);
             math::rope(head, angles, cfg.rope.layout);
         }
         for h in k_heads.clone() {
-            let at = kv_row_of(t) + h * hd;
-            let head = state.k.write(at..at + hd);
+            let head = &mut scratch.kstage[t * kvd + h * hd..t * kvd + (h + 1) * hd];
             add_bias(head, w.bk, h * hd);
             math::rope(head, angles, cfg.rope.layout);
         }
         for h in v_heads.clone() {
-            let at = kv_row_of(t) + h * hd;
+            let at = value_row(t) + h * hd;
             add_bias(state.v.write(at..at + hd), w.bv, h * hd);
+        }
+    }
+    for h in k_heads.clone() {
+        for d in 0..hd {
+            let at = key_at(h, d) + pos;
+            for (t, slot) in state.k.write(at..at + n).iter_mut().enumerate() {
+                *slot = scratch.kstage[t * kvd + h * hd + d];
+            }
         }
     }
     worker.barrier();
 
-    // Attention, causal, one (token, head) pair per tile unit.
+    // Attention, causal, one (token, head) pair per tile unit. Scores for
+    // all positions at once: s[0..=p] += q[d] * K[d][0..=p], dimension by
+    // dimension (each score sums its products in dimension order).
     let group = cfg.gqa_group();
     for unit in tile(n * cfg.n_heads, 1, me, team) {
         let (t, h) = (unit / cfg.n_heads, unit % cfg.n_heads);
         let p = pos + t;
         let kvh = h / group;
         let q = state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd);
-        let keys = state.k.read(kv_base..kv_base + (p + 1) * kvd);
-        let values = state.v.read(kv_base..kv_base + (p + 1) * kvd);
-        let scores = &mut scratch.scores[..p + 1];
-        for (s, key) in scores.iter_mut().zip(keys.chunks_exact(kvd)) {
-            *s = k.dot_f32(q, &key[kvh * hd..(kvh + 1) * hd]) * cfg.attn_scale;
+        let keys = state.k.read(key_at(kvh, 0)..key_at(kvh, hd));
+        let values = state.v.read(v_base..v_base + (p + 1) * kvd);
+        // Whole vectors: the lanes past `p` (stale or unwritten cache
+        // entries) are computed and ignored.
+        let lanes = (p + 1).next_multiple_of(8);
+        let all = &mut scratch.scores[..lanes];
+        all.fill(0.0);
+        for (d, &qd_) in q.iter().enumerate() {
+            k.axpy(all, qd_, &keys[d * stride..d * stride + lanes]);
         }
+        let scores = &mut all[..p + 1];
+        k.scale(scores, cfg.attn_scale);
         math::softmax(scores);
         let out = state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd);
         out.fill(0.0);

@@ -7,7 +7,10 @@
 //! per token. [`Scratch`] is per worker and allocated once at start-up.
 //!
 //! Layouts (all f32):
-//! - K and V caches: `[layer][position][kv_dim]`, one slab per layer;
+//! - K cache: `[layer][kv_head][head_dim][position]`, transposed so a query
+//!   is scored against all positions with long vector operations, rows padded
+//!   to a multiple of 8 positions; V cache: `[layer][position][kv_dim]`; one
+//!   slab per layer in each;
 //! - `x` (residual stream): `[token][n_embd]`; `q`, `att`: `[token][q_dim]`;
 //!   `hb` (FFN hidden): `[token][n_ff]`; `logits`: `[row][n_vocab]`;
 //! - RoPE: `[position][n_rot / 2]` pairs `(cos, sin)`.
@@ -62,7 +65,11 @@ impl core::error::Error for StateError {}
 #[derive(Clone, Copy, Debug)]
 struct Sizes {
     rope: usize,
-    kv_layer: usize,
+    /// Positions per row of the transposed K cache: `n_ctx` rounded up to 8,
+    /// so scoring runs whole 8-lane vectors.
+    ctx_stride: usize,
+    k_layer: usize,
+    v_layer: usize,
     x: usize,
     q: usize,
     hb: usize,
@@ -72,9 +79,12 @@ struct Sizes {
 impl Sizes {
     fn new(cfg: &ModelConfig, sc: &StateConfig) -> Option<Sizes> {
         let m = |a: usize, b: usize| a.checked_mul(b);
+        let ctx_stride = sc.n_ctx.checked_next_multiple_of(8)?;
         Some(Sizes {
             rope: m(sc.n_ctx, cfg.rope.n_rot)?,
-            kv_layer: m(sc.n_ctx, cfg.kv_dim())?,
+            ctx_stride,
+            k_layer: m(ctx_stride, cfg.kv_dim())?,
+            v_layer: m(sc.n_ctx, cfg.kv_dim())?,
             x: m(sc.max_batch, cfg.n_embd)?,
             q: m(sc.max_batch, cfg.q_dim())?,
             hb: m(sc.max_batch, cfg.n_ff)?,
@@ -83,7 +93,7 @@ impl Sizes {
     }
 
     fn total(&self, n_layers: usize) -> Option<usize> {
-        let kv = self.kv_layer.checked_mul(n_layers)?.checked_mul(2)?;
+        let kv = self.k_layer.checked_add(self.v_layer)?.checked_mul(n_layers)?;
         [self.rope, kv, self.x, self.q, self.q, self.hb, self.logits].iter().try_fold(0usize, |a, &b| a.checked_add(b))
     }
 }
@@ -102,7 +112,9 @@ pub struct SharedState<'m> {
     pub(crate) rope: &'m [f32],
     pub(crate) k: SharedBuf<'m>,
     pub(crate) v: SharedBuf<'m>,
-    pub(crate) kv_layer: usize,
+    pub(crate) k_layer: usize,
+    pub(crate) v_layer: usize,
+    pub(crate) ctx_stride: usize,
     pub(crate) x: SharedBuf<'m>,
     pub(crate) q: SharedBuf<'m>,
     pub(crate) att: SharedBuf<'m>,
@@ -135,8 +147,8 @@ impl<'m> SharedState<'m> {
         }
         let (rope, rest) = mem.split_at_mut(sizes.rope);
         fill_rope_table(model, cfg.n_ctx, rope);
-        let (k, rest) = rest.split_at_mut(sizes.kv_layer * mc.n_layers);
-        let (v, rest) = rest.split_at_mut(sizes.kv_layer * mc.n_layers);
+        let (k, rest) = rest.split_at_mut(sizes.k_layer * mc.n_layers);
+        let (v, rest) = rest.split_at_mut(sizes.v_layer * mc.n_layers);
         let (x, rest) = rest.split_at_mut(sizes.x);
         let (q, rest) = rest.split_at_mut(sizes.q);
         let (att, rest) = rest.split_at_mut(sizes.q);
@@ -147,7 +159,9 @@ impl<'m> SharedState<'m> {
             rope: &*rope,
             k: SharedBuf::new(k),
             v: SharedBuf::new(v),
-            kv_layer: sizes.kv_layer,
+            k_layer: sizes.k_layer,
+            v_layer: sizes.v_layer,
+            ctx_stride: sizes.ctx_stride,
             x: SharedBuf::new(x),
             q: SharedBuf::new(q),
             att: SharedBuf::new(att),
@@ -206,6 +220,8 @@ pub struct Scratch {
     pub(crate) mm2: Vec<f32>,
     /// Attention scores over the context.
     pub(crate) scores: Vec<f32>,
+    /// New keys before RoPE and the transposed store, `[token][kv_dim]`.
+    pub(crate) kstage: Vec<f32>,
 }
 
 impl Scratch {
@@ -216,7 +232,8 @@ impl Scratch {
             acts: ActBuf::new(max_cols, cfg.max_batch),
             mm: vec![0.0; cfg.max_batch * MATMUL_CHUNK_ROWS],
             mm2: vec![0.0; cfg.max_batch * MATMUL_CHUNK_ROWS],
-            scores: vec![0.0; cfg.n_ctx],
+            scores: vec![0.0; cfg.n_ctx.next_multiple_of(8)],
+            kstage: vec![0.0; cfg.max_batch * model.kv_dim()],
         }
     }
 }
