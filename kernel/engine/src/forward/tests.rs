@@ -384,3 +384,26 @@ fn solo_worker_runs_generate() {
     let err = generate(&model, &state, &mut scratch, &worker, &GenerateParams { prompt: &long, ..p }, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
     assert!(matches!(err, GenerateError::PromptTooLong { .. }));
 }
+
+#[test]
+fn layer_views_accept_padding_and_refuse_short_bytes() {
+    let bytes = build(&Spec { ty: GgmlType::Q4_1, ..BASE }, 11);
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    let l = &model.layout.layers[1];
+    let extent = crate::model::extent_bytes(&bytes, &l.extent).unwrap();
+    // A streamed slot holds the extent plus padding (a packed image pads to 4 KiB).
+    let mut slot = extent.to_vec();
+    slot.resize(extent.len().next_multiple_of(4096), 0);
+    assert!(LayerWeights::from_extent(l, &slot).is_ok());
+    assert!(matches!(LayerWeights::from_extent(l, &extent[..extent.len() - 1]), Err(crate::gguf::GgufError::ExtentMismatch { .. })));
+    // Packing a slot works the same way.
+    let plan = crate::model::PackedLayerPlan::new(l);
+    let mut storage = vec![0u8; plan.bytes + PACK_ALIGN];
+    let area = aligned_part(&mut storage, PACK_ALIGN, plan.bytes).unwrap();
+    crate::model::packed::pack_layer(l, &plan, &slot, area).unwrap();
+    assert!(LayerWeights::from_packed(l, &plan, &slot, area).is_ok());
+    let mut misaligned = vec![0u8; plan.bytes + PACK_ALIGN + 1];
+    let off = aligned_part(&mut misaligned, PACK_ALIGN, plan.bytes + 1).unwrap();
+    assert!(crate::model::packed::pack_layer(l, &plan, &slot, &mut off[1..]).is_err());
+}

@@ -70,7 +70,7 @@ impl PackedLayerPlan {
 /// (`plan.bytes` long, [`PACK_ALIGN`]-aligned).
 pub fn pack_layer(layer: &LayerLayout, plan: &PackedLayerPlan, extent: &[u8], out: &mut [u8]) -> Result<(), GgufError> {
     let mismatch = |what, expected: usize, found: usize| GgufError::ExtentMismatch { what, expected: expected as u64, found: found as u64 };
-    if extent.len() as u64 != layer.extent.end - layer.extent.start {
+    if (extent.len() as u64) < layer.extent.end - layer.extent.start {
         return Err(mismatch("layer extent", (layer.extent.end - layer.extent.start) as usize, extent.len()));
     }
     if out.len() != plan.bytes || !(out.as_ptr() as usize).is_multiple_of(PACK_ALIGN) {
@@ -141,7 +141,7 @@ impl<'a> PackedLayers<'a> {
         }
         if let Some(r) = &plan.output {
             let g = &layout.globals;
-            if globals.len() as u64 != g.extent.end - g.extent.start {
+            if (globals.len() as u64) < g.extent.end - g.extent.start {
                 return Err(GgufError::ExtentMismatch { what: "globals extent", expected: g.extent.end - g.extent.start, found: globals.len() as u64 });
             }
             pack_into(&ggml(&g.output, globals), &mut buf[r.clone()])

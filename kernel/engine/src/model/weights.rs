@@ -41,8 +41,10 @@ fn vector<'a>(t: &TensorRef, bytes: &'a [u8]) -> F32Vector<'a> {
     F32Vector { bytes: &bytes[t.range()] }
 }
 
+/// `bytes` must start at the extent's first byte and hold at least the
+/// extent; more (a packed image's padding to 4 KiB) is ignored.
 fn check_len(what: &'static str, expected: u64, bytes: &[u8]) -> Result<(), GgufError> {
-    if bytes.len() as u64 != expected {
+    if (bytes.len() as u64) < expected {
         return Err(GgufError::ExtentMismatch { what, expected, found: bytes.len() as u64 });
     }
     Ok(())
@@ -68,7 +70,8 @@ pub struct LayerWeights<'a> {
 impl<'a> LayerWeights<'a> {
     /// Views of a layer's tensors inside `bytes`, the layer's extent
     /// (wherever it lives: mapped file, weight slot, resident copy), in
-    /// ggml's layout.
+    /// ggml's layout. `bytes` starts at the extent's first byte; trailing
+    /// bytes past the extent (padding) are allowed.
     pub fn from_extent(layout: &LayerLayout, bytes: &'a [u8]) -> Result<Self, GgufError> {
         check_len("layer extent", layout.extent.end - layout.extent.start, bytes)?;
         let m = |t: &TensorRef| Matrix::Ggml(ggml(t, bytes));
