@@ -2,6 +2,7 @@
 //! SiLU and a fast `exp`. Plain Rust with a fixed operation order, so they
 //! give the same bits on every ISA, in the kernel and on the host.
 
+use crate::matmul::{Isa, Kernels};
 use crate::model::{F32Vector, RopeLayout};
 
 /// `out = x / rms(x) * w`, as ggml's `rms_norm` then `mul`: the sum of
@@ -47,6 +48,100 @@ pub fn rope(head: &mut [f32], table: &[f32], layout: RopeLayout) {
                 let (x0, x1) = (head[i], head[i + half]);
                 head[i] = x0 * c - x1 * s;
                 head[i + half] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/// `scores[t] = Σ_d q[d] · keys[d · stride + t]` for every `t <
+/// scores.len()` (a multiple of 8): one query against the transposed keys of
+/// all positions. Each score sums its products in a fixed order (four
+/// partial sums over `d mod 4`, then `(s0 + s1) + (s2 + s3)`), with separate
+/// multiply and add, so the portable and the AVX2 build give the same bits.
+pub fn attention_scores(k: &Kernels, q: &[f32], keys: &[f32], stride: usize, scores: &mut [f32]) {
+    assert!(scores.len() % 8 == 0 && scores.len() <= stride && keys.len() >= (q.len().max(1) - 1) * stride + scores.len());
+    if k.isa() != Isa::Scalar {
+        // SAFETY: a non-scalar `Kernels` exists only after CPUID and XGETBV
+        // confirmed AVX2 (matmul's invariant).
+        unsafe { scores_avx2(q, keys, stride, scores) }
+    } else {
+        scores_impl(q, keys, stride, scores)
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn scores_avx2(q: &[f32], keys: &[f32], stride: usize, scores: &mut [f32]) {
+    scores_impl(q, keys, stride, scores)
+}
+
+#[inline(always)]
+fn scores_impl(q: &[f32], keys: &[f32], stride: usize, scores: &mut [f32]) {
+    let row = |d: usize, t0: usize| -> &[f32; 8] { keys[d * stride + t0..d * stride + t0 + 8].try_into().unwrap() };
+    for (b, out) in scores.chunks_exact_mut(8).enumerate() {
+        let t0 = b * 8;
+        // Four named partial sums (over d mod 4) so they live in registers.
+        let (mut a0, mut a1, mut a2, mut a3) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+        let mut d = 0;
+        while d + 4 <= q.len() {
+            let (k0, k1, k2, k3) = (row(d, t0), row(d + 1, t0), row(d + 2, t0), row(d + 3, t0));
+            for j in 0..8 {
+                a0[j] += q[d] * k0[j];
+                a1[j] += q[d + 1] * k1[j];
+                a2[j] += q[d + 2] * k2[j];
+                a3[j] += q[d + 3] * k3[j];
+            }
+            d += 4;
+        }
+        for (dd, acc) in (d..q.len()).zip([&mut a0, &mut a1, &mut a2]) {
+            let k = row(dd, t0);
+            for j in 0..8 {
+                acc[j] += q[dd] * k[j];
+            }
+        }
+        for j in 0..8 {
+            out[j] = (a0[j] + a1[j]) + (a2[j] + a3[j]);
+        }
+    }
+}
+
+/// `out[i] = Σ_t probs[t] · values[t · row + i]`: the probability-weighted
+/// sum of the value vectors (`out.len() <= row`), summed over `t` in order,
+/// with separate multiply and add (same bits portable and AVX2).
+pub fn attention_values(k: &Kernels, probs: &[f32], values: &[f32], row: usize, out: &mut [f32]) {
+    assert!(out.len() <= row && values.len() >= probs.len().saturating_sub(1) * row + out.len());
+    if k.isa() != Isa::Scalar {
+        // SAFETY: as in `attention_scores`.
+        unsafe { values_avx2(probs, values, row, out) }
+    } else {
+        values_impl(probs, values, row, out)
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn values_avx2(probs: &[f32], values: &[f32], row: usize, out: &mut [f32]) {
+    values_impl(probs, values, row, out)
+}
+
+#[inline(always)]
+fn values_impl(probs: &[f32], values: &[f32], row: usize, out: &mut [f32]) {
+    // 64 outputs at a time stay in registers across all positions.
+    for (c, chunk) in out.chunks_mut(64).enumerate() {
+        let base = c * 64;
+        if chunk.len() == 64 {
+            let mut acc = [0.0f32; 64];
+            for (t, &a) in probs.iter().enumerate() {
+                let v: &[f32; 64] = values[t * row + base..t * row + base + 64].try_into().unwrap();
+                for i in 0..64 {
+                    acc[i] += a * v[i];
+                }
+            }
+            chunk.copy_from_slice(&acc);
+        } else {
+            chunk.fill(0.0);
+            for (t, &a) in probs.iter().enumerate() {
+                for (o, &v) in chunk.iter_mut().zip(&values[t * row + base..]) {
+                    *o += a * v;
+                }
             }
         }
     }
@@ -121,6 +216,36 @@ mod tests {
         assert_eq!(exp(-200.0), 0.0);
         assert_eq!(exp(0.0), 1.0);
         assert!(exp(100.0).is_finite());
+    }
+
+    #[test]
+    fn attention_helpers_match_naive_sums_on_every_isa() {
+        let (hd, stride, n) = (64, 40, 37);
+        let q: alloc::vec::Vec<f32> = (0..hd).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
+        let keys: alloc::vec::Vec<f32> = (0..hd * stride).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.07).collect();
+        let values: alloc::vec::Vec<f32> = (0..n * 72).map(|i| ((i * 3 % 17) as f32 - 8.0) * 0.05).collect();
+        let probs: alloc::vec::Vec<f32> = (0..n).map(|i| (i as f32 + 1.0) / 700.0).collect();
+        let mut results = alloc::vec::Vec::new();
+        for isa in Isa::ALL {
+            let Ok(k) = Kernels::for_isa(isa) else { continue };
+            let mut scores = [0.0f32; 40];
+            attention_scores(&k, &q, &keys, stride, &mut scores);
+            for t in 0..40 {
+                let want: f64 = (0..hd).map(|d| q[d] as f64 * keys[d * stride + t] as f64).sum();
+                assert!((scores[t] as f64 - want).abs() < 1e-4, "{isa} score {t}");
+            }
+            let mut out = [0.0f32; 70];
+            attention_values(&k, &probs, &values, 72, &mut out);
+            for i in 0..70 {
+                let want: f64 = (0..n).map(|t| probs[t] as f64 * values[t * 72 + i] as f64).sum();
+                assert!((out[i] as f64 - want).abs() < 1e-5, "{isa} value {i}");
+            }
+            results.push((scores, out));
+        }
+        for r in &results[1..] {
+            assert!(r.0.iter().zip(&results[0].0).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(r.1.iter().zip(&results[0].1).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
     }
 
     #[test]

@@ -232,19 +232,12 @@ fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mu
         // Whole vectors: the lanes past `p` (stale or unwritten cache
         // entries) are computed and ignored.
         let lanes = (p + 1).next_multiple_of(8);
-        let all = &mut scratch.scores[..lanes];
-        all.fill(0.0);
-        for (d, &qd_) in q.iter().enumerate() {
-            k.axpy(all, qd_, &keys[d * stride..d * stride + lanes]);
-        }
-        let scores = &mut all[..p + 1];
+        math::attention_scores(k, q, keys, stride, &mut scratch.scores[..lanes]);
+        let scores = &mut scratch.scores[..p + 1];
         k.scale(scores, cfg.attn_scale);
         math::softmax(scores);
         let out = state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd);
-        out.fill(0.0);
-        for (&a, value) in scores.iter().zip(values.chunks_exact(kvd)) {
-            k.axpy(out, a, &value[kvh * hd..(kvh + 1) * hd]);
-        }
+        math::attention_values(k, scores, &values[kvh * hd..], kvd, out);
     }
     worker.barrier();
 
