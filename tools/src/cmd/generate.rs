@@ -18,7 +18,7 @@ use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{SharedState, StateConfig};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
 
-use crate::host::{EngineArgs, HostTeam, MappedModel, Weights};
+use crate::host::{with_engine, Engine, EngineArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -92,9 +92,6 @@ impl TokenSink for Stream<'_> {
 }
 
 pub fn main(args: Args) -> Result<i32> {
-    let threads = args.engine.threads()?;
-    let kernels = args.engine.kernels()?;
-    let batch = args.engine.batch()?;
     if !(args.temp >= 0.0 && args.temp.is_finite()) {
         bail!("--temp must be a number >= 0");
     }
@@ -108,13 +105,13 @@ pub fn main(args: Args) -> Result<i32> {
         bail!("--tokens must be at least 1");
     }
 
-    let mapped = MappedModel::open(&args.engine.model_path())?;
-    let gguf = mapped.gguf()?;
-    let mut model = mapped.model(&gguf, kernels)?;
-    let mut packed_storage = Vec::new();
-    let weights = Weights::new(&mapped, &mut model, &mut packed_storage, !args.engine.no_repack)?;
-    let model = model;
-    let tokenizer = Tokenizer::from_gguf(&gguf).with_context(|| format!("{}: tokenizer", mapped.path.display()))?;
+    with_engine(&args.engine, |engine| generate_text(&args, engine))
+}
+
+fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
+    let model = &engine.model;
+    let threads = engine.threads;
+    let tokenizer = engine.tokenizer()?;
     let prompt: Vec<u32> = if args.chat {
         tokenizer.encode_chat(&[ChatMessage { role: "user", content: &args.prompt }], true)?
     } else {
@@ -132,12 +129,11 @@ pub fn main(args: Args) -> Result<i32> {
     if prompt.len() >= n_ctx {
         bail!("the prompt has {} tokens, which does not leave room to generate in a context of {n_ctx}", prompt.len());
     }
-    let state_cfg = StateConfig { n_ctx, max_batch: batch.min(prompt.len()), logit_rows: 1 };
-    let floats = SharedState::floats_needed(&model.config, &state_cfg).context("state size overflows")?;
-    let mut memory = vec![0f32; floats];
-    let state = SharedState::new(&model, state_cfg, &mut memory)?;
-    let layers = weights.source();
-    let mut team = HostTeam::new(threads, &model.config, &state_cfg, !args.engine.no_pin);
+    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(prompt.len()), logit_rows: 1 };
+    let mut memory = engine.state_memory(&state_cfg)?;
+    let state = SharedState::new(model, state_cfg, &mut memory)?;
+    let layers = engine.weights.source();
+    let mut team = engine.team(&state_cfg);
 
     let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
     let sampler_cfg = SamplerConfig { temperature: args.temp, top_k: args.top_k, top_p: args.top_p, repetition_penalty: args.repeat_penalty, repeat_last_n: 64, seed };
@@ -164,7 +160,7 @@ pub fn main(args: Args) -> Result<i32> {
     let leader = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
     let outcome = team.run(layers, |worker, scratch| {
         let lead = if worker.index() == 0 { leader.lock().unwrap().take() } else { None };
-        generate(&model, &state, scratch, worker, &params, lead)
+        generate(model, &state, scratch, worker, &params, lead)
     });
     let outcome = outcome?;
     let mut tail = String::new();

@@ -12,10 +12,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use axiom_engine::forward::{forward, Batch, Logits};
 use axiom_engine::state::{SharedState, StateConfig};
-use axiom_engine::tokenizer::Tokenizer;
 use serde_json::json;
 
-use crate::host::{EngineArgs, HostTeam, MappedModel, Weights};
+use crate::host::{with_engine, Engine, EngineArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,16 +40,12 @@ fn log_prob(logits: &[f32], target: usize) -> f64 {
 }
 
 pub fn main(args: Args) -> Result<i32> {
-    let threads = args.engine.threads()?;
-    let kernels = args.engine.kernels()?;
-    let batch = args.engine.batch()?;
-    let mapped = MappedModel::open(&args.engine.model_path())?;
-    let gguf = mapped.gguf()?;
-    let mut model = mapped.model(&gguf, kernels)?;
-    let mut packed_storage = Vec::new();
-    let weights = Weights::new(&mapped, &mut model, &mut packed_storage, !args.engine.no_repack)?;
-    let model = model;
-    let tokenizer = Tokenizer::from_gguf(&gguf).with_context(|| format!("{}: tokenizer", mapped.path.display()))?;
+    with_engine(&args.engine, |engine| perplexity(&args, engine))
+}
+
+fn perplexity(args: &Args, engine: &Engine<'_>) -> Result<i32> {
+    let model = &engine.model;
+    let tokenizer = engine.tokenizer()?;
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let n_ctx = args.ctx;
@@ -64,12 +59,12 @@ pub fn main(args: Args) -> Result<i32> {
     let n_chunks = (tokens.len() / n_ctx).min(args.chunks.unwrap_or(usize::MAX));
     let bos = if tokenizer.add_bos() { tokenizer.special_tokens().bos } else { None };
 
-    let batch = batch.min(n_ctx);
+    let batch = engine.batch.min(n_ctx);
     let state_cfg = StateConfig { n_ctx, max_batch: batch, logit_rows: batch };
-    let mut memory = vec![0f32; SharedState::floats_needed(&model.config, &state_cfg).context("state size overflows")?];
-    let mut state = SharedState::new(&model, state_cfg, &mut memory)?;
-    let layers = weights.source();
-    let mut team = HostTeam::new(threads, &model.config, &state_cfg, !args.engine.no_pin);
+    let mut memory = engine.state_memory(&state_cfg)?;
+    let mut state = SharedState::new(model, state_cfg, &mut memory)?;
+    let layers = engine.weights.source();
+    let mut team = engine.team(&state_cfg);
     let vocab = model.config.n_vocab;
     let first = n_ctx / 2;
 
@@ -86,7 +81,7 @@ pub fn main(args: Args) -> Result<i32> {
         for (b, piece) in chunk.chunks(batch).enumerate() {
             let pos = b * batch;
             let st = &state;
-            team.run(layers, |w, scratch| forward(&model, st, scratch, w, &Batch { tokens: piece, pos, logits: Logits::All }));
+            team.run(layers, |w, scratch| forward(model, st, scratch, w, &Batch { tokens: piece, pos, logits: Logits::All }));
             let logits = state.logits();
             for (i, row) in logits.chunks_exact(vocab).take(piece.len()).enumerate() {
                 let j = pos + i;
@@ -118,7 +113,7 @@ pub fn main(args: Args) -> Result<i32> {
         "ppl": ppl,
         "ppl_err": err,
         "tok_s": ((n_chunks * n_ctx) as f64 / elapsed * 100.0).round() / 100.0,
-        "threads": threads,
+        "threads": engine.threads,
         "isa": model.kernels.isa().name(),
         })
     );

@@ -8,10 +8,9 @@ use std::io::Write;
 use anyhow::{bail, Context, Result};
 use axiom_engine::forward::{forward, Batch, Logits};
 use axiom_engine::state::{SharedState, StateConfig};
-use axiom_engine::tokenizer::Tokenizer;
 use serde_json::json;
 
-use crate::host::{EngineArgs, HostTeam, MappedModel, Weights};
+use crate::host::{with_engine, Engine, EngineArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,21 +28,14 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> Result<i32> {
-    let threads = args.engine.threads()?;
-    let kernels = args.engine.kernels()?;
-    let batch = args.engine.batch()?;
-    let mapped = MappedModel::open(&args.engine.model_path())?;
-    let gguf = mapped.gguf()?;
-    let mut model = mapped.model(&gguf, kernels)?;
-    let mut packed_storage = Vec::new();
-    let weights = Weights::new(&mapped, &mut model, &mut packed_storage, !args.engine.no_repack)?;
-    let model = model;
+    with_engine(&args.engine, |engine| score(&args, engine))
+}
+
+fn score(args: &Args, engine: &Engine<'_>) -> Result<i32> {
+    let model = &engine.model;
     let vocab = model.config.n_vocab;
     let tokens: Vec<u32> = match (&args.prompt, &args.ids) {
-        (Some(text), None) => {
-            let tokenizer = Tokenizer::from_gguf(&gguf).with_context(|| format!("{}: tokenizer", mapped.path.display()))?;
-            tokenizer.encode(text, true, true)
-        }
+        (Some(text), None) => engine.tokenizer()?.encode(text, true, true),
         (None, Some(ids)) => ids.clone(),
         _ => bail!("give either --prompt TEXT or --ids 1,2,3"),
     };
@@ -60,19 +52,19 @@ pub fn main(args: Args) -> Result<i32> {
         bail!("--top must be between 1 and {vocab}");
     }
 
-    let batch = batch.min(tokens.len());
+    let batch = engine.batch.min(tokens.len());
     let state_cfg = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch };
-    let mut memory = vec![0f32; SharedState::floats_needed(&model.config, &state_cfg).context("state size overflows")?];
-    let mut state = SharedState::new(&model, state_cfg, &mut memory)?;
-    let layers = weights.source();
-    let mut team = HostTeam::new(threads, &model.config, &state_cfg, !args.engine.no_pin);
+    let mut memory = engine.state_memory(&state_cfg)?;
+    let mut state = SharedState::new(model, state_cfg, &mut memory)?;
+    let layers = engine.weights.source();
+    let mut team = engine.team(&state_cfg);
 
     let mut out = std::io::stdout().lock();
     let mut order: Vec<u32> = Vec::with_capacity(vocab);
     for (c, chunk) in tokens.chunks(batch).enumerate() {
         let pos = c * batch;
         let st = &state;
-        team.run(layers, |w, scratch| forward(&model, st, scratch, w, &Batch { tokens: chunk, pos, logits: Logits::All }));
+        team.run(layers, |w, scratch| forward(model, st, scratch, w, &Batch { tokens: chunk, pos, logits: Logits::All }));
         let logits = state.logits();
         for (i, row) in logits.chunks_exact(vocab).take(chunk.len()).enumerate() {
             let top = top_k(row, args.top, &mut order);

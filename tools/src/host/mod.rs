@@ -14,6 +14,8 @@ use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
 use axiom_engine::model::packed::aligned_part;
 use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, PackedPlan, ResidentLayers};
+use axiom_engine::state::{SharedState, StateConfig};
+use axiom_engine::tokenizer::Tokenizer;
 use memmap2::Mmap;
 
 pub use team::HostTeam;
@@ -88,6 +90,50 @@ impl EngineArgs {
         }
         Ok(self.batch)
     }
+}
+
+/// Everything an engine subcommand works with, loaded once from
+/// [`EngineArgs`]: see [`with_engine`].
+pub struct Engine<'a> {
+    pub path: &'a Path,
+    pub gguf: &'a Gguf<'a>,
+    pub model: Model<'a>,
+    pub weights: Weights<'a>,
+    pub threads: usize,
+    pub batch: usize,
+    pin: bool,
+}
+
+impl Engine<'_> {
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> Result<Tokenizer> {
+        Tokenizer::from_gguf(self.gguf).with_context(|| format!("{}: tokenizer", self.path.display()))
+    }
+
+    /// Zeroed memory for a [`SharedState`] of `cfg`.
+    pub fn state_memory(&self, cfg: &StateConfig) -> Result<Vec<f32>> {
+        let floats = SharedState::floats_needed(&self.model.config, cfg).context("the inference state size overflows")?;
+        Ok(vec![0f32; floats])
+    }
+
+    /// The thread team, with per-thread scratch for states of `cfg`.
+    pub fn team(&self, cfg: &StateConfig) -> HostTeam {
+        HostTeam::new(self.threads, &self.model.config, cfg, self.pin)
+    }
+}
+
+/// Maps the model, checks it, repacks its weights (unless `--no-repack`)
+/// and runs `f` with the result.
+pub fn with_engine<R>(args: &EngineArgs, f: impl FnOnce(&Engine<'_>) -> Result<R>) -> Result<R> {
+    let threads = args.threads()?;
+    let kernels = args.kernels()?;
+    let batch = args.batch()?;
+    let mapped = MappedModel::open(&args.model_path())?;
+    let gguf = mapped.gguf()?;
+    let mut model = mapped.model(&gguf, kernels)?;
+    let mut storage = Vec::new();
+    let weights = Weights::new(&mapped, &mut model, &mut storage, !args.no_repack)?;
+    f(&Engine { path: &mapped.path, gguf: &gguf, model, weights, threads, batch, pin: !args.no_pin })
 }
 
 /// A model file mapped read-only.
