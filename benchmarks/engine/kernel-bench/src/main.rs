@@ -224,7 +224,7 @@ fn matmuls(args: &[String]) {
     let isa: String = arg(args, "--isa", String::new());
     let packed = args.iter().any(|a| a == "--packed");
     if let Ok(v) = std::env::var("AXIOM_PF") {
-        axiom_engine::matmul::avx2::PREFETCH_DIST.store(v.parse().unwrap(), std::sync::atomic::Ordering::Relaxed);
+        axiom_engine::matmul::set_prefetch_distance(v.parse().unwrap());
     }
     // Only tensors whose name contains this (e.g. `blk.0.attn_q` for a
     // cache-resident compute-bound measurement).

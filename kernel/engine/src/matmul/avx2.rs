@@ -23,9 +23,7 @@ use crate::quant::{round_f16, QK};
 /// Output rows per group.
 const GROUP: usize = 8;
 
-/// Software prefetch distance in bytes for the packed kernels (0 = off).
-/// EXPERIMENT: tunable at run time.
-pub static PREFETCH_DIST: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(8192);
+use super::PREFETCH_DIST;
 
 // ---------------------------------------------------------------- activations
 
@@ -198,6 +196,16 @@ fn reduce8(v: &[__m256i; 8]) -> __m256i {
     _mm256_add_epi32(lo, hi)
 }
 
+/// Prefetches ahead of block `b` of a group in ggml's layout. The group's 8
+/// rows are consecutive in memory, so the group is one contiguous stream that
+/// the 8 row pointers walk through in step: at block `b` the kernel has used
+/// about `8 * b * block_bytes` of it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn prefetch_rows(ptrs: &[*const u8; GROUP], b: usize, block_bytes: usize) {
+    prefetch_ahead(ptrs[0].wrapping_add(GROUP * b * block_bytes), (GROUP * block_bytes).div_ceil(64));
+}
+
 /// The 8 rows' f16 values at byte offset `off` of their block `b`, as f32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -216,6 +224,7 @@ unsafe fn group_q4_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
     for b in 0..d.len() {
         // SAFETY: qs holds 32 quants per block.
         let a = unsafe { _mm256_loadu_si256(qs.as_ptr().add(b * QK) as *const __m256i) };
+        prefetch_rows(ptrs, b, BB);
         let v: [__m256i; GROUP] = core::array::from_fn(|i| {
             // SAFETY: block b of each row lies inside the row.
             let q = unsafe { unpack_nibbles(ptrs[i].add(b * BB + 2)) };
@@ -241,6 +250,7 @@ unsafe fn group_q4_1(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
     for b in 0..d.len() {
         // SAFETY: qs holds 32 quants per block.
         let a = unsafe { _mm256_loadu_si256(qs.as_ptr().add(b * QK) as *const __m256i) };
+        prefetch_rows(ptrs, b, BB);
         let v: [__m256i; GROUP] = core::array::from_fn(|i| {
             // SAFETY: block b of each row lies inside the row.
             let q = unsafe { unpack_nibbles(ptrs[i].add(b * BB + 4)) };
@@ -265,6 +275,7 @@ unsafe fn group_q8_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
     for b in 0..d.len() {
         // SAFETY: qs holds 32 quants per block.
         let a = unsafe { _mm256_loadu_si256(qs.as_ptr().add(b * QK) as *const __m256i) };
+        prefetch_rows(ptrs, b, BB);
         let v: [__m256i; GROUP] = core::array::from_fn(|i| {
             // SAFETY: block b of each row lies inside the row.
             let q = unsafe { _mm256_loadu_si256(ptrs[i].add(b * BB + 2) as *const __m256i) };
@@ -416,24 +427,48 @@ pub(super) unsafe fn matmul_packed(p: &PackedView, acts: &ActBuf, rows: Range<us
         let first = g * GROUP_ROWS;
         let end = (first + GROUP_ROWS).min(rows.end);
         let grp = p.group(g).as_ptr();
-        for t in 0..acts.batch {
+        let mut store = |t: usize, v: &[f32; GROUP_ROWS]| {
+            out[t * n + (r - rows.start)..][..end - r].copy_from_slice(&v[r - first..end - first]);
+        };
+        if acts.batch == 1 {
             // SAFETY: grp addresses a whole group of p's geometry; the
             // activation slices hold cols quants and cols/32 scales.
             let v = unsafe {
                 match p.ty() {
-                    GgmlType::Q4_0 => packed_q4::<false>(grp, acts, t),
-                    GgmlType::Q4_1 => packed_q4::<true>(grp, acts, t),
-                    _ => packed_q8_0(grp, acts, t),
+                    GgmlType::Q4_0 => packed_q4::<false>(grp, acts, 0),
+                    GgmlType::Q4_1 => packed_q4::<true>(grp, acts, 0),
+                    _ => packed_q8_0(grp, acts, 0),
                 }
             };
             let mut lanes = [0.0f32; GROUP_ROWS];
             // SAFETY: lanes has room for 8 floats.
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-            out[t * n + (r - rows.start)..][..end - r].copy_from_slice(&lanes[r - first..end - first]);
+            store(0, &lanes);
+        } else {
+            let mut t0 = 0;
+            while t0 < acts.batch {
+                let nt = (acts.batch - t0).min(TOKEN_TILE);
+                let mut acc = [[0.0f32; GROUP_ROWS]; TOKEN_TILE];
+                // SAFETY: as above, for tokens t0..t0 + nt of acts.
+                unsafe {
+                    match p.ty() {
+                        GgmlType::Q4_0 => packed_q4_batch::<false>(grp, acts, t0, &mut acc[..nt]),
+                        GgmlType::Q4_1 => packed_q4_batch::<true>(grp, acts, t0, &mut acc[..nt]),
+                        _ => packed_q8_0_batch(grp, acts, t0, &mut acc[..nt]),
+                    }
+                }
+                for (i, a) in acc[..nt].iter().enumerate() {
+                    store(t0 + i, a);
+                }
+                t0 += nt;
+            }
         }
         r = end;
     }
 }
+
+/// Tokens a batched packed kernel carries through one pass over a group.
+const TOKEN_TILE: usize = 16;
 
 /// Broadcasts 8 activation quants to the four 64-bit lanes.
 #[inline]
@@ -536,4 +571,112 @@ unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
         }
     }
     acc
+}
+
+/// Packed Q4_0/Q4_1 for several tokens: each block record is loaded and
+/// unpacked once and used for every token of the tile (prefill). Per token
+/// and lane, the operations and their order are exactly those of
+/// [`packed_q4`], so batched and single-token results are identical.
+/// `acc[i]` receives token `t0 + i`'s 8 outputs.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn packed_q4_batch<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t0: usize, acc: &mut [[f32; GROUP_ROWS]]) {
+    let nb = acts.blocks();
+    let rec_bytes = if OFFSET { 160 } else { 144 };
+    let qs_at = rec_bytes - 128;
+    let mask = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let nt = acc.len();
+    let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
+    let mut maccv = [_mm256_setzero_ps(); TOKEN_TILE];
+    for b in 0..nb {
+        // SAFETY: record b lies inside the group; every token's block b
+        // holds 32 quants.
+        unsafe {
+            let rec = grp.add(b * rec_bytes);
+            prefetch_ahead(rec, 3);
+            let q = rec.add(qs_at);
+            let load = |at: usize| _mm256_loadu_si256(q.add(at) as *const __m256i);
+            let (va0, va1, vb0, vb1) = (load(0), load(32), load(64), load(96));
+            // [lo c0, hi c0, lo c1, hi c1] per set, matching a[0..8], a[16..24], a[8..16], a[24..32].
+            let unpack = |v: __m256i| (_mm256_and_si256(v, mask), _mm256_and_si256(_mm256_srli_epi16(v, 4), mask));
+            let (al0, ah0) = unpack(va0);
+            let (al1, ah1) = unpack(va1);
+            let (bl0, bh0) = unpack(vb0);
+            let (bl1, bh1) = unpack(vb1);
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
+            let mw = if OFFSET { _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i)) } else { dw };
+            for i in 0..nt {
+                let t = t0 + i;
+                let a = acts.qs(t).as_ptr().add(b * QK);
+                let (a0, a1, a2, a3) = (bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24)));
+                let set = |l0: __m256i, h0: __m256i, l1: __m256i, h1: __m256i| {
+                    let p0 = _mm256_maddubs_epi16(l0, a0);
+                    let p1 = _mm256_maddubs_epi16(h0, a2);
+                    let p2 = _mm256_maddubs_epi16(l1, a1);
+                    let p3 = _mm256_maddubs_epi16(h1, a3);
+                    let p = _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3));
+                    _mm256_madd_epi16(p, ones)
+                };
+                let mut isum = _mm256_hadd_epi32(set(al0, ah0, al1, ah1), set(bl0, bh0, bl1, bh1));
+                if !OFFSET {
+                    isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * acts.sum(t)[b]));
+                }
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
+                accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
+                if OFFSET {
+                    maccv[i] = _mm256_fmadd_ps(mw, _mm256_set1_ps(acts.s(t)[b]), maccv[i]);
+                }
+            }
+        }
+    }
+    for (i, out) in acc.iter_mut().enumerate() {
+        let v = if OFFSET { _mm256_add_ps(accv[i], maccv[i]) } else { accv[i] };
+        // SAFETY: out has room for 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+    }
+}
+
+/// Packed Q8_0 for several tokens; the weights' absolute values are taken
+/// once per block and shared by the tile (same per-lane arithmetic as
+/// [`packed_q8_0`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn packed_q8_0_batch(grp: *const u8, acts: &ActBuf, t0: usize, acc: &mut [[f32; GROUP_ROWS]]) {
+    const REC: usize = 272;
+    let nb = acts.blocks();
+    let ones = _mm256_set1_epi16(1);
+    let nt = acc.len();
+    let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
+    for b in 0..nb {
+        // SAFETY: record b lies inside the group; every token's block b
+        // holds 32 quants.
+        unsafe {
+            let rec = grp.add(b * REC);
+            prefetch_ahead(rec, 5);
+            let q = rec.add(16);
+            let w: [__m256i; 8] = core::array::from_fn(|k| _mm256_loadu_si256(q.add(32 * k) as *const __m256i));
+            let aw: [__m256i; 8] = core::array::from_fn(|k| _mm256_sign_epi8(w[k], w[k]));
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
+            for i in 0..nt {
+                let t = t0 + i;
+                let a = acts.qs(t).as_ptr().add(b * QK);
+                let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
+                let set = |s: usize| {
+                    let mut x = _mm256_setzero_si256();
+                    for (c, &ac) in av.iter().enumerate() {
+                        let k = 4 * s + c;
+                        let p = _mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(ac, w[k]));
+                        x = _mm256_add_epi32(x, _mm256_madd_epi16(p, ones));
+                    }
+                    x
+                };
+                let isum = _mm256_hadd_epi32(set(0), set(1));
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
+                accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
+            }
+        }
+    }
+    for (i, out) in acc.iter_mut().enumerate() {
+        // SAFETY: out has room for 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), accv[i]) };
+    }
 }

@@ -95,7 +95,7 @@ fn packed_layout_matches_ggml_layout_bit_for_bit() {
     let mut rng = Rng::new(31);
     for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
         for &(rows, cols) in &[(1usize, 32usize), (7, 64), (8, 96), (13, 576), (40, 224), (17, 1536)] {
-            for batch in [1usize, 3] {
+            for batch in [1usize, 3, 19] {
                 let data = random_matrix(&mut rng, ty, rows, cols);
                 let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
                 let p = PackedMatrix::pack(&w).unwrap();
