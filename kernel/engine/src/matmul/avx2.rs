@@ -420,6 +420,55 @@ pub(super) unsafe fn mul(y: &mut [f32], x: &[f32]) {
 /// 8 rows waste nothing.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn matmul_packed(p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+    // SAFETY: forwarded precondition (AVX2+FMA+F16C).
+    unsafe { matmul_packed_with(&AVX2_GROUPS, p, acts, rows, out) }
+}
+
+/// The per-group kernels of one ISA for the packed layout.
+pub(super) struct GroupKernels {
+    /// Token 0 of `acts` against one group: the 8 rows' outputs.
+    pub single: unsafe fn(GgmlType, *const u8, &ActBuf) -> [f32; GROUP_ROWS],
+    /// Tokens `t0..t0 + out.len()` against one group.
+    pub batch: unsafe fn(GgmlType, *const u8, &ActBuf, usize, &mut [[f32; GROUP_ROWS]]),
+}
+
+pub(super) const AVX2_GROUPS: GroupKernels = GroupKernels { single: single_avx2, batch: batch_avx2 };
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn single_avx2(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROUP_ROWS] {
+    // SAFETY: forwarded (see GroupKernels).
+    let v = unsafe {
+        match ty {
+            GgmlType::Q4_0 => packed_q4::<false>(grp, acts, 0),
+            GgmlType::Q4_1 => packed_q4::<true>(grp, acts, 0),
+            _ => packed_q8_0(grp, acts, 0),
+        }
+    };
+    let mut lanes = [0.0f32; GROUP_ROWS];
+    // SAFETY: lanes has room for 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+    lanes
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn batch_avx2(ty: GgmlType, grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+    // SAFETY: forwarded (see GroupKernels).
+    unsafe {
+        match ty {
+            GgmlType::Q4_0 => packed_q4_batch::<false>(grp, acts, t0, out),
+            GgmlType::Q4_1 => packed_q4_batch::<true>(grp, acts, t0, out),
+            _ => packed_q8_0_batch(grp, acts, t0, out),
+        }
+    }
+}
+
+/// The packed-layout driver shared by every SIMD ISA: walks the groups that
+/// cover `rows`, calls the ISA's group kernels, keeps the requested rows.
+///
+/// # Safety
+/// The CPU must support the ISA of `kernels`; `p` and `acts` must have been
+/// checked against each other (done by `Kernels::matmul`).
+pub(super) unsafe fn matmul_packed_with(kernels: &GroupKernels, p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
     let n = rows.len();
     let mut r = rows.start;
     while r < rows.end {
@@ -433,30 +482,14 @@ pub(super) unsafe fn matmul_packed(p: &PackedView, acts: &ActBuf, rows: Range<us
         if acts.batch == 1 {
             // SAFETY: grp addresses a whole group of p's geometry; the
             // activation slices hold cols quants and cols/32 scales.
-            let v = unsafe {
-                match p.ty() {
-                    GgmlType::Q4_0 => packed_q4::<false>(grp, acts, 0),
-                    GgmlType::Q4_1 => packed_q4::<true>(grp, acts, 0),
-                    _ => packed_q8_0(grp, acts, 0),
-                }
-            };
-            let mut lanes = [0.0f32; GROUP_ROWS];
-            // SAFETY: lanes has room for 8 floats.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-            store(0, &lanes);
+            store(0, &unsafe { (kernels.single)(p.ty(), grp, acts) });
         } else {
             let mut t0 = 0;
             while t0 < acts.batch {
                 let nt = (acts.batch - t0).min(TOKEN_TILE);
                 let mut acc = [[0.0f32; GROUP_ROWS]; TOKEN_TILE];
                 // SAFETY: as above, for tokens t0..t0 + nt of acts.
-                unsafe {
-                    match p.ty() {
-                        GgmlType::Q4_0 => packed_q4_batch::<false>(grp, acts, t0, &mut acc[..nt]),
-                        GgmlType::Q4_1 => packed_q4_batch::<true>(grp, acts, t0, &mut acc[..nt]),
-                        _ => packed_q8_0_batch(grp, acts, t0, &mut acc[..nt]),
-                    }
-                }
+                unsafe { (kernels.batch)(p.ty(), grp, acts, t0, &mut acc[..nt]) };
                 for (i, a) in acc[..nt].iter().enumerate() {
                     store(t0 + i, a);
                 }
@@ -468,12 +501,12 @@ pub(super) unsafe fn matmul_packed(p: &PackedView, acts: &ActBuf, rows: Range<us
 }
 
 /// Tokens a batched packed kernel carries through one pass over a group.
-const TOKEN_TILE: usize = 16;
+pub(super) const TOKEN_TILE: usize = 16;
 
 /// Broadcasts 8 activation quants to the four 64-bit lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn bcast8(p: *const i8) -> __m256i {
+pub(super) unsafe fn bcast8(p: *const i8) -> __m256i {
     // SAFETY: caller guarantees 8 readable bytes.
     _mm256_set1_epi64x(unsafe { (p as *const i64).read_unaligned() })
 }
@@ -481,7 +514,7 @@ unsafe fn bcast8(p: *const i8) -> __m256i {
 /// Prefetches `lines` cache lines starting `PREFETCH_DIST` bytes past `p`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn prefetch_ahead(p: *const u8, lines: usize) {
+pub(super) fn prefetch_ahead(p: *const u8, lines: usize) {
     let d = PREFETCH_DIST.load(core::sync::atomic::Ordering::Relaxed);
     for l in 0..lines {
         // A prefetch never faults, even past the end of the matrix.

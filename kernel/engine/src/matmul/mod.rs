@@ -37,6 +37,8 @@ pub mod vector;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -499,7 +501,13 @@ impl Kernels {
             (_, Matrix::Ggml(g)) => unsafe { avx2::matmul(g, acts, rows, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            (_, Matrix::Packed(p)) => unsafe { avx2::matmul_packed(p, acts, rows, out) },
+            (Isa::Avx2, Matrix::Packed(p)) => unsafe { avx2::matmul_packed(p, acts, rows, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Kernels::for_isa/detect checked AVX-512 F/BW/VL (+ AVX2 set).
+            (Isa::Avx512, Matrix::Packed(p)) => unsafe { avx2::matmul_packed_with(&avx512::AVX512_GROUPS, p, acts, rows, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, plus AVX-512 VNNI.
+            (Isa::Avx512Vnni, Matrix::Packed(p)) => unsafe { avx2::matmul_packed_with(&avx512::VNNI_GROUPS, p, acts, rows, out) },
             #[cfg(not(target_arch = "x86_64"))]
             (_, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
             #[cfg(not(target_arch = "x86_64"))]

@@ -1,0 +1,376 @@
+//! AVX-512 kernels for the packed layout: two blocks per 512-bit vector.
+//!
+//! Each iteration loads block records `b` and `b + 1` of a group into the two
+//! 256-bit halves of ZMM registers, so one `vpmaddubsw` (AVX-512 BW) or one
+//! `vpdpbusd` (AVX-512 VNNI, which also removes the 16-bit intermediate and
+//! the `vpmaddwd`) does the integer work of two blocks. The exact per-block
+//! integer sums are then split back into 256-bit halves and go through the
+//! very same float sequence as the AVX2 and scalar paths (block `b` first),
+//! so every ISA still produces the same bits.
+//!
+//! Prefill (batched) kernels: the VNNI path has its own 256-bit `vpdpbusd`
+//! versions; the plain AVX-512 path uses the AVX2 batched kernels. Matrices
+//! in ggml's layout run the AVX2 kernels on both AVX-512 paths.
+//!
+//! Status: the development host (AMD EPYC Zen 1) and QEMU TCG lack AVX-512, so
+//! these kernels are compiled and their tests skip there ("skipped: CPU lacks
+//! avx512"); they run against the scalar reference wherever the CPU has it.
+
+use core::arch::x86_64::*;
+
+use super::avx2::{batch_avx2, bcast8, prefetch_ahead, GroupKernels, TOKEN_TILE};
+use super::packed::GROUP_ROWS;
+use super::ActBuf;
+use crate::ggml_type::GgmlType;
+use crate::quant::QK;
+
+pub(super) const AVX512_GROUPS: GroupKernels = GroupKernels { single: single_avx512, batch: batch_avx2 };
+pub(super) const VNNI_GROUPS: GroupKernels = GroupKernels { single: single_vnni, batch: batch_vnni };
+
+/// Generates one ISA's single-token group kernels from its integer
+/// dot-product helpers (`dot4*` on 512 bits, `dot1*` on 256 bits for an odd
+/// last block; the `q4` forms may sum nibble products in 16 bits).
+macro_rules! group_kernels {
+    ($feat:literal, $single:ident, $q4:ident, $q8:ident, $dot4q4:ident, $dot1q4:ident, $dot4:ident, $dot1:ident) => {
+        #[target_feature(enable = $feat)]
+        unsafe fn $single(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROUP_ROWS] {
+            // SAFETY: forwarded (see GroupKernels).
+            let v = unsafe {
+                match ty {
+                    GgmlType::Q4_0 => $q4::<false>(grp, acts),
+                    GgmlType::Q4_1 => $q4::<true>(grp, acts),
+                    _ => $q8(grp, acts),
+                }
+            };
+            let mut lanes = [0.0f32; GROUP_ROWS];
+            // SAFETY: lanes has room for 8 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+            lanes
+        }
+
+        /// Packed Q4_0 / Q4_1, token 0, two blocks per iteration.
+        #[target_feature(enable = $feat)]
+        unsafe fn $q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf) -> __m256 {
+            let (qs, d, s, sum) = (acts.qs(0), acts.d(0), acts.s(0), acts.sum(0));
+            let nb = d.len();
+            let rec_bytes = if OFFSET { 160 } else { 144 };
+            let qs_at = rec_bytes - 128;
+            let mask = _mm512_set1_epi8(0x0f);
+            let idx = [
+                _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0),
+                _mm512_set_epi64(5, 5, 5, 5, 1, 1, 1, 1),
+                _mm512_set_epi64(6, 6, 6, 6, 2, 2, 2, 2),
+                _mm512_set_epi64(7, 7, 7, 7, 3, 3, 3, 3),
+            ];
+            let mut acc = _mm256_setzero_ps();
+            let mut macc = _mm256_setzero_ps();
+            // The float tail of one block: exactly the AVX2 sequence.
+            let mut finish = |b: usize, isum: __m256i, rec: *const u8| {
+                // SAFETY: rec is block b's record.
+                unsafe {
+                    let isum = if OFFSET { isum } else { _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b])) };
+                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
+                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
+                    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
+                    if OFFSET {
+                        let mw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i));
+                        macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
+                    }
+                }
+            };
+            let mut b = 0;
+            while b + 2 <= nb {
+                // SAFETY: records b and b+1 lie inside the group; blocks b and
+                // b+1 of the activations are 64 consecutive quants.
+                unsafe {
+                    let r0 = grp.add(b * rec_bytes);
+                    let r1 = r0.add(rec_bytes);
+                    prefetch_ahead(r0, 5);
+                    let av = _mm512_loadu_si512(qs.as_ptr().add(b * QK) as *const _);
+                    let a: [__m512i; 4] = core::array::from_fn(|k| _mm512_permutexvar_epi64(idx[k], av));
+                    let ld = |at: usize| {
+                        _mm512_inserti64x4::<1>(
+                            _mm512_castsi256_si512(_mm256_loadu_si256(r0.add(qs_at + at) as *const __m256i)),
+                            _mm256_loadu_si256(r1.add(qs_at + at) as *const __m256i),
+                        )
+                    };
+                    let set = |at: usize| {
+                        let (v0, v1) = (ld(at), ld(at + 32));
+                        let l0 = _mm512_and_si512(v0, mask);
+                        let h0 = _mm512_and_si512(_mm512_srli_epi16::<4>(v0), mask);
+                        let l1 = _mm512_and_si512(v1, mask);
+                        let h1 = _mm512_and_si512(_mm512_srli_epi16::<4>(v1), mask);
+                        // Pairs (weights, activations): low nibbles of chunk c
+                        // meet a[8c..], high nibbles a[16+8c..].
+                        $dot4q4([(l0, a[0]), (h0, a[2]), (l1, a[1]), (h1, a[3])])
+                    };
+                    let (xa, xb) = (set(0), set(64));
+                    let lo = _mm256_hadd_epi32(_mm512_castsi512_si256(xa), _mm512_castsi512_si256(xb));
+                    let hi = _mm256_hadd_epi32(_mm512_extracti64x4_epi64::<1>(xa), _mm512_extracti64x4_epi64::<1>(xb));
+                    finish(b, lo, r0);
+                    finish(b + 1, hi, r1);
+                }
+                b += 2;
+            }
+            if b < nb {
+                // SAFETY: record b lies inside the group; block b of the
+                // activations holds 32 quants.
+                unsafe {
+                    let r0 = grp.add(b * rec_bytes);
+                    let a = qs.as_ptr().add(b * QK);
+                    let (a0, a1, a2, a3) = (bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24)));
+                    let m = _mm256_set1_epi8(0x0f);
+                    let set = |at: usize| {
+                        let v0 = _mm256_loadu_si256(r0.add(qs_at + at) as *const __m256i);
+                        let v1 = _mm256_loadu_si256(r0.add(qs_at + at + 32) as *const __m256i);
+                        let l0 = _mm256_and_si256(v0, m);
+                        let h0 = _mm256_and_si256(_mm256_srli_epi16::<4>(v0), m);
+                        let l1 = _mm256_and_si256(v1, m);
+                        let h1 = _mm256_and_si256(_mm256_srli_epi16::<4>(v1), m);
+                        $dot1q4([(l0, a0), (h0, a2), (l1, a1), (h1, a3)])
+                    };
+                    finish(b, _mm256_hadd_epi32(set(0), set(64)), r0);
+                }
+            }
+            if OFFSET {
+                _mm256_add_ps(acc, macc)
+            } else {
+                acc
+            }
+        }
+
+        /// Packed Q8_0, token 0, two blocks per iteration.
+        #[target_feature(enable = $feat)]
+        unsafe fn $q8(grp: *const u8, acts: &ActBuf) -> __m256 {
+            const REC: usize = 272;
+            let (qs, d) = (acts.qs(0), acts.d(0));
+            let nb = d.len();
+            let idx = [
+                _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0),
+                _mm512_set_epi64(5, 5, 5, 5, 1, 1, 1, 1),
+                _mm512_set_epi64(6, 6, 6, 6, 2, 2, 2, 2),
+                _mm512_set_epi64(7, 7, 7, 7, 3, 3, 3, 3),
+            ];
+            let zero = _mm512_setzero_si512();
+            let mut acc = _mm256_setzero_ps();
+            let mut finish = |b: usize, isum: __m256i, rec: *const u8| {
+                // SAFETY: rec is block b's record.
+                unsafe {
+                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
+                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
+                    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
+                }
+            };
+            let mut b = 0;
+            while b + 2 <= nb {
+                // SAFETY: records b and b+1 lie inside the group; blocks b and
+                // b+1 of the activations are 64 consecutive quants.
+                unsafe {
+                    let r0 = grp.add(b * REC);
+                    let r1 = r0.add(REC);
+                    prefetch_ahead(r0, 9);
+                    let av = _mm512_loadu_si512(qs.as_ptr().add(b * QK) as *const _);
+                    let a: [__m512i; 4] = core::array::from_fn(|k| _mm512_permutexvar_epi64(idx[k], av));
+                    let set = |s: usize| {
+                        let pairs: [(__m512i, __m512i); 4] = core::array::from_fn(|c| {
+                            let at = 16 + 32 * (4 * s + c);
+                            let w = _mm512_inserti64x4::<1>(
+                                _mm512_castsi256_si512(_mm256_loadu_si256(r0.add(at) as *const __m256i)),
+                                _mm256_loadu_si256(r1.add(at) as *const __m256i),
+                            );
+                            // |w| and a signed by w (a product with w = 0 is 0 anyway).
+                            let neg = _mm512_movepi8_mask(w);
+                            (_mm512_abs_epi8(w), _mm512_mask_sub_epi8(a[c], neg, zero, a[c]))
+                        });
+                        $dot4(pairs)
+                    };
+                    let (xa, xb) = (set(0), set(1));
+                    let lo = _mm256_hadd_epi32(_mm512_castsi512_si256(xa), _mm512_castsi512_si256(xb));
+                    let hi = _mm256_hadd_epi32(_mm512_extracti64x4_epi64::<1>(xa), _mm512_extracti64x4_epi64::<1>(xb));
+                    finish(b, lo, r0);
+                    finish(b + 1, hi, r1);
+                }
+                b += 2;
+            }
+            if b < nb {
+                // SAFETY: record b lies inside the group; block b of the
+                // activations holds 32 quants.
+                unsafe {
+                    let r0 = grp.add(b * REC);
+                    let a = qs.as_ptr().add(b * QK);
+                    let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
+                    let set = |s: usize| {
+                        let pairs: [(__m256i, __m256i); 4] = core::array::from_fn(|c| {
+                            let w = _mm256_loadu_si256(r0.add(16 + 32 * (4 * s + c)) as *const __m256i);
+                            (_mm256_sign_epi8(w, w), _mm256_sign_epi8(av[c], w))
+                        });
+                        $dot1(pairs)
+                    };
+                    finish(b, _mm256_hadd_epi32(set(0), set(1)), r0);
+                }
+            }
+            acc
+        }
+    };
+}
+
+// ---------------------------------------------------------------- AVX-512 BW
+
+/// Four byte dot products per 32-bit lane, one `vpmaddubsw` + `vpmaddwd` per
+/// pair. Exact: a 16-bit lane holds two products of |w| <= 128 by |a| <= 127
+/// (at most 32512) and is widened before any further addition.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn dot4_bw(pairs: [(__m512i, __m512i); 4]) -> __m512i {
+    let ones = _mm512_set1_epi16(1);
+    let mut x = _mm512_setzero_si512();
+    for (w, a) in pairs {
+        x = _mm512_add_epi32(x, _mm512_madd_epi16(_mm512_maddubs_epi16(w, a), ones));
+    }
+    x
+}
+
+/// [`dot4_bw`] for nibbles (w <= 15): the four product vectors are summed in
+/// 16 bits first (at most 8 * 15 * 128 = 15360) and widened once.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn dot4_bw_q4(pairs: [(__m512i, __m512i); 4]) -> __m512i {
+    let p: [__m512i; 4] = core::array::from_fn(|k| _mm512_maddubs_epi16(pairs[k].0, pairs[k].1));
+    let s = _mm512_add_epi16(_mm512_add_epi16(p[0], p[1]), _mm512_add_epi16(p[2], p[3]));
+    _mm512_madd_epi16(s, _mm512_set1_epi16(1))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn dot1_bw(pairs: [(__m256i, __m256i); 4]) -> __m256i {
+    let ones = _mm256_set1_epi16(1);
+    let mut x = _mm256_setzero_si256();
+    for (w, a) in pairs {
+        x = _mm256_add_epi32(x, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones));
+    }
+    x
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn dot1_bw_q4(pairs: [(__m256i, __m256i); 4]) -> __m256i {
+    let p: [__m256i; 4] = core::array::from_fn(|k| _mm256_maddubs_epi16(pairs[k].0, pairs[k].1));
+    let s = _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3]));
+    _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+}
+
+group_kernels!(
+    "avx512f,avx512bw,avx512vl,avx2,fma,f16c",
+    single_avx512,
+    q4_avx512,
+    q8_avx512,
+    dot4_bw_q4,
+    dot1_bw_q4,
+    dot4_bw,
+    dot1_bw
+);
+
+// --------------------------------------------------------------- AVX-512 VNNI
+
+/// `vpdpbusd` chain: four u8 x i8 dot products per 32-bit lane, added without
+/// any 16-bit intermediate (exact).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot4_vnni(pairs: [(__m512i, __m512i); 4]) -> __m512i {
+    let mut x = _mm512_setzero_si512();
+    for (w, a) in pairs {
+        x = _mm512_dpbusd_epi32(x, w, a);
+    }
+    x
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot1_vnni(pairs: [(__m256i, __m256i); 4]) -> __m256i {
+    let mut x = _mm256_setzero_si256();
+    for (w, a) in pairs {
+        x = _mm256_dpbusd_epi32(x, w, a);
+    }
+    x
+}
+
+group_kernels!(
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
+    single_vnni,
+    q4_vnni,
+    q8_vnni,
+    dot4_vnni,
+    dot1_vnni,
+    dot4_vnni,
+    dot1_vnni
+);
+
+/// Batched (prefill) packed kernels with 256-bit `vpdpbusd`: the AVX2 batched
+/// kernels' structure and float sequence, with the integer part fused.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn batch_vnni(ty: GgmlType, grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+    let nb = acts.blocks();
+    let nt = out.len();
+    let offset = ty == GgmlType::Q4_1;
+    let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
+    let mut maccv = [_mm256_setzero_ps(); TOKEN_TILE];
+    let mask = _mm256_set1_epi8(0x0f);
+    let rec_bytes = match ty {
+        GgmlType::Q4_0 => 144,
+        GgmlType::Q4_1 => 160,
+        _ => 272,
+    };
+    for b in 0..nb {
+        // SAFETY: record b lies inside the group; every token's block b holds
+        // 32 quants.
+        unsafe {
+            let rec = grp.add(b * rec_bytes);
+            prefetch_ahead(rec, rec_bytes.div_ceil(64));
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
+            // Eight weight vectors: Q4 [A lo c0, A hi c0, A lo c1, A hi c1, B ...]
+            // meeting activation chunks [0, 2, 1, 3]; Q8_0 [A c0..c3, B c0..c3]
+            // as |w|, with w kept for the signs.
+            let (w, sw, chunk): ([__m256i; 8], [__m256i; 8], [usize; 4]) = if ty == GgmlType::Q8_0 {
+                let raw: [__m256i; 8] = core::array::from_fn(|k| _mm256_loadu_si256(rec.add(16 + 32 * k) as *const __m256i));
+                (core::array::from_fn(|k| _mm256_sign_epi8(raw[k], raw[k])), raw, [0, 1, 2, 3])
+            } else {
+                let q = rec.add(rec_bytes - 128);
+                let v: [__m256i; 4] = core::array::from_fn(|k| _mm256_loadu_si256(q.add(32 * k) as *const __m256i));
+                let w = core::array::from_fn(|k| {
+                    let x = v[k / 2];
+                    if k % 2 == 0 { _mm256_and_si256(x, mask) } else { _mm256_and_si256(_mm256_srli_epi16::<4>(x), mask) }
+                });
+                (w, w, [0, 2, 1, 3])
+            };
+            let mw = if offset { _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i)) } else { dw };
+            for i in 0..nt {
+                let t = t0 + i;
+                let a = acts.qs(t).as_ptr().add(b * QK);
+                let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
+                let set = |s: usize| {
+                    let mut x = _mm256_setzero_si256();
+                    for k in 0..4 {
+                        let a = av[chunk[k]];
+                        let a = if ty == GgmlType::Q8_0 { _mm256_sign_epi8(a, sw[4 * s + k]) } else { a };
+                        x = _mm256_dpbusd_epi32(x, w[4 * s + k], a);
+                    }
+                    x
+                };
+                let mut isum = _mm256_hadd_epi32(set(0), set(1));
+                if ty == GgmlType::Q4_0 {
+                    isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * acts.sum(t)[b]));
+                }
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
+                accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
+                if offset {
+                    maccv[i] = _mm256_fmadd_ps(mw, _mm256_set1_ps(acts.s(t)[b]), maccv[i]);
+                }
+            }
+        }
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        let v = if offset { _mm256_add_ps(accv[i], maccv[i]) } else { accv[i] };
+        // SAFETY: o has room for 8 floats.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) };
+    }
+}
