@@ -147,14 +147,50 @@ fn values_impl(probs: &[f32], values: &[f32], row: usize, out: &mut [f32]) {
     }
 }
 
-/// In-place softmax, as ggml: `exp(x - max)`, the sum in f64, then scaled.
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f64;
+/// In-place softmax: `exp(x - max)` (the max and the sum in 8 lanes, the
+/// sum in f64 as ggml keeps it, combined in a fixed order), then scaled by
+/// 1/sum. Portable and AVX2 builds give the same bits.
+pub fn softmax(k: &Kernels, x: &mut [f32]) {
+    if k.isa() != Isa::Scalar {
+        // SAFETY: as in `attention_scores`.
+        unsafe { softmax_avx2(x) }
+    } else {
+        softmax_impl(x)
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_avx2(x: &mut [f32]) {
+    softmax_impl(x)
+}
+
+#[inline(always)]
+fn softmax_impl(x: &mut [f32]) {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            lanes[j] = if c[j] > lanes[j] { c[j] } else { lanes[j] };
+        }
+    }
+    let mut max = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for &v in chunks.remainder() {
+        max = max.max(v);
+    }
+    // Separate simple loops: each vectorizes on its own.
     for v in x.iter_mut() {
-        let e = exp(*v - max);
-        *v = e;
-        sum += e as f64;
+        *v = exp(*v - max);
+    }
+    let mut sums = [0.0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            sums[j] += c[j] as f64;
+        }
+    }
+    let mut sum = ((sums[0] + sums[4]) + (sums[2] + sums[6])) + ((sums[1] + sums[5]) + (sums[3] + sums[7]));
+    for &v in chunks.remainder() {
+        sum += v as f64;
     }
     let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
@@ -162,8 +198,24 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// `silu(g) * u`, the SwiGLU gate, element-wise into `g`.
-pub fn swiglu(g: &mut [f32], u: &[f32]) {
+/// `silu(g) * u`, the SwiGLU gate, element-wise into `g` (portable and
+/// AVX2 builds give the same bits).
+pub fn swiglu(k: &Kernels, g: &mut [f32], u: &[f32]) {
+    if k.isa() != Isa::Scalar {
+        // SAFETY: as in `attention_scores`.
+        unsafe { swiglu_avx2(g, u) }
+    } else {
+        swiglu_impl(g, u)
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn swiglu_avx2(g: &mut [f32], u: &[f32]) {
+    swiglu_impl(g, u)
+}
+
+#[inline(always)]
+fn swiglu_impl(g: &mut [f32], u: &[f32]) {
     for (gv, &uv) in g.iter_mut().zip(u) {
         let x = *gv;
         *gv = x / (1.0 + exp(-x)) * uv;
@@ -250,8 +302,9 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one() {
+        let k = Kernels::for_isa(Isa::Scalar).unwrap();
         let mut v = [1.0f32, 2.0, 3.0, -50.0];
-        softmax(&mut v);
+        softmax(&k, &mut v);
         let s: f32 = v.iter().sum();
         assert!((s - 1.0).abs() < 1e-6);
         assert!(v[2] > v[1] && v[1] > v[0] && v[3] < 1e-20);

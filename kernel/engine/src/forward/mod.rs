@@ -235,7 +235,7 @@ fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mu
         math::attention_scores(k, q, keys, stride, &mut scratch.scores[..lanes]);
         let scores = &mut scratch.scores[..p + 1];
         k.scale(scores, cfg.attn_scale);
-        math::softmax(scores);
+        math::softmax(k, scores);
         let out = state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd);
         math::attention_values(k, scores, &values[kvh * hd..], kvd, out);
     }
@@ -272,7 +272,7 @@ fn ffn<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scra
         k.matmul(w.w_up, input.for_weights(k, &w.w_up), r0..r1, &mut scratch.mm2[..n * len]);
         for t in 0..n {
             let gate = &mut scratch.mm[t * len..(t + 1) * len];
-            math::swiglu(gate, &scratch.mm2[t * len..(t + 1) * len]);
+            math::swiglu(k, gate, &scratch.mm2[t * len..(t + 1) * len]);
             state.hb.write(t * ff + r0..t * ff + r1).copy_from_slice(gate);
         }
         r0 = r1;
