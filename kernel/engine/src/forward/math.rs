@@ -59,7 +59,7 @@ pub fn rope(head: &mut [f32], table: &[f32], layout: RopeLayout) {
 /// partial sums over `d mod 4`, then `(s0 + s1) + (s2 + s3)`), with separate
 /// multiply and add, so the portable and the AVX2 build give the same bits.
 pub fn attention_scores(k: &Kernels, q: &[f32], keys: &[f32], stride: usize, scores: &mut [f32]) {
-    assert!(scores.len() % 8 == 0 && scores.len() <= stride && keys.len() >= (q.len().max(1) - 1) * stride + scores.len());
+    assert!(scores.len().is_multiple_of(8) && scores.len() <= stride && keys.len() >= (q.len().max(1) - 1) * stride + scores.len());
     if k.isa() != Isa::Scalar {
         // SAFETY: a non-scalar `Kernels` exists only after CPUID and XGETBV
         // confirmed AVX2 (matmul's invariant).
