@@ -4,7 +4,8 @@
 //! after each matmul (as the forward pass does). Also measures read bandwidth.
 //!
 //! ```text
-//! kernel-bench bw [--threads T] [--mib N]
+//! kernel-bench bw [--threads T] [--mib N] [--small-pages]
+//! kernel-bench weights --model FILE
 //! kernel-bench matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]
 //! ```
 //! Prints one JSON line per measurement (medians and spread over iterations).
@@ -69,8 +70,9 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("bw") => bandwidth(&args),
         Some("matmuls") => matmuls(&args),
+        Some("weights") => weights(&args),
         _ => {
-            eprintln!("usage: kernel-bench bw [--threads T] [--mib N] | matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]");
+            eprintln!("usage: kernel-bench bw [--threads T] [--mib N] [--small-pages] | weights --model FILE | matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]");
             std::process::exit(2);
         }
     }
@@ -212,6 +214,31 @@ fn read_sum(v: &[u8]) -> u64 {
     assert!(std::is_x86_feature_detected!("avx2"));
     // SAFETY: AVX2 checked above.
     unsafe { imp(v) }
+}
+
+/// Bytes of weights one decode step reads: every 2-D matrix of the layers
+/// plus the output head (`output.weight`, or `token_embd.weight` when tied),
+/// plus one embedding row and the 1-D tensors (norms), as one JSON line.
+fn weights(args: &[String]) {
+    let path: String = arg(args, "--model", String::new());
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // SAFETY: the model file is not modified while mapped (benchmark input).
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let gguf = Gguf::parse(&map).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let has_output = gguf.tensor("output.weight").is_some();
+    let mut bytes = 0u64;
+    for t in gguf.tensors() {
+        if t.name == "token_embd.weight" {
+            // One row for the lookup; the whole matrix again if it is the head.
+            bytes += t.size / t.dims[1];
+            if !has_output {
+                bytes += t.size;
+            }
+        } else {
+            bytes += t.size;
+        }
+    }
+    println!("{{\"bench\":\"weights\",\"model\":\"{}\",\"bytes_per_token\":{bytes}}}", path.rsplit('/').next().unwrap());
 }
 
 /// Every 2-D matrix of the model (the output head is `output.weight` or the

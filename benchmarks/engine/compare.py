@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""AXIOM vs llama.cpp on the same model files, one run, interleaved.
+
+For every repetition, thread count and model, runs llama.cpp's `llama-bench`
+once (pp64 + tg128) and AXIOM's `axiom generate` once (a 64-token prompt, then
+128 greedy tokens past EOS), so both engines see the same machine conditions.
+Prints per cell the median and spread (min..max) of decode and prefill
+tokens/s, the ratio AXIOM / llama.cpp, and each engine's fraction of the
+memory-bandwidth bound (weight bytes read per decode token vs the measured
+read bandwidth for that thread count). Called by compare.sh.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+
+
+def json_lines(text):
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return out
+
+
+def prompt_of(axiom, model, n_tokens):
+    """A plain-text prompt that the model tokenizes to exactly n_tokens."""
+    words = ("The history of the city begins with a small harbour where fishermen "
+             "traded salt and grain with merchants from the islands, and over the "
+             "centuries it grew into a busy port with markets, temples, schools, "
+             "bridges and long stone walls that still stand along the river today "
+             "while visitors walk the old streets every summer evening").split()
+    text = ""
+    for i in range(400):
+        cand = (text + " " + words[i % len(words)]).strip()
+        ids = json.loads(run([axiom, "tokenize", "--model", model, "--text", cand]).stdout)
+        if len(ids) > n_tokens:
+            break
+        text = cand
+        if len(ids) == n_tokens:
+            return text
+    sys.exit(f"compare: could not build a {n_tokens}-token prompt")
+
+
+def llama_once(llama_bench, model, threads, n_prompt, n_gen):
+    r = run([llama_bench, "-m", model, "-p", str(n_prompt), "-n", str(n_gen), "-r", "1",
+             "-t", str(threads), "-o", "jsonl"])
+    pp = tg = None
+    for d in json_lines(r.stdout):
+        if d.get("n_prompt") == n_prompt and d.get("n_gen") == 0:
+            pp = d["avg_ts"]
+        if d.get("n_gen") == n_gen and d.get("n_prompt") == 0:
+            tg = d["avg_ts"]
+    return pp, tg
+
+
+def axiom_once(axiom, model, threads, prompt, n_gen):
+    r = run([axiom, "generate", "--model", model, "--prompt", prompt, "--tokens", str(n_gen),
+             "--temp", "0", "--ignore-eos", "--threads", str(threads)])
+    stats = json_lines(r.stderr)[-1]
+    return stats["prefill_tok_s"], stats["decode_tok_s"], stats
+
+
+def summary(xs):
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": xs}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--axiom", required=True)
+    ap.add_argument("--kernel-bench", required=True)
+    ap.add_argument("--llama-bench", required=True)
+    ap.add_argument("--model", action="append", required=True, help="LABEL=PATH, repeatable")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--prompt-tokens", type=int, default=64)
+    ap.add_argument("--gen-tokens", type=int, default=128)
+    ap.add_argument("--out", required=True, help="directory for the JSON and Markdown results")
+    a = ap.parse_args()
+
+    models = [m.split("=", 1) for m in a.model]
+    threads = [int(t) for t in a.threads.split(",")]
+    log = lambda *x: print(*x, file=sys.stderr, flush=True)
+
+    prompt = prompt_of(a.axiom, models[0][1], a.prompt_tokens)
+    log(f"compare: {a.prompt_tokens}-token prompt ready")
+    bw = {}
+    for t in threads:
+        d = json_lines(run([a.kernel_bench, "bw", "--threads", str(t)]).stdout)[0]
+        bw[t] = d["gb_s"]
+        log(f"compare: read bandwidth, {t} thread(s): {d['gb_s']} GB/s (min {d['min']}, max {d['max']})")
+    bytes_per_token = {}
+    for label, path in models:
+        bytes_per_token[label] = json_lines(run([a.kernel_bench, "weights", "--model", path]).stdout)[0]["bytes_per_token"]
+
+    samples = {}
+    isa = None
+    load_before = os.getloadavg()
+    for rep in range(a.reps):
+        for t in threads:
+            for label, path in models:
+                pp, tg = llama_once(a.llama_bench, path, t, a.prompt_tokens, a.gen_tokens)
+                app, atg, st = axiom_once(a.axiom, path, t, prompt, a.gen_tokens)
+                isa = st.get("isa", isa)
+                if st.get("prefill_tokens") != a.prompt_tokens or st.get("decode_tokens") != a.gen_tokens:
+                    sys.exit(f"compare: axiom ran {st.get('prefill_tokens')}+{st.get('decode_tokens')} tokens")
+                s = samples.setdefault((label, t), {"llama_pp": [], "llama_tg": [], "axiom_pp": [], "axiom_tg": []})
+                s["llama_pp"].append(pp)
+                s["llama_tg"].append(tg)
+                s["axiom_pp"].append(app)
+                s["axiom_tg"].append(atg)
+                log(f"compare: rep {rep + 1}/{a.reps} {label} t={t}: decode axiom {atg:.1f} llama {tg:.1f}, "
+                    f"prefill axiom {app:.1f} llama {pp:.1f}")
+    load_after = os.getloadavg()
+
+    cells = []
+    for (label, t), s in samples.items():
+        c = {"model": label, "threads": t}
+        for k, v in s.items():
+            c[k] = summary(v)
+        bound = bw[t] * 1e9 / bytes_per_token[label]
+        c["bandwidth_gb_s"] = bw[t]
+        c["bytes_per_token"] = bytes_per_token[label]
+        c["bound_tok_s"] = bound
+        c["decode_ratio"] = c["axiom_tg"]["median"] / c["llama_tg"]["median"]
+        c["prefill_ratio"] = c["axiom_pp"]["median"] / c["llama_pp"]["median"]
+        c["axiom_bound_fraction"] = c["axiom_tg"]["median"] / bound
+        c["llama_bound_fraction"] = c["llama_tg"]["median"] / bound
+        cells.append(c)
+
+    def fmt(s):
+        return f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})"
+
+    lines = [
+        "| model | threads | decode AXIOM | decode llama.cpp | ratio | prefill AXIOM | prefill llama.cpp | ratio | AXIOM / bw bound | llama.cpp / bw bound |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        lines.append(
+            f"| {c['model']} | {c['threads']} | {fmt(c['axiom_tg'])} | {fmt(c['llama_tg'])} | {c['decode_ratio']:.2f}x "
+            f"| {fmt(c['axiom_pp'])} | {fmt(c['llama_pp'])} | {c['prefill_ratio']:.2f}x "
+            f"| {100 * c['axiom_bound_fraction']:.0f}% of {c['bound_tok_s']:.0f} | {100 * c['llama_bound_fraction']:.0f}% |"
+        )
+    table = "\n".join(lines)
+    header = (f"tokens/s, median (min-max) of {a.reps} interleaved runs; decode = {a.gen_tokens} tokens, "
+              f"prefill = {a.prompt_tokens}-token prompt; AXIOM isa={isa}; read bandwidth "
+              + ", ".join(f"{t} thread(s) {bw[t]:.1f} GB/s" for t in threads)
+              + f"; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(header)
+    print(table)
+
+    os.makedirs(a.out, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    result = {"header": header, "cells": cells, "bandwidth_gb_s": bw, "prompt": prompt,
+              "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t"),
+              "load_before": load_before, "load_after": load_after}
+    with open(os.path.join(a.out, f"compare-{stamp}.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(a.out, f"compare-{stamp}.md"), "w") as f:
+        f.write(header + "\n\n" + table + "\n")
+    log(f"compare: results in {a.out}/compare-{stamp}.{{json,md}}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# AXIOM vs llama.cpp: decode (128 tokens) and prefill (64-token prompt) tokens/s
+# at 1 and 2 threads, median and spread of interleaved runs, for the Q4_0, Q4_1
+# and Q8_0 versions of the default model, plus each engine's fraction of the
+# memory-bandwidth bound. Results: benchmarks/results/engine/compare-*.{json,md}.
+#
+# Usage: benchmarks/engine/compare.sh [--reps N] [--threads 1,2] [--repack]
+#   --repack   re-create the Q4_0 / Q8_0 files with `axiom pack` even if cached
+# First run: fetches the model, builds llama.cpp's llama-bench (~7-15 minutes,
+# cached in ~/.cache/axiom/llama.cpp) and AXIOM in release mode.
+# Measure on a quiet machine: other jobs on the same cores distort both engines.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+reps=5
+threads=1,2
+repack=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --reps) reps="$2"; shift 2 ;;
+        --threads) threads="$2"; shift 2 ;;
+        --repack) repack=1; shift ;;
+        *) echo "usage: $0 [--reps N] [--threads 1,2] [--repack]" >&2; exit 2 ;;
+    esac
+done
+
+model_q4_1="$(tools/fetch-model.sh)"
+models_dir="$(dirname "$model_q4_1")"
+
+echo "compare: building AXIOM (release)" >&2
+cargo build --quiet --release -p axiom-tools -p axiom-kernel-bench
+bin="${CARGO_TARGET_DIR:-target}/release"
+
+# The Q4_0 and Q8_0 files are made by `axiom pack` (what `cargo axiom pack`
+# runs) with llama.cpp's reference quantizers, from the Q4_1 model; the token
+# embedding / output head is Q8_0 in both.
+for ty in q4_0 q8_0; do
+    out="$models_dir/SmolLM2-135M-Instruct.${ty^^}.axiom.gguf"
+    if [[ $repack == 1 || ! -s "$out" ]]; then
+        echo "compare: axiom pack --type $ty -> $out" >&2
+        "$bin/axiom" pack "$model_q4_1" "$out" --type "$ty" >&2
+    fi
+done
+
+llama_bench="$(benchmarks/engine/build-llama.sh)"
+
+python3 benchmarks/engine/compare.py \
+    --axiom "$bin/axiom" --kernel-bench "$bin/kernel-bench" --llama-bench "$llama_bench" \
+    --model "Q4_0=$models_dir/SmolLM2-135M-Instruct.Q4_0.axiom.gguf" \
+    --model "Q4_1=$model_q4_1" \
+    --model "Q8_0=$models_dir/SmolLM2-135M-Instruct.Q8_0.axiom.gguf" \
+    --threads "$threads" --reps "$reps" --out benchmarks/results/engine
