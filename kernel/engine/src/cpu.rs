@@ -84,7 +84,15 @@ fn detect_impl() -> CpuFeatures {
     let avx512bw = zmm_state && ebx7 & (1 << 30) != 0;
     let avx512vl = zmm_state && ebx7 & (1 << 31) != 0;
     let avx512vnni = zmm_state && ecx7 & (1 << 11) != 0;
-    CpuFeatures { avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni }
+    CpuFeatures {
+        avx2,
+        fma,
+        f16c,
+        avx512f,
+        avx512bw,
+        avx512vl,
+        avx512vnni,
+    }
 }
 
 /// XCR0, the mask of register state the OS saves and so allows us to use.

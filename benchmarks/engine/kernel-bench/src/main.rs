@@ -102,7 +102,11 @@ struct Barrier {
 
 impl Barrier {
     fn new(n: usize) -> Self {
-        Barrier { n, count: AtomicUsize::new(0), generation: AtomicUsize::new(0) }
+        Barrier {
+            n,
+            count: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
     }
     fn wait(&self) {
         let gen = self.generation.load(Ordering::Acquire);
@@ -163,14 +167,24 @@ impl HugeBuf {
         let len = len.div_ceil(2 << 20) * (2 << 20);
         // SAFETY: a fresh private anonymous mapping; checked for failure.
         let ptr = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         assert!(ptr != libc::MAP_FAILED, "mmap failed");
         if huge {
             // SAFETY: advice on our own mapping; failure only means small pages.
             unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) };
         }
-        let mut b = HugeBuf { ptr: ptr as *mut u8, len };
+        let mut b = HugeBuf {
+            ptr: ptr as *mut u8,
+            len,
+        };
         for (i, v) in b.as_mut_slice().iter_mut().enumerate() {
             *v = i as u8;
         }
@@ -205,7 +219,9 @@ fn read_sum(v: &[u8]) -> u64 {
         for c in v.chunks_exact(128) {
             for (k, a) in acc.iter_mut().enumerate() {
                 // SAFETY: c has 128 bytes.
-                *a = _mm256_add_epi64(*a, unsafe { _mm256_loadu_si256(c.as_ptr().add(32 * k) as *const __m256i) });
+                *a = _mm256_add_epi64(*a, unsafe {
+                    _mm256_loadu_si256(c.as_ptr().add(32 * k) as *const __m256i)
+                });
             }
         }
         let s = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
@@ -238,7 +254,10 @@ fn weights(args: &[String]) {
             bytes += t.size;
         }
     }
-    println!("{{\"bench\":\"weights\",\"model\":\"{}\",\"bytes_per_token\":{bytes}}}", path.rsplit('/').next().unwrap());
+    println!(
+        "{{\"bench\":\"weights\",\"model\":\"{}\",\"bytes_per_token\":{bytes}}}",
+        path.rsplit('/').next().unwrap()
+    );
 }
 
 /// Every 2-D matrix of the model (the output head is `output.weight` or the
@@ -270,7 +289,10 @@ fn matmuls(args: &[String]) {
     // output head keeps its type), to time other weight types from one file.
     let as_ty: String = arg(args, "--as", String::new());
     let as_ty = (!as_ty.is_empty()).then(|| {
-        axiom_engine::ggml_type::GgmlType::ALL.into_iter().find(|t| t.name() == as_ty).expect("unknown --as type")
+        axiom_engine::ggml_type::GgmlType::ALL
+            .into_iter()
+            .find(|t| t.name() == as_ty)
+            .expect("unknown --as type")
     });
     let mut owned: Vec<(String, axiom_engine::ggml_type::GgmlType, usize, usize, Vec<u8>)> = Vec::new();
     let mut borrowed: Vec<(String, WeightMatrix)> = Vec::new();
@@ -300,8 +322,10 @@ fn matmuls(args: &[String]) {
         mats.push((name.clone(), WeightMatrix::new(*ty, *rows, *cols, q).unwrap()));
     }
     // Repacked copies (as a loader would make them), when asked for.
-    let packs: Vec<Option<PackedMatrix>> =
-        mats.iter().map(|(_, w)| if packed { PackedMatrix::pack(w).ok() } else { None }).collect();
+    let packs: Vec<Option<PackedMatrix>> = mats
+        .iter()
+        .map(|(_, w)| if packed { PackedMatrix::pack(w).ok() } else { None })
+        .collect();
     let views: Vec<Matrix> = mats
         .iter()
         .zip(&packs)
@@ -314,7 +338,9 @@ fn matmuls(args: &[String]) {
     let max_rows = mats.iter().map(|(_, w)| w.rows).max().unwrap();
     let bytes: usize = mats.iter().map(|(_, w)| w.rows * w.row_bytes()).sum();
     // Activations: a fixed pseudo-random vector per token.
-    let x: Vec<f32> = (0..max_cols * batch).map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0).collect();
+    let x: Vec<f32> = (0..max_cols * batch)
+        .map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0)
+        .collect();
     let barrier = Barrier::new(threads);
     let mut per_iter = Vec::new();
     let mut per_iter_cpu = Vec::new();
@@ -390,6 +416,9 @@ fn matmuls(args: &[String]) {
         bytes as f64 / 1e6,
         bytes as f64 / med / 1e9
     );
-    let parts: Vec<String> = per_class.iter().map(|(k, v)| format!("\"{k}\":{:.3}", v * 1e3)).collect();
+    let parts: Vec<String> = per_class
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":{:.3}", v * 1e3))
+        .collect();
     println!("{{\"bench\":\"matmuls_by_tensor_ms\",{}}}", parts.join(","));
 }

@@ -56,13 +56,14 @@ pub(super) unsafe fn quantize_q8(x: &[f32], out: &mut ActBuf) {
                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
             ))
         });
-        let sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3])));
+        let sum = hsum_i32(_mm256_add_epi32(
+            _mm256_add_epi32(i[0], i[1]),
+            _mm256_add_epi32(i[2], i[3]),
+        ));
         let p01 = _mm256_packs_epi32(i[0], i[1]);
         let p23 = _mm256_packs_epi32(i[2], i[3]);
-        let bytes = _mm256_permutevar8x32_epi32(
-            _mm256_packs_epi16(p01, p23),
-            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
-        );
+        let bytes =
+            _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         // SAFETY: out.qs holds at least batch * cols quants (checked by the caller).
         unsafe { _mm256_storeu_si256(out.qs.as_mut_ptr().add(b * QK) as *mut __m256i, bytes) };
         out.d[b] = round_f16(d);
@@ -203,7 +204,10 @@ fn reduce8(v: &[__m256i; 8]) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn prefetch_rows(ptrs: &[*const u8; GROUP], b: usize, block_bytes: usize) {
-    prefetch_ahead(ptrs[0].wrapping_add(GROUP * b * block_bytes), (GROUP * block_bytes).div_ceil(64));
+    prefetch_ahead(
+        ptrs[0].wrapping_add(GROUP * b * block_bytes),
+        (GROUP * block_bytes).div_ceil(64),
+    );
 }
 
 /// The 8 rows' f16 values at byte offset `off` of their block `b`, as f32.
@@ -365,7 +369,10 @@ pub(super) unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
         // SAFETY: i + 8 <= n = y.len() = x.len().
         unsafe {
             let yp = y.as_mut_ptr().add(i);
-            _mm256_storeu_ps(yp, _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(yp)));
+            _mm256_storeu_ps(
+                yp,
+                _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(yp)),
+            );
         }
         i += 8;
     }
@@ -393,7 +400,12 @@ pub(super) unsafe fn add(y: &mut [f32], x: &[f32]) {
     let mut xc = x.chunks_exact(8);
     for (c, d) in (&mut yc).zip(&mut xc) {
         // SAFETY: both chunks have 8 floats.
-        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(d.as_ptr()))) };
+        unsafe {
+            _mm256_storeu_ps(
+                c.as_mut_ptr(),
+                _mm256_add_ps(_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(d.as_ptr())),
+            )
+        };
     }
     for (v, &u) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
         *v += u;
@@ -406,7 +418,12 @@ pub(super) unsafe fn mul(y: &mut [f32], x: &[f32]) {
     let mut xc = x.chunks_exact(8);
     for (c, d) in (&mut yc).zip(&mut xc) {
         // SAFETY: both chunks have 8 floats.
-        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), _mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(d.as_ptr()))) };
+        unsafe {
+            _mm256_storeu_ps(
+                c.as_mut_ptr(),
+                _mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(d.as_ptr())),
+            )
+        };
     }
     for (v, &u) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
         *v *= u;
@@ -432,7 +449,10 @@ pub(super) struct GroupKernels {
     pub batch: unsafe fn(GgmlType, *const u8, &ActBuf, usize, &mut [[f32; GROUP_ROWS]]),
 }
 
-pub(super) const AVX2_GROUPS: GroupKernels = GroupKernels { single: single_avx2, batch: batch_avx2 };
+pub(super) const AVX2_GROUPS: GroupKernels = GroupKernels {
+    single: single_avx2,
+    batch: batch_avx2,
+};
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn single_avx2(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROUP_ROWS] {
@@ -450,25 +470,19 @@ unsafe fn single_avx2(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROU
     lanes
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn batch_avx2(ty: GgmlType, grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
-    // SAFETY: forwarded (see GroupKernels).
-    unsafe {
-        match ty {
-            GgmlType::Q4_0 => packed_q4_batch::<false>(grp, acts, t0, out),
-            GgmlType::Q4_1 => packed_q4_batch::<true>(grp, acts, t0, out),
-            _ => packed_q8_0_batch(grp, acts, t0, out),
-        }
-    }
-}
-
 /// The packed-layout driver shared by every SIMD ISA: walks the groups that
 /// cover `rows`, calls the ISA's group kernels, keeps the requested rows.
 ///
 /// # Safety
 /// The CPU must support the ISA of `kernels`; `p` and `acts` must have been
 /// checked against each other (done by `Kernels::matmul`).
-pub(super) unsafe fn matmul_packed_with(kernels: &GroupKernels, p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+pub(super) unsafe fn matmul_packed_with(
+    kernels: &GroupKernels,
+    p: &PackedView,
+    acts: &ActBuf,
+    rows: Range<usize>,
+    out: &mut [f32],
+) {
     let n = rows.len();
     let mut r = rows.start;
     while r < rows.end {
@@ -606,110 +620,147 @@ unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
     acc
 }
 
-/// Packed Q4_0/Q4_1 for several tokens: each block record is loaded and
-/// unpacked once and used for every token of the tile (prefill). Per token
-/// and lane, the operations and their order are exactly those of
-/// [`packed_q4`], so batched and single-token results are identical.
-/// `acc[i]` receives token `t0 + i`'s 8 outputs.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn packed_q4_batch<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t0: usize, acc: &mut [[f32; GROUP_ROWS]]) {
-    let nb = acts.blocks();
-    let rec_bytes = if OFFSET { 160 } else { 144 };
-    let qs_at = rec_bytes - 128;
-    let mask = _mm256_set1_epi8(0x0f);
-    let ones = _mm256_set1_epi16(1);
-    let nt = acc.len();
-    let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
-    let mut maccv = [_mm256_setzero_ps(); TOKEN_TILE];
-    for b in 0..nb {
-        // SAFETY: record b lies inside the group; every token's block b
-        // holds 32 quants.
-        unsafe {
-            let rec = grp.add(b * rec_bytes);
-            prefetch_ahead(rec, 3);
-            let q = rec.add(qs_at);
-            let load = |at: usize| _mm256_loadu_si256(q.add(at) as *const __m256i);
-            let (va0, va1, vb0, vb1) = (load(0), load(32), load(64), load(96));
-            // [lo c0, hi c0, lo c1, hi c1] per set, matching a[0..8], a[16..24], a[8..16], a[24..32].
-            let unpack = |v: __m256i| (_mm256_and_si256(v, mask), _mm256_and_si256(_mm256_srli_epi16(v, 4), mask));
-            let (al0, ah0) = unpack(va0);
-            let (al1, ah1) = unpack(va1);
-            let (bl0, bh0) = unpack(vb0);
-            let (bl1, bh1) = unpack(vb1);
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-            let mw = if OFFSET { _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i)) } else { dw };
-            for i in 0..nt {
-                let t = t0 + i;
-                let a = acts.qs(t).as_ptr().add(b * QK);
-                let (a0, a1, a2, a3) = (bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24)));
-                let set = |l0: __m256i, h0: __m256i, l1: __m256i, h1: __m256i| {
-                    let p0 = _mm256_maddubs_epi16(l0, a0);
-                    let p1 = _mm256_maddubs_epi16(h0, a2);
-                    let p2 = _mm256_maddubs_epi16(l1, a1);
-                    let p3 = _mm256_maddubs_epi16(h1, a3);
-                    let p = _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3));
-                    _mm256_madd_epi16(p, ones)
-                };
-                let mut isum = _mm256_hadd_epi32(set(al0, ah0, al1, ah1), set(bl0, bh0, bl1, bh1));
-                if !OFFSET {
-                    isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * acts.sum(t)[b]));
+/// Generates a batched (prefill) packed kernel: for each block record, the
+/// weights are loaded and unpacked once (Q4 nibbles; Q8_0 absolute values)
+/// and used for every token of the tile. Per token and lane the operations and
+/// their order are exactly those of the single-token kernels, so batched and
+/// single-token results are identical. `$dot_q4` / `$dot_q8` compute four
+/// u8 x i8 byte dot products per 32-bit lane from four (weights, activations)
+/// vector pairs; the ISA's choice of instructions lives there.
+macro_rules! batch_kernel {
+    ($feat:literal, $name:ident, $dot_q4:ident, $dot_q8:ident) => {
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn $name(
+            ty: GgmlType,
+            grp: *const u8,
+            acts: &ActBuf,
+            t0: usize,
+            out: &mut [[f32; GROUP_ROWS]],
+        ) {
+            // One specialised body per type (KIND: 0 = Q4_0, 1 = Q4_1, 2 = Q8_0).
+            #[target_feature(enable = $feat)]
+            unsafe fn body<const KIND: u8>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+                let nb = acts.blocks();
+                let nt = out.len();
+                let q8 = KIND == 2;
+                let offset = KIND == 1;
+                let rec_bytes = [144, 160, 272][KIND as usize];
+                let mask = _mm256_set1_epi8(0x0f);
+                let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
+                let mut maccv = [_mm256_setzero_ps(); TOKEN_TILE];
+                for b in 0..nb {
+                    // SAFETY: record b lies inside the group; every token's block
+                    // b holds 32 quants.
+                    unsafe {
+                        let rec = grp.add(b * rec_bytes);
+                        prefetch_ahead(rec, rec_bytes.div_ceil(64));
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
+                        let mw = if offset {
+                            _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i))
+                        } else {
+                            dw
+                        };
+                        // Eight weight vectors per set pair. Q4: [A lo c0, A hi c0,
+                        // A lo c1, A hi c1, B ...] meeting activation chunks
+                        // [0, 2, 1, 3]; Q8_0: [A c0..c3, B c0..c3] as |w|, with the
+                        // raw w kept for the signs.
+                        let q = rec.add(rec_bytes - if q8 { 256 } else { 128 });
+                        let raw: [__m256i; 8] = core::array::from_fn(|k| {
+                            if q8 {
+                                _mm256_loadu_si256(q.add(32 * k) as *const __m256i)
+                            } else {
+                                _mm256_loadu_si256(q.add(32 * (k / 2)) as *const __m256i)
+                            }
+                        });
+                        let w: [__m256i; 8] = core::array::from_fn(|k| {
+                            if q8 {
+                                _mm256_sign_epi8(raw[k], raw[k])
+                            } else if k % 2 == 0 {
+                                _mm256_and_si256(raw[k], mask)
+                            } else {
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(raw[k]), mask)
+                            }
+                        });
+                        let chunk: [usize; 4] = if q8 { [0, 1, 2, 3] } else { [0, 2, 1, 3] };
+                        for i in 0..nt {
+                            let t = t0 + i;
+                            let a = acts.qs(t).as_ptr().add(b * QK);
+                            let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
+                            let set = |s: usize| {
+                                let pairs: [(__m256i, __m256i); 4] = core::array::from_fn(|k| {
+                                    let a = av[chunk[k]];
+                                    (
+                                        w[4 * s + k],
+                                        if q8 {
+                                            _mm256_sign_epi8(a, raw[4 * s + k])
+                                        } else {
+                                            a
+                                        },
+                                    )
+                                });
+                                if q8 {
+                                    $dot_q8(pairs)
+                                } else {
+                                    $dot_q4(pairs)
+                                }
+                            };
+                            let mut isum = _mm256_hadd_epi32(set(0), set(1));
+                            if KIND == 0 {
+                                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * acts.sum(t)[b]));
+                            }
+                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
+                            accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
+                            if offset {
+                                maccv[i] = _mm256_fmadd_ps(mw, _mm256_set1_ps(acts.s(t)[b]), maccv[i]);
+                            }
+                        }
+                    }
                 }
-                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
-                accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
-                if OFFSET {
-                    maccv[i] = _mm256_fmadd_ps(mw, _mm256_set1_ps(acts.s(t)[b]), maccv[i]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    let v = if offset {
+                        _mm256_add_ps(accv[i], maccv[i])
+                    } else {
+                        accv[i]
+                    };
+                    // SAFETY: o has room for 8 floats.
+                    unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) };
+                }
+            }
+            // SAFETY: forwarded (see GroupKernels).
+            unsafe {
+                match ty {
+                    GgmlType::Q4_0 => body::<0>(grp, acts, t0, out),
+                    GgmlType::Q4_1 => body::<1>(grp, acts, t0, out),
+                    _ => body::<2>(grp, acts, t0, out),
                 }
             }
         }
-    }
-    for (i, out) in acc.iter_mut().enumerate() {
-        let v = if OFFSET { _mm256_add_ps(accv[i], maccv[i]) } else { accv[i] };
-        // SAFETY: out has room for 8 floats.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
-    }
+    };
+}
+pub(super) use batch_kernel;
+
+/// Four u8 x i8 byte dot products per 32-bit lane for nibble weights: the
+/// four `vpmaddubsw` results are summed in 16 bits (at most 8 * 15 * 128 =
+/// 15360) and widened once.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_q4(p: [(__m256i, __m256i); 4]) -> __m256i {
+    let m: [__m256i; 4] = core::array::from_fn(|k| _mm256_maddubs_epi16(p[k].0, p[k].1));
+    let s = _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3]));
+    _mm256_madd_epi16(s, _mm256_set1_epi16(1))
 }
 
-/// Packed Q8_0 for several tokens; the weights' absolute values are taken
-/// once per block and shared by the tile (same per-lane arithmetic as
-/// [`packed_q8_0`]).
+/// The same for 8-bit weights (|w| <= 128): each `vpmaddubsw` result (at
+/// most 2 * 128 * 127) is widened before it is added.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn packed_q8_0_batch(grp: *const u8, acts: &ActBuf, t0: usize, acc: &mut [[f32; GROUP_ROWS]]) {
-    const REC: usize = 272;
-    let nb = acts.blocks();
+pub(super) fn dot_q8(p: [(__m256i, __m256i); 4]) -> __m256i {
     let ones = _mm256_set1_epi16(1);
-    let nt = acc.len();
-    let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
-    for b in 0..nb {
-        // SAFETY: record b lies inside the group; every token's block b
-        // holds 32 quants.
-        unsafe {
-            let rec = grp.add(b * REC);
-            prefetch_ahead(rec, 5);
-            let q = rec.add(16);
-            let w: [__m256i; 8] = core::array::from_fn(|k| _mm256_loadu_si256(q.add(32 * k) as *const __m256i));
-            let aw: [__m256i; 8] = core::array::from_fn(|k| _mm256_sign_epi8(w[k], w[k]));
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-            for i in 0..nt {
-                let t = t0 + i;
-                let a = acts.qs(t).as_ptr().add(b * QK);
-                let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
-                let set = |s: usize| {
-                    let mut x = _mm256_setzero_si256();
-                    for (c, &ac) in av.iter().enumerate() {
-                        let k = 4 * s + c;
-                        let p = _mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(ac, w[k]));
-                        x = _mm256_add_epi32(x, _mm256_madd_epi16(p, ones));
-                    }
-                    x
-                };
-                let isum = _mm256_hadd_epi32(set(0), set(1));
-                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
-                accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
-            }
-        }
+    let mut x = _mm256_setzero_si256();
+    for (w, a) in p {
+        x = _mm256_add_epi32(x, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones));
     }
-    for (i, out) in acc.iter_mut().enumerate() {
-        // SAFETY: out has room for 8 floats.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), accv[i]) };
-    }
+    x
 }
+
+batch_kernel!("avx2,fma,f16c", batch_avx2, dot_q4, dot_q8);

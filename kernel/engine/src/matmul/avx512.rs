@@ -24,8 +24,14 @@ use super::ActBuf;
 use crate::ggml_type::GgmlType;
 use crate::quant::QK;
 
-pub(super) const AVX512_GROUPS: GroupKernels = GroupKernels { single: single_avx512, batch: batch_avx2 };
-pub(super) const VNNI_GROUPS: GroupKernels = GroupKernels { single: single_vnni, batch: batch_vnni };
+pub(super) const AVX512_GROUPS: GroupKernels = GroupKernels {
+    single: single_avx512,
+    batch: batch_avx2,
+};
+pub(super) const VNNI_GROUPS: GroupKernels = GroupKernels {
+    single: single_vnni,
+    batch: batch_vnni,
+};
 
 /// Generates one ISA's single-token group kernels from its integer
 /// dot-product helpers (`dot4*` on 512 bits, `dot1*` on 256 bits for an odd
@@ -68,7 +74,11 @@ macro_rules! group_kernels {
             let mut finish = |b: usize, isum: __m256i, rec: *const u8| {
                 // SAFETY: rec is block b's record.
                 unsafe {
-                    let isum = if OFFSET { isum } else { _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b])) };
+                    let isum = if OFFSET {
+                        isum
+                    } else {
+                        _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b]))
+                    };
                     let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
                     let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
                     acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
@@ -106,7 +116,10 @@ macro_rules! group_kernels {
                     };
                     let (xa, xb) = (set(0), set(64));
                     let lo = _mm256_hadd_epi32(_mm512_castsi512_si256(xa), _mm512_castsi512_si256(xb));
-                    let hi = _mm256_hadd_epi32(_mm512_extracti64x4_epi64::<1>(xa), _mm512_extracti64x4_epi64::<1>(xb));
+                    let hi = _mm256_hadd_epi32(
+                        _mm512_extracti64x4_epi64::<1>(xa),
+                        _mm512_extracti64x4_epi64::<1>(xb),
+                    );
                     finish(b, lo, r0);
                     finish(b + 1, hi, r1);
                 }
@@ -186,7 +199,10 @@ macro_rules! group_kernels {
                     };
                     let (xa, xb) = (set(0), set(1));
                     let lo = _mm256_hadd_epi32(_mm512_castsi512_si256(xa), _mm512_castsi512_si256(xb));
-                    let hi = _mm256_hadd_epi32(_mm512_extracti64x4_epi64::<1>(xa), _mm512_extracti64x4_epi64::<1>(xb));
+                    let hi = _mm256_hadd_epi32(
+                        _mm512_extracti64x4_epi64::<1>(xa),
+                        _mm512_extracti64x4_epi64::<1>(xb),
+                    );
                     finish(b, lo, r0);
                     finish(b + 1, hi, r1);
                 }
@@ -305,72 +321,11 @@ group_kernels!(
     dot1_vnni
 );
 
-/// Batched (prefill) packed kernels with 256-bit `vpdpbusd`: the AVX2 batched
-/// kernels' structure and float sequence, with the integer part fused.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn batch_vnni(ty: GgmlType, grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
-    let nb = acts.blocks();
-    let nt = out.len();
-    let offset = ty == GgmlType::Q4_1;
-    let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
-    let mut maccv = [_mm256_setzero_ps(); TOKEN_TILE];
-    let mask = _mm256_set1_epi8(0x0f);
-    let rec_bytes = match ty {
-        GgmlType::Q4_0 => 144,
-        GgmlType::Q4_1 => 160,
-        _ => 272,
-    };
-    for b in 0..nb {
-        // SAFETY: record b lies inside the group; every token's block b holds
-        // 32 quants.
-        unsafe {
-            let rec = grp.add(b * rec_bytes);
-            prefetch_ahead(rec, rec_bytes.div_ceil(64));
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-            // Eight weight vectors: Q4 [A lo c0, A hi c0, A lo c1, A hi c1, B ...]
-            // meeting activation chunks [0, 2, 1, 3]; Q8_0 [A c0..c3, B c0..c3]
-            // as |w|, with w kept for the signs.
-            let (w, sw, chunk): ([__m256i; 8], [__m256i; 8], [usize; 4]) = if ty == GgmlType::Q8_0 {
-                let raw: [__m256i; 8] = core::array::from_fn(|k| _mm256_loadu_si256(rec.add(16 + 32 * k) as *const __m256i));
-                (core::array::from_fn(|k| _mm256_sign_epi8(raw[k], raw[k])), raw, [0, 1, 2, 3])
-            } else {
-                let q = rec.add(rec_bytes - 128);
-                let v: [__m256i; 4] = core::array::from_fn(|k| _mm256_loadu_si256(q.add(32 * k) as *const __m256i));
-                let w = core::array::from_fn(|k| {
-                    let x = v[k / 2];
-                    if k % 2 == 0 { _mm256_and_si256(x, mask) } else { _mm256_and_si256(_mm256_srli_epi16::<4>(x), mask) }
-                });
-                (w, w, [0, 2, 1, 3])
-            };
-            let mw = if offset { _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i)) } else { dw };
-            for i in 0..nt {
-                let t = t0 + i;
-                let a = acts.qs(t).as_ptr().add(b * QK);
-                let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
-                let set = |s: usize| {
-                    let mut x = _mm256_setzero_si256();
-                    for k in 0..4 {
-                        let a = av[chunk[k]];
-                        let a = if ty == GgmlType::Q8_0 { _mm256_sign_epi8(a, sw[4 * s + k]) } else { a };
-                        x = _mm256_dpbusd_epi32(x, w[4 * s + k], a);
-                    }
-                    x
-                };
-                let mut isum = _mm256_hadd_epi32(set(0), set(1));
-                if ty == GgmlType::Q4_0 {
-                    isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * acts.sum(t)[b]));
-                }
-                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
-                accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
-                if offset {
-                    maccv[i] = _mm256_fmadd_ps(mw, _mm256_set1_ps(acts.s(t)[b]), maccv[i]);
-                }
-            }
-        }
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        let v = if offset { _mm256_add_ps(accv[i], maccv[i]) } else { accv[i] };
-        // SAFETY: o has room for 8 floats.
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) };
-    }
-}
+// Batched (prefill) packed kernel with 256-bit `vpdpbusd`: the AVX2 batched
+// kernel's code with the integer part fused.
+super::avx2::batch_kernel!(
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
+    batch_vnni,
+    dot1_vnni,
+    dot1_vnni
+);

@@ -170,14 +170,16 @@ impl<'a> WeightMatrix<'a> {
         if !ty.is_supported() {
             return Err(KernelError::UnsupportedType(ty));
         }
-        let row_bytes =
-            ty.row_bytes(cols as u64).ok_or(KernelError::RaggedRow { ty, cols })? as usize;
+        let row_bytes = ty.row_bytes(cols as u64).ok_or(KernelError::RaggedRow { ty, cols })? as usize;
         let needed = row_bytes.checked_mul(rows).ok_or(KernelError::ShortData {
             needed: usize::MAX,
             got: data.len(),
         })?;
         if data.len() < needed {
-            return Err(KernelError::ShortData { needed, got: data.len() });
+            return Err(KernelError::ShortData {
+                needed,
+                got: data.len(),
+            });
         }
         Ok(Self { ty, rows, cols, data })
     }
@@ -402,7 +404,12 @@ impl Kernels {
     /// The fastest path this CPU supports (by CPUID + XGETBV).
     pub fn detect() -> Kernels {
         let cpu = CpuFeatures::detect();
-        let isa = Isa::ALL.iter().rev().copied().find(|i| i.is_available(&cpu)).unwrap_or(Isa::Scalar);
+        let isa = Isa::ALL
+            .iter()
+            .rev()
+            .copied()
+            .find(|i| i.is_available(&cpu))
+            .unwrap_or(Isa::Scalar);
         Kernels { isa }
     }
 
@@ -429,12 +436,24 @@ impl Kernels {
     /// the weight type has no kernel: all programming errors, since shapes come
     /// from a validated model.
     pub fn quantize_activations(&self, weight_ty: GgmlType, x: &[f32], batch: usize, out: &mut ActBuf) {
-        let kind = ActKind::for_weights(weight_ty)
-            .unwrap_or_else(|| panic!("no matmul kernel for weight type {weight_ty}"));
-        assert!(batch >= 1 && batch <= out.max_batch, "batch {batch} exceeds ActBuf capacity {}", out.max_batch);
-        assert!(x.len() % batch == 0, "{} activations do not split into {batch} tokens", x.len());
+        let kind =
+            ActKind::for_weights(weight_ty).unwrap_or_else(|| panic!("no matmul kernel for weight type {weight_ty}"));
+        assert!(
+            batch >= 1 && batch <= out.max_batch,
+            "batch {batch} exceeds ActBuf capacity {}",
+            out.max_batch
+        );
+        assert!(
+            x.len() % batch == 0,
+            "{} activations do not split into {batch} tokens",
+            x.len()
+        );
         let cols = x.len() / batch;
-        assert!(cols <= out.max_cols, "{cols} columns exceed ActBuf capacity {}", out.max_cols);
+        assert!(
+            cols <= out.max_cols,
+            "{cols} columns exceed ActBuf capacity {}",
+            out.max_cols
+        );
         out.kind = kind;
         out.cols = cols;
         out.batch = batch;
@@ -485,9 +504,20 @@ impl Kernels {
             g.validate();
         }
         let (ty, n_rows, cols) = (w.ty(), w.rows(), w.cols());
-        assert_eq!(Some(acts.kind), ActKind::for_weights(ty), "activations not quantized for {ty} weights");
-        assert_eq!(acts.cols, cols, "activation width {} != weight columns {cols}", acts.cols);
-        assert!(rows.start <= rows.end && rows.end <= n_rows, "rows {rows:?} out of 0..{n_rows}");
+        assert_eq!(
+            Some(acts.kind),
+            ActKind::for_weights(ty),
+            "activations not quantized for {ty} weights"
+        );
+        assert_eq!(
+            acts.cols, cols,
+            "activation width {} != weight columns {cols}",
+            acts.cols
+        );
+        assert!(
+            rows.start <= rows.end && rows.end <= n_rows,
+            "rows {rows:?} out of 0..{n_rows}"
+        );
         assert_eq!(out.len(), acts.batch * rows.len(), "output length");
         if rows.is_empty() {
             return;
@@ -504,10 +534,14 @@ impl Kernels {
             (Isa::Avx2, Matrix::Packed(p)) => unsafe { avx2::matmul_packed(p, acts, rows, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Kernels::for_isa/detect checked AVX-512 F/BW/VL (+ AVX2 set).
-            (Isa::Avx512, Matrix::Packed(p)) => unsafe { avx2::matmul_packed_with(&avx512::AVX512_GROUPS, p, acts, rows, out) },
+            (Isa::Avx512, Matrix::Packed(p)) => unsafe {
+                avx2::matmul_packed_with(&avx512::AVX512_GROUPS, p, acts, rows, out)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, plus AVX-512 VNNI.
-            (Isa::Avx512Vnni, Matrix::Packed(p)) => unsafe { avx2::matmul_packed_with(&avx512::VNNI_GROUPS, p, acts, rows, out) },
+            (Isa::Avx512Vnni, Matrix::Packed(p)) => unsafe {
+                avx2::matmul_packed_with(&avx512::VNNI_GROUPS, p, acts, rows, out)
+            },
             #[cfg(not(target_arch = "x86_64"))]
             (_, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
             #[cfg(not(target_arch = "x86_64"))]

@@ -62,9 +62,21 @@ impl Geometry {
 impl Geometry {
     pub(super) fn of(ty: GgmlType) -> Option<Geometry> {
         match ty {
-            GgmlType::Q4_0 => Some(Geometry { quant: 128, scales: 1, qs_at: 2 }),
-            GgmlType::Q4_1 => Some(Geometry { quant: 128, scales: 2, qs_at: 4 }),
-            GgmlType::Q8_0 => Some(Geometry { quant: 256, scales: 1, qs_at: 2 }),
+            GgmlType::Q4_0 => Some(Geometry {
+                quant: 128,
+                scales: 1,
+                qs_at: 2,
+            }),
+            GgmlType::Q4_1 => Some(Geometry {
+                quant: 128,
+                scales: 2,
+                qs_at: 4,
+            }),
+            GgmlType::Q8_0 => Some(Geometry {
+                quant: 256,
+                scales: 1,
+                qs_at: 2,
+            }),
             _ => None,
         }
     }
@@ -102,9 +114,18 @@ impl<'a> PackedView<'a> {
         }
         let needed = gb * rows.div_ceil(GROUP_ROWS);
         if data.len() < needed {
-            return Err(KernelError::ShortData { needed, got: data.len() });
+            return Err(KernelError::ShortData {
+                needed,
+                got: data.len(),
+            });
         }
-        Ok(PackedView { ty, rows, cols, group_bytes: gb, data: &data[..needed] })
+        Ok(PackedView {
+            ty,
+            rows,
+            cols,
+            group_bytes: gb,
+            data: &data[..needed],
+        })
     }
 
     /// Element type of the original matrix.
@@ -185,7 +206,13 @@ impl PackedMatrix {
     /// Repacks a Q4_0, Q4_1 or Q8_0 matrix (other types have no packed form).
     pub fn pack(w: &WeightMatrix) -> Result<PackedMatrix, KernelError> {
         let len = packed_bytes(w.ty, w.rows, w.cols).ok_or(KernelError::UnsupportedType(w.ty))?;
-        let mut m = PackedMatrix { ty: w.ty, rows: w.rows, cols: w.cols, storage: vec![Line([0; 64]); len.div_ceil(64)], len };
+        let mut m = PackedMatrix {
+            ty: w.ty,
+            rows: w.rows,
+            cols: w.cols,
+            storage: vec![Line([0; 64]); len.div_ceil(64)],
+            len,
+        };
         pack_into(w, m.bytes_mut())?;
         Ok(m)
     }
@@ -215,7 +242,11 @@ pub(super) fn read_block(p: &PackedView, r: usize, b: usize, out: &mut [u8; 34])
     let g = Geometry::of(p.ty).unwrap();
     let grp = p.group(r / GROUP_ROWS);
     let i = r % GROUP_ROWS;
-    let (set, lane) = if let Some(l) = SET_ROWS[0].iter().position(|&x| x == i) { (0, l) } else { (1, SET_ROWS[1].iter().position(|&x| x == i).unwrap()) };
+    let (set, lane) = if let Some(l) = SET_ROWS[0].iter().position(|&x| x == i) {
+        (0, l)
+    } else {
+        (1, SET_ROWS[1].iter().position(|&x| x == i).unwrap())
+    };
     let chunks = g.quant / 64;
     let rec = &grp[b * g.record()..(b + 1) * g.record()];
     for k in 0..g.scales {

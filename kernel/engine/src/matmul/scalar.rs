@@ -26,7 +26,12 @@ pub(super) fn matmul(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &
                     |i| f16_to_f32(u16::from_le_bytes([row[2 * i], row[2 * i + 1]])),
                     acts.f(t),
                 ),
-                ty => quant_dot(ty, |b, buf| buf[..bb].copy_from_slice(&row[b * bb..(b + 1) * bb]), acts, t),
+                ty => quant_dot(
+                    ty,
+                    |b, buf| buf[..bb].copy_from_slice(&row[b * bb..(b + 1) * bb]),
+                    acts,
+                    t,
+                ),
             };
         }
     }

@@ -7,7 +7,13 @@ use crate::quant::{dequantize_row, f32_to_f16, quantize_row};
 use std::vec;
 use std::vec::Vec;
 
-const TYPES: [GgmlType; 5] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32];
+const TYPES: [GgmlType; 5] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q8_0,
+    GgmlType::F16,
+    GgmlType::F32,
+];
 
 /// Random weights of type `ty`: half the time quantized from floats (realistic
 /// blocks), otherwise random bytes with sane scales (every quant value,
@@ -144,8 +150,14 @@ fn packing_keeps_every_block() {
     }
     let f = [0u8; 64];
     let w = WeightMatrix::new(GgmlType::F32, 2, 8, &f).unwrap();
-    assert_eq!(PackedMatrix::pack(&w).unwrap_err(), KernelError::UnsupportedType(GgmlType::F32));
-    assert!(matches!(PackedView::new(GgmlType::Q4_0, 9, 32, &[0; 100]), Err(KernelError::ShortData { .. })));
+    assert_eq!(
+        PackedMatrix::pack(&w).unwrap_err(),
+        KernelError::UnsupportedType(GgmlType::F32)
+    );
+    assert!(matches!(
+        PackedView::new(GgmlType::Q4_0, 9, 32, &[0; 100]),
+        Err(KernelError::ShortData { .. })
+    ));
 }
 
 #[test]
@@ -186,13 +198,23 @@ fn rows_do_not_depend_on_range_or_batch() {
                 for t in 0..batch {
                     for r in range.clone() {
                         let got = part[t * range.len() + r - range.start];
-                        assert_eq!(got.to_bits(), full[t * rows + r].to_bits(), "{} {ty} row {r} in {range:?}", k.isa());
+                        assert_eq!(
+                            got.to_bits(),
+                            full[t * rows + r].to_bits(),
+                            "{} {ty} row {r} in {range:?}",
+                            k.isa()
+                        );
                     }
                 }
             }
             for t in 0..batch {
                 let single = run(&k, &w, &x[t * cols..(t + 1) * cols], 1, 0..rows);
-                assert_eq!(bits(&single), bits(&full[t * rows..(t + 1) * rows]), "{} {ty} token {t}", k.isa());
+                assert_eq!(
+                    bits(&single),
+                    bits(&full[t * rows..(t + 1) * rows]),
+                    "{} {ty} token {t}",
+                    k.isa()
+                );
             }
         }
     }
@@ -231,7 +253,11 @@ fn results_approximate_the_float_product() {
                 GgmlType::F16 => 1e-3 * mag + 1e-5 * mag,
                 _ => act_err * 1.01 + 1e-4 * mag + 1e-6,
             };
-            assert!((got[r] as f64 - exact).abs() <= tol, "{ty} row {r}: {} vs {exact} (tol {tol})", got[r]);
+            assert!(
+                (got[r] as f64 - exact).abs() <= tol,
+                "{ty} row {r}: {} vs {exact} (tol {tol})",
+                got[r]
+            );
         }
     }
 }
@@ -244,7 +270,12 @@ fn vector_helpers_match_scalar() {
         let a = rng.weights(n);
         let b = rng.weights(n);
         for k in available() {
-            assert_eq!(k.dot_f32(&a, &b).to_bits(), scalar.dot_f32(&a, &b).to_bits(), "{} dot n={n}", k.isa());
+            assert_eq!(
+                k.dot_f32(&a, &b).to_bits(),
+                scalar.dot_f32(&a, &b).to_bits(),
+                "{} dot n={n}",
+                k.isa()
+            );
             let mut y1 = b.clone();
             let mut y2 = b.clone();
             k.axpy(&mut y1, 0.37, &a);
@@ -285,8 +316,14 @@ fn bad_matrices_are_rejected() {
         WeightMatrix::new(GgmlType::Q4_K, 1, 256, &[0; 144]).unwrap_err(),
         KernelError::UnsupportedType(GgmlType::Q4_K)
     );
-    assert!(matches!(WeightMatrix::new(GgmlType::Q4_0, 1, 48, &[0; 64]), Err(KernelError::RaggedRow { .. })));
-    assert!(matches!(WeightMatrix::new(GgmlType::Q8_0, 2, 32, &[0; 67]), Err(KernelError::ShortData { .. })));
+    assert!(matches!(
+        WeightMatrix::new(GgmlType::Q4_0, 1, 48, &[0; 64]),
+        Err(KernelError::RaggedRow { .. })
+    ));
+    assert!(matches!(
+        WeightMatrix::new(GgmlType::Q8_0, 2, 32, &[0; 67]),
+        Err(KernelError::ShortData { .. })
+    ));
     assert!(WeightMatrix::new(GgmlType::Q8_0, 2, 32, &[0; 68]).is_ok());
 }
 
@@ -299,4 +336,36 @@ fn mismatched_activations_panic() {
     let mut acts = ActBuf::new(32, 1);
     k.quantize_activations(GgmlType::Q8_0, &[0.0; 32], 1, &mut acts);
     k.matmul(&w, &acts, 0..1, &mut [0.0]);
+}
+
+/// On a CPU without AVX-512 (like the development host and QEMU TCG), runs
+/// the AVX-512 kernels on an emulated CPU instead (Bochs's CPU model through
+/// `benchmarks/engine/avx512-check/check.sh`, which installs it from PyPI).
+/// Skipped when the emulator cannot be installed or `AXIOM_NO_EMULATION` is set.
+#[test]
+fn avx512_kernels_match_scalar_on_an_emulated_cpu() {
+    if CpuFeatures::detect().has_avx512_path() {
+        std::eprintln!(
+            "skipped: this CPU runs the AVX-512 kernels natively (see every_isa_matches_scalar_bit_for_bit)"
+        );
+        return;
+    }
+    if std::env::var_os("AXIOM_NO_EMULATION").is_some() {
+        std::eprintln!("skipped: AXIOM_NO_EMULATION is set");
+        return;
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../benchmarks/engine/avx512-check/check.sh"
+    );
+    let out = std::process::Command::new(script)
+        .output()
+        .expect("run avx512-check/check.sh");
+    let text = std::string::String::from_utf8_lossy(&out.stdout);
+    std::eprintln!("{text}{}", std::string::String::from_utf8_lossy(&out.stderr));
+    match out.status.code() {
+        Some(0) => assert!(text.contains("avx512: ") && text.contains(" 0 differ")),
+        Some(77) => std::eprintln!("skipped: CPU lacks AVX-512 and the emulator could not be installed"),
+        other => panic!("AVX-512 kernels differ from scalar on the emulated CPU (exit {other:?})"),
+    }
 }

@@ -54,7 +54,11 @@ pub fn quantize_row_q8_0(x: &[f32], dst: &mut [u8]) {
     assert!(x.len() % QK == 0 && dst.len() == x.len() / QK * BlockQ8_0::BYTES);
     for (xb, out) in x.chunks_exact(QK).zip(dst.chunks_exact_mut(BlockQ8_0::BYTES)) {
         let q = quantize_block_q8(xb.try_into().unwrap());
-        BlockQ8_0 { d: f32_to_f16(q.d), qs: q.qs }.write(out);
+        BlockQ8_0 {
+            d: f32_to_f16(q.d),
+            qs: q.qs,
+        }
+        .write(out);
     }
 }
 
@@ -68,6 +72,11 @@ pub fn quantize_row_q8_1(x: &[f32], dst: &mut [u8]) {
     for (xb, out) in x.chunks_exact(QK).zip(dst.chunks_exact_mut(BlockQ8_1::BYTES)) {
         let q = quantize_block_q8(xb.try_into().unwrap());
         let s = f32_to_f16(q.d * q.sum as f32);
-        BlockQ8_1 { d: f32_to_f16(q.d), s, qs: q.qs }.write(out);
+        BlockQ8_1 {
+            d: f32_to_f16(q.d),
+            s,
+            qs: q.qs,
+        }
+        .write(out);
     }
 }

@@ -84,7 +84,11 @@ impl BlockQ4_1 {
     pub fn read(b: &[u8]) -> Self {
         let mut qs = [0u8; QK / 2];
         qs.copy_from_slice(&b[4..Self::BYTES]);
-        Self { d: le16(b, 0), m: le16(b, 2), qs }
+        Self {
+            d: le16(b, 0),
+            m: le16(b, 2),
+            qs,
+        }
     }
 
     /// Writes the block to the first [`Self::BYTES`] bytes of `out`.
@@ -127,7 +131,11 @@ impl BlockQ8_1 {
         for (q, &byte) in qs.iter_mut().zip(&b[4..Self::BYTES]) {
             *q = byte as i8;
         }
-        Self { d: le16(b, 0), s: le16(b, 2), qs }
+        Self {
+            d: le16(b, 0),
+            s: le16(b, 2),
+            qs,
+        }
     }
 
     /// Writes the block to the first [`Self::BYTES`] bytes of `out`.

@@ -50,7 +50,11 @@ pub fn f32_to_f16(f: f32) -> u16 {
         let q = man >> shift;
         let rem = man & ((1 << shift) - 1);
         let half = 1 << (shift - 1);
-        let q = if rem > half || (rem == half && q & 1 == 1) { q + 1 } else { q };
+        let q = if rem > half || (rem == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        };
         return sign | q as u16;
     }
     let exp16 = (abs >> 23) - 112;
@@ -58,7 +62,11 @@ pub fn f32_to_f16(f: f32) -> u16 {
     let q = (exp16 << 10) | (man >> 13);
     let rem = man & 0x1fff;
     // A carry out of the mantissa correctly bumps the exponent.
-    let q = if rem > 0x1000 || (rem == 0x1000 && q & 1 == 1) { q + 1 } else { q };
+    let q = if rem > 0x1000 || (rem == 0x1000 && q & 1 == 1) {
+        q + 1
+    } else {
+        q
+    };
     sign | q as u16
 }
 

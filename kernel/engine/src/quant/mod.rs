@@ -30,7 +30,12 @@ pub enum QuantError {
     /// The row length is not a whole number of the type's blocks.
     RaggedRow { ty: GgmlType, elems: usize },
     /// The byte buffer does not hold exactly one row of `elems` elements.
-    WrongByteLength { ty: GgmlType, elems: usize, expected: usize, got: usize },
+    WrongByteLength {
+        ty: GgmlType,
+        elems: usize,
+        expected: usize,
+        got: usize,
+    },
 }
 
 impl fmt::Display for QuantError {
@@ -45,7 +50,12 @@ impl fmt::Display for QuantError {
                 "a row of {elems} elements is not a whole number of {ty} blocks of {}",
                 ty.block_elems()
             ),
-            Self::WrongByteLength { ty, elems, expected, got } => write!(
+            Self::WrongByteLength {
+                ty,
+                elems,
+                expected,
+                got,
+            } => write!(
                 f,
                 "a {ty} row of {elems} elements takes {expected} bytes, buffer has {got}"
             ),
@@ -58,11 +68,14 @@ fn check_row(ty: GgmlType, elems: usize, bytes: usize) -> Result<(), QuantError>
     if !ty.is_supported() {
         return Err(QuantError::Unsupported(ty));
     }
-    let expected = ty
-        .row_bytes(elems as u64)
-        .ok_or(QuantError::RaggedRow { ty, elems })? as usize;
+    let expected = ty.row_bytes(elems as u64).ok_or(QuantError::RaggedRow { ty, elems })? as usize;
     if expected != bytes {
-        return Err(QuantError::WrongByteLength { ty, elems, expected, got: bytes });
+        return Err(QuantError::WrongByteLength {
+            ty,
+            elems,
+            expected,
+            got: bytes,
+        });
     }
     Ok(())
 }

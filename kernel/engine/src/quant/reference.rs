@@ -74,7 +74,11 @@ pub fn quantize_block_q4_1(x: &[f32; QK]) -> BlockQ4_1 {
         let x1 = (x[j + QK / 2] - min) * id;
         qs[j] = nibble(x0 + 0.5) | (nibble(x1 + 0.5) << 4);
     }
-    BlockQ4_1 { d: f32_to_f16(d), m: f32_to_f16(min), qs }
+    BlockQ4_1 {
+        d: f32_to_f16(d),
+        m: f32_to_f16(min),
+        qs,
+    }
 }
 
 /// One Q8_0 block from 32 floats (`quantize_row_q8_0_ref`).

@@ -152,7 +152,10 @@ fn activation_rows_in_ggml_layout() {
         let b1 = BlockQ8_1::read(&q1[b * 36..]);
         assert_eq!((b0.d, b0.qs), (f32_to_f16(a.d), a.qs));
         assert_eq!((b1.d, b1.qs), (f32_to_f16(a.d), a.qs));
-        assert_eq!(b1.s, f32_to_f16(a.d * a.qs.iter().map(|&q| q as i32).sum::<i32>() as f32));
+        assert_eq!(
+            b1.s,
+            f32_to_f16(a.d * a.qs.iter().map(|&q| q as i32).sum::<i32>() as f32)
+        );
     }
 }
 
@@ -162,7 +165,13 @@ fn activation_rows_in_ggml_layout() {
 fn quantize_dequantize_error_is_within_half_a_step() {
     use crate::ggml_type::GgmlType;
     let mut rng = Rng::new(3);
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32] {
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::F16,
+        GgmlType::F32,
+    ] {
         let x = rng.weights(32 * 40);
         let mut q = vec![0u8; ty.row_bytes(x.len() as u64).unwrap() as usize];
         quantize_row(ty, &x, &mut q).unwrap();
@@ -187,7 +196,11 @@ fn quantize_dequantize_error_is_within_half_a_step() {
                     _ => step * 0.5 + amax * 2e-3 + 1e-6,
                 };
                 // Q4_0 spends level 16 (= +8 d) nowhere: the far side clamps to 15 (= +7 d).
-                let tol = if ty == GgmlType::Q4_0 { tol.max(step * 1.001 + amax * 2e-3) } else { tol };
+                let tol = if ty == GgmlType::Q4_0 {
+                    tol.max(step * 1.001 + amax * 2e-3)
+                } else {
+                    tol
+                };
                 assert!(err <= tol, "{ty} block {blk}: {xv} -> {yv} (err {err}, tol {tol})");
             }
         }
@@ -202,9 +215,18 @@ fn bad_rows_are_rejected() {
         dequantize_row(GgmlType::Q4_K, &[0; 144], &mut out),
         Err(QuantError::Unsupported(GgmlType::Q4_K))
     );
-    assert!(matches!(dequantize_row(GgmlType::Q4_0, &[0; 17], &mut out), Err(QuantError::WrongByteLength { .. })));
+    assert!(matches!(
+        dequantize_row(GgmlType::Q4_0, &[0; 17], &mut out),
+        Err(QuantError::WrongByteLength { .. })
+    ));
     let mut out = [0.0f32; 33];
-    assert!(matches!(dequantize_row(GgmlType::Q8_0, &[0; 34], &mut out), Err(QuantError::RaggedRow { .. })));
-    assert!(matches!(quantize_row(GgmlType::Q4_1, &[0.0; 32], &mut [0; 18]), Err(QuantError::WrongByteLength { .. })));
+    assert!(matches!(
+        dequantize_row(GgmlType::Q8_0, &[0; 34], &mut out),
+        Err(QuantError::RaggedRow { .. })
+    ));
+    assert!(matches!(
+        quantize_row(GgmlType::Q4_1, &[0.0; 32], &mut [0; 18]),
+        Err(QuantError::WrongByteLength { .. })
+    ));
     assert!(std::format!("{}", QuantError::Unsupported(GgmlType::Q4_K)).contains("pack --type"));
 }
