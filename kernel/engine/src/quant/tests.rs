@@ -230,3 +230,61 @@ fn bad_rows_are_rejected() {
     ));
     assert!(std::format!("{}", QuantError::Unsupported(GgmlType::Q4_K)).contains("pack --type"));
 }
+
+/// `gen_ggml_goldens.c`'s input: the same LCG, block scales from 1e-3 to 3e4,
+/// all-zero blocks and blocks of exact quarter values (rounding ties).
+fn golden_input() -> Vec<f32> {
+    let mut s: u64 = 0x243F_6A88_85A3_08D3;
+    let scale = [1.0f32, 100.0, 1e-3, 0.5, 3e4];
+    (0..4096)
+        .map(|i| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let b = i / 32;
+            let u = (s >> 40) as f32 / 16777216.0 * 2.0 - 1.0;
+            match b % 11 {
+                4 => 0.0,
+                7 => ((s >> 60) as i32 - 8) as f32 * 0.25,
+                _ => u * scale[b % 5],
+            }
+        })
+        .collect()
+}
+
+/// Bit-exact against ggml itself: `testdata/ggml_goldens.bin` was written by
+/// llama.cpp's own quantizers (ggml-base's `quantize_row_*_ref`, the x86 CPU
+/// backend's run-time `quantize_row_q8_0/1`, `ggml_fp32_to_fp16`), see
+/// `testdata/gen_ggml_goldens.c`.
+#[test]
+fn quantizers_match_ggml_bit_for_bit() {
+    use crate::ggml_type::GgmlType;
+    let golden: &[u8] = include_bytes!("testdata/ggml_goldens.bin");
+    let x = golden_input();
+    let nb = x.len() / 32;
+    let mut at = 0;
+    let mut section = |len: usize| {
+        let s = &golden[at..at + len];
+        at += len;
+        s
+    };
+    for (ty, bytes) in [(GgmlType::Q4_0, 18), (GgmlType::Q4_1, 20), (GgmlType::Q8_0, 34)] {
+        let want = section(nb * bytes);
+        let mut got = vec![0u8; nb * bytes];
+        quantize_row(ty, &x, &mut got).unwrap();
+        for b in 0..nb {
+            assert_eq!(got[b * bytes..][..bytes], want[b * bytes..][..bytes], "{ty} reference quantizer, block {b}");
+        }
+    }
+    let want = section(nb * 34);
+    let mut got = vec![0u8; nb * 34];
+    quantize_row_q8_0(&x, &mut got);
+    assert_eq!(got, want, "run-time Q8_0 activation quantizer");
+    let want = section(nb * 36);
+    let mut got = vec![0u8; nb * 36];
+    quantize_row_q8_1(&x, &mut got);
+    assert_eq!(got, want, "run-time Q8_1 activation quantizer");
+    let want = section(x.len() * 2);
+    for (i, &v) in x.iter().enumerate() {
+        assert_eq!(f32_to_f16(v).to_le_bytes(), want[2 * i..2 * i + 2], "f16 of {v}");
+    }
+    assert_eq!(at, golden.len());
+}
