@@ -80,8 +80,9 @@ fn halt() -> ! {
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
+    let report = &raw mut EK_REPORT;
     // SAFETY: single-threaded; the harness reads the report after the halt.
-    unsafe { (*&raw mut EK_REPORT).magic = 0xdead };
+    unsafe { (*report).magic = 0xdead };
     halt()
 }
 
@@ -213,8 +214,9 @@ fn run(
 
 #[no_mangle]
 pub extern "C" fn ek_main() -> ! {
+    let report = &raw mut EK_REPORT;
     // SAFETY: single-threaded; nothing else touches the report until the halt.
-    let report = unsafe { &mut *&raw mut EK_REPORT };
+    let report = unsafe { &mut *report };
     let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
     report.cpuid7 = leaf7.ebx as u64 | (leaf7.ecx as u64) << 32;
     let scalar = Kernels::for_isa(Isa::Scalar).unwrap();

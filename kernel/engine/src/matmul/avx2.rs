@@ -276,7 +276,7 @@ unsafe fn group_q8_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
     let (qs, d) = (acts.qs(t), acts.d(t));
     let ones = _mm256_set1_epi16(1);
     let mut acc = _mm256_setzero_ps();
-    for b in 0..d.len() {
+    for (b, &da) in d.iter().enumerate() {
         // SAFETY: qs holds 32 quants per block.
         let a = unsafe { _mm256_loadu_si256(qs.as_ptr().add(b * QK) as *const __m256i) };
         prefetch_rows(ptrs, b, BB);
@@ -290,7 +290,7 @@ unsafe fn group_q8_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
         let isum = reduce8(&v);
         // SAFETY: the scale is the block's first two bytes.
         let dw = unsafe { gather_f16(ptrs, b * BB) };
-        let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
+        let scale = _mm256_mul_ps(dw, _mm256_set1_ps(da));
         acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
     }
     acc
@@ -591,10 +591,9 @@ unsafe fn packed_q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t: usize)
 unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
     const REC: usize = 272;
     let (qs, d) = (acts.qs(t), acts.d(t));
-    let nb = d.len();
     let ones = _mm256_set1_epi16(1);
     let mut acc = _mm256_setzero_ps();
-    for b in 0..nb {
+    for (b, &da) in d.iter().enumerate() {
         // SAFETY: block b's 32 quants; record b lies inside the group.
         unsafe {
             let rec = grp.add(b * REC);
@@ -613,7 +612,7 @@ unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
             };
             let isum = _mm256_hadd_epi32(set(0), set(128));
             let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(da));
             acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
         }
     }

@@ -444,7 +444,7 @@ impl Kernels {
             out.max_batch
         );
         assert!(
-            x.len() % batch == 0,
+            x.len().is_multiple_of(batch),
             "{} activations do not split into {batch} tokens",
             x.len()
         );
@@ -465,7 +465,7 @@ impl Kernels {
                 }
             }
             ActKind::Q8_0 | ActKind::Q8_1 => {
-                assert!(cols % QK == 0, "{cols} columns is not a whole number of blocks");
+                assert!(cols.is_multiple_of(QK), "{cols} columns is not a whole number of blocks");
                 self.quantize_q8(x, out);
             }
             ActKind::Empty => unreachable!(),

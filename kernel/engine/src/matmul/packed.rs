@@ -109,7 +109,7 @@ impl<'a> PackedView<'a> {
     /// Views `data` (from [`pack_into`] with the same shape) as a packed matrix.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, KernelError> {
         let gb = group_bytes(ty, cols).ok_or(KernelError::UnsupportedType(ty))?;
-        if cols % QK != 0 {
+        if !cols.is_multiple_of(QK) {
             return Err(KernelError::RaggedRow { ty, cols });
         }
         let needed = gb * rows.div_ceil(GROUP_ROWS);

@@ -51,7 +51,7 @@ pub fn quantize_block_q8(x: &[f32; QK]) -> Q8Block {
 /// `x.len()` must be a multiple of 32 and `dst.len()` must be
 /// `x.len() / 32 * 34`; panics otherwise.
 pub fn quantize_row_q8_0(x: &[f32], dst: &mut [u8]) {
-    assert!(x.len() % QK == 0 && dst.len() == x.len() / QK * BlockQ8_0::BYTES);
+    assert!(x.len().is_multiple_of(QK) && dst.len() == x.len() / QK * BlockQ8_0::BYTES);
     for (xb, out) in x.chunks_exact(QK).zip(dst.chunks_exact_mut(BlockQ8_0::BYTES)) {
         let q = quantize_block_q8(xb.try_into().unwrap());
         BlockQ8_0 {
@@ -68,7 +68,7 @@ pub fn quantize_row_q8_0(x: &[f32], dst: &mut [u8]) {
 /// `x.len()` must be a multiple of 32 and `dst.len()` must be
 /// `x.len() / 32 * 36`; panics otherwise.
 pub fn quantize_row_q8_1(x: &[f32], dst: &mut [u8]) {
-    assert!(x.len() % QK == 0 && dst.len() == x.len() / QK * BlockQ8_1::BYTES);
+    assert!(x.len().is_multiple_of(QK) && dst.len() == x.len() / QK * BlockQ8_1::BYTES);
     for (xb, out) in x.chunks_exact(QK).zip(dst.chunks_exact_mut(BlockQ8_1::BYTES)) {
         let q = quantize_block_q8(xb.try_into().unwrap());
         let s = f32_to_f16(q.d * q.sum as f32);

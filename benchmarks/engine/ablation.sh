@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The kernel measurements behind docs/performance.md's "what was tried":
+# kernel-bench on the default model's matrices (and in-memory requantized
+# Q4_0 / Q8_0 copies), one thread, thread CPU time (robust to other load):
+#   1. compute only: one 576x576 matrix (blk.0.attn_q) that stays in cache,
+#      ggml layout vs packed layout, per type  -> ns per 32-weight row block
+#   2. the whole decode step's matmuls (all layers + output head), Q4_1:
+#      ggml vs packed, software prefetch distance 0 / 1 / 4 / 8 / 16 KiB,
+#      2 MiB pages on / off for the packed copies
+#   3. prefill: 64 tokens in one batch vs one at a time
+# Usage: benchmarks/engine/ablation.sh [MODEL]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+model="${1:-$(tools/fetch-model.sh)}"
+cargo build --quiet --release -p axiom-kernel-bench
+kb="${CARGO_TARGET_DIR:-target}/release/kernel-bench"
+field() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
+
+echo "## compute only (blk.0.attn_q, in cache): ns per row block (CPU time, best of 400)"
+for ty in q4_0 q4_1 q8_0; do
+    g=$("$kb" matmuls --model "$model" --as "$ty" --only blk.0.attn_q --iters 400 | field ns_per_row_block_cpu)
+    p=$("$kb" matmuls --model "$model" --as "$ty" --only blk.0.attn_q --iters 400 --packed | field ns_per_row_block_cpu)
+    echo "$ty: ggml layout $g, packed $p"
+done
+
+echo "## whole decode step matmuls, Q4_1, 1 thread: ms (CPU time, min of 30)"
+for layout in "" --packed; do
+    for pf in 0 1024 4096 8192 16384; do
+        ms=$(AXIOM_PF=$pf "$kb" matmuls --model "$model" --iters 30 $layout | field cpu_ms_min)
+        echo "layout=${layout:-ggml} prefetch=$pf: $ms"
+    done
+done
+ms=$(AXIOM_NO_HUGE=1 "$kb" matmuls --model "$model" --iters 30 --packed | field cpu_ms_min)
+echo "layout=packed prefetch=8192 4KiB pages: $ms"
+
+echo "## prefill, packed: ms per token (CPU time, min of 5)"
+for ty in q4_0 q4_1 q8_0; do
+    one=$("$kb" matmuls --model "$model" --as "$ty" --iters 5 --packed --batch 1 | field cpu_ms_min)
+    b64=$("$kb" matmuls --model "$model" --as "$ty" --iters 5 --packed --batch 64 | field cpu_ms_min)
+    echo "$ty: batch 1 $one, batch 64 $(python3 -c "print(round($b64/64, 3))")"
+done
