@@ -396,37 +396,28 @@ pub(super) unsafe fn scale(y: &mut [f32], a: f32) {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn add(y: &mut [f32], x: &[f32]) {
-    let mut yc = y.chunks_exact_mut(8);
-    let mut xc = x.chunks_exact(8);
-    for (c, d) in (&mut yc).zip(&mut xc) {
-        // SAFETY: both chunks have 8 floats.
-        unsafe {
-            _mm256_storeu_ps(
-                c.as_mut_ptr(),
-                _mm256_add_ps(_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(d.as_ptr())),
-            )
-        };
-    }
-    for (v, &u) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
-        *v += u;
-    }
+    // SAFETY: forwarded precondition.
+    unsafe { zip_with(y, x, |a, b| _mm256_add_ps(a, b), |a, b| a + b) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn mul(y: &mut [f32], x: &[f32]) {
+    // SAFETY: forwarded precondition.
+    unsafe { zip_with(y, x, |a, b| _mm256_mul_ps(a, b), |a, b| a * b) }
+}
+
+/// `y[i] = op(y[i], x[i])`, 8 lanes at a time, the tail with `scalar`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn zip_with(y: &mut [f32], x: &[f32], op: impl Fn(__m256, __m256) -> __m256, scalar: impl Fn(f32, f32) -> f32) {
     let mut yc = y.chunks_exact_mut(8);
     let mut xc = x.chunks_exact(8);
     for (c, d) in (&mut yc).zip(&mut xc) {
         // SAFETY: both chunks have 8 floats.
-        unsafe {
-            _mm256_storeu_ps(
-                c.as_mut_ptr(),
-                _mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(d.as_ptr())),
-            )
-        };
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), op(_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(d.as_ptr()))) };
     }
     for (v, &u) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
-        *v *= u;
+        *v = scalar(*v, u);
     }
 }
 

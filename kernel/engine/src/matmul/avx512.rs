@@ -18,7 +18,7 @@
 
 use core::arch::x86_64::*;
 
-use super::avx2::{batch_avx2, bcast8, prefetch_ahead, GroupKernels, TOKEN_TILE};
+use super::avx2::{batch_avx2, bcast8, dot_q4, dot_q8, prefetch_ahead, GroupKernels, TOKEN_TILE};
 use super::packed::GROUP_ROWS;
 use super::ActBuf;
 use crate::ggml_type::GgmlType;
@@ -115,11 +115,7 @@ macro_rules! group_kernels {
                         $dot4q4([(l0, a[0]), (h0, a[2]), (l1, a[1]), (h1, a[3])])
                     };
                     let (xa, xb) = (set(0), set(64));
-                    let lo = _mm256_hadd_epi32(_mm512_castsi512_si256(xa), _mm512_castsi512_si256(xb));
-                    let hi = _mm256_hadd_epi32(
-                        _mm512_extracti64x4_epi64::<1>(xa),
-                        _mm512_extracti64x4_epi64::<1>(xb),
-                    );
+                    let (lo, hi) = block_sums(xa, xb);
                     finish(b, lo, r0);
                     finish(b + 1, hi, r1);
                 }
@@ -198,11 +194,7 @@ macro_rules! group_kernels {
                         $dot4(pairs)
                     };
                     let (xa, xb) = (set(0), set(1));
-                    let lo = _mm256_hadd_epi32(_mm512_castsi512_si256(xa), _mm512_castsi512_si256(xb));
-                    let hi = _mm256_hadd_epi32(
-                        _mm512_extracti64x4_epi64::<1>(xa),
-                        _mm512_extracti64x4_epi64::<1>(xb),
-                    );
+                    let (lo, hi) = block_sums(xa, xb);
                     finish(b, lo, r0);
                     finish(b + 1, hi, r1);
                 }
@@ -228,6 +220,16 @@ macro_rules! group_kernels {
             acc
         }
     };
+}
+
+/// Sets A and B of two blocks (block `b` in the low 256 bits, `b + 1` in the
+/// high ones) to the two blocks' 8 per-row integer sums.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn block_sums(xa: __m512i, xb: __m512i) -> (__m256i, __m256i) {
+    let lo = _mm256_hadd_epi32(_mm512_castsi512_si256(xa), _mm512_castsi512_si256(xb));
+    let hi = _mm256_hadd_epi32(_mm512_extracti64x4_epi64::<1>(xa), _mm512_extracti64x4_epi64::<1>(xb));
+    (lo, hi)
 }
 
 // ---------------------------------------------------------------- AVX-512 BW
@@ -256,34 +258,15 @@ fn dot4_bw_q4(pairs: [(__m512i, __m512i); 4]) -> __m512i {
     _mm512_madd_epi16(s, _mm512_set1_epi16(1))
 }
 
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-fn dot1_bw(pairs: [(__m256i, __m256i); 4]) -> __m256i {
-    let ones = _mm256_set1_epi16(1);
-    let mut x = _mm256_setzero_si256();
-    for (w, a) in pairs {
-        x = _mm256_add_epi32(x, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones));
-    }
-    x
-}
-
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-fn dot1_bw_q4(pairs: [(__m256i, __m256i); 4]) -> __m256i {
-    let p: [__m256i; 4] = core::array::from_fn(|k| _mm256_maddubs_epi16(pairs[k].0, pairs[k].1));
-    let s = _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3]));
-    _mm256_madd_epi16(s, _mm256_set1_epi16(1))
-}
-
 group_kernels!(
     "avx512f,avx512bw,avx512vl,avx2,fma,f16c",
     single_avx512,
     q4_avx512,
     q8_avx512,
     dot4_bw_q4,
-    dot1_bw_q4,
+    dot_q4,
     dot4_bw,
-    dot1_bw
+    dot_q8
 );
 
 // --------------------------------------------------------------- AVX-512 VNNI
