@@ -9,6 +9,8 @@
 //! kernel-bench matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]
 //! ```
 //! Prints one JSON line per measurement (medians and spread over iterations).
+//! Environment: `AXIOM_PF=BYTES` sets the kernels' software prefetch distance;
+//! `AXIOM_NO_HUGE=1` keeps large allocations (the packed copies) off 2 MiB pages.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
