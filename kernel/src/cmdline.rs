@@ -153,9 +153,43 @@ pub fn parse_size(s: &str) -> Option<u64> {
     parse_u64(digits)?.checked_mul(1u64 << shift)
 }
 
+/// Decodes a percent-encoded value (`%20` for a space: command-line words
+/// cannot hold spaces) into `out`; returns the decoded length. Fails on a
+/// malformed escape or when `out` is too small.
+pub fn percent_decode(s: &str, out: &mut [u8]) -> Result<usize, &'static str> {
+    let bytes = s.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < bytes.len() {
+        let b = if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or("a '%' must be followed by two hex digits")?;
+            let hex = core::str::from_utf8(hex).map_err(|_| "a '%' must be followed by two hex digits")?;
+            i += 3;
+            u8::from_str_radix(hex, 16).map_err(|_| "a '%' must be followed by two hex digits")?
+        } else {
+            i += 1;
+            bytes[i - 1]
+        };
+        *out.get_mut(n).ok_or("the decoded value is too long")? = b;
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        let mut buf = [0u8; 64];
+        let n = percent_decode("The%20capital%20of%20France%20is%3F%25", &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"The capital of France is?%");
+        let n = percent_decode("caf%C3%A9", &mut buf).unwrap();
+        assert_eq!(core::str::from_utf8(&buf[..n]), Ok("café"));
+        assert!(percent_decode("bad%2", &mut buf).is_err());
+        assert!(percent_decode("bad%zz", &mut buf).is_err());
+        assert!(percent_decode("toolong", &mut buf[..3]).is_err());
+    }
     use std::string::ToString;
 
     static KEYS: &[KeySpec] = &[

@@ -10,6 +10,8 @@
 //! - [`json`]: the telemetry JSON writer.
 //! - [`slot_ring`]: the weight slot ring between the I/O core and compute cores.
 //! - [`stats`]: min / median / p99 / max of samples.
+//! - [`tensor_plan`]: the tensor region's carving and the resident/streaming choice.
+//! - [`line_reader`]: bounded lines from untrusted serial input.
 //!
 //! The binary (`src/main.rs` and its modules) holds everything that touches
 //! the machine.
@@ -24,10 +26,12 @@ pub mod bootinfo;
 pub mod cmdline;
 pub mod icr;
 pub mod json;
+pub mod line_reader;
 pub mod madt;
 pub mod physmem;
 pub mod slot_ring;
 pub mod stats;
+pub mod tensor_plan;
 
 /// Most CPUs the kernel manages (per-CPU tables are sized by it).
 pub const MAX_CPUS: usize = 256;
