@@ -3,5 +3,8 @@
 //!
 //! - [`qemu`]: build the kernel (and GRUB ISO), boot it in QEMU, stream and
 //!   parse its serial telemetry.
+//! - [`infer`]: inference-mode command lines, the packed-image cache, the
+//!   default model, answers out of the telemetry.
 
+pub mod infer;
 pub mod qemu;

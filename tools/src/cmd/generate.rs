@@ -2,7 +2,8 @@
 //!
 //! The generated text streams to stdout as it is produced; statistics go to
 //! stderr, ending with one JSON line
-//! `{"prefill_tokens":..,"prefill_tok_s":..,"decode_tokens":..,"decode_tok_s":..,...}`.
+//! `{"prefill_tokens":..,"prefill_tok_s":..,"decode_tokens":..,"decode_tok_s":..,...,"ids":[..]}`
+//! (`ids`: the generated token ids, which the QEMU tests compare with the kernel's).
 //! `decode_tok_s` is measured from the first generated token to the last
 //! (the forward passes of batch 1 between them); `prefill_tok_s` over the
 //! prompt's forward passes.
@@ -66,6 +67,7 @@ struct Stream<'t> {
     first_token: Option<Instant>,
     last_token: Option<Instant>,
     generated: usize,
+    ids: Vec<u32>,
     io_error: Option<std::io::Error>,
 }
 
@@ -79,6 +81,7 @@ impl TokenSink for Stream<'_> {
         self.first_token.get_or_insert(now);
         self.last_token = Some(now);
         self.generated += 1;
+        self.ids.push(id);
         self.text.clear();
         self.utf8.push(self.tokenizer.token_piece(id), &mut self.text);
         let mut out = std::io::stdout().lock();
@@ -148,6 +151,7 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
         first_token: None,
         last_token: None,
         generated: 0,
+        ids: Vec::new(),
         io_error: None,
     };
     let params = GenerateParams {
@@ -192,7 +196,7 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     );
     // Key order as issue 3 specifies it (serde_json would sort the keys).
     eprintln!(
-        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\"}}",
+        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\",\"ids\":{:?}}}",
         prompt.len(),
         rate(prompt.len(), prefill_s),
         sink.generated,
@@ -201,7 +205,8 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
         threads,
         model.kernels.isa().name(),
         seed,
-        stop
+        stop,
+        sink.ids
     );
     if let Some(e) = sink.io_error {
         if e.kind() != std::io::ErrorKind::BrokenPipe {

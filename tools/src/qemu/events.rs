@@ -38,6 +38,11 @@ impl Event {
         self.data.get(key)?.as_u64()
     }
 
+    /// A number field as f64 (integers too).
+    pub fn f64(&self, key: &str) -> Option<f64> {
+        self.data.get(key)?.as_f64()
+    }
+
     pub fn bool(&self, key: &str) -> Option<bool> {
         self.data.get(key)?.as_bool()
     }
@@ -82,7 +87,8 @@ impl fmt::Display for Verdict {
 }
 
 impl RunResult {
-    pub(super) fn push_line(&mut self, line: String) {
+    /// Adds one serial line (parsed as an event if it is one).
+    pub fn push_line(&mut self, line: String) {
         match Event::parse(&line) {
             Some(Ok(e)) => self.events.push(e),
             Some(Err(msg)) => self.protocol_errors.push(msg),

@@ -17,7 +17,7 @@ pub use iso::build_iso;
 pub use nvme::nvme_args;
 
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -82,6 +82,22 @@ pub struct QemuOptions {
     pub timeout: Duration,
     /// Appended after everything else (the CLI's `-- extra qemu args`).
     pub extra_args: Vec<String>,
+    /// What QEMU's `-serial stdio` receives (the kernel's COM1 input).
+    pub serial_input: SerialInput,
+}
+
+/// Bytes for the guest's serial port (QEMU's stdin).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum SerialInput {
+    /// Nothing (stdin is /dev/null).
+    #[default]
+    None,
+    /// These bytes, written up front; QEMU hands them to the UART as the
+    /// guest drains its FIFO, so they may be written before the kernel reads.
+    Bytes(Vec<u8>),
+    /// This process's stdin, line by line (the terminal stays in cooked mode:
+    /// local echo and line editing); at its end, `/quit` is sent.
+    Forward,
 }
 
 impl Default for QemuOptions {
@@ -97,6 +113,7 @@ impl Default for QemuOptions {
             disk: None,
             timeout: Duration::from_secs(120),
             extra_args: Vec::new(),
+            serial_input: SerialInput::None,
         }
     }
 }
@@ -160,7 +177,7 @@ pub fn run_kernel(kernel: &Path, opts: &QemuOptions, on_line: &mut dyn FnMut(&st
         Boot::IsoBios | Boot::IsoUefi => build_iso(kernel, &opts.cmdline)?,
     };
     let args = opts.qemu_args(&image, &scratch)?;
-    let result = spawn_and_watch(&args, opts.timeout, on_line);
+    let result = spawn_and_watch(&args, opts.timeout, &opts.serial_input, on_line);
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
@@ -175,11 +192,11 @@ fn tempdir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn spawn_and_watch(args: &[String], timeout: Duration, on_line: &mut dyn FnMut(&str)) -> Result<RunResult> {
+fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_line: &mut dyn FnMut(&str)) -> Result<RunResult> {
     let qemu = qemu_binary();
     let mut child = Command::new(&qemu)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if *input == SerialInput::None { Stdio::null() } else { Stdio::piped() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -209,6 +226,41 @@ fn spawn_and_watch(args: &[String], timeout: Duration, on_line: &mut dyn FnMut(&
         let _ = stderr.read_to_string(&mut s);
         s
     });
+    // The writer holds QEMU's stdin open until QEMU exits (a write to a
+    // dead QEMU fails with EPIPE and ends it); joined only for `Bytes`, as
+    // `Forward` blocks on this process's stdin.
+    let writer = child.stdin.take().map(|mut stdin| {
+        let input = input.clone();
+        std::thread::spawn(move || match input {
+            SerialInput::Bytes(bytes) => {
+                let _ = stdin.write_all(&bytes).and_then(|_| stdin.flush());
+                stdin
+            }
+            SerialInput::Forward => {
+                let mut line = String::new();
+                let mut from = std::io::stdin().lock();
+                loop {
+                    line.clear();
+                    match from.read_line(&mut line) {
+                        Ok(0) | Err(_) => {
+                            let _ = stdin.write_all(b"/quit\n").and_then(|_| stdin.flush());
+                            break;
+                        }
+                        Ok(_) => {
+                            if !line.ends_with('\n') {
+                                line.push('\n');
+                            }
+                            if stdin.write_all(line.as_bytes()).and_then(|_| stdin.flush()).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                stdin
+            }
+            SerialInput::None => stdin,
+        })
+    });
 
     let deadline = Instant::now() + timeout;
     let mut result = RunResult::default();
@@ -236,6 +288,11 @@ fn spawn_and_watch(args: &[String], timeout: Duration, on_line: &mut dyn FnMut(&
     }
     let status = child.wait().context("waiting for QEMU")?;
     let _ = reader.join();
+    if let Some(w) = writer {
+        if matches!(input, SerialInput::Bytes(_)) {
+            drop(w.join());
+        }
+    }
     // Lines that arrived between the deadline and the kill.
     while let Ok(line) = rx.try_recv() {
         on_line(&line);
