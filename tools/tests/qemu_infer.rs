@@ -1,0 +1,277 @@
+//! QEMU integration tests of the inference kernel (issue 5): the default
+//! model, greedy, 16 tokens from a fixed prompt, resident and streaming, at
+//! `--smp 2` (one compute core + the I/O core) and `--smp 4`: every run must
+//! print the token ids `axiom generate` computes on the host. Then the bad
+//! inputs, which must stop with a clear `@error` and a failing exit, never in
+//! the runner's timeout: a flipped byte in layer 7 (CRC32C), a truncated
+//! image, a disk that is not GGUF, a budget below two layers. Last, the
+//! serial chat (`interactive=1`) answering two prompts.
+//!
+//! The packed image is built once (in the image cache that `axiom run` uses);
+//! QEMU runs are serialized (the host may have two cores). Each test prints
+//! the serial log, which the harness shows when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axiom_engine::gguf::Gguf;
+use axiom_engine::image::PackedLayout;
+use axiom_tools::infer::{self, InferKeys};
+use axiom_tools::qemu::{self, QemuOptions, RunResult, SerialInput, Verdict, EXIT_FAILURE_STATUS};
+
+const PROMPT: &str = "The capital of France is";
+const TOKENS: u32 = 16;
+/// Generous for 16 tokens under TCG (about a token per second per compute
+/// core); a hang is caught long before the harness's patience ends.
+const GENERATE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Bad inputs must fail fast: well before any generation could finish.
+const FAILURE_TIMEOUT: Duration = Duration::from_secs(300);
+
+static QEMU: Mutex<()> = Mutex::new(());
+
+fn axiom() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_axiom"))
+}
+
+fn model() -> &'static Path {
+    static MODEL: OnceLock<PathBuf> = OnceLock::new();
+    MODEL.get_or_init(|| infer::default_model().expect("the default model (tools/fetch-model.sh)"))
+}
+
+/// The packed default model, from the same cache `axiom run` uses.
+fn image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        infer::cached_image(model(), |src, out| {
+            let status = axiom().arg("pack").arg(src).arg(out).status()?;
+            anyhow::ensure!(status.success(), "axiom pack failed ({status})");
+            Ok(())
+        })
+        .expect("packing the default model")
+    })
+}
+
+fn layout() -> &'static PackedLayout {
+    static LAYOUT: OnceLock<PackedLayout> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let bytes = std::fs::read(image()).unwrap();
+        let g = Gguf::parse(&bytes).expect("the packed image parses");
+        PackedLayout::from_gguf(&g).expect("the packed image has an extent table")
+    })
+}
+
+/// The host engine's greedy token ids for [`PROMPT`] (`axiom generate`
+/// prints them in its final statistics line on stderr).
+fn host_ids() -> &'static [u32] {
+    static IDS: OnceLock<Vec<u32>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let out = axiom()
+            .args(["generate", "--prompt", PROMPT, "--temp", "0", "--tokens", &TOKENS.to_string(), "--model"])
+            .arg(model())
+            .output()
+            .expect("running axiom generate");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "axiom generate failed:\n{stderr}");
+        let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("stats JSON line");
+        let ids: Vec<u32> = stats["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        println!("host ids: {ids:?} ({:?})", String::from_utf8_lossy(&out.stdout));
+        assert!(!ids.is_empty());
+        ids
+    })
+}
+
+/// A scratch directory beside the kernel build (a real filesystem: QEMU
+/// opens disks with O_DIRECT, which tmpfs refuses).
+fn scratch(name: &str) -> PathBuf {
+    let dir = qemu::kernel_target_dir().with_file_name("infer-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn keys() -> InferKeys {
+    InferKeys { prompt: Some(PROMPT.into()), tokens: Some(TOKENS), temp: Some(0.0), ..Default::default() }
+}
+
+fn boot(smp: u32, keys: &InferKeys, disk: &Path, timeout: Duration, input: SerialInput) -> RunResult {
+    let opts = QemuOptions {
+        smp,
+        cmdline: keys.cmdline(),
+        disk: Some(disk.to_path_buf()),
+        timeout,
+        serial_input: input,
+        ..Default::default()
+    };
+    let _serial = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let kernel = qemu::build_kernel().expect("kernel builds");
+    println!("--- smp {smp}, disk {}, cmdline: {}", disk.display(), opts.cmdline);
+    let start = Instant::now();
+    let result = qemu::run_kernel(&kernel, &opts, &mut |line| println!("{line}")).expect("QEMU runs");
+    println!("--- verdict after {:.1} s: {}", start.elapsed().as_secs_f64(), result.verdict());
+    assert!(!result.timed_out, "the run hit the runner's timeout ({} s): the kernel hung", timeout.as_secs());
+    result
+}
+
+/// A run that generated: success, the host's ids, consistent telemetry.
+fn generates_host_tokens(smp: u32, keys: &InferKeys, expect_mode: &str) -> RunResult {
+    let expected = host_ids().to_vec();
+    let r = boot(smp, keys, image(), GENERATE_TIMEOUT, SerialInput::None);
+    assert_eq!(r.verdict(), Verdict::Success);
+    let answers = infer::answers(&r);
+    assert_eq!(answers.len(), 1, "one answer");
+    assert_eq!(answers[0].ids, expected, "kernel tokens (smp {smp}, {expect_mode}) differ from the host engine's");
+    let idx: Vec<u64> = r.events_named("token").map(|e| e.u64("i").unwrap()).collect();
+    assert_eq!(idx, (0..expected.len() as u64).collect::<Vec<_>>(), "@token i counts from 0");
+
+    let m = r.first("model").expect("@model");
+    let layers = layout().layers.len() as u64;
+    assert_eq!(m.u64("layers"), Some(layers));
+    let mem = r.first("mem").expect("@mem");
+    assert_eq!(mem.str("mode"), Some(expect_mode), "{:?}", mem.data);
+    let s = r.first("summary").expect("@summary");
+    assert_eq!(s.str("mode"), Some(expect_mode));
+    assert_eq!(s.u64("generated"), Some(expected.len() as u64));
+    assert_eq!(s.u64("compute_cores"), Some(smp as u64 - 1), "the last CPU is the I/O core");
+    assert_eq!(s.bool("io_core"), Some(true));
+    assert!(s.f64("decode_tok_s").unwrap() > 0.0);
+    assert!(r.first("prompt").and_then(|p| p.u64("tokens")).unwrap() > 0);
+    // telemetry=token (the default): one @core_token per compute core per forward pass.
+    let core_tokens = r.events_named("core_token").count() as u64;
+    assert!(core_tokens > 0 && core_tokens % (smp as u64 - 1) == 0, "{core_tokens} @core_token events for {} cores", smp - 1);
+    r
+}
+
+fn resident(smp: u32) {
+    let r = generates_host_tokens(smp, &keys(), "resident");
+    let load = r.first("load").expect("@load (resident load)");
+    assert_eq!(load.u64("layers"), Some(layout().layers.len() as u64));
+}
+
+/// Streaming through two layer slots: `slots=2`, or a `budget` of the
+/// globals plus two of the largest layers.
+fn streaming(smp: u32, by_budget: bool) {
+    let mut k = keys();
+    if by_budget {
+        let l = layout();
+        k.budget = Some((l.globals.size + 2 * l.max_layer_size()).to_string());
+    } else {
+        k.slots = Some(2);
+    }
+    let r = generates_host_tokens(smp, &k, "streaming");
+    assert_eq!(r.first("mem").unwrap().u64("slots"), Some(2));
+    let io = r.first("io").expect("@io (the I/O core streamed)");
+    let layers = layout().layers.len() as u64;
+    // Every forward pass streams every layer (prefill passes + one per token after the first).
+    assert!(io.u64("layers_streamed").unwrap() >= layers * TOKENS as u64, "{:?}", io.data);
+}
+
+#[test]
+fn resident_smp2_matches_host() {
+    resident(2);
+}
+
+#[test]
+fn resident_smp4_matches_host() {
+    resident(4);
+}
+
+#[test]
+fn streaming_2_slots_smp2_matches_host() {
+    streaming(2, false);
+}
+
+#[test]
+fn streaming_budget_smp4_matches_host() {
+    streaming(4, true);
+}
+
+/// A run that must stop with an `@error` (through the kernel's failure exit).
+fn fails_cleanly(r: &RunResult) -> Vec<String> {
+    assert!(!r.done_ok());
+    assert!(matches!(r.verdict(), Verdict::KernelFailed(_)), "{}", r.verdict());
+    assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS), "the kernel's failure exit");
+    assert_eq!(r.events_named("token").count(), 0, "no token from a bad image");
+    let errors = r.errors();
+    assert!(!errors.is_empty(), "an @error");
+    errors
+}
+
+#[test]
+fn corrupted_layer_7_stops_with_crc_error() {
+    let l = layout();
+    let extent = l.layers[7];
+    let mut bytes = std::fs::read(image()).unwrap();
+    let at = (extent.offset + extent.size / 2) as usize;
+    bytes[at] ^= 0x5a;
+    let path = scratch("corrupt-layer7.img");
+    std::fs::write(&path, &bytes).unwrap();
+    drop(bytes);
+    let k = InferKeys { verify: Some("always".into()), ..keys() };
+    let r = boot(2, &k, &path, FAILURE_TIMEOUT, SerialInput::None);
+    let errors = fails_cleanly(&r);
+    assert!(errors.iter().any(|e| e.contains("layer 7") && e.contains("CRC32C")), "{errors:?}");
+}
+
+#[test]
+fn truncated_image_stops_with_clear_error() {
+    let l = layout();
+    let middle = &l.layers[l.layers.len() / 2];
+    let cut = middle.offset + 2 * 4096; // inside that layer, on a 4 KiB boundary
+    let path = scratch("truncated.img");
+    let bytes = std::fs::read(image()).unwrap();
+    std::fs::write(&path, &bytes[..cut as usize]).unwrap();
+    drop(bytes);
+    let r = boot(2, &keys(), &path, FAILURE_TIMEOUT, SerialInput::None);
+    let errors = fails_cleanly(&r);
+    let clear = |e: &str| {
+        let e = e.to_ascii_lowercase();
+        ["truncat", "ends", "beyond", "past the end", "outside"].iter().any(|w| e.contains(w))
+    };
+    assert!(errors.iter().any(|e| clear(e)), "the error should say the image is cut short: {errors:?}");
+}
+
+#[test]
+fn non_gguf_disk_stops_with_clear_error() {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut data = vec![0u8; 4 << 20];
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let path = scratch("random.img");
+    std::fs::write(&path, &data).unwrap();
+    let r = boot(2, &keys(), &path, FAILURE_TIMEOUT, SerialInput::None);
+    let errors = fails_cleanly(&r);
+    assert!(errors.iter().any(|e| e.contains("GGUF")), "the error should say the disk is not GGUF: {errors:?}");
+}
+
+#[test]
+fn budget_below_two_layers_is_refused_with_minimum() {
+    let k = InferKeys { budget: Some("1M".into()), ..keys() };
+    let r = boot(2, &k, image(), FAILURE_TIMEOUT, SerialInput::None);
+    fails_cleanly(&r);
+    let e = r.first("error").unwrap();
+    assert!(e.str("msg").unwrap().contains("budget"), "{:?}", e.data);
+    let min = e.u64("min_budget").expect("min_budget in the @error");
+    let l = layout();
+    assert!(min > 1 << 20 && min >= l.globals.size + 2 * l.max_layer_size(), "min_budget {min} covers the globals and two layers");
+}
+
+#[test]
+fn interactive_answers_two_prompts() {
+    const ANSWER_TOKENS: u32 = 8;
+    let k = InferKeys { interactive: true, tokens: Some(ANSWER_TOKENS), temp: Some(0.0), ..Default::default() };
+    let input = format!("{PROMPT}\nOne, two, three,\n/quit\n").into_bytes();
+    let r = boot(2, &k, image(), GENERATE_TIMEOUT, SerialInput::Bytes(input));
+    assert_eq!(r.verdict(), Verdict::Success);
+    assert!(r.first("ready").is_some(), "@ready before reading prompts");
+    let answers = infer::answers(&r);
+    assert_eq!(answers.len(), 2, "two answers");
+    assert!(answers.iter().all(|a| a.summary.is_some() && !a.ids.is_empty()));
+    assert_eq!(r.events_named("summary").count(), 2);
+    // The first prompt starts from an empty context: the host's greedy tokens.
+    assert_eq!(answers[0].ids, host_ids()[..ANSWER_TOKENS as usize], "first answer differs from the host engine's");
+}
