@@ -138,7 +138,7 @@ fn generates_host_tokens(smp: u32, keys: &InferKeys, expect_mode: &str) -> RunRe
     assert!(r.first("prompt").and_then(|p| p.u64("tokens")).unwrap() > 0);
     // telemetry=token (the default): one @core_token per compute core per forward pass.
     let core_tokens = r.events_named("core_token").count() as u64;
-    assert!(core_tokens > 0 && core_tokens % (smp as u64 - 1) == 0, "{core_tokens} @core_token events for {} cores", smp - 1);
+    assert!(core_tokens > 0 && core_tokens.is_multiple_of(smp as u64 - 1), "{core_tokens} @core_token events for {} cores", smp - 1);
     r
 }
 
