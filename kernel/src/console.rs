@@ -40,6 +40,17 @@ fn write_byte(byte: u8) {
     port::outb(COM1, byte);
 }
 
+/// One received byte, if COM1 has one (never waits). A missing UART reads
+/// 0xFF from the line-status register; that is treated as "no data".
+pub fn try_read_byte() -> Option<u8> {
+    let status = port::inb(COM1 + 5);
+    if status != 0xFF && status & 0x01 != 0 {
+        Some(port::inb(COM1))
+    } else {
+        None
+    }
+}
+
 struct Serial;
 
 impl Write for Serial {

@@ -13,6 +13,7 @@ extern crate alloc;
 mod config;
 mod console;
 mod cpu;
+mod infer;
 mod mem;
 mod platform;
 mod power;
@@ -151,7 +152,9 @@ fn boot(info: &'static BootInfo, cmd: &Cmdline<'static>) -> Result<(), BootError
         }
         None => (1, 0, alloc::vec::Vec::new()),
     };
-    smp::assign_roles();
+    // Inference with an I/O core: the last CPU streams weights (see smp::assign_roles).
+    let io_core = cmd.get("io_core") != Some("off") && selftest.is_none() && (cmd.get("prompt").is_some() || cmd.get("interactive").is_some());
+    smp::assign_roles(io_core);
 
     let stats = mem::stats(info);
     let online = smp::online_count();
@@ -197,7 +200,14 @@ fn boot(info: &'static BootInfo, cmd: &Cmdline<'static>) -> Result<(), BootError
                 return Err(err(format_args!("selftest {} failed: {msg}", t.name)));
             }
         }
-        None => println!("no mode requested (selftest=...): boot check only"),
+        None => {
+            let rsdp = platform.rsdp.as_ref();
+            match infer::run(cmd, rsdp) {
+                Ok(true) => {}
+                Ok(false) => println!("no mode requested (prompt=..., interactive=1 or selftest=...): boot check only"),
+                Err(msg) => return Err(err(format_args!("{msg}"))),
+            }
+        }
     }
     telemetry::done_ok();
     Ok(())

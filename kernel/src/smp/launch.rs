@@ -94,8 +94,12 @@ struct Job {
     run: unsafe fn(*const (), &mut Worker),
     data: *const (),
     barrier: SenseBarrier,
+    /// APIC ids of the barrier members (the team, without helpers).
     apic_ids: Vec<u32>,
+    /// Every launched CPU: the team first, then helpers.
     cpus: Vec<usize>,
+    /// Team size: members `0..team` meet at the barrier, the rest are helpers.
+    team: usize,
     remaining: AtomicUsize,
     launcher: usize,
     park: ParkMethod,
@@ -153,9 +157,15 @@ impl Worker<'_> {
         self.index
     }
 
-    /// Team size.
+    /// Team size (helpers not counted).
     pub fn count(&self) -> usize {
-        self.job.cpus.len()
+        self.job.team
+    }
+
+    /// A helper runs beside the team and never meets it at the barrier
+    /// (the I/O core).
+    pub fn is_helper(&self) -> bool {
+        self.index >= self.job.team
     }
 
     /// CPU index of this worker.
@@ -166,6 +176,7 @@ impl Worker<'_> {
 
     /// Wait for the whole team. Returns this wait's outcome (cycles, parked).
     pub fn barrier(&mut self) -> WaitOutcome {
+        assert!(!self.is_helper(), "a helper CPU never joins the team barrier");
         let out = self.job.barrier.wait(&mut self.member, &KernelWaiter { job: self.job });
         self.wait_cycles += out.cycles;
         self.barriers += 1;
@@ -175,7 +186,9 @@ impl Worker<'_> {
 }
 
 fn run_worker(job: &Job, index: usize) {
-    let mut w = Worker { index, job, member: job.barrier.member(index), wait_cycles: 0, barriers: 0, parks: 0 };
+    // Helpers get a member handle too (never used: `barrier` refuses them).
+    let member = job.barrier.member(index.min(job.team - 1));
+    let mut w = Worker { index, job, member, wait_cycles: 0, barriers: 0, parks: 0 };
     // SAFETY: `run` and `data` were built together by `run_on` from the
     // same closure type, which outlives the launch.
     unsafe { (job.run)(job.data, &mut w) };
@@ -196,7 +209,16 @@ unsafe fn call<F: Fn(&mut Worker) + Sync>(data: *const (), w: &mut Worker) {
 ///
 /// Launches do not nest and only one runs at a time.
 pub fn run_on<F: Fn(&mut Worker) + Sync>(cpus: &[usize], f: F) {
-    assert!(!cpus.is_empty(), "a launch needs at least one CPU");
+    run_with_helpers(cpus, &[], f)
+}
+
+/// As [`run_on`], plus `helpers`: CPUs that run `f` at the same time with
+/// team indices `cpus.len()..` ([`Worker::is_helper`]) but are not members of
+/// the barrier (e.g. the I/O core streaming weights beside the compute team).
+pub fn run_with_helpers<F: Fn(&mut Worker) + Sync>(team: &[usize], helpers: &[usize], f: F) {
+    assert!(!team.is_empty(), "a launch needs at least one CPU");
+    let cpus: Vec<usize> = team.iter().chain(helpers).copied().collect();
+    let cpus = &cpus[..];
     assert!(!LAUNCHING.swap(true, Ordering::SeqCst), "SPMD launches do not nest");
     let me = percpu::current();
     let mut apic_ids = Vec::with_capacity(cpus.len());
@@ -208,9 +230,10 @@ pub fn run_on<F: Fn(&mut Worker) + Sync>(cpus: &[usize], f: F) {
     let job = Job {
         run: call::<F>,
         data: &f as *const F as *const (),
-        barrier: SenseBarrier::new(cpus.len(), cfg.spin_cycles),
-        apic_ids,
+        barrier: SenseBarrier::new(team.len(), cfg.spin_cycles),
+        apic_ids: apic_ids[..team.len()].to_vec(),
         cpus: cpus.to_vec(),
+        team: team.len(),
         remaining: AtomicUsize::new(cpus.len()),
         launcher: me.index(),
         park: cfg.park,

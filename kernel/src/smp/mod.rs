@@ -62,14 +62,16 @@ pub fn cpus_with_role(role: Role) -> Vec<usize> {
     online_cpus().filter(|c| c.role() == role).map(|c| c.index()).collect()
 }
 
-/// Give every online CPU its role (see the module docs).
-pub fn assign_roles() {
+/// Give every online CPU its role (see the module docs). `io_core`: the
+/// inference mode streams weights, so the last CPU is the I/O core from two
+/// CPUs on (one computes, one streams).
+pub fn assign_roles(io_core: bool) {
     let cpus: Vec<_> = online_cpus().collect();
     let n = cpus.len();
     for (i, c) in cpus.iter().enumerate() {
         let role = if i == 0 {
             Role::Bsp
-        } else if n >= 3 && i == n - 1 {
+        } else if (n >= 3 || (io_core && n == 2)) && i == n - 1 {
             Role::Io
         } else {
             Role::Compute

@@ -1,0 +1,213 @@
+//! The compute cores' side of the engine's [`Worker`] contract: team index
+//! and size from the SPMD launch, the launch's lockstep barrier, layer
+//! weights from the slot ring (waiting for the I/O core only at a layer
+//! boundary), and per-core, per-layer timings in TSC cycles.
+
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use axiom_engine::model::{LayerLayout, LayerWeights};
+use axiom_engine::plan::{Phase, Worker};
+use axiom_kernel::slot_ring::SlotRing;
+use crossbeam_utils::CachePadded;
+
+use super::io::Streamer;
+use super::pool::SlotMem;
+use super::stop_with_error;
+use crate::cpu::instr::rdtsc;
+use crate::{power, smp, tsc};
+
+/// How long a compute core waits for a layer before calling it a failure.
+const LAYER_WAIT_LIMIT_US: u64 = 60_000_000;
+
+/// What every compute core shares (read-only but for atomics).
+pub struct TeamShared<'a> {
+    pub ring: &'a SlotRing<'a>,
+    pub slots: &'a [SlotMem],
+    pub layouts: &'a [LayerLayout],
+    /// Bytes of each layer extent.
+    pub extent_bytes: &'a [usize],
+    pub resident: bool,
+    /// Consumers done with each slot's current ticket.
+    pub releases: Vec<CachePadded<AtomicU32>>,
+    /// Without an I/O core: the streamer that worker 0 drives itself.
+    pub sync_loader: Option<&'a spin::Mutex<Streamer<'a>>>,
+    pub team: usize,
+}
+
+impl TeamShared<'_> {
+    fn ticket(&self, pass: u64, layer: usize) -> u64 {
+        if self.resident {
+            layer as u64
+        } else {
+            pass * self.layouts.len() as u64 + layer as u64
+        }
+    }
+}
+
+/// One core's timings for one layer of one forward pass (TSC cycles).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerRecord {
+    pub pass: u32,
+    pub layer: u32,
+    pub stream_wait: u64,
+    pub attn: u64,
+    pub ffn: u64,
+    pub barrier: u64,
+}
+
+/// One core's timings outside the layers for one pass (embedding, output head).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassRecord {
+    pub compute: u64,
+    pub barrier: u64,
+}
+
+pub struct KernelWorker<'w, 's, 'j> {
+    smp: RefCell<&'w mut smp::Worker<'j>>,
+    shared: &'w TeamShared<'s>,
+    /// Absolute forward-pass number of the current pass.
+    pass: Cell<u64>,
+    /// Passes started by this worker in this launch.
+    passes: Cell<usize>,
+    in_layer: Cell<bool>,
+    phase_start: Cell<u64>,
+    pub layers: RefCell<Vec<LayerRecord>>,
+    pub passes_out: RefCell<Vec<PassRecord>>,
+}
+
+impl<'w, 's, 'j> KernelWorker<'w, 's, 'j> {
+    /// `first_pass`: the forward-pass number this launch starts at (tickets
+    /// continue across answers); `max_passes` sizes the records up front.
+    pub fn new(smp: &'w mut smp::Worker<'j>, shared: &'w TeamShared<'s>, first_pass: u64, max_passes: usize) -> Self {
+        let n_layers = shared.layouts.len();
+        KernelWorker {
+            smp: RefCell::new(smp),
+            shared,
+            pass: Cell::new(first_pass.wrapping_sub(1)),
+            passes: Cell::new(0),
+            in_layer: Cell::new(false),
+            phase_start: Cell::new(0),
+            layers: RefCell::new(Vec::with_capacity(max_passes * n_layers)),
+            passes_out: RefCell::new(Vec::with_capacity(max_passes)),
+        }
+    }
+
+    /// Forward passes this worker ran.
+    pub fn passes_run(&self) -> usize {
+        self.passes.get()
+    }
+
+    fn with_layer(&self, f: impl FnOnce(&mut LayerRecord)) {
+        if let Some(r) = self.layers.borrow_mut().last_mut() {
+            f(r)
+        }
+    }
+
+    fn with_pass(&self, f: impl FnOnce(&mut PassRecord)) {
+        if let Some(r) = self.passes_out.borrow_mut().last_mut() {
+            f(r)
+        }
+    }
+
+    fn push_layer(&self, r: LayerRecord) {
+        let mut v = self.layers.borrow_mut();
+        // Records beyond the planned capacity are dropped rather than
+        // allocating on the token path.
+        if v.len() < v.capacity() {
+            v.push(r);
+        }
+    }
+}
+
+// SAFETY: (1) indices come from the SPMD launch, distinct in 0..count for the
+// compute team (helpers never build a KernelWorker); (2) `barrier` is the
+// launch's sense-reversing barrier over exactly the team, with AcqRel
+// ordering on its shared word; (3) a layer's slot is held `Computing` for its
+// ticket from `acquire_layer` until every member called `release_layer`, and
+// the producer only writes slots it claimed from `Unloaded`.
+unsafe impl Worker for KernelWorker<'_, '_, '_> {
+    fn index(&self) -> usize {
+        self.smp.borrow().index()
+    }
+
+    fn count(&self) -> usize {
+        self.shared.team
+    }
+
+    fn barrier(&self) {
+        let out = self.smp.borrow_mut().barrier();
+        if self.in_layer.get() {
+            self.with_layer(|r| r.barrier += out.cycles);
+        } else {
+            self.with_pass(|r| r.barrier += out.cycles);
+        }
+    }
+
+    fn acquire_layer(&self, layer: usize) -> LayerWeights<'_> {
+        let s = self.shared;
+        let ticket = s.ticket(self.pass.get(), layer);
+        let start = rdtsc();
+        if let (Some(loader), 0) = (s.sync_loader, self.index()) {
+            if let Err(msg) = loader.lock().load(ticket) {
+                stop_with_error(&msg);
+            }
+        }
+        let deadline = tsc::deadline_us(LAYER_WAIT_LIMIT_US);
+        let got = s.ring.acquire(ticket, || {
+            if power::stop_requested() {
+                crate::cpu::instr::halt_forever();
+            }
+            !tsc::passed(deadline)
+        });
+        if let Err(e) = got {
+            stop_with_error(&alloc::format!("compute core waiting for layer {layer}: {e}"));
+        }
+        let waited = rdtsc() - start;
+        self.push_layer(LayerRecord { pass: self.passes.get().saturating_sub(1) as u32, layer: layer as u32, stream_wait: waited, ..Default::default() });
+        self.in_layer.set(true);
+        // SAFETY: the slot is Computing(ticket) until every member released it.
+        let bytes = unsafe { s.slots[s.ring.slot_of(ticket)].bytes(s.extent_bytes[layer]) };
+        match LayerWeights::from_extent(&s.layouts[layer], bytes) {
+            Ok(w) => w,
+            Err(e) => stop_with_error(&alloc::format!("layer {layer}: {e}")),
+        }
+    }
+
+    fn release_layer(&self, layer: usize) {
+        let s = self.shared;
+        let ticket = s.ticket(self.pass.get(), layer);
+        let counter = &s.releases[s.ring.slot_of(ticket)];
+        if counter.fetch_add(1, Ordering::AcqRel) + 1 == s.team as u32 {
+            counter.store(0, Ordering::Relaxed);
+            if let Err(e) = s.ring.release(ticket, s.resident) {
+                stop_with_error(&alloc::format!("releasing layer {layer}: {e}"));
+            }
+        }
+    }
+
+    fn phase_begin(&self, phase: Phase) {
+        if phase == Phase::Embed {
+            self.pass.set(self.pass.get().wrapping_add(1));
+            self.passes.set(self.passes.get() + 1);
+            let mut v = self.passes_out.borrow_mut();
+            if v.len() < v.capacity() {
+                v.push(PassRecord::default());
+            }
+        }
+        if phase == Phase::Output {
+            self.in_layer.set(false);
+        }
+        self.phase_start.set(rdtsc());
+    }
+
+    fn phase_end(&self, phase: Phase) {
+        let took = rdtsc() - self.phase_start.get();
+        match phase {
+            Phase::Attention { .. } => self.with_layer(|r| r.attn += took),
+            Phase::Ffn { .. } => self.with_layer(|r| r.ffn += took),
+            Phase::Embed | Phase::Output => self.with_pass(|r| r.compute += took),
+        }
+    }
+}
