@@ -31,5 +31,6 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { name: "verify", help: "inference: CRC32C-check layer extents the first time (first) or on every read (always)" },
     KeySpec { name: "telemetry", help: "inference: per-core timings per layer, per token (default) or off" },
     KeySpec { name: "model", help: "inference: where the image is: ns:N and/or offset:BYTES (default: first namespace, offset 0)" },
+    KeySpec { name: "pack_head", help: "inference: 1 (default) repacks the output head at boot for faster matmuls, 0 keeps the file layout" },
     KeySpec { name: "interactive", help: "inference: 1 reads prompts line by line from the serial port (/quit ends)" },
 ];

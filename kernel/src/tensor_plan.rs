@@ -4,14 +4,16 @@
 //! once) or *streaming* (K slots refilled every token by the I/O core).
 //!
 //! ```text
-//!   region: [ globals | slot 0 | slot 1 | ... | slot K-1 ][ KV slabs (per layer) | activations ]
-//!            \________________ weight pool _____________/ \________ inference state _________/
+//!   region: [ globals | slot 0 | ... | slot K-1 | packed head ][ KV slabs (per layer) | activations ]
+//!            \__________________ weight pool _______________/ \________ inference state _________/
 //! ```
 //!
 //! In resident mode the weight pool is the image's data section as it is on
 //! disk (globals followed by every layer extent, back to back), so the slots
 //! are the layer extents in place; in streaming mode every slot is as large
-//! as the largest layer extent. Pure arithmetic, tested on the host.
+//! as the largest layer extent. The packed head is the output matrix
+//! repacked at boot into the engine's faster row-interleaved layout (it is
+//! used every token in both modes). Pure arithmetic, tested on the host.
 
 use core::fmt;
 
@@ -27,6 +29,8 @@ pub struct PlanInput {
     pub layers_bytes: u64,
     /// The largest layer extent: the size of one streaming slot.
     pub max_layer_bytes: u64,
+    /// The repacked output head (0: not repacked).
+    pub head_bytes: u64,
     pub n_layers: usize,
     /// The inference state: KV cache (all layers) and shared activations.
     pub kv_bytes: u64,
@@ -63,6 +67,8 @@ pub struct TensorPlan {
     /// Bytes per slot (streaming; resident slots are the extents in place).
     pub slot_bytes: u64,
     pub weight_pool_bytes: u64,
+    /// Where the packed head starts (4 KiB aligned).
+    pub head_offset: u64,
     pub kv_offset: u64,
     pub kv_bytes: u64,
     pub activation_offset: u64,
@@ -114,6 +120,10 @@ impl fmt::Display for Mib {
     }
 }
 
+fn page(v: u64) -> u64 {
+    v.div_ceil(4096) * 4096
+}
+
 fn align(v: u64) -> u64 {
     v.div_ceil(PART_ALIGN) * PART_ALIGN
 }
@@ -121,12 +131,12 @@ fn align(v: u64) -> u64 {
 impl PlanInput {
     /// Weight bytes of a resident model (the whole data section).
     pub fn resident_weights(&self) -> u64 {
-        self.globals_bytes + self.layers_bytes
+        page(self.globals_bytes + self.layers_bytes) + self.head_bytes
     }
 
     /// Weight bytes of streaming with `k` slots.
     pub fn streaming_weights(&self, k: usize) -> u64 {
-        self.globals_bytes + k as u64 * self.max_layer_bytes
+        page(self.globals_bytes + k as u64 * self.max_layer_bytes) + self.head_bytes
     }
 
     /// The smallest budget that runs at all (two slots).
@@ -158,7 +168,7 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
                 }
                 return Err(PlanError::BudgetTooSmall { budget, min_budget: input.min_budget() });
             }
-            let k = ((budget - input.globals_bytes) / input.max_layer_bytes.max(1)) as usize;
+            let k = ((budget - input.globals_bytes - input.head_bytes) / input.max_layer_bytes.max(1)) as usize;
             (Mode::Streaming, k.min(n), input.streaming_weights(k.min(n)))
         }
     };
@@ -174,6 +184,7 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
         slots,
         slot_bytes: input.max_layer_bytes,
         weight_pool_bytes,
+        head_offset: weights - input.head_bytes,
         kv_offset,
         kv_bytes: input.kv_bytes,
         activation_offset,
@@ -195,6 +206,7 @@ mod tests {
             globals_bytes: 30 * MIB,
             layers_bytes: 30 * 2 * MIB,
             max_layer_bytes: 2 * MIB,
+            head_bytes: 0,
             n_layers: 30,
             kv_bytes: 23 * MIB,
             activation_bytes: 3 * MIB,
@@ -236,6 +248,16 @@ mod tests {
         assert_eq!(e, PlanError::BudgetTooSmall { budget: min - 1, min_budget: min });
         let msg = e.to_string();
         assert!(msg.contains("at least 35651584 bytes"), "{msg}");
+    }
+
+    #[test]
+    fn the_packed_head_follows_the_slots_in_both_modes() {
+        let with_head = PlanInput { head_bytes: 29 * MIB, ..input() };
+        let p = plan(&with_head).unwrap();
+        assert_eq!((p.mode, p.head_offset, p.weight_pool_bytes), (Mode::Resident, 90 * MIB, 120 * MIB));
+        assert_eq!(with_head.min_budget(), 34 * MIB + 29 * MIB);
+        let p = plan(&PlanInput { budget: Some(with_head.min_budget()), ..with_head }).unwrap();
+        assert_eq!((p.mode, p.slots, p.head_offset), (Mode::Streaming, 2, 34 * MIB));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct InferArgs {
     pub ctx: usize,
     pub interactive: bool,
     pub model: ModelLocation,
+    /// Repack the output head at boot (`pack_head=0` keeps ggml's layout).
+    pub pack_head: bool,
 }
 
 /// Longest decoded prompt (the command line itself is at most 1 KiB).
@@ -80,6 +82,7 @@ impl InferArgs {
     pub fn parse(cmd: &Cmdline, cpus: usize) -> Result<Option<InferArgs>, String> {
         let e = |e: axiom_kernel::cmdline::CmdlineError| format!("{e}");
         let interactive = flag(cmd, "interactive")?;
+        flag(cmd, "pack_head")?;
         let prompt = match cmd.get("prompt") {
             None => None,
             Some(v) => {
@@ -148,6 +151,7 @@ impl InferArgs {
             ctx: ctx as usize,
             interactive,
             model,
+            pack_head: cmd.get("pack_head") != Some("0"),
         }))
     }
 }

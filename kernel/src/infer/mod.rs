@@ -28,7 +28,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use axiom_drivers::nvme::ControllerOptions;
 use axiom_engine::image::ExtentId;
-use axiom_engine::matmul::Kernels;
+use axiom_engine::matmul::{pack_into, packed_bytes, Kernels, Matrix, PackedView};
 use axiom_engine::model::Model;
 use axiom_engine::state::{SharedState, StateConfig};
 use axiom_kernel::bootinfo::Rsdp;
@@ -50,12 +50,14 @@ const MAX_LINE: usize = 512;
 
 static FAILED: AtomicBool = AtomicBool::new(false);
 
-/// Reports `msg` as the run's `@error` (once, whichever core sees a failure
-/// first) and stops the machine with a failing exit code.
+/// Reports `msg` as the run's `@error` and stops the machine with a failing
+/// exit code. Only the first core to fail reports; a later one halts quietly
+/// so it cannot stop the reporter mid-message.
 pub fn stop_with_error(msg: &str) -> ! {
-    if !FAILED.swap(true, Ordering::SeqCst) {
-        telemetry::error(format_args!("{msg}"));
+    if FAILED.swap(true, Ordering::SeqCst) {
+        crate::cpu::instr::halt_forever();
     }
+    telemetry::error(format_args!("{msg}"));
     power::fail()
 }
 
@@ -95,7 +97,10 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
     let floats = SharedState::floats_needed(&cfg, &state_cfg).ok_or("inference state size overflows")?;
     let kv_slab = (n_ctx.next_multiple_of(8) + n_ctx) * cfg.kv_dim() * 4;
     let kv_bytes = (kv_slab * n_layers) as u64;
+    let head = image.layout.globals.output;
+    let head_bytes = if args.pack_head { packed_bytes(head.ty, head.rows, head.cols).unwrap_or(0) as u64 } else { 0 };
     let input = PlanInput {
+        head_bytes,
         globals_bytes: extents.globals.size,
         layers_bytes,
         max_layer_bytes: extents.max_layer_size(),
@@ -119,7 +124,7 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
     let mut region = TensorRegion::reserve(&plan, extents.globals.size).map_err(|e| format!("tensor region: {e}"))?;
     telemetry::emit("mem", |o| {
         o.str("mode", plan.mode.name()).u64("region_bytes", plan.region_bytes).fmt("region_phys", format_args!("{:#x}", region.region.start));
-        o.u64("weight_pool_bytes", plan.weight_pool_bytes).u64("globals_bytes", extents.globals.size);
+        o.u64("weight_pool_bytes", plan.weight_pool_bytes).u64("globals_bytes", extents.globals.size).u64("packed_head_bytes", head_bytes);
         o.u64("slots", plan.slots as u64).u64("slot_bytes", plan.slot_bytes);
         o.u64("kv_bytes", kv_bytes).u64("kv_slab_bytes", kv_slab as u64).u64("kv_slabs", n_layers as u64).u64("n_ctx", n_ctx as u64);
         o.u64("activation_bytes", input.activation_bytes);
@@ -142,7 +147,17 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
     qp.read(&ns, lba, globals).map_err(|e| format!("reading the globals: {e}"))?;
     io::verify_extent(&extents.globals, ExtentId::Globals, globals)?;
     let globals: &'static [u8] = globals;
-    let model = Model::new(cfg.clone(), image.layout.clone(), globals, kernels).map_err(|e| format!("model image: {e}"))?;
+    let mut model = Model::new(cfg.clone(), image.layout.clone(), globals, kernels).map_err(|e| format!("model image: {e}"))?;
+    if let (Matrix::Ggml(w), true) = (model.globals.output, head_bytes > 0) {
+        // The output head runs every token in both modes: repack it once
+        // into the engine's row-interleaved layout (bit-identical results).
+        let t = tsc::now_ns();
+        let packed = region.take_head(plan.head_offset, head_bytes);
+        pack_into(&w, packed).map_err(|e| format!("packing the output head: {e}"))?;
+        let view = PackedView::new(w.ty, w.rows, w.cols, packed).map_err(|e| format!("packed output head: {e}"))?;
+        model.globals.output = Matrix::Packed(view);
+        println!("output head repacked: {} in {} ms", Mib(head_bytes), (tsc::now_ns() - t) / 1_000_000);
+    }
 
     // The ring and the streamer over the slots.
     let resident = plan.mode == Mode::Resident;

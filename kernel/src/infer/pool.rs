@@ -54,6 +54,7 @@ pub struct TensorRegion {
     pub globals: SlotMem,
     /// The inference state: KV slabs and activations, as the engine's floats.
     pub state: &'static mut [f32],
+    head_taken: bool,
 }
 
 impl TensorRegion {
@@ -71,7 +72,7 @@ impl TensorRegion {
             core::ptr::write_bytes(state_ptr as *mut u8, 0, state_bytes);
             core::slice::from_raw_parts_mut(state_ptr, state_bytes / 4)
         };
-        Ok(TensorRegion { region, globals: SlotMem { addr: base, len: globals_bytes as usize }, state })
+        Ok(TensorRegion { region, globals: SlotMem { addr: base, len: globals_bytes as usize }, state, head_taken: false })
     }
 
     /// The globals' bytes, to read them from disk (once: the region hands
@@ -82,6 +83,17 @@ impl TensorRegion {
         // SAFETY: the first bytes of our reserved region, never handed out
         // before (the slot is emptied above) and never freed.
         unsafe { core::slice::from_raw_parts_mut(g.addr as *mut u8, g.len) }
+    }
+
+    /// The packed output head's bytes (`len` at `offset` in the weight pool),
+    /// handed out once, like the globals.
+    pub fn take_head(&mut self, offset: u64, len: u64) -> &'static mut [u8] {
+        assert!(!self.head_taken, "packed head taken twice");
+        self.head_taken = true;
+        let addr = self.region.start as usize + offset as usize;
+        // SAFETY: inside the weight pool of our reserved region, after every
+        // slot (the plan puts the head there), handed out once, never freed.
+        unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len as usize) }
     }
 
     /// Slot memory for resident mode: every layer extent in place, at its

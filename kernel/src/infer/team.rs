@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use axiom_engine::model::{LayerLayout, LayerWeights};
 use axiom_engine::plan::{Phase, Worker};
-use axiom_kernel::slot_ring::SlotRing;
+use axiom_kernel::slot_ring::{SlotError, SlotRing};
 use crossbeam_utils::CachePadded;
 
 use super::io::Streamer;
@@ -161,6 +161,10 @@ unsafe impl Worker for KernelWorker<'_, '_, '_> {
             }
             !tsc::passed(deadline)
         });
+        if let Err(SlotError::LoadFailed { .. }) = got {
+            // The producer reports why (read error, checksum) and stops the machine.
+            crate::cpu::instr::halt_forever();
+        }
         if let Err(e) = got {
             stop_with_error(&alloc::format!("compute core waiting for layer {layer}: {e}"));
         }
