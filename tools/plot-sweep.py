@@ -65,7 +65,7 @@ def main():
     ax.set_xticks([s for s, _ in points])
     ax.set_xlabel("vCPUs (QEMU -smp; the last one is the I/O core)")
     ax.set_ylabel("decode tokens/s (median, min-max)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(v["max"] for _, v in points) * 1.25)
     mode = meta.get("mode", "?")
     ax.set_title(f"AXIOM decode speed vs vCPUs, {mode} mode, QEMU TCG\n"
                  f"{meta.get('model', '')}, {meta.get('runs', '?')} runs per point, host: {host} logical cores",

@@ -234,7 +234,8 @@ fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
-        format!("{v:.4}")
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -319,6 +320,7 @@ mod tests {
         assert_eq!(max(&mut [3.0, 1.0]), 3.0);
         assert_eq!(fmt_num(2.0), "2");
         assert_eq!(fmt_num(0.123456), "0.1235");
+        assert_eq!(fmt_num(3766.3), "3766.3");
         assert_eq!(csv_field("kernel failed: a, b"), "\"kernel failed: a, b\"");
     }
 }
