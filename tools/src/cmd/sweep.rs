@@ -152,6 +152,11 @@ pub fn main(args: Args) -> Result<i32> {
     let _ = writeln!(csv, "# qemu={qemu_version}");
     let _ = writeln!(csv, "# date={stamp}");
     let _ = writeln!(csv, "# commit={}", git_commit());
+    let _ = writeln!(
+        csv,
+        "# kernel={}",
+        std::env::var("AXIOM_KERNEL").unwrap_or_else(|_| "built from this checkout".into())
+    );
     let _ = writeln!(csv, "# model={}", disk.file_name().and_then(|n| n.to_str()).unwrap_or("?"));
     let _ = writeln!(csv, "# mode={mode}");
     let _ = writeln!(csv, "# runs={}", args.runs);
@@ -258,15 +263,27 @@ fn qemu_version() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// HEAD, and whether the kernel's sources differ from it.
 fn git_commit() -> String {
-    Command::new("git")
+    let root = qemu::workspace_root();
+    let head = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(qemu::workspace_root())
+        .current_dir(&root)
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_else(|| "unknown".into());
+    let modified = Command::new("git")
+        .args(["diff", "--quiet", "HEAD", "--", "kernel", "drivers"])
+        .current_dir(&root)
+        .status()
+        .is_ok_and(|s| s.code() == Some(1));
+    if modified {
+        format!("{head} (kernel/drivers modified)")
+    } else {
+        head
+    }
 }
 
 /// `YYYY-MM-DDTHHMMSSZ` in UTC.
