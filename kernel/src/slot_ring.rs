@@ -140,6 +140,11 @@ impl<'a> SlotRing<'a> {
         (ticket % self.slots.len() as u64) as usize
     }
 
+    /// Address of `slot`'s state word (to `monitor`/`mwait` on it).
+    pub fn word_addr(&self, slot: usize) -> *const u8 {
+        &*self.slots[slot].word as *const AtomicU64 as *const u8
+    }
+
     /// Current state of `slot` and the ticket it holds (for telemetry and tests).
     pub fn state(&self, slot: usize) -> (SlotState, u64) {
         decode(self.slots[slot].word.load(Ordering::Acquire))

@@ -16,11 +16,37 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use axiom_drivers::nvme::Namespace;
 use axiom_engine::image::{Extent, ExtentId, PackedLayout};
-use axiom_kernel::slot_ring::SlotRing;
+use axiom_kernel::slot_ring::{SlotRing, SlotState};
+use crossbeam_utils::CachePadded;
 
 use super::pool::SlotMem;
 use crate::storage::NvmeQueuePair;
-use crate::tsc;
+use crate::{smp, tsc};
+
+/// How an idle I/O core sleeps and gets woken: with nothing in flight and
+/// no slot free it parks (`hlt`, or `mwait` on the next slot's word) instead
+/// of polling, so it leaves the machine (and, under QEMU, the host CPU) to
+/// the compute cores; whoever frees a slot or ends the answer wakes it.
+pub struct IoWake {
+    parked: CachePadded<AtomicBool>,
+    apic_id: u32,
+}
+
+impl IoWake {
+    pub fn new(apic_id: u32) -> Self {
+        IoWake { parked: CachePadded::new(AtomicBool::new(false)), apic_id }
+    }
+
+    /// A slot was released or the answer ended: wake the I/O core if it sleeps.
+    pub fn notify(&self) {
+        if self.parked.load(Ordering::SeqCst) {
+            smp::launch::wake(self.apic_id);
+        }
+    }
+}
+
+/// Idle polls before the I/O core parks (a few microseconds of spinning).
+const IDLE_POLLS_BEFORE_PARK: u32 = 2_000;
 
 /// Counters for `@io`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,6 +57,8 @@ pub struct IoStats {
     /// Time spent submitting, completing and checksumming (not idle polling).
     pub busy_ns: u64,
     pub crc_ns: u64,
+    /// Times the idle I/O core parked.
+    pub parks: u64,
 }
 
 impl IoStats {
@@ -42,6 +70,7 @@ impl IoStats {
             verified: self.verified - before.verified,
             busy_ns: self.busy_ns - before.busy_ns,
             crc_ns: self.crc_ns - before.crc_ns,
+            parks: self.parks - before.parks,
         }
     }
 }
@@ -197,8 +226,9 @@ impl<'r> Streamer<'r> {
     /// The I/O core's loop: keep every slot busy in ticket order until
     /// `stop` is set, then let the reads in flight finish. A read that makes
     /// no progress for 30 s is an error.
-    pub fn run_until(&mut self, stop: &AtomicBool) -> Result<(), String> {
+    pub fn run_until(&mut self, stop: &AtomicBool, wake: &IoWake) -> Result<(), String> {
         let mut last_progress = tsc::now_ns();
+        let mut idle_polls = 0u32;
         loop {
             let stopping = stop.load(Ordering::Acquire);
             if stopping && self.in_flight == 0 {
@@ -207,11 +237,27 @@ impl<'r> Streamer<'r> {
             let limit = if stopping { self.next_ticket } else { u64::MAX };
             if self.pump(limit)? {
                 last_progress = tsc::now_ns();
-            } else {
-                if self.in_flight > 0 && tsc::now_ns() - last_progress > 30_000_000_000 {
+                idle_polls = 0;
+            } else if self.in_flight > 0 {
+                // Reads in flight: poll the completion queue (no interrupts).
+                if tsc::now_ns() - last_progress > 30_000_000_000 {
                     return Err(String::from("NVMe reads made no progress for 30 s"));
                 }
                 core::hint::spin_loop();
+            } else if idle_polls < IDLE_POLLS_BEFORE_PARK {
+                idle_polls += 1;
+                core::hint::spin_loop();
+            } else {
+                // Every slot is full and nothing is in flight: sleep until a
+                // compute core frees the next slot or the answer ends.
+                let slot = self.ring.slot_of(self.next_ticket);
+                let next_free = || self.ring.state(slot).0 == SlotState::Unloaded;
+                wake.parked.store(true, Ordering::SeqCst);
+                let watch = self.ring.word_addr(slot);
+                smp::launch::park_while(watch, &|| !stop.load(Ordering::SeqCst) && !next_free());
+                wake.parked.store(false, Ordering::SeqCst);
+                self.stats.parks += 1;
+                idle_polls = 0;
             }
         }
     }

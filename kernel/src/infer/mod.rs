@@ -39,7 +39,7 @@ use axiom_kernel::tensor_plan::{self, Mib, Mode, PlanError, PlanInput};
 
 use crate::{console, power, println, smp, storage, telemetry, tsc};
 pub use args::InferArgs;
-use io::Streamer;
+use io::{IoWake, Streamer};
 use pool::TensorRegion;
 use session::{Session, Team};
 
@@ -184,6 +184,8 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
     let state = SharedState::new(&model, state_cfg, region.state).map_err(|e| format!("{e}"))?;
     let extent_bytes: Vec<usize> = extents.layers.iter().map(|e| e.size as usize).collect();
     let streamer = spin::Mutex::new(streamer);
+    let io_apic = io_cpu.and_then(smp::percpu::cpu).map(|c| c.apic_id()).unwrap_or(0);
+    let io_wake = IoWake::new(io_apic);
     let team = Team {
         compute: &compute,
         io_cpu: if resident { None } else { io_cpu },
@@ -197,6 +199,7 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
         extent_bytes: &extent_bytes,
         resident,
         streamer: &streamer,
+        io_wake: &io_wake,
         mode: plan.mode,
     };
     let mut session = Session::new(&args);

@@ -16,7 +16,7 @@ use axiom_kernel::tensor_plan::Mode;
 use crossbeam_utils::CachePadded;
 
 use super::args::{InferArgs, Telemetry};
-use super::io::Streamer;
+use super::io::{IoWake, Streamer};
 use super::pool::SlotMem;
 use super::report::{self, CoreReport};
 use super::stop_with_error;
@@ -39,6 +39,7 @@ pub struct Team<'a> {
     pub extent_bytes: &'a [usize],
     pub resident: bool,
     pub streamer: &'a spin::Mutex<Streamer<'a>>,
+    pub io_wake: &'a IoWake,
     pub mode: Mode,
 }
 
@@ -181,6 +182,7 @@ impl Session {
             resident: team.resident,
             releases: (0..team.slots.len()).map(|_| CachePadded::new(Default::default())).collect(),
             sync_loader: if team.resident || team.io_cpu.is_some() { None } else { Some(team.streamer) },
+            io_wake: team.io_cpu.map(|_| team.io_wake),
             team: n,
         };
         let stop = AtomicBool::new(false);
@@ -192,7 +194,7 @@ impl Session {
         smp::launch::run_with_helpers(team.compute, &helpers, |w| {
             if w.is_helper() {
                 let mut streamer = team.streamer.lock();
-                if let Err(msg) = streamer.run_until(&stop) {
+                if let Err(msg) = streamer.run_until(&stop, team.io_wake) {
                     stop_with_error(&msg);
                 }
                 return;
@@ -209,7 +211,8 @@ impl Session {
                 Err(e) => stop_with_error(&alloc::format!("{e}")),
             };
             if index == 0 {
-                stop.store(true, Ordering::Release);
+                stop.store(true, Ordering::SeqCst);
+                team.io_wake.notify();
             }
             let passes = kw.passes_run();
             let core = CoreReport { cpu, layers: kw.layers.take(), passes: kw.passes_out.take() };

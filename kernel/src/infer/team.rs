@@ -12,7 +12,7 @@ use axiom_engine::plan::{Phase, Worker};
 use axiom_kernel::slot_ring::{SlotError, SlotRing};
 use crossbeam_utils::CachePadded;
 
-use super::io::Streamer;
+use super::io::{IoWake, Streamer};
 use super::pool::SlotMem;
 use super::stop_with_error;
 use crate::cpu::instr::rdtsc;
@@ -33,6 +33,8 @@ pub struct TeamShared<'a> {
     pub releases: Vec<CachePadded<AtomicU32>>,
     /// Without an I/O core: the streamer that worker 0 drives itself.
     pub sync_loader: Option<&'a spin::Mutex<Streamer<'a>>>,
+    /// The streaming I/O core, woken when a slot frees up.
+    pub io_wake: Option<&'a IoWake>,
     pub team: usize,
 }
 
@@ -187,6 +189,9 @@ unsafe impl Worker for KernelWorker<'_, '_, '_> {
             counter.store(0, Ordering::Relaxed);
             if let Err(e) = s.ring.release(ticket, s.resident) {
                 stop_with_error(&alloc::format!("releasing layer {layer}: {e}"));
+            }
+            if let Some(w) = s.io_wake {
+                w.notify();
             }
         }
     }

@@ -124,6 +124,18 @@ impl Waiter for KernelWaiter<'_> {
     }
 }
 
+/// Parks the calling core (the configured method) until `still_waiting()`
+/// may have changed; another core wakes it with [`wake`] after changing the
+/// condition. For cores outside a team barrier (the I/O core when idle).
+pub fn park_while(watch: *const u8, still_waiting: &dyn Fn() -> bool) {
+    park(config().park, watch, still_waiting)
+}
+
+/// Wakes a core parked in [`park_while`] (or anywhere else).
+pub fn wake(apic_id: u32) {
+    send_wake(apic_id)
+}
+
 /// Sleep until `still_waiting()` may have changed (interrupts are masked
 /// around the check, so a wake-up IPI cannot slip in between).
 fn park(method: ParkMethod, watch: *const u8, still_waiting: &dyn Fn() -> bool) {
