@@ -258,18 +258,30 @@ pub fn main(args: Args) -> Result<i32> {
         eprintln!("axiom run: ISO {}", iso.display());
     }
     let quiet = args.quiet;
+    let interactive = args.infer.interactive;
+    // In a chat, each answer is printed as its @summary arrives.
+    let mut answer = String::new();
     let mut echo = |line: &str| {
+        let mut out = std::io::stdout().lock();
         if !quiet {
-            let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
-            let _ = out.flush();
         }
+        if interactive {
+            match qemu::Event::parse(line) {
+                Some(Ok(e)) if e.name == "token" => answer.push_str(e.str("text").unwrap_or("")),
+                Some(Ok(e)) if e.name == "summary" => {
+                    let _ = writeln!(out, "--- answer:\n{}\n---", std::mem::take(&mut answer));
+                }
+                _ => {}
+            }
+        }
+        let _ = out.flush();
     };
     if args.infer.interactive {
         eprintln!("axiom run: interactive: type a prompt per line once @ready appears; /quit or Ctrl-D ends");
     }
     let result = qemu::run_kernel(&kernel, &opts, &mut echo)?;
-    if args.infer.keys().is_inference() {
+    if args.infer.keys().is_inference() && !interactive {
         print_answers(&result);
     }
     let verdict = result.verdict();
