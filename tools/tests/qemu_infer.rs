@@ -147,13 +147,12 @@ fn resident(smp: u32) {
     assert_eq!(load.u64("layers"), Some(layout().layers.len() as u64));
 }
 
-/// Streaming through two layer slots: `slots=2`, or a `budget` of the
-/// globals plus two of the largest layers.
+/// Streaming through two layer slots: `slots=2`, or a `budget` equal to
+/// the `min_budget` the kernel reports (its globals plus two layer slots).
 fn streaming(smp: u32, by_budget: bool) {
     let mut k = keys();
     if by_budget {
-        let l = layout();
-        k.budget = Some((l.globals.size + 2 * l.max_layer_size()).to_string());
+        k.budget = Some(too_small_budget_refusal().1.to_string());
     } else {
         k.slots = Some(2);
     }
@@ -248,16 +247,25 @@ fn non_gguf_disk_stops_with_clear_error() {
     assert!(errors.iter().any(|e| e.contains("GGUF")), "the error should say the disk is not GGUF: {errors:?}");
 }
 
+/// A boot with `budget=1M`, far below two layers: its `@error` message and
+/// the `min_budget` it reports (once per test process).
+fn too_small_budget_refusal() -> &'static (String, u64) {
+    static REFUSAL: OnceLock<(String, u64)> = OnceLock::new();
+    REFUSAL.get_or_init(|| {
+        let k = InferKeys { budget: Some("1M".into()), ..keys() };
+        let r = boot(2, &k, image(), FAILURE_TIMEOUT, SerialInput::None);
+        fails_cleanly(&r);
+        let e = r.first("error").unwrap();
+        (e.str("msg").unwrap().to_string(), e.u64("min_budget").expect("min_budget in the @error"))
+    })
+}
+
 #[test]
 fn budget_below_two_layers_is_refused_with_minimum() {
-    let k = InferKeys { budget: Some("1M".into()), ..keys() };
-    let r = boot(2, &k, image(), FAILURE_TIMEOUT, SerialInput::None);
-    fails_cleanly(&r);
-    let e = r.first("error").unwrap();
-    assert!(e.str("msg").unwrap().contains("budget"), "{:?}", e.data);
-    let min = e.u64("min_budget").expect("min_budget in the @error");
+    let (msg, min) = too_small_budget_refusal();
+    assert!(msg.contains("budget"), "{msg}");
     let l = layout();
-    assert!(min > 1 << 20 && min >= l.globals.size + 2 * l.max_layer_size(), "min_budget {min} covers the globals and two layers");
+    assert!(*min > 1 << 20 && *min >= l.globals.size + 2 * l.max_layer_size(), "min_budget {min} covers the globals and two layers");
 }
 
 #[test]
