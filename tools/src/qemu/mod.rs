@@ -86,17 +86,20 @@ pub struct QemuOptions {
     pub serial_input: SerialInput,
 }
 
-/// Bytes for the guest's serial port (QEMU's stdin).
+/// Bytes for the guest's serial port (QEMU's stdin). Nothing is written
+/// before the kernel prints `@ready`: QEMU would hand the first byte to the
+/// UART during boot, and the kernel's UART set-up clears its FIFO.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum SerialInput {
     /// Nothing (stdin is /dev/null).
     #[default]
     None,
-    /// These bytes, written up front; QEMU hands them to the UART as the
-    /// guest drains its FIFO, so they may be written before the kernel reads.
+    /// These bytes, written at `@ready`; QEMU hands them to the UART as the
+    /// guest drains its FIFO.
     Bytes(Vec<u8>),
-    /// This process's stdin, line by line (the terminal stays in cooked mode:
-    /// local echo and line editing); at its end, `/quit` is sent.
+    /// This process's stdin, line by line from `@ready` on (the terminal
+    /// stays in cooked mode: local echo and line editing); at its end,
+    /// `/quit` is sent.
     Forward,
 }
 
@@ -229,9 +232,13 @@ fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_l
     // The writer holds QEMU's stdin open until QEMU exits (a write to a
     // dead QEMU fails with EPIPE and ends it); joined only for `Bytes`, as
     // `Forward` blocks on this process's stdin.
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    let mut ready_tx = Some(ready_tx);
     let writer = child.stdin.take().map(|mut stdin| {
         let input = input.clone();
         std::thread::spawn(move || match input {
+            // The run ended without @ready: nothing to write.
+            _ if ready_rx.recv().is_err() => stdin,
             SerialInput::Bytes(bytes) => {
                 let _ = stdin.write_all(&bytes).and_then(|_| stdin.flush());
                 stdin
@@ -273,6 +280,11 @@ fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_l
         }
         match rx.recv_timeout(left) {
             Ok(line) => {
+                if line.starts_with("@ready") {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
                 on_line(&line);
                 result.push_line(line);
             }
@@ -287,6 +299,7 @@ fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_l
         let _ = child.kill();
     }
     let status = child.wait().context("waiting for QEMU")?;
+    drop(ready_tx); // a writer still waiting for @ready gives up
     let _ = reader.join();
     if let Some(w) = writer {
         if matches!(input, SerialInput::Bytes(_)) {
