@@ -17,14 +17,17 @@ const TAKEOVER_SPINS: u64 = 200_000_000;
 
 static OWNER: AtomicUsize = AtomicUsize::new(NO_OWNER);
 
-/// Program COM1 for 115200 baud, 8N1, FIFOs on, interrupts off.
+/// Program COM1 for 115200 baud, 8N1, interrupts off. The FIFO control
+/// register is left as firmware set it: switching the FIFOs on or off
+/// discards received bytes, and input may already be waiting (a host that
+/// pipes prompts into `interactive=1` before we boot). Without FIFOs the
+/// receiver holds one byte and the sender waits for us to read it.
 pub fn init() {
     port::outb(COM1 + 1, 0x00); // no interrupts: we poll
     port::outb(COM1 + 3, 0x80); // DLAB on
     port::outb(COM1, 0x01); // divisor 1 = 115200 baud
     port::outb(COM1 + 1, 0x00);
     port::outb(COM1 + 3, 0x03); // 8 bits, no parity, one stop bit
-    port::outb(COM1 + 2, 0xC7); // FIFO on, cleared, 14-byte threshold
     port::outb(COM1 + 4, 0x03); // DTR | RTS
 }
 

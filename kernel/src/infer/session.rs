@@ -130,6 +130,14 @@ impl Session {
         let tokens = self.tokens.min(n_ctx - ids.len());
         telemetry::emit("prompt", |o| {
             o.u64("answer", self.answers as u64).u64("tokens", ids.len() as u64).u64("max_new", tokens as u64).bool("chat", self.chat);
+            o.str("text", prompt);
+            if ids.len() <= 256 {
+                o.array("ids", |a| {
+                    for &id in &ids {
+                        a.u64(id as u64);
+                    }
+                });
+            }
         });
         let batch = team.state_cfg.max_batch.min(ids.len());
         let params = GenerateParams { prompt: &ids, start_pos: 0, max_new_tokens: tokens, stop_tokens: tok.eog_ids(), prefill_batch: batch };
