@@ -87,8 +87,8 @@ pub struct QemuOptions {
 }
 
 /// Bytes for the guest's serial port (QEMU's stdin). Nothing is written
-/// before the kernel prints `@ready`: QEMU would hand the first byte to the
-/// UART during boot, and the kernel's UART set-up clears its FIFO.
+/// before the kernel prints `@ready`, so no input depends on what firmware
+/// and early boot do with the UART (QEMU hands bytes over during boot).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum SerialInput {
     /// Nothing (stdin is /dev/null).
