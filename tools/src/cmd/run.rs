@@ -223,7 +223,7 @@ impl Args {
         let cmdline = infer::join_cmdline(&[&keys.cmdline(), &self.cmdline]);
         if cmdline.len() > infer::CMDLINE_MAX {
             bail!(
-                "the kernel command line is {} bytes (percent-encoded), more than the kernel's {} : shorten the prompt",
+                "the kernel command line is {} bytes (percent-encoded), more than the kernel's {}: shorten the prompt",
                 cmdline.len(),
                 infer::CMDLINE_MAX
             );
@@ -253,6 +253,15 @@ impl Args {
 pub fn main(args: Args) -> Result<i32> {
     let opts = args.options()?;
     let kernel = qemu::build_kernel()?;
+    // Multiboot hands the kernel "<path> <cmdline>": the path counts too.
+    let seen = kernel.display().to_string().len() + 1 + opts.cmdline.len();
+    if opts.boot == Boot::Direct && seen > infer::CMDLINE_MAX {
+        bail!(
+            "the kernel would see a {seen}-byte command line ({} for the kernel's path), more than its {}: shorten the prompt",
+            seen - opts.cmdline.len(),
+            infer::CMDLINE_MAX
+        );
+    }
     if opts.boot != Boot::Direct {
         let iso = qemu::build_iso(&kernel, &opts.cmdline)?;
         eprintln!("axiom run: ISO {}", iso.display());
