@@ -5,7 +5,8 @@
 //! inputs, which must stop with a clear `@error` and a failing exit, never in
 //! the runner's timeout: a flipped byte in layer 7 (CRC32C), a truncated
 //! image, a disk that is not GGUF, a budget below two layers. Last, the
-//! serial chat (`interactive=1`) answering two prompts.
+//! serial chat (`interactive=1`) answering two prompts after skipping an
+//! overlong line and one that is not UTF-8.
 //!
 //! The packed image is built once (in the image cache that `axiom run` uses);
 //! QEMU runs are serialized (the host may have two cores). Each test prints
@@ -272,10 +273,16 @@ fn budget_below_two_layers_is_refused_with_minimum() {
 fn interactive_answers_two_prompts() {
     const ANSWER_TOKENS: u32 = 8;
     let k = InferKeys { interactive: true, tokens: Some(ANSWER_TOKENS), temp: Some(0.0), ..Default::default() };
-    let input = format!("{PROMPT}\nOne, two, three,\n/quit\n").into_bytes();
+    // Untrusted input first: an overlong line and one that is not UTF-8 get
+    // a @warning each and are skipped; then two prompts.
+    let mut input = vec![b'x'; 600];
+    input.extend_from_slice(b"\n\xff\xfe not UTF-8\n");
+    input.extend_from_slice(format!("{PROMPT}\nOne, two, three,\n/quit\n").as_bytes());
     let r = boot(2, &k, image(), GENERATE_TIMEOUT, SerialInput::Bytes(input));
     assert_eq!(r.verdict(), Verdict::Success);
     assert!(r.first("ready").is_some(), "@ready before reading prompts");
+    let warnings: Vec<&str> = r.events_named("warning").filter_map(|w| w.str("msg")).collect();
+    assert_eq!(warnings.len(), 2, "one @warning per bad line: {warnings:?}");
     let answers = infer::answers(&r);
     assert_eq!(answers.len(), 2, "two answers");
     assert!(answers.iter().all(|a| a.summary.is_some() && !a.ids.is_empty()));
