@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what AXIOM needs on a fresh Debian 12 machine (idempotent, quiet when all is present):
 # QEMU 10 from bookworm-backports (7.2 lacks x2APIC under TCG), GRUB for BIOS and UEFI ISOs,
-# xorriso + mtools for grub-mkrescue, OVMF for UEFI boots; then the default model.
+# xorriso + mtools for grub-mkrescue, OVMF for UEFI boots, python3-venv for the cached Python
+# tools (gguf reader for the pack tests, the AVX-512 emulator check, the sweep plot); then the default model.
 set -euo pipefail
 
 SUDO=""
@@ -14,7 +15,7 @@ qemu_ok() {
     major=$(qemu-system-x86_64 --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1)
     [ "${major:-0}" -ge 10 ]
 }
-for p in grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools ovmf unzip; do
+for p in grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools ovmf unzip python3-venv; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 
