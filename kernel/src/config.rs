@@ -32,5 +32,6 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec { name: "telemetry", help: "inference: per-core timings per layer, per token (default) or off" },
     KeySpec { name: "model", help: "inference: where the image is: ns:N and/or offset:BYTES (default: first namespace, offset 0)" },
     KeySpec { name: "pack_head", help: "inference: 1 (default) repacks the output head at boot for faster matmuls, 0 keeps the file layout" },
+    KeySpec { name: "repack", help: "inference: auto (default) keeps a repacked copy of resident layers when memory allows, off computes on the file layout" },
     KeySpec { name: "interactive", help: "inference: 1 reads prompts line by line from the serial port (/quit ends)" },
 ];

@@ -31,6 +31,9 @@ pub struct PlanInput {
     pub max_layer_bytes: u64,
     /// The repacked output head (0: not repacked).
     pub head_bytes: u64,
+    /// A repacked copy of every layer (0: none wanted). Resident mode adds
+    /// it when the budget holds it too; streaming never does.
+    pub packed_layers_bytes: u64,
     pub n_layers: usize,
     /// The inference state: KV cache (all layers) and shared activations.
     pub kv_bytes: u64,
@@ -69,6 +72,8 @@ pub struct TensorPlan {
     pub weight_pool_bytes: u64,
     /// Where the packed head starts (4 KiB aligned).
     pub head_offset: u64,
+    /// Resident layers also have a repacked copy, at this offset.
+    pub packed_layers_offset: Option<u64>,
     pub kv_offset: u64,
     pub kv_bytes: u64,
     pub activation_offset: u64,
@@ -172,6 +177,15 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
             (Mode::Streaming, k.min(n), input.streaming_weights(k.min(n)))
         }
     };
+    let head_offset = weights - input.head_bytes;
+    // Resident with room to spare: add the repacked layer copies.
+    let with_packed = page(weights) + input.packed_layers_bytes;
+    let packed_layers_offset = (mode == Mode::Resident
+        && input.packed_layers_bytes > 0
+        && with_packed <= budget
+        && align(with_packed) + state <= input.free_bytes)
+        .then_some(page(weights));
+    let weights = if packed_layers_offset.is_some() { with_packed } else { weights };
     let weight_pool_bytes = align(weights);
     let kv_offset = weight_pool_bytes;
     let activation_offset = kv_offset + align(input.kv_bytes);
@@ -184,7 +198,8 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
         slots,
         slot_bytes: input.max_layer_bytes,
         weight_pool_bytes,
-        head_offset: weights - input.head_bytes,
+        head_offset,
+        packed_layers_offset,
         kv_offset,
         kv_bytes: input.kv_bytes,
         activation_offset,
@@ -207,6 +222,7 @@ mod tests {
             layers_bytes: 30 * 2 * MIB,
             max_layer_bytes: 2 * MIB,
             head_bytes: 0,
+            packed_layers_bytes: 0,
             n_layers: 30,
             kv_bytes: 23 * MIB,
             activation_bytes: 3 * MIB,
@@ -258,6 +274,20 @@ mod tests {
         assert_eq!(with_head.min_budget(), 34 * MIB + 29 * MIB);
         let p = plan(&PlanInput { budget: Some(with_head.min_budget()), ..with_head }).unwrap();
         assert_eq!((p.mode, p.slots, p.head_offset), (Mode::Streaming, 2, 34 * MIB));
+    }
+
+    #[test]
+    fn resident_layers_get_a_packed_copy_only_when_it_fits() {
+        let want = PlanInput { packed_layers_bytes: 62 * MIB, head_bytes: 1000, ..input() };
+        let p = plan(&want).unwrap();
+        assert_eq!((p.mode, p.packed_layers_offset, p.weight_pool_bytes), (Mode::Resident, Some(90 * MIB + 4096), 154 * MIB));
+        assert_eq!(p.head_offset, 90 * MIB);
+        // A budget that holds the model but not the copy: resident, unpacked.
+        let p = plan(&PlanInput { budget: Some(100 * MIB), ..want }).unwrap();
+        assert_eq!((p.mode, p.packed_layers_offset, p.weight_pool_bytes, p.head_offset), (Mode::Resident, None, 92 * MIB, 90 * MIB));
+        // Streaming never copies.
+        let p = plan(&PlanInput { force_slots: Some(4), ..want }).unwrap();
+        assert_eq!((p.mode, p.packed_layers_offset), (Mode::Streaming, None));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct InferArgs {
     pub model: ModelLocation,
     /// Repack the output head at boot (`pack_head=0` keeps ggml's layout).
     pub pack_head: bool,
+    /// Resident mode: also repack every layer when memory allows (`repack=off` keeps ggml's layout).
+    pub repack: bool,
 }
 
 /// Longest decoded prompt (the command line itself is at most 1 KiB).
@@ -152,6 +154,7 @@ impl InferArgs {
             interactive,
             model,
             pack_head: cmd.get("pack_head") != Some("0"),
+            repack: cmd.choice_or("repack", &["auto", "off"], "auto or off", "auto").map_err(e)? == "auto",
         }))
     }
 }

@@ -101,6 +101,7 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
     let head_bytes = if args.pack_head { packed_bytes(head.ty, head.rows, head.cols).unwrap_or(0) as u64 } else { 0 };
     let input = PlanInput {
         head_bytes,
+        packed_layers_bytes: if args.repack { pool::packed_layers_bytes(&image.layout.layers) } else { 0 },
         globals_bytes: extents.globals.size,
         layers_bytes,
         max_layer_bytes: extents.max_layer_size(),
@@ -126,6 +127,7 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
         o.str("mode", plan.mode.name()).u64("region_bytes", plan.region_bytes).fmt("region_phys", format_args!("{:#x}", region.region.start));
         o.u64("weight_pool_bytes", plan.weight_pool_bytes).u64("globals_bytes", extents.globals.size).u64("packed_head_bytes", head_bytes);
         o.u64("slots", plan.slots as u64).u64("slot_bytes", plan.slot_bytes);
+        o.bool("layers_repacked", plan.packed_layers_offset.is_some()).u64("packed_layers_bytes", if plan.packed_layers_offset.is_some() { input.packed_layers_bytes } else { 0 });
         o.u64("kv_bytes", kv_bytes).u64("kv_slab_bytes", kv_slab as u64).u64("kv_slabs", n_layers as u64).u64("n_ctx", n_ctx as u64);
         o.u64("activation_bytes", input.activation_bytes);
         o.u64("model_bytes", input.resident_weights()).u64("budget", plan.budget).u64("min_budget", input.min_budget());
@@ -173,6 +175,15 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
         println!("loading {n_layers} layers ({}) into the weight pool ...", Mib(layers_bytes));
         streamer.load(n_layers as u64 - 1)?;
     }
+    let packed_layers = match plan.packed_layers_offset {
+        Some(at) => {
+            let t = tsc::now_ns();
+            let p = region.pack_resident(at, &image.layout.layers, &slot_mem)?;
+            println!("{n_layers} resident layers repacked: {} in {} ms", Mib(input.packed_layers_bytes), (tsc::now_ns() - t) / 1_000_000);
+            Some(p)
+        }
+        None => None,
+    };
     let load_ns = tsc::now_ns() - t0;
     let loaded = extents.globals.size + if resident { layers_bytes } else { 0 };
     telemetry::emit("load", |o| {
@@ -198,6 +209,7 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
         slots: &slot_mem,
         extent_bytes: &extent_bytes,
         resident,
+        packed_layers: packed_layers.as_deref(),
         streamer: &streamer,
         io_wake: &io_wake,
         mode: plan.mode,

@@ -4,7 +4,12 @@
 //! memory into Rust slices; everything above works with the slices and the
 //! slot ring's guarantees.
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
+
+use axiom_engine::model::packed::pack_layer;
+use axiom_engine::model::{LayerLayout, PackedLayerPlan};
 
 use axiom_drivers::nvme::ReadBuffer;
 use axiom_kernel::tensor_plan::TensorPlan;
@@ -55,6 +60,18 @@ pub struct TensorRegion {
     /// The inference state: KV slabs and activations, as the engine's floats.
     pub state: &'static mut [f32],
     head_taken: bool,
+    packed_taken: bool,
+}
+
+/// A resident layer's repacked matrices.
+pub struct PackedLayer {
+    pub plan: PackedLayerPlan,
+    pub bytes: &'static [u8],
+}
+
+/// Bytes `pack_resident` needs for `layouts` (4 KiB per layer boundary).
+pub fn packed_layers_bytes(layouts: &[LayerLayout]) -> u64 {
+    layouts.iter().map(|l| PackedLayerPlan::new(l).bytes.div_ceil(4096) as u64 * 4096).sum()
 }
 
 impl TensorRegion {
@@ -72,7 +89,7 @@ impl TensorRegion {
             core::ptr::write_bytes(state_ptr as *mut u8, 0, state_bytes);
             core::slice::from_raw_parts_mut(state_ptr, state_bytes / 4)
         };
-        Ok(TensorRegion { region, globals: SlotMem { addr: base, len: globals_bytes as usize }, state, head_taken: false })
+        Ok(TensorRegion { region, globals: SlotMem { addr: base, len: globals_bytes as usize }, state, head_taken: false, packed_taken: false })
     }
 
     /// The globals' bytes, to read them from disk (once: the region hands
@@ -94,6 +111,31 @@ impl TensorRegion {
         // SAFETY: inside the weight pool of our reserved region, after every
         // slot (the plan puts the head there), handed out once, never freed.
         unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len as usize) }
+    }
+
+    /// Repacks every resident layer (loaded and verified in `slots`) into
+    /// the engine's row-interleaved layout at `offset` of the weight pool;
+    /// the compute cores then read the matrices from the copies and the
+    /// norms from the extents. Runs once at boot, before any core computes.
+    pub fn pack_resident(&mut self, offset: u64, layouts: &[LayerLayout], slots: &[SlotMem]) -> Result<Vec<PackedLayer>, String> {
+        assert!(!self.packed_taken, "resident layers packed twice");
+        self.packed_taken = true;
+        let mut at = self.region.start as usize + offset as usize;
+        let mut out = Vec::with_capacity(layouts.len());
+        for (i, (layout, slot)) in layouts.iter().zip(slots).enumerate() {
+            let plan = PackedLayerPlan::new(layout);
+            // SAFETY: `at..at + plan.bytes` lies in the weight pool area the
+            // plan reserved for the copies (sized by `packed_layers_bytes`),
+            // disjoint from the extents; each layer's part is handed out once.
+            let area = unsafe { core::slice::from_raw_parts_mut(at as *mut u8, plan.bytes) };
+            // SAFETY: resident slots are filled and verified; nothing writes
+            // them any more (the ring keeps them Resident for good).
+            let extent = unsafe { slot.bytes(slot.len) };
+            pack_layer(layout, &plan, extent, area).map_err(|e| format!("repacking layer {i}: {e}"))?;
+            at += plan.bytes.div_ceil(4096) * 4096;
+            out.push(PackedLayer { plan, bytes: area });
+        }
+        Ok(out)
     }
 
     /// Slot memory for resident mode: every layer extent in place, at its

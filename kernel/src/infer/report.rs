@@ -143,6 +143,7 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
     telemetry::emit("summary", |o| {
         o.str("mode", team.mode.name()).u64("compute_cores", team.compute.len() as u64);
         o.bool("io_core", team.io_cpu.is_some()).bool("io_core_idle", team.io_core_idle);
+        o.str("layers", if team.packed_layers.is_some() { "repacked" } else { "ggml" });
         o.u64("prompt_tokens", t.prompt_tokens as u64).u64("generated", generated as u64).str("stop", stop);
         o.f64("ttft_ms", first.map(|f| ms(f - t.start_ns)).unwrap_or(0.0), 1);
         o.f64("prefill_ms", ms(prefill), 1);

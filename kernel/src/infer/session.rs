@@ -17,7 +17,7 @@ use crossbeam_utils::CachePadded;
 
 use super::args::{InferArgs, Telemetry};
 use super::io::{IoWake, Streamer};
-use super::pool::SlotMem;
+use super::pool::{PackedLayer, SlotMem};
 use super::report::{self, CoreReport};
 use super::stop_with_error;
 use super::team::{KernelWorker, TeamShared};
@@ -38,6 +38,8 @@ pub struct Team<'a> {
     pub slots: &'a [SlotMem],
     pub extent_bytes: &'a [usize],
     pub resident: bool,
+    /// Repacked copies of the resident layers.
+    pub packed_layers: Option<&'a [PackedLayer]>,
     pub streamer: &'a spin::Mutex<Streamer<'a>>,
     pub io_wake: &'a IoWake,
     pub mode: Mode,
@@ -188,6 +190,7 @@ impl Session {
             layouts: &team.model.layout.layers,
             extent_bytes: team.extent_bytes,
             resident: team.resident,
+            packed: team.packed_layers,
             releases: (0..team.slots.len()).map(|_| CachePadded::new(Default::default())).collect(),
             sync_loader: if team.resident || team.io_cpu.is_some() { None } else { Some(team.streamer) },
             io_wake: team.io_cpu.map(|_| team.io_wake),

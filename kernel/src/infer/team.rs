@@ -13,7 +13,7 @@ use axiom_kernel::slot_ring::{SlotError, SlotRing};
 use crossbeam_utils::CachePadded;
 
 use super::io::{IoWake, Streamer};
-use super::pool::SlotMem;
+use super::pool::{PackedLayer, SlotMem};
 use super::stop_with_error;
 use crate::cpu::instr::rdtsc;
 use crate::{power, smp, tsc};
@@ -29,6 +29,8 @@ pub struct TeamShared<'a> {
     /// Bytes of each layer extent.
     pub extent_bytes: &'a [usize],
     pub resident: bool,
+    /// Repacked copies of the resident layers (matrices read from there).
+    pub packed: Option<&'a [PackedLayer]>,
     /// Consumers done with each slot's current ticket.
     pub releases: Vec<CachePadded<AtomicU32>>,
     /// Without an I/O core: the streamer that worker 0 drives itself.
@@ -175,7 +177,11 @@ unsafe impl Worker for KernelWorker<'_, '_, '_> {
         self.in_layer.set(true);
         // SAFETY: the slot is Computing(ticket) until every member released it.
         let bytes = unsafe { s.slots[s.ring.slot_of(ticket)].bytes(s.extent_bytes[layer]) };
-        match LayerWeights::from_extent(&s.layouts[layer], bytes) {
+        let weights = match s.packed {
+            Some(p) => LayerWeights::from_packed(&s.layouts[layer], &p[layer].plan, bytes, p[layer].bytes),
+            None => LayerWeights::from_extent(&s.layouts[layer], bytes),
+        };
+        match weights {
             Ok(w) => w,
             Err(e) => stop_with_error(&alloc::format!("layer {layer}: {e}")),
         }
