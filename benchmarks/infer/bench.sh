@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inference speed of the AXIOM kernel under QEMU TCG, and of the same engine
 # on the host (issue 5's benchmark):
-#   - decode tokens/s, resident and streaming, at --smp 2 (1 compute core +
+#   - decode tokens/s, resident (layers repacked at boot), resident on the
+#     file layout (repack=off, as streaming computes) and streaming, at --smp 2 (1 compute core +
 #     the I/O core) and --smp 3 (2 compute + I/O),
 #   - the streaming / resident ratio, the stream-wait fraction of layer time,
 #   - time per decode token split per compute core into attention / FFN /
@@ -43,9 +44,11 @@ if [ -n "$BUDGET" ]; then streaming=(--budget "$BUDGET"); else streaming=(--slot
 
 for run in $(seq "$RUNS"); do
     for smp in $SMPS; do
-        for mode in resident streaming; do
+        for mode in resident resident-ggml streaming; do
             extra=()
             [ "$mode" = streaming ] && extra=("${streaming[@]}")
+            # Resident on the file layout, as streaming computes (same-layout ratio).
+            [ "$mode" = resident-ggml ] && extra=(--cmdline "repack=off")
             log="$LOGS/$mode-smp$smp-run$run.log"
             echo "bench: run $run/$RUNS: $mode, --smp $smp" >&2
             cargo axiom run --smp "$smp" --mem "$MEM" --model "$model" --prompt "$PROMPT" --tokens "$TOKENS" --temp 0 \
