@@ -128,7 +128,7 @@ pub fn write_image(dst: &mut [u8], patch: &Patch) -> Result<(), PatchError> {
     if patch.cr3 >= 1 << 32 {
         return Err(PatchError::Cr3AboveFourGiB(patch.cr3));
     }
-    if patch.stack_top % 16 != 0 {
+    if !patch.stack_top.is_multiple_of(16) {
         return Err(PatchError::StackMisaligned(patch.stack_top));
     }
     dst[..img.len()].copy_from_slice(img);

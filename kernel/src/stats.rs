@@ -46,7 +46,7 @@ impl Summary {
 /// Nearest-rank percentile `p` (0..=100) of sorted, non-empty `sorted`.
 pub fn percentile_sorted(sorted: &[u64], p: u32) -> u64 {
     let n = sorted.len();
-    let rank = ((p as usize * n) + 99) / 100; // ceil(p/100 * n)
+    let rank = (p as usize * n).div_ceil(100); // ceil(p/100 * n)
     sorted[rank.clamp(1, n) - 1]
 }
 

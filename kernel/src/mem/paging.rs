@@ -79,7 +79,7 @@ fn map_2m(m: &mut OffsetPageTable<'static>, addr: u64, flags: F) -> Result<bool,
 fn map_range(m: &mut OffsetPageTable<'static>, start: u64, end: u64, flags: F) -> Result<(), OutOfMemory> {
     let mut addr = start & !(SMALL - 1);
     while addr < end {
-        if addr % LARGE == 0 && addr + LARGE <= end && map_2m(m, addr, flags)? {
+        if addr.is_multiple_of(LARGE) && addr + LARGE <= end && map_2m(m, addr, flags)? {
             addr += LARGE;
         } else {
             map_4k(m, addr, flags)?;
@@ -185,7 +185,7 @@ fn map_device(phys: u64, len: usize, allow_ram: bool) -> Result<(), MapError> {
                 addr += SMALL;
             }
             _ => {
-                let big = addr % LARGE == 0 && addr + LARGE <= end;
+                let big = addr.is_multiple_of(LARGE) && addr + LARGE <= end;
                 if big && map_2m(m, addr, DEVICE).map_err(|_| MapError::OutOfMemory)? {
                     addr += LARGE;
                 } else {
