@@ -208,7 +208,6 @@ pub fn run(cmd: &Cmdline, rsdp: Option<&Rsdp>) -> Result<bool, String> {
         ring: &ring,
         slots: &slot_mem,
         extent_bytes: &extent_bytes,
-        resident,
         packed_layers: packed_layers.as_deref(),
         streamer: &streamer,
         io_wake: &io_wake,

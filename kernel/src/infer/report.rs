@@ -40,6 +40,13 @@ impl Totals {
         self.barrier += r.barrier;
     }
 
+    fn absorb(&mut self, t: &Totals) {
+        self.stream_wait += t.stream_wait;
+        self.attn += t.attn;
+        self.ffn += t.ffn;
+        self.barrier += t.barrier;
+    }
+
     fn all(&self) -> u64 {
         self.stream_wait + self.attn + self.ffn + self.barrier
     }
@@ -129,10 +136,7 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
                 passes += 1;
             }
         }
-        all.stream_wait += mine.stream_wait;
-        all.attn += mine.attn;
-        all.ffn += mine.ffn;
-        all.barrier += mine.barrier;
+        all.absorb(&mine);
         per_core.push((c.cpu, mine, passes));
     }
     let frac = |x: u64| if all.all() == 0 { 0.0 } else { x as f64 / all.all() as f64 };

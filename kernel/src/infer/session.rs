@@ -37,12 +37,17 @@ pub struct Team<'a> {
     pub ring: &'a SlotRing<'a>,
     pub slots: &'a [SlotMem],
     pub extent_bytes: &'a [usize],
-    pub resident: bool,
     /// Repacked copies of the resident layers.
     pub packed_layers: Option<&'a [PackedLayer]>,
     pub streamer: &'a spin::Mutex<Streamer<'a>>,
     pub io_wake: &'a IoWake,
     pub mode: Mode,
+}
+
+impl Team<'_> {
+    fn resident(&self) -> bool {
+        self.mode == Mode::Resident
+    }
 }
 
 pub struct Session {
@@ -189,10 +194,10 @@ impl Session {
             slots: team.slots,
             layouts: &team.model.layout.layers,
             extent_bytes: team.extent_bytes,
-            resident: team.resident,
+            resident: team.resident(),
             packed: team.packed_layers,
             releases: (0..team.slots.len()).map(|_| CachePadded::new(Default::default())).collect(),
-            sync_loader: if team.resident || team.io_cpu.is_some() { None } else { Some(team.streamer) },
+            sync_loader: if team.resident() || team.io_cpu.is_some() { None } else { Some(team.streamer) },
             io_wake: team.io_cpu.map(|_| team.io_wake),
             team: n,
         };
@@ -235,7 +240,7 @@ impl Session {
             }
         });
         let mut r = result.into_inner();
-        if !team.resident {
+        if !team.resident() {
             r.io = Some(team.streamer.lock().stats.since(&io_before));
         }
         r

@@ -95,7 +95,7 @@ pub enum SerialInput {
     #[default]
     None,
     /// These bytes, written at `@ready`; QEMU hands them to the UART as the
-    /// guest drains its FIFO.
+    /// guest reads its receiver.
     Bytes(Vec<u8>),
     /// This process's stdin, line by line from `@ready` on (the terminal
     /// stays in cooked mode: local echo and line editing); at its end,
