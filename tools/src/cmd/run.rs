@@ -38,7 +38,8 @@ const MAX_SMP: u32 = 255;
 /// CPU computes: one per host core). TCG runs each vCPU on a host thread, so
 /// more compute vCPUs than host cores share cores and the lockstep barriers
 /// wait on descheduled vCPUs; fewer leave a core unused. Measured on a
-/// 2-core host (docs/running.md): 3 CPUs decode faster than 2 or 4.
+/// 2-core host (docs/running.md, "Choosing the CPU count"): 3 CPUs decode
+/// 1.4x as fast as 2 and about as fast as 4.
 pub fn inference_smp(host_cores: u32, io_core: bool) -> u32 {
     let compute = host_cores.max(1);
     if io_core { compute.saturating_add(1).min(MAX_SMP) } else { compute.min(MAX_SMP) }
