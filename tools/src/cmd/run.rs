@@ -38,8 +38,9 @@ const MAX_SMP: u32 = 255;
 /// CPU computes: one per host core). TCG runs each vCPU on a host thread, so
 /// more compute vCPUs than host cores share cores and the lockstep barriers
 /// wait on descheduled vCPUs; fewer leave a core unused. Measured on a
-/// 2-core host (docs/running.md, "Choosing the CPU count"): 3 CPUs decode
-/// 1.4x as fast as 2 and about as fast as 4.
+/// 2-core host (docs/running.md, "Choosing the CPU count"): with the host
+/// otherwise idle, 3 CPUs decode 1.4x as fast as 2 and about as fast as 4
+/// (when other work takes host time, 2 are steadier; `--smp` chooses).
 pub fn inference_smp(host_cores: u32, io_core: bool) -> u32 {
     let compute = host_cores.max(1);
     if io_core { compute.saturating_add(1).min(MAX_SMP) } else { compute.min(MAX_SMP) }
@@ -339,7 +340,7 @@ impl Args {
         let plural = |n: u32| if n == 1 { "" } else { "s" };
         let why = if io_core {
             format!(
-                "{n} CPUs: {} compute core{} (the host has {cores} core{}) + the I/O core, which parks when idle; --smp N to choose",
+                "{n} CPUs: {} compute core{} (the host has {cores} core{}) + the I/O core, which parks when idle; --smp N to choose (fewer on a busy host)",
                 n - 1,
                 plural(n - 1),
                 plural(cores)

@@ -38,11 +38,6 @@ pub fn testdata(rel: &str) -> PathBuf {
     path
 }
 
-/// The bytes of `kernel/engine/testdata/<rel>`.
-pub fn read_testdata(rel: &str) -> Vec<u8> {
-    read(&testdata(rel))
-}
-
 /// The text of `kernel/engine/testdata/<rel>`.
 pub fn read_testdata_string(rel: &str) -> String {
     let path = testdata(rel);
