@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what AXIOM needs on a fresh Debian 12 machine (idempotent, quiet when all is present):
+# Install what AXIOM needs on a fresh Debian 12 machine (idempotent, one line when all is present,
+# one line per step otherwise; apt's full output only when it fails):
 # QEMU 10 from bookworm-backports (7.2 lacks x2APIC under TCG), GRUB for BIOS and UEFI ISOs,
 # xorriso + mtools for grub-mkrescue, OVMF for UEFI boots, python3-venv for the cached Python
 # tools (gguf reader for the pack tests, the AVX-512 emulator check, the sweep plot); then the default model.
@@ -19,24 +20,46 @@ for p in grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools ovmf unzip py
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 
+# apt's output goes to a log: one line per step here, the whole log when a step fails.
+apt_log=$(mktemp "${TMPDIR:-/tmp}/axiom-setup.XXXXXX")
+trap 'rm -f "$apt_log"' EXIT
+apt_step() {
+    local what=$1 start=$SECONDS rc=0
+    shift
+    printf 'setup: %s ... ' "$what" >&2
+    $SUDO env DEBIAN_FRONTEND=noninteractive "$@" >"$apt_log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "failed (exit $rc): $*" >&2
+        cat "$apt_log" >&2
+        exit "$rc"
+    fi
+    local installed
+    installed=$(grep -c '^Setting up ' "$apt_log" || true)
+    if [ "$installed" -gt 0 ]; then
+        echo "done ($installed set up, $((SECONDS - start)) s)" >&2
+    else
+        echo "done in $((SECONDS - start)) s" >&2
+    fi
+}
+
 if ! qemu_ok || [ ${#need_pkgs[@]} -gt 0 ]; then
-    src=/etc/apt/sources.list.d/debian.sources
-    if [ -f "$src" ] && ! grep -q 'bookworm-backports' "$src"; then
-        echo "setup: adding bookworm-backports to $src" >&2
-        $SUDO sed -i 's/^Suites: bookworm bookworm-updates$/Suites: bookworm bookworm-updates bookworm-backports/' "$src"
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        src=/etc/apt/sources.list.d/debian.sources
+        if [ -f "$src" ] && grep -q '^Suites: bookworm bookworm-updates$' "$src"; then
+            echo "setup: adding bookworm-backports to $src" >&2
+            $SUDO sed -i 's/^Suites: bookworm bookworm-updates$/Suites: bookworm bookworm-updates bookworm-backports/' "$src"
+        else
+            echo "setup: adding bookworm-backports in /etc/apt/sources.list.d/axiom-backports.list" >&2
+            echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/axiom-backports.list >/dev/null
+        fi
     fi
-    if [ -f "$src" ] && ! grep -q 'bookworm-backports' "$src"; then
-        echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/axiom-backports.list >/dev/null
-    fi
-    echo "setup: apt-get update" >&2
-    $SUDO apt-get update -qq >&2
+    apt_step "apt-get update" apt-get update
     if ! qemu_ok; then
-        echo "setup: installing qemu-system-x86 from bookworm-backports" >&2
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports qemu-system-x86 >&2
+        apt_step "installing qemu-system-x86 (QEMU 10) from bookworm-backports" \
+            apt-get install -y -t bookworm-backports qemu-system-x86
     fi
     if [ ${#need_pkgs[@]} -gt 0 ]; then
-        echo "setup: installing ${need_pkgs[*]}" >&2
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >&2
+        apt_step "installing ${need_pkgs[*]}" apt-get install -y "${need_pkgs[@]}"
     fi
 fi
 qemu_ok || { echo "setup: QEMU >= 10 is required and could not be installed" >&2; exit 1; }

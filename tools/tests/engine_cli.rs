@@ -1,31 +1,16 @@
 //! The engine's host subcommands end to end (`axiom generate | score |
 //! perplexity`), on the default model, against llama.cpp's outputs in
-//! shared/testdata/smollm2 and for determinism across threads and ISAs.
+//! kernel/engine/testdata/smollm2 and for determinism across threads and ISAs.
 //! Needs the model in the cache: these tests fail, with the command to fetch
 //! it, when it is missing.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use axiom_testkit::{default_model, repo_root};
 use serde_json::Value;
 
-fn model_path() -> PathBuf {
-    let cache = std::env::var_os("AXIOM_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/axiom"));
-    let p = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.is_file(), "the default model is missing at {}: run tools/fetch-model.sh (./tools/test.sh runs setup first)", p.display());
-    p
-}
-
 fn goldens() -> Value {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = std::env::var_os("AXIOM_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../../shared/testdata"))
-        .join("smollm2/goldens-q4_1.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (set AXIOM_TESTDATA to the shared test data)", path.display()));
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&axiom_testkit::read_testdata_string("smollm2/goldens-q4_1.json")).unwrap()
 }
 
 fn axiom(args: &[&str]) -> Output {
@@ -46,7 +31,7 @@ fn ids_arg(v: &Value) -> String {
 
 #[test]
 fn greedy_generate_completes_paris_and_reports_stats() {
-    let model = model_path();
+    let model = default_model();
     let (stdout, stderr) = ok(&["generate", "--model", model.to_str().unwrap(), "--prompt", "The capital of France is", "--temp", "0", "--tokens", "8"]);
     assert!(stdout.starts_with(" Paris"), "generated {stdout:?}");
     let last = stderr.lines().last().unwrap();
@@ -58,7 +43,7 @@ fn greedy_generate_completes_paris_and_reports_stats() {
 
 #[test]
 fn greedy_generate_starts_with_llama_cpp_confident_text() {
-    let model = model_path();
+    let model = default_model();
     for case in goldens()["cases"].as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap();
         let confident = case["confident_text"].as_str().unwrap();
@@ -71,7 +56,7 @@ fn greedy_generate_starts_with_llama_cpp_confident_text() {
 
 #[test]
 fn score_matches_goldens_shape_and_top1() {
-    let model = model_path();
+    let model = default_model();
     let g = goldens();
     let case = &g["cases"][2];
     let ids: Vec<Value> = case["prompt_ids"].as_array().unwrap().iter().chain(case["greedy_ids"].as_array().unwrap()).cloned().collect();
@@ -94,7 +79,7 @@ fn score_matches_goldens_shape_and_top1() {
 
 #[test]
 fn score_is_bit_identical_across_threads_isas_and_batches() {
-    let model = model_path();
+    let model = default_model();
     let m = model.to_str().unwrap();
     let ids = "504,3575,282,4649,314,7042,30,198,198,504,1797";
     let (reference, _) = ok(&["score", "--model", m, "--ids", ids, "--threads", "1"]);
@@ -107,8 +92,8 @@ fn score_is_bit_identical_across_threads_isas_and_batches() {
 
 #[test]
 fn perplexity_runs_like_llama_cpp() {
-    let model = model_path();
-    let text = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../DEVELOPERS.md");
+    let model = default_model();
+    let text = repo_root().join("DEVELOPERS.md");
     let (stdout, stderr) = ok(&["perplexity", "--model", model.to_str().unwrap(), "--file", text.to_str().unwrap(), "--ctx", "128", "--chunks", "3"]);
     assert!(stdout.starts_with("[1]"), "{stdout}");
     let last = stdout.lines().last().unwrap();
@@ -124,7 +109,7 @@ fn perplexity_runs_like_llama_cpp() {
 
 #[test]
 fn bad_input_gets_a_clear_error() {
-    let model = model_path();
+    let model = default_model();
     let m = model.to_str().unwrap();
     let check = |args: &[&str], needle: &str| {
         let out = axiom(args);

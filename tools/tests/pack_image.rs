@@ -13,25 +13,9 @@ use axiom_engine::crc32c::crc32c;
 use axiom_engine::gguf::Gguf;
 use axiom_engine::model::{ModelConfig, ModelLayout};
 use axiom_engine::image::{ExtentId, PackedError, PackedLayout};
+use axiom_testkit::{default_model, repo_root};
 
 const ALIGN: u64 = 4096;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn default_model() -> PathBuf {
-    if let Some(p) = std::env::var_os("AXIOM_MODEL") {
-        return PathBuf::from(p);
-    }
-    let cache = match std::env::var_os("AXIOM_CACHE") {
-        Some(c) => PathBuf::from(c),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/axiom"),
-    };
-    let model = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(model.exists(), "default model not found at {}: run tools/fetch-model.sh (or set AXIOM_MODEL)", model.display());
-    model
-}
 
 /// A scratch directory for one test, removed when dropped.
 struct Scratch(PathBuf);
@@ -69,7 +53,7 @@ fn pack(input: &Path, output: &Path, extra: &[&str]) {
 fn gguf_python() -> &'static Path {
     static PY: OnceLock<PathBuf> = OnceLock::new();
     PY.get_or_init(|| {
-        let out = Command::new(repo().join("tools/gguf-py.sh")).output().expect("cannot run tools/gguf-py.sh");
+        let out = Command::new(repo_root().join("tools/gguf-py.sh")).output().expect("cannot run tools/gguf-py.sh");
         assert!(out.status.success(), "tools/gguf-py.sh failed: {}", String::from_utf8_lossy(&out.stderr));
         PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
     })
@@ -77,7 +61,7 @@ fn gguf_python() -> &'static Path {
 
 fn pack_check(args: &[&Path]) {
     let mut cmd = Command::new(gguf_python());
-    cmd.arg(repo().join("tools/tests/pack_check.py"));
+    cmd.arg(repo_root().join("tools/tests/pack_check.py"));
     cmd.args(args);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -38,7 +38,7 @@ fn axiom() -> Command {
 
 fn model() -> &'static Path {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
-    MODEL.get_or_init(|| infer::default_model().expect("the default model (tools/fetch-model.sh)"))
+    MODEL.get_or_init(axiom_testkit::default_model)
 }
 
 /// The packed default model, from the same cache `axiom run` uses.

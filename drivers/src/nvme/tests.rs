@@ -527,8 +527,9 @@ fn too_many_queue_pairs_and_bad_queue_sizes_are_errors() {
     let mut r = rig(&sim, &dma, &clock);
     let qp = r.ctrl.create_io_queue_pair(QueuePairOptions { entries: 4096, queue_depth: 4096, ..Default::default() }).unwrap();
     assert_eq!(qp.max_queue_depth(), 63, "entries capped by CAP.MQES, depth by entries - 1");
+    let allocated = dma.allocated.get();
     assert!(matches!(r.ctrl.create_io_queue_pair(QueuePairOptions::default()), Err(NvmeError::Unsupported { .. })));
-    let _ = dma.allocated.get();
+    assert_eq!(dma.allocated.get(), allocated, "a refused queue pair allocates no DMA memory");
 }
 
 // ---------------------------------------------------------------- streaming

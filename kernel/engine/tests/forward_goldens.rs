@@ -1,5 +1,5 @@
 //! The forward pass on the default model against llama.cpp's outputs
-//! (shared/testdata/smollm2/goldens-q4_1.json), and its determinism across
+//! (testdata/smollm2/goldens-q4_1.json), and its determinism across
 //! worker counts, batch sizes and ISAs. Run in release: `cargo test --release`.
 
 mod common;
@@ -12,7 +12,8 @@ use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, Reside
 use axiom_engine::plan::Worker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
-use common::{model_bytes, run_team, testdata_dir};
+use axiom_testkit::default_model_bytes;
+use common::run_team;
 use serde_json::Value;
 
 struct Case {
@@ -25,8 +26,7 @@ struct Case {
 }
 
 fn goldens() -> Vec<Case> {
-    let path = testdata_dir().join("smollm2/goldens-q4_1.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = axiom_testkit::read_testdata_string("smollm2/goldens-q4_1.json");
     let v: Value = serde_json::from_str(&text).unwrap();
     let ids = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<_>>();
     v["cases"]
@@ -81,7 +81,7 @@ fn top(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
 
 #[test]
 fn teacher_forced_logits_match_llama_cpp() {
-    let bytes = model_bytes();
+    let bytes = default_model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
@@ -144,7 +144,7 @@ fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize,
 
 #[test]
 fn greedy_generation_matches_llama_cpp() {
-    let bytes = model_bytes();
+    let bytes = default_model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
@@ -162,7 +162,7 @@ fn greedy_generation_matches_llama_cpp() {
 
 #[test]
 fn logits_are_bit_identical_for_any_worker_count_and_batch() {
-    let bytes = model_bytes();
+    let bytes = default_model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
@@ -199,7 +199,7 @@ fn logits_are_bit_identical_for_any_worker_count_and_batch() {
 
 #[test]
 fn every_isa_gives_the_same_logits() {
-    let bytes = model_bytes();
+    let bytes = default_model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let case = &goldens()[0];
     let mut reference: Option<Vec<Vec<f32>>> = None;

@@ -8,7 +8,8 @@
 mod common;
 
 use axiom_engine::gguf::{Gguf, GgufError};
-use common::{model_bytes, Rng};
+use axiom_testkit::default_model_bytes;
+use common::Rng;
 
 /// Offsets of the header items (every field start), and the subset that are
 /// structural (lengths, counts, type ids, dims, offsets), found by walking the
@@ -109,7 +110,7 @@ fn load(bytes: &[u8]) -> Result<(), GgufError> {
 
 #[test]
 fn walk_matches_reader() {
-    let bytes = model_bytes();
+    let bytes = default_model_bytes();
     let w = walk(&bytes);
     let g = Gguf::parse(&bytes).unwrap();
     assert_eq!(w.header_len as u64, g.header_len());
@@ -118,7 +119,7 @@ fn walk_matches_reader() {
 
 #[test]
 fn truncation_at_every_header_boundary_is_an_error() {
-    let bytes = model_bytes();
+    let bytes = default_model_bytes();
     let w = walk(&bytes);
     let size = bytes.len() as u64;
     let mut cuts: Vec<usize> = w.boundaries.iter().flat_map(|&b| [b.saturating_sub(1), b, b + 1]).collect();
@@ -148,7 +149,7 @@ fn truncation_at_every_header_boundary_is_an_error() {
 
 #[test]
 fn random_bit_flips_never_panic() {
-    let bytes = model_bytes();
+    let bytes = default_model_bytes();
     let w = walk(&bytes);
     let iters: usize = std::env::var("AXIOM_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

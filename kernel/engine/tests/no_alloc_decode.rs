@@ -41,7 +41,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn decode_steps_do_not_allocate() {
-    let bytes = common::model_bytes();
+    let bytes = axiom_testkit::default_model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();

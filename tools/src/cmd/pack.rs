@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use axiom_engine::ggml_type::GgmlType;
 
-use crate::pack::{pack, TypeChoice, TypeRules};
+use crate::pack::{pack, ProgressLine, TypeChoice, TypeRules};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,7 +52,10 @@ pub fn main(args: Args) -> Result<i32> {
         (None, TypeChoice::To(_)) => TypeChoice::To(GgmlType::Q8_0),
     };
     let start = std::time::Instant::now();
-    let report = pack(&args.input, &args.output, &TypeRules { matrices, embeddings })?;
+    let mut line = ProgressLine::new("pack");
+    let report = pack(&args.input, &args.output, &TypeRules { matrices, embeddings }, &mut |p| line.update(p));
+    line.clear();
+    let report = report?;
     eprintln!(
         "pack: {} -> {}: {} tensors ({} converted), {} layers, {} bytes, data at {}, {:.1} s",
         args.input.display(),

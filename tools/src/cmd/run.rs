@@ -5,7 +5,10 @@
 //! model (`--model FILE`, else the default one from `tools/fetch-model.sh`)
 //! is packed into a disk image cached by content, attached as NVMe, and the
 //! inference keys go on the kernel command line (docs/running.md). At the
-//! end the answer assembled from the `@token` events is printed.
+//! end the answer assembled from the `@token` events is printed. Without
+//! `--smp`, an inference run boots one compute vCPU per host core plus the
+//! I/O core ([`inference_smp`]); `--show progress` replaces the raw serial
+//! lines with a short display of the run's phases and the streamed answer.
 //!
 //! Exit codes: 0 success, 1 the kernel failed, 124 timeout, 2 runner error.
 
@@ -17,12 +20,48 @@ use std::time::Duration;
 use axiom_tools::infer::{self, InferKeys};
 use axiom_tools::qemu::{self, Boot, Machine, QemuOptions, RunResult, SerialInput, Verdict};
 
-use crate::pack::{pack, TypeChoice, TypeRules};
+use crate::pack::{pack, ProgressLine, TypeChoice, TypeRules};
 
 /// Default `--timeout` without and with inference (TCG decodes at about a
 /// token per second or less).
 const SELFTEST_TIMEOUT_S: u64 = 120;
 const INFERENCE_TIMEOUT_S: u64 = 900;
+
+/// CPUs a self-test boots without `--smp`.
+const SELFTEST_SMP: u32 = 2;
+/// The most CPUs `--smp` accepts.
+const MAX_SMP: u32 = 255;
+
+/// The CPUs an inference run boots without `--smp`, on a host with
+/// `host_cores` logical cores: one compute vCPU per host core, plus the I/O
+/// core, which parks when it has nothing to read (with `io_core` off, every
+/// CPU computes: one per host core). TCG runs each vCPU on a host thread, so
+/// more compute vCPUs than host cores share cores and the lockstep barriers
+/// wait on descheduled vCPUs; fewer leave a core unused. Measured on a
+/// 2-core host (docs/running.md, "Choosing the CPU count"): with the host
+/// otherwise idle, 3 CPUs decode 1.4x as fast as 2 and about as fast as 4
+/// (when other work takes host time, 2 are steadier; `--smp` chooses).
+pub fn inference_smp(host_cores: u32, io_core: bool) -> u32 {
+    let compute = host_cores.max(1);
+    if io_core { compute.saturating_add(1).min(MAX_SMP) } else { compute.min(MAX_SMP) }
+}
+
+/// The host's logical cores available to this process.
+pub fn host_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
+}
+
+/// What `axiom run` prints of the serial output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Show {
+    /// Every serial line as it arrives.
+    #[default]
+    Lines,
+    /// The kernel's text lines, one line per phase (boot, model, load,
+    /// prompt), the answer as it is generated, warnings and errors; per-core
+    /// timings and other telemetry are left out.
+    Progress,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnOff {
@@ -138,7 +177,11 @@ pub fn resolve_disk(model: Option<&Path>, disk: Option<&Path>, inference: bool) 
         bail!("--model {}: no such file", model.display());
     }
     Ok(Some(infer::cached_image(&model, |src, out| {
-        pack(src, out, &TypeRules { matrices: TypeChoice::Keep, embeddings: TypeChoice::Keep }).map(|_| ())
+        let mut line = ProgressLine::new("pack");
+        let rules = TypeRules { matrices: TypeChoice::Keep, embeddings: TypeChoice::Keep };
+        let packed = pack(src, out, &rules, &mut |p| line.update(p));
+        line.finish(if packed.is_ok() { "done" } else { "failed" });
+        packed.map(|_| ())
     })?))
 }
 
@@ -151,26 +194,95 @@ pub fn print_answers(result: &RunResult) {
         let label = if answers.len() > 1 { format!("answer {}", n + 1) } else { "answer".to_string() };
         let _ = writeln!(out, "--- {label} ({} tokens):\n{}", a.ids.len(), a.text);
         if let Some(s) = &a.summary {
-            let num = |k: &str| s.f64(k).map_or("?".to_string(), |v| format!("{v:.2}"));
-            let _ = writeln!(
-                out,
-                "--- {} mode, {} compute cores: prefill {} tok/s, decode {} tok/s, first token after {} ms",
-                s.str("mode").unwrap_or("?"),
-                s.u64("compute_cores").map_or("?".to_string(), |v| v.to_string()),
-                num("prefill_tok_s"),
-                num("decode_tok_s"),
-                num("ttft_ms")
-            );
+            let _ = writeln!(out, "{}", speed_line(s));
         }
     }
     let _ = out.flush();
 }
 
+/// "--- resident mode, 2 compute cores: prefill 2.11 tok/s, ..." from a `@summary`.
+fn speed_line(s: &qemu::Event) -> String {
+    let num = |k: &str| s.f64(k).map_or("?".to_string(), |v| format!("{v:.2}"));
+    format!(
+        "--- {} mode, {} compute cores: prefill {} tok/s, decode {} tok/s, first token after {} ms",
+        s.str("mode").unwrap_or("?"),
+        s.u64("compute_cores").map_or("?".to_string(), |v| v.to_string()),
+        num("prefill_tok_s"),
+        num("decode_tok_s"),
+        num("ttft_ms")
+    )
+}
+
+/// `--show progress`: turns serial lines into a short display (see [`Show::Progress`]).
+#[derive(Default)]
+struct ProgressDisplay {
+    /// An answer is being printed token by token (its line is open).
+    in_answer: bool,
+}
+
+/// Telemetry `--show progress` leaves out: per-CPU roles, the memory plan
+/// (the kernel prints it as text too), per-core and I/O timings, the end.
+const QUIET_EVENTS: &[&str] = &["cpu", "mem", "core_token", "layer", "io", "done"];
+
+impl ProgressDisplay {
+    /// What to print for one serial line (possibly nothing); tokens are
+    /// printed without a line break.
+    fn render(&mut self, line: &str) -> String {
+        let event = match qemu::Event::parse(line) {
+            Some(Ok(e)) => e,
+            // Text for humans, and lines that look like events but do not parse.
+            _ => return self.own_line(line.to_string()),
+        };
+        const MIB: f64 = (1 << 20) as f64;
+        let num = |k: &str| event.f64(k).map_or("?".to_string(), |v| format!("{v}"));
+        let mib = |k: &str| event.f64(k).map_or("?".to_string(), |v| format!("{:.1}", v / MIB));
+        match event.name.as_str() {
+            "token" => {
+                let text = event.str("text").unwrap_or("");
+                if self.in_answer {
+                    text.to_string()
+                } else {
+                    self.in_answer = true;
+                    format!("answer: {text}")
+                }
+            }
+            "summary" => self.own_line(speed_line(&event)),
+            "boot" => self.own_line(format!("boot: {} CPUs online ({})", num("cpus_online"), event.str("apic").unwrap_or("?"))),
+            "model" => self.own_line(format!(
+                "model: {}, {} layers, {} MiB",
+                event.str("arch").unwrap_or("?"),
+                num("layers"),
+                mib("model_bytes")
+            )),
+            "load" => self.own_line(format!(
+                "loaded {} layers ({} MiB, {}) in {:.1} s, {} MiB/s",
+                num("layers"),
+                mib("bytes"),
+                event.str("mode").unwrap_or("?"),
+                event.f64("ms").unwrap_or(0.0) / 1000.0,
+                num("mib_per_s")
+            )),
+            "prompt" => self.own_line(format!("prompt: {} tokens, generating up to {}", num("tokens"), num("max_new"))),
+            "ready" => self.own_line("ready: type a prompt per line; /quit or Ctrl-D ends".to_string()),
+            name if QUIET_EVENTS.contains(&name) => String::new(),
+            // Errors, warnings and anything new, as the kernel wrote them.
+            _ => self.own_line(line.to_string()),
+        }
+    }
+
+    /// `text` on a line of its own, closing an answer being streamed.
+    fn own_line(&mut self, text: String) -> String {
+        let start = if std::mem::take(&mut self.in_answer) { "\n" } else { "" };
+        format!("{start}{text}\n")
+    }
+}
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Number of CPUs.
-    #[arg(long, default_value_t = 2)]
-    pub smp: u32,
+    /// Number of CPUs [default: with --prompt/--interactive, one compute
+    /// CPU per host core plus the I/O core; else 2].
+    #[arg(long)]
+    pub smp: Option<u32>,
     /// Guest RAM (QEMU -m syntax: 512M, 2G, ...).
     #[arg(long, default_value = "1G")]
     pub mem: String,
@@ -202,6 +314,9 @@ pub struct Args {
     /// Do not echo the serial output (the verdict is still printed).
     #[arg(long)]
     pub quiet: bool,
+    /// Every serial line, or a short progress display.
+    #[arg(long, value_enum, default_value_t = Show::Lines)]
+    pub show: Show,
     #[command(flatten)]
     pub infer: InferArgs,
     /// Extra QEMU arguments, after `--`.
@@ -210,10 +325,37 @@ pub struct Args {
 }
 
 impl Args {
+    /// The CPUs to boot: `--smp`, else the default for the run's mode with
+    /// a line saying why.
+    pub fn smp(&self) -> (u32, Option<String>) {
+        if let Some(n) = self.smp {
+            return (n, None);
+        }
+        if !self.infer.keys().is_inference() {
+            return (SELFTEST_SMP, None);
+        }
+        let cores = host_cores();
+        let io_core = self.infer.io_core != Some(OnOff::Off);
+        let n = inference_smp(cores, io_core);
+        let plural = |n: u32| if n == 1 { "" } else { "s" };
+        let why = if io_core {
+            format!(
+                "{n} CPUs: {} compute core{} (the host has {cores} core{}) + the I/O core, which parks when idle; --smp N to choose (fewer on a busy host)",
+                n - 1,
+                plural(n - 1),
+                plural(cores)
+            )
+        } else {
+            format!("{n} CPU{}: one compute core per host core (--io-core off); --smp N to choose", plural(n))
+        };
+        (n, Some(why))
+    }
+
     /// The QEMU options; packs the model into its cached image if needed.
     pub fn options(&self) -> Result<QemuOptions> {
-        if self.smp == 0 || self.smp > 255 {
-            bail!("--smp must be between 1 and 255");
+        let smp = self.smp().0;
+        if smp == 0 || smp > MAX_SMP {
+            bail!("--smp must be between 1 and {MAX_SMP}");
         }
         let keys = self.infer.keys();
         let inference = keys.is_inference();
@@ -231,7 +373,7 @@ impl Args {
         let disk = resolve_disk(self.infer.model.as_deref(), self.disk.as_deref(), inference)?;
         let timeout = self.timeout.unwrap_or(if inference { INFERENCE_TIMEOUT_S } else { SELFTEST_TIMEOUT_S });
         Ok(QemuOptions {
-            smp: self.smp,
+            smp,
             mem: self.mem.clone(),
             machine: self.machine,
             cmdline,
@@ -251,7 +393,14 @@ impl Args {
 }
 
 pub fn main(args: Args) -> Result<i32> {
+    if let (_, Some(why)) = args.smp() {
+        eprintln!("axiom run: {why}");
+    }
     let opts = args.options()?;
+    let progress = args.show == Show::Progress && !args.quiet;
+    if progress {
+        eprintln!("axiom run: building the kernel");
+    }
     let kernel = qemu::build_kernel()?;
     // Multiboot hands the kernel "<path> <cmdline>": the path counts too.
     let seen = kernel.display().to_string().len() + 1 + opts.cmdline.len();
@@ -270,8 +419,15 @@ pub fn main(args: Args) -> Result<i32> {
     let interactive = args.infer.interactive;
     // In a chat, each answer is printed as its @summary arrives.
     let mut answer = String::new();
+    let mut display = ProgressDisplay::default();
     let mut echo = |line: &str| {
         let mut out = std::io::stdout().lock();
+        if progress {
+            // Answers stream here, and @summary prints the speed.
+            let _ = write!(out, "{}", display.render(line));
+            let _ = out.flush();
+            return;
+        }
         if !quiet {
             let _ = writeln!(out, "{line}");
         }
@@ -290,7 +446,11 @@ pub fn main(args: Args) -> Result<i32> {
         eprintln!("axiom run: interactive: type a prompt per line once @ready appears; /quit or Ctrl-D ends");
     }
     let result = qemu::run_kernel(&kernel, &opts, &mut echo)?;
-    if args.infer.keys().is_inference() && !interactive {
+    if progress && display.in_answer {
+        println!();
+    }
+    // The progress display printed each answer as it streamed.
+    if args.infer.keys().is_inference() && !interactive && !progress {
         print_answers(&result);
     }
     let verdict = result.verdict();
@@ -301,4 +461,66 @@ pub fn main(args: Args) -> Result<i32> {
         Verdict::Timeout(_) => 124,
         Verdict::QemuFailed(_) => 2,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_boots_a_compute_cpu_per_host_core_plus_the_io_core() {
+        assert_eq!(inference_smp(2, true), 3);
+        assert_eq!(inference_smp(1, true), 2);
+        assert_eq!(inference_smp(16, true), 17);
+        assert_eq!(inference_smp(2, false), 2);
+        assert_eq!(inference_smp(0, true), 2, "an unknown core count counts as one");
+        assert_eq!(inference_smp(1000, true), MAX_SMP);
+        assert_eq!(inference_smp(1000, false), MAX_SMP);
+    }
+
+    #[test]
+    fn progress_display_shows_phases_and_streams_the_answer() {
+        let serial = [
+            "AXIOM kernel 0.1.0 booting",
+            r#"@boot {"cpus_found":3,"cpus_online":3,"apic":"x2apic","boot":"multiboot1"}"#,
+            r#"@cpu {"id":0,"apic_id":0,"role":"bsp"}"#,
+            "loading 30 layers (63.6 MiB) into the weight pool ...",
+            r#"@model {"arch":"llama","layers":30,"model_bytes":98598912}"#,
+            r#"@mem {"mode":"resident","slots":30}"#,
+            r#"@load {"mode":"resident","layers":30,"bytes":96808960,"ms":1738.4,"mib_per_s":53.1,"verified":31}"#,
+            r#"@prompt {"answer":0,"tokens":5,"max_new":2,"chat":false}"#,
+            r#"@token {"i":0,"id":7042,"text":" Paris","us":474221}"#,
+            r#"@token {"i":1,"id":30,"text":".","us":444944}"#,
+            r#"@core_token {"tok":0,"core":0,"cpu":0,"attn_us":41409}"#,
+            r#"@summary {"mode":"resident","compute_cores":2,"prefill_tok_s":2.5,"decode_tok_s":2.25,"ttft_ms":474.2}"#,
+            r#"@warning {"msg":"line too long"}"#,
+            "@broken {not json",
+            r#"@done {"status":"ok"}"#,
+        ];
+        let mut display = ProgressDisplay::default();
+        let shown: String = serial.iter().map(|l| display.render(l)).collect();
+        assert_eq!(
+            shown,
+            "AXIOM kernel 0.1.0 booting\n\
+             boot: 3 CPUs online (x2apic)\n\
+             loading 30 layers (63.6 MiB) into the weight pool ...\n\
+             model: llama, 30 layers, 94.0 MiB\n\
+             loaded 30 layers (92.3 MiB, resident) in 1.7 s, 53.1 MiB/s\n\
+             prompt: 5 tokens, generating up to 2\n\
+             answer:  Paris.\n\
+             --- resident mode, 2 compute cores: prefill 2.50 tok/s, decode 2.25 tok/s, first token after 474.20 ms\n\
+             @warning {\"msg\":\"line too long\"}\n\
+             @broken {not json\n"
+        );
+        assert!(!display.in_answer);
+    }
+
+    #[test]
+    fn an_error_closes_a_streaming_answer() {
+        let mut display = ProgressDisplay::default();
+        assert_eq!(display.render(r#"@token {"i":0,"id":1,"text":"Hel","us":1}"#), "answer: Hel");
+        assert!(display.in_answer);
+        assert_eq!(display.render(r#"@error {"msg":"layer 7: CRC32C mismatch"}"#), "\n@error {\"msg\":\"layer 7: CRC32C mismatch\"}\n");
+        assert!(!display.in_answer);
+    }
 }

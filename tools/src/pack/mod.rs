@@ -13,6 +13,7 @@
 //! rules reproduces it byte for byte.
 
 mod plan;
+mod progress;
 pub mod source;
 mod writer;
 
@@ -28,6 +29,7 @@ use axiom_engine::image::PACK_VERSION;
 use axiom_engine::quant;
 
 pub use plan::{TypeChoice, TypeRules, ALIGN};
+pub use progress::{PackProgress, ProgressLine};
 use plan::{pad, Extent, Plan};
 use source::GgufFile;
 use writer::{TensorEntry, Value};
@@ -46,14 +48,15 @@ pub struct PackReport {
 }
 
 /// Packs `input` into `output` (written to a temporary file beside it, then
-/// renamed, so a failed run leaves no partial image).
-pub fn pack(input: &Path, output: &Path, rules: &TypeRules) -> Result<PackReport> {
+/// renamed, so a failed run leaves no partial image), calling `progress`
+/// after every chunk it writes.
+pub fn pack(input: &Path, output: &Path, rules: &TypeRules, progress: &mut dyn FnMut(PackProgress)) -> Result<PackReport> {
     let src = GgufFile::open(input)?;
     let tmp = output.with_file_name(format!(
         ".{}.partial",
         output.file_name().and_then(|n| n.to_str()).unwrap_or("packed.gguf")
     ));
-    let result = write_image(&src, &tmp, rules);
+    let result = write_image(&src, &tmp, rules, progress);
     match result {
         Ok(report) => {
             std::fs::rename(&tmp, output).with_context(|| format!("cannot rename {} to {}", tmp.display(), output.display()))?;
@@ -66,7 +69,7 @@ pub fn pack(input: &Path, output: &Path, rules: &TypeRules) -> Result<PackReport
     }
 }
 
-fn write_image(src: &GgufFile, out_path: &Path, rules: &TypeRules) -> Result<PackReport> {
+fn write_image(src: &GgufFile, out_path: &Path, rules: &TypeRules, progress: &mut dyn FnMut(PackProgress)) -> Result<PackReport> {
     let g = src.gguf();
     let plan = plan::plan(&g, rules)?;
     let converted = plan.tensors.iter().filter(|t| t.out_ty != t.src.ty).count();
@@ -96,6 +99,8 @@ fn write_image(src: &GgufFile, out_path: &Path, rules: &TypeRules) -> Result<Pac
     let mut crc = Crc32c::new();
     let mut current: Option<Extent> = None;
     let mut written = 0u64;
+    let total_bytes: u64 = plan.tensors.iter().map(|t| pad(t.out_size)).sum();
+    let mut at = PackProgress { globals_done: false, layers_done: 0, layers: plan.n_layers, bytes: 0, total_bytes };
     for t in &plan.tensors {
         if current != Some(t.extent) {
             if let Some(done) = current {
@@ -103,6 +108,10 @@ fn write_image(src: &GgufFile, out_path: &Path, rules: &TypeRules) -> Result<Pac
             }
             current = Some(t.extent);
             crc = Crc32c::new();
+            (at.globals_done, at.layers_done) = match t.extent {
+                Extent::Globals => (false, 0),
+                Extent::Layer(n) => (true, n),
+            };
         }
         debug_assert_eq!(written, t.offset);
         let abs = g.data_offset() + t.src.offset;
@@ -110,15 +119,21 @@ fn write_image(src: &GgufFile, out_path: &Path, rules: &TypeRules) -> Result<Pac
         while let Some(bytes) = converter.next_chunk(src, abs, &mut buf, &mut row_f32)? {
             out.write_all(bytes)?;
             crc.update(bytes);
+            at.bytes += bytes.len() as u64;
+            progress(at);
         }
         let padding = vec![0u8; (pad(t.out_size) - t.out_size) as usize];
         out.write_all(&padding)?;
         crc.update(&padding);
         written += pad(t.out_size);
+        at.bytes = written;
     }
     if let Some(done) = current {
         extents.set(done, crc.finish());
     }
+    at.globals_done = true;
+    at.layers_done = plan.n_layers;
+    progress(at);
     // An empty globals extent (a vocabulary-only file) still has a checksum.
     for (i, &(rel, size)) in plan.extents.iter().enumerate() {
         extents.offset[i] = data_offset + rel;

@@ -1,46 +1,6 @@
-//! Shared helpers of the engine's integration tests.
+//! Shared helpers of the engine's integration tests (test data and models:
+//! `axiom_testkit`).
 #![allow(dead_code)]
-
-use std::path::PathBuf;
-
-pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-/// The default model in the cache (`${AXIOM_CACHE:-$HOME/.cache/axiom}/models/`).
-/// Tests that need it fail (they never silently pass) when it is absent.
-pub fn model_path() -> PathBuf {
-    let cache = std::env::var_os("AXIOM_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
-        home.join(".cache/axiom")
-    });
-    let path = cache.join("models").join(DEFAULT_MODEL);
-    if !path.is_file() {
-        panic!(
-            "the default model is missing at {}: run tools/fetch-model.sh (or ./tools/test.sh, which runs setup first)",
-            path.display()
-        );
-    }
-    path
-}
-
-pub fn model_bytes() -> Vec<u8> {
-    let p = model_path();
-    std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
-}
-
-/// The shared test data directory (`../shared/testdata` beside the repo, or `AXIOM_TESTDATA`).
-pub fn testdata_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("AXIOM_TESTDATA") {
-        return PathBuf::from(d);
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [manifest.join("../../../shared/testdata"), manifest.join("../../testdata")];
-    for c in &candidates {
-        if c.is_dir() {
-            return c.clone();
-        }
-    }
-    panic!("test data not found (looked in {:?}); set AXIOM_TESTDATA", candidates);
-}
 
 /// A small deterministic PRNG for randomized tests (xorshift64*).
 pub struct Rng(pub u64);
