@@ -32,6 +32,11 @@ impl MmioRegion {
         Self { base: NonNull::new(base).expect("MMIO base must not be null"), len }
     }
 
+    /// Address of the first register.
+    pub fn base_address(&self) -> usize {
+        self.base.as_ptr() as usize
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

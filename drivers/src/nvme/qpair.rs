@@ -44,8 +44,9 @@ impl Default for QueuePairOptions {
 }
 
 /// Where a read lands: a raw, DMA-able byte range owned by the caller until
-/// the read completes (SPDK's `payload`).
-#[derive(Clone, Copy, Debug)]
+/// the read completes (SPDK's `payload`). Not `Clone`: one buffer, one read,
+/// one completion naming it ([`ReadCompletion::target`]).
+#[derive(Debug)]
 pub struct ReadBuffer {
     ptr: *mut u8,
     len: usize,
@@ -78,8 +79,11 @@ impl ReadBuffer {
     }
 }
 
-/// A finished read request, as delivered by `process_completions`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A finished read request, as delivered by `process_completions`. Only the
+/// driver makes one, after every command of the read completed, and it is
+/// not `Clone`: holding the completion of a buffer proves the device is done
+/// writing it (the kernel's weight slots rely on this).
+#[derive(Debug, PartialEq, Eq)]
 pub struct ReadCompletion {
     /// The caller's tag from `submit_read`.
     pub tag: u64,
@@ -87,6 +91,15 @@ pub struct ReadCompletion {
     pub bytes: usize,
     /// `Err` names the first failed command (its LBA range and status).
     pub result: Result<(), NvmeError>,
+    /// The read buffer's address and length.
+    target: (usize, usize),
+}
+
+impl ReadCompletion {
+    /// The buffer this read wrote: (address, length) of its `ReadBuffer`.
+    pub fn target(&self) -> (usize, usize) {
+        self.target
+    }
 }
 
 /// Counters for telemetry.
@@ -407,7 +420,7 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
             if r.error.is_none() {
                 self.stats.bytes += bytes as u64;
             }
-            let completion = ReadCompletion { tag: r.tag, lba: r.start_lba, bytes, result: r.error.map_or(Ok(()), Err) };
+            let completion = ReadCompletion { tag: r.tag, lba: r.start_lba, bytes, result: r.error.map_or(Ok(()), Err), target: (r.buf, bytes) };
             r.active = false;
             self.free_requests.push(index);
             on_complete(completion);
