@@ -6,7 +6,7 @@
 
 mod mmio;
 
-pub use mmio::{DmaRegion, MmioRegion};
+pub use mmio::{DmaRegion, MmioRegion, ReadBuffer};
 
 /// 32/64-bit access to a device's memory-mapped register block (a PCI BAR).
 ///

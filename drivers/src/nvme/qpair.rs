@@ -19,6 +19,7 @@ use super::prp::{self, ListArea};
 use super::queue::{CompletionQueue, SubmissionQueue};
 use super::controller::Hw;
 use super::regs::{self, csts};
+pub use crate::hw::ReadBuffer;
 use crate::hw::{Clock, Dma, DmaRegion, Registers};
 
 /// How often (at most) an idle poll reads CSTS and checks command ages.
@@ -40,42 +41,6 @@ pub struct QueuePairOptions {
 impl Default for QueuePairOptions {
     fn default() -> Self {
         Self { entries: 256, queue_depth: 255, max_requests: 256, max_transfer_bytes: 0 }
-    }
-}
-
-/// Where a read lands: a raw, DMA-able byte range owned by the caller until
-/// the read completes (SPDK's `payload`). Not `Clone`: one buffer, one read,
-/// one completion naming it ([`ReadCompletion::target`]).
-#[derive(Debug)]
-pub struct ReadBuffer {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: a ReadBuffer is an address range; the contract of `new` makes the
-// memory the driver's to write until completion, wherever the owner runs.
-unsafe impl Send for ReadBuffer {}
-
-impl ReadBuffer {
-    /// # Safety
-    /// `ptr..ptr+len` must be writable memory mapped for DMA (the queue pair's
-    /// `Dma::virt_to_phys` must translate it), and nothing may read or write
-    /// it, or free it, from submission until the read's completion has been
-    /// delivered (or the queue pair has failed and the controller is disabled).
-    pub unsafe fn new(ptr: *mut u8, len: usize) -> Self {
-        Self { ptr, len }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn addr(&self) -> usize {
-        self.ptr as usize
     }
 }
 
@@ -276,13 +241,13 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
         if self.failure.is_some() {
             return Err(NvmeError::Failed);
         }
-        if dst.len == 0 {
+        if dst.len() == 0 {
             return Err(NvmeError::Buffer { lba, reason: BufferError::Empty });
         }
-        if !dst.len.is_multiple_of(ns.block_size as usize) {
-            return Err(NvmeError::Buffer { lba, reason: BufferError::NotBlockMultiple { len: dst.len, block_size: ns.block_size } });
+        if !dst.len().is_multiple_of(ns.block_size as usize) {
+            return Err(NvmeError::Buffer { lba, reason: BufferError::NotBlockMultiple { len: dst.len(), block_size: ns.block_size } });
         }
-        let blocks = (dst.len / ns.block_size as usize) as u64;
+        let blocks = (dst.len() / ns.block_size as usize) as u64;
         if lba.checked_add(blocks).is_none_or(|end| end > ns.blocks) {
             return Err(NvmeError::OutOfRange { nsid: ns.nsid, lba, blocks, namespace_blocks: ns.blocks });
         }

@@ -27,6 +27,8 @@ pub const IO_QUEUE_ENTRIES: u32 = 1024;
 /// A brought-up controller and the namespace we read from.
 pub struct Storage {
     pub pci: PciFunction,
+    /// How PCI configuration space was reached: `ecam` (ACPI MCFG) or `ports`.
+    pub config_access: &'static str,
     /// Physical address of the register block.
     pub bar0: u64,
     pub controller: NvmeController,
@@ -130,5 +132,6 @@ pub fn probe(platform: &Platform, options: ControllerOptions) -> Result<Storage,
     })?;
     let mut controller = Controller::init(regs, DeviceDma, TscClock, options)?;
     let namespace = controller.first_namespace()?;
-    Ok(Storage { pci: function, bar0: address, controller, namespace })
+    let config_access = if mechanism.starts_with("ECAM") { "ecam" } else { "ports" };
+    Ok(Storage { pci: function, config_access, bar0: address, controller, namespace })
 }

@@ -51,6 +51,7 @@ pub fn run(platform: &Platform, args: Args) -> Result<(), StorageError> {
             .fmt("serial", format_args!("{}", id.serial))
             .fmt("firmware", format_args!("{}", id.firmware))
             .fmt("pci", format_args!("{}", storage.pci.bdf))
+            .str("pci_config", storage.config_access)
             .fmt("bar0", format_args!("{:#x}", storage.bar0))
             .fmt("version", format_args!("{major}.{minor}.{ter}"))
             .u64("nsid", ns.nsid as u64)
