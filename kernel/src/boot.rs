@@ -9,6 +9,10 @@
 //! 3. the APs, the mode (self-test or inference) and, from it, the roles;
 //! 4. `@boot` and `@cpu`, the mode itself, `@done`.
 
+// Boot errors are formatted into a fixed buffer, returned by value: the
+// first steps run before the heap exists.
+#![allow(clippy::result_large_err)]
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;

@@ -241,7 +241,7 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
         if self.failure.is_some() {
             return Err(NvmeError::Failed);
         }
-        if dst.len() == 0 {
+        if dst.is_empty() {
             return Err(NvmeError::Buffer { lba, reason: BufferError::Empty });
         }
         if !dst.len().is_multiple_of(ns.block_size as usize) {

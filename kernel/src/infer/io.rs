@@ -184,9 +184,9 @@ impl<'r> Streamer<'r> {
             return Err(format!("layer {layer}: read failed: {e}"));
         }
         let filled = match flight.landed(c) {
-            Ok((filled, _)) => filled,
-            Err((flight, _)) => {
-                flight.fail();
+            Ok(filled) => filled,
+            Err(mismatch) => {
+                mismatch.0.fail();
                 return Err(format!("layer {layer}: the NVMe completion names another buffer"));
             }
         };

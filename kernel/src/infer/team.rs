@@ -121,6 +121,7 @@ impl<'w, 'j> KernelWorker<'w, 'j> {
     }
 }
 
+#[allow(unsafe_code)] // the engine's `unsafe trait Worker`: the kernel's one exception
 // SAFETY: (1) indices come from the SPMD launch, distinct in 0..count for the
 // compute team (helpers never build a KernelWorker); (2) `barrier` is the
 // launch's sense-reversing barrier over exactly the team, with AcqRel
@@ -128,7 +129,6 @@ impl<'w, 'j> KernelWorker<'w, 'j> {
 // ticket from `acquire_layer` until every member called `release_layer` (the
 // ring counts the team's releases), and the producer only writes slots it
 // claimed from `Unloaded`.
-#[allow(unsafe_code)] // the engine's `unsafe trait Worker`: the kernel's one exception
 unsafe impl Worker for KernelWorker<'_, '_> {
     fn index(&self) -> usize {
         self.cpu.borrow().index()

@@ -79,7 +79,7 @@ fn root_table_error(e: AcpiError) -> TableError {
 
 /// The whole table behind a `find_table` mapping, as bytes (the crate maps
 /// and checksums exactly its length field's worth).
-fn table_bytes<'m, H: AcpiHandler, T: AcpiTable>(mapping: &'m PhysicalMapping<H, T>) -> &'m [u8] {
+fn table_bytes<H: AcpiHandler, T: AcpiTable>(mapping: &PhysicalMapping<H, T>) -> &[u8] {
     // SAFETY: the mapping covers `region_length` bytes from `virtual_start`
     // (checksummed by the crate) and lives as long as the borrow.
     unsafe { core::slice::from_raw_parts(mapping.virtual_start().as_ptr() as *const u8, mapping.region_length()) }

@@ -38,7 +38,7 @@ fn ist_for(vector: u8) -> u8 {
 /// The entry of `vector`, or `None` for the reserved exception vectors
 /// (15, 22-27, 31), which the CPU never raises and stay not-present.
 fn entry(idt: &mut InterruptDescriptorTable, vector: u8, handler: VirtAddr) -> Option<&mut EntryOptions> {
-    // SAFETY (for every arm): `handler` is the stub for `vector` in
+    // SAFETY: for every arm, `handler` is the stub for `vector` in
     // `isr.s`. Each stub fits its entry type: it pushes a dummy error code
     // exactly where the CPU pushes none, and either never returns (faults
     // end in `axiom_trap`, which stops the machine) or ends in `iretq`.

@@ -431,13 +431,14 @@ impl<'r> InFlight<'r> {
         self.owner.ticket
     }
 
-    /// The driver's completion of this slot's read. Another read's
-    /// completion is handed back unchanged.
-    pub fn landed(self, completion: ReadCompletion) -> Result<(Filled<'r>, ReadCompletion), (InFlight<'r>, ReadCompletion)> {
+    /// The driver's completion of this slot's read (consumed: one
+    /// completion lands one read). Another read's completion is handed back
+    /// with the token, unchanged.
+    pub fn landed(self, completion: ReadCompletion) -> Result<Filled<'r>, Box<(InFlight<'r>, ReadCompletion)>> {
         if completion.target() != self.target {
-            return Err((self, completion));
+            return Err(Box::new((self, completion)));
         }
-        Ok((Filled { owner: self.owner, len: self.target.1 }, completion))
+        Ok(Filled { owner: self.owner, len: self.target.1 })
     }
 
     /// The read failed (or will never complete): consumers stop.
@@ -617,7 +618,7 @@ mod tests {
         let (mem, base) = slots(n_slots, EXTENT);
         let dma = SimDma::new();
         {
-            // SAFETY (test): a short-lived view of the slots' block, only to
+            // SAFETY: (test) a short-lived view of the slots' block, only to
             // register its pages with the simulated device's address space.
             let block = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, n_slots * EXTENT) };
             dma.map_contiguous(block);
@@ -662,12 +663,12 @@ mod tests {
                     c.result.unwrap();
                     let own = in_flight.swap_remove(in_flight.iter().position(|f| f.ticket() == c.tag).unwrap());
                     if let Some(other) = in_flight.pop() {
-                        let (back, c_back) = other.landed(c).err().expect("a completion lands only its own slot");
+                        let (back, c_back) = *other.landed(c).err().expect("a completion lands only its own slot");
                         in_flight.push(back);
                         c = c_back;
                         refused += 1;
                     }
-                    let (filled, _) = own.landed(c).ok().expect("its own completion lands");
+                    let filled = own.landed(c).ok().expect("its own completion lands");
                     assert!(filled.bytes() == layer_bytes(filled.ticket()));
                     filled.finish().unwrap();
                     finished += 1;

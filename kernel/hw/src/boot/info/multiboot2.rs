@@ -97,7 +97,7 @@ mod tests {
         put_u32(out, kind);
         put_u32(out, 8 + body.len() as u32);
         out.extend_from_slice(body);
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
     }
