@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(img.len(), offsets::END);
         assert_eq!(&img[offsets::MAGIC..offsets::MAGIC + 8], MAGIC);
         assert_eq!(img[0], 0xFA, "starts with cli");
-        assert!(offsets::PATCH <= 4096 && LOAD_ADDRESS % 4096 == 0 && LOAD_ADDRESS < 0x10_0000);
+        const { assert!(offsets::PATCH <= 4096 && LOAD_ADDRESS.is_multiple_of(4096) && LOAD_ADDRESS < 0x10_0000) };
         assert_eq!(SIPI_VECTOR, 0x08);
         // The code before the patch area must not run into it.
         let code_end = img[..offsets::PATCH].iter().rposition(|&b| b != 0).unwrap();

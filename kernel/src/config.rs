@@ -1,7 +1,7 @@
 //! The one table of kernel command-line keys. Add a key with one line; an
 //! unknown key stops the boot with `@error` listing these keys.
 
-use axiom_kernel::cmdline::KeySpec;
+use crate::cmdline::KeySpec;
 
 pub static KEYS: &[KeySpec] = &[
     KeySpec { name: "selftest", help: "run a diagnostic instead of the default mode (smp, fault, panic, mem, ...)" },

@@ -1,37 +1,40 @@
-//! The pure half of the AXIOM kernel: logic with no hardware access, built
-//! for the kernel binary and unit-tested on the host (`cargo test -p axiom-kernel`).
+//! The AXIOM kernel above the hardware layer: boot sequencing, SMP (roles,
+//! launches, barriers, AP start-up), storage glue, self-tests, the inference
+//! mode and telemetry. The machine is reached only through `axiom-hw`, so
+//! this crate denies `unsafe_code`; the one exception is `infer/team.rs`,
+//! which implements the engine's `unsafe trait Worker` (see its SAFETY
+//! comment). The binary (`main.rs`) only declares the entry point and the
+//! panic handler.
 //!
-//! - [`bootinfo`]: Multiboot1/2 information, memory map, RSDP.
-//! - [`madt`]: the CPU list from ACPI's MADT (through the `acpi` crate).
-//! - [`icr`]: Local APIC interrupt-command encoding for xAPIC and x2APIC.
-//! - [`barrier`]: the sense-reversing lockstep barrier (spin, then park).
-//! - [`physmem`]: free physical ranges and contiguous carving.
+//! Pure parts, unit-tested on the host (`cargo test -p axiom-kernel`):
+//! - [`smp::barrier`]: the sense-reversing lockstep barrier (spin, then park).
 //! - [`cmdline`]: `key=value` command line against one key table.
 //! - [`json`]: the telemetry JSON writer.
-//! - [`slot_ring`]: the weight slot ring between the I/O core and compute cores.
 //! - [`stats`]: min / median / p99 / max of samples.
-//! - [`tensor_plan`]: the tensor region's carving and the resident/streaming choice.
+//! - [`tensor_plan`]: the tensor region's memory plan (resident or streaming).
 //! - [`line_reader`]: bounded lines from untrusted serial input.
-//!
-//! The binary (`src/main.rs` and its modules) holds everything that touches
-//! the machine.
 
 #![no_std]
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-pub mod barrier;
-pub mod bootinfo;
+pub mod boot;
 pub mod cmdline;
-pub mod icr;
+pub mod config;
+pub mod console;
+pub mod faults;
+pub mod infer;
 pub mod json;
 pub mod line_reader;
-pub mod madt;
-pub mod physmem;
-pub mod slot_ring;
+pub mod selftest;
+pub mod smp;
 pub mod stats;
+pub mod storage;
+pub mod telemetry;
 pub mod tensor_plan;
 
-/// Most CPUs the kernel manages (per-CPU tables are sized by it).
-pub const MAX_CPUS: usize = 256;
+pub use axiom_hw::MAX_CPUS;

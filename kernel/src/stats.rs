@@ -50,14 +50,6 @@ pub fn percentile_sorted(sorted: &[u64], p: u32) -> u64 {
     sorted[rank.clamp(1, n) - 1]
 }
 
-/// Cycles to nanoseconds for a counter running at `khz` kHz.
-pub fn cycles_to_ns(cycles: u64, khz: u64) -> u64 {
-    if khz == 0 {
-        return 0;
-    }
-    ((cycles as u128 * 1_000_000) / khz as u128) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,10 +68,8 @@ mod tests {
     }
 
     #[test]
-    fn cycle_conversion() {
-        assert_eq!(cycles_to_ns(3000, 3_000_000), 1000);
-        assert_eq!(cycles_to_ns(1, 1_000), 1_000);
-        assert_eq!(cycles_to_ns(5, 0), 0);
-        assert_eq!(Summary::of(&mut [2000, 4000]).map(|c| cycles_to_ns(c, 2_000_000)).max, 2000);
+    fn summary_maps_every_figure() {
+        let s = Summary::of(&mut [2000, 4000]).map(|c| axiom_hw::time::cycles_to_ns(c, 2_000_000));
+        assert_eq!((s.min, s.median, s.max, s.mean), (1000, 1000, 2000, 1500));
     }
 }

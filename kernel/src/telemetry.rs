@@ -9,7 +9,7 @@
 //! @done {"status":"ok"}
 //! ```
 
-use axiom_kernel::json::{FixedBuf, JsonObject};
+use crate::json::{FixedBuf, JsonObject};
 
 /// Longest event line, in bytes.
 pub const MAX_EVENT: usize = 4096;

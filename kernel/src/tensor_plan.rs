@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(p.kv_offset, 90 * MIB);
         assert_eq!(p.activation_offset, 90 * MIB + 24 * MIB);
         assert_eq!(p.region_bytes, 90 * MIB + 24 * MIB + 4 * MIB);
-        assert!(p.kv_offset % PART_ALIGN == 0 && p.activation_offset % PART_ALIGN == 0);
+        assert!(p.kv_offset.is_multiple_of(PART_ALIGN) && p.activation_offset.is_multiple_of(PART_ALIGN));
     }
 
     #[test]

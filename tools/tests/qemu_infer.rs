@@ -1,7 +1,9 @@
 //! QEMU integration tests of the inference kernel (issue 5): the default
 //! model, greedy, 16 tokens from a fixed prompt, resident and streaming, at
-//! `--smp 2` (one compute core + the I/O core) and `--smp 4`: every run must
-//! print the token ids `axiom generate` computes on the host. Then the bad
+//! `--smp 2` (one compute core + the I/O core) and `--smp 4`, and with
+//! `io_core=off` at `--smp 3` (every CPU computes): every run must print the
+//! token ids `axiom generate` computes on the host, with `@cpu` roles that
+//! match `io_core`. Then the bad
 //! inputs, which must stop with a clear `@error` and a failing exit, never in
 //! the runner's timeout: a flipped byte in layer 7 (CRC32C), a truncated
 //! image, a disk that is not GGUF, a budget below two layers. Last, the
@@ -133,12 +135,26 @@ fn generates_host_tokens(smp: u32, keys: &InferKeys, expect_mode: &str) -> RunRe
     let s = r.first("summary").expect("@summary");
     assert_eq!(s.str("mode"), Some(expect_mode));
     assert_eq!(s.u64("generated"), Some(expected.len() as u64));
-    assert_eq!(s.u64("compute_cores"), Some(smp as u64 - 1), "the last CPU is the I/O core");
+    // The roles follow `io_core` (on by default from two CPUs): the last CPU
+    // is the I/O core, or every CPU computes.
+    let io_core = keys.io_core != Some(false) && smp >= 2;
+    let compute = smp as u64 - io_core as u64;
+    assert_eq!(s.u64("compute_cores"), Some(compute), "io_core {io_core}");
+    assert_eq!(s.bool("io_core"), Some(io_core && expect_mode == "streaming"), "the I/O core streams only in streaming mode");
+    let roles: Vec<&str> = r.events_named("cpu").map(|c| c.str("role").unwrap()).collect();
+    let mut expect_roles = vec!["bsp"];
+    expect_roles.extend((1..compute).map(|_| "compute"));
+    if io_core {
+        expect_roles.push("io");
+    }
+    assert_eq!(roles, expect_roles, "@cpu roles with io_core {io_core}");
     assert!(s.f64("decode_tok_s").unwrap() > 0.0);
     assert!(r.first("prompt").and_then(|p| p.u64("tokens")).unwrap() > 0);
     // telemetry=token (the default): one @core_token per compute core per forward pass.
     let core_tokens = r.events_named("core_token").count() as u64;
-    assert!(core_tokens > 0 && core_tokens.is_multiple_of(smp as u64 - 1), "{core_tokens} @core_token events for {} cores", smp - 1);
+    assert!(core_tokens > 0 && core_tokens.is_multiple_of(compute), "{core_tokens} @core_token events for {compute} cores");
+    let cores: std::collections::BTreeSet<u64> = r.events_named("core_token").map(|e| e.u64("cpu").unwrap()).collect();
+    assert_eq!(cores.len() as u64, compute, "every compute core reports, the I/O core does not: {cores:?}");
     r
 }
 
@@ -184,6 +200,17 @@ fn streaming_2_slots_smp2_matches_host() {
 #[test]
 fn streaming_budget_smp4_matches_host() {
     streaming(4, true);
+}
+
+/// `io_core=off` with three CPUs: no CPU is the I/O core (`@cpu` roles),
+/// all three compute and compute worker 0 loads each layer itself.
+#[test]
+fn io_core_off_smp3_every_cpu_computes() {
+    let k = InferKeys { io_core: Some(false), slots: Some(2), ..keys() };
+    let r = generates_host_tokens(3, &k, "streaming");
+    // Compute worker 0 streamed every layer of every pass itself.
+    let io = r.first("io").expect("@io (the synchronous loader's reads)");
+    assert!(io.u64("layers_streamed").unwrap() >= layout().layers.len() as u64 * TOKENS as u64, "{:?}", io.data);
 }
 
 /// A run that must stop with an `@error` (through the kernel's failure exit).

@@ -64,10 +64,14 @@ fn boot(machine: Machine, cmdline: &str, disk: Option<&Path>) -> RunResult {
     r
 }
 
-/// Checks the identity and the checksum; returns the @nvme_read event.
-fn check_read(r: &RunResult, expect_depth: u64) -> qemu::Event {
+/// Checks the identity, the PCI configuration mechanism (q35: ECAM from
+/// ACPI's MCFG; pc has no MCFG: the ports) and the checksum; returns the
+/// @nvme_read event.
+fn check_read(r: &RunResult, machine: Machine, expect_depth: u64) -> qemu::Event {
     let img = image();
     let id = r.first("nvme").expect("@nvme event");
+    let config = if machine == Machine::Q35 { "ecam" } else { "ports" };
+    assert_eq!(id.str("pci_config"), Some(config), "{machine:?} reaches PCI configuration space through {config}");
     assert_eq!(id.str("serial"), Some("axiom"));
     assert_eq!(id.u64("lba_size"), Some(512));
     assert_eq!(id.u64("lbas"), Some((IMAGE_BYTES / 512) as u64));
@@ -83,7 +87,7 @@ fn check_read(r: &RunResult, expect_depth: u64) -> qemu::Event {
 #[test]
 fn pc_queue_depth_1() {
     let r = boot(Machine::Pc, "selftest=nvme nvme_qd=1", Some(&image().path));
-    let read = check_read(&r, 1);
+    let read = check_read(&r, Machine::Pc, 1);
     assert_eq!(read.u64("max_in_flight"), Some(1));
     assert_eq!(read.u64("commands"), read.u64("doorbells"), "QD1: one doorbell per command");
 }
@@ -91,7 +95,7 @@ fn pc_queue_depth_1() {
 #[test]
 fn pc_deepest_queue() {
     let r = boot(Machine::Pc, "selftest=nvme nvme_qd=max", Some(&image().path));
-    let read = check_read(&r, 1023);
+    let read = check_read(&r, Machine::Pc, 1023);
     // Every MDTS-sized command of the image fits in the rotating buffers at once.
     assert!(read.u64("max_in_flight").unwrap() >= 32, "{:?}", read.data);
 }
@@ -99,14 +103,14 @@ fn pc_deepest_queue() {
 #[test]
 fn q35_queue_depth_1() {
     let r = boot(Machine::Q35, "selftest=nvme nvme_qd=1", Some(&image().path));
-    check_read(&r, 1);
+    check_read(&r, Machine::Q35, 1);
 }
 
 #[test]
 fn q35_deepest_queue_with_4k_commands() {
     // 4 KiB commands so that the whole queue (1023 commands) is really in flight.
     let r = boot(Machine::Q35, "selftest=nvme nvme_xfer=4K", Some(&image().path));
-    let read = check_read(&r, 1023);
+    let read = check_read(&r, Machine::Q35, 1023);
     assert_eq!(read.u64("max_in_flight"), Some(1023));
     assert_eq!(read.u64("xfer_bytes"), Some(4096));
     assert!(read.u64("doorbells").unwrap() < read.u64("commands").unwrap() / 8, "submissions are batched: {:?}", read.data);

@@ -1,5 +1,6 @@
 //! The only places the drivers dereference raw addresses: a device register
-//! block and DMA memory shared with a device. Both use volatile accesses
+//! block and DMA memory shared with a device; and the read buffer a device
+//! writes into. Both use volatile accesses
 //! (through the `volatile` crate) because the device reads and writes them
 //! behind the compiler's back.
 
@@ -30,6 +31,11 @@ impl MmioRegion {
     /// code may treat that range as ordinary memory.
     pub unsafe fn new(base: *mut u8, len: usize) -> Self {
         Self { base: NonNull::new(base).expect("MMIO base must not be null"), len }
+    }
+
+    /// Address of the first register.
+    pub fn base_address(&self) -> usize {
+        self.base.as_ptr() as usize
     }
 
     pub fn len(&self) -> usize {
@@ -135,5 +141,41 @@ impl DmaRegion {
         for off in (0..self.len & !7).step_by(8) {
             self.write_u64(off, 0);
         }
+    }
+}
+
+/// Where a read lands: a raw, DMA-able byte range owned by the caller until
+/// the read completes (SPDK's `payload`). Not `Clone`: one buffer, one read,
+/// one completion naming it (`nvme::ReadCompletion::target`).
+#[derive(Debug)]
+pub struct ReadBuffer {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a ReadBuffer is an address range; the contract of `new` makes the
+// memory the driver's to write until completion, wherever the owner runs.
+unsafe impl Send for ReadBuffer {}
+
+impl ReadBuffer {
+    /// # Safety
+    /// `ptr..ptr+len` must be writable memory mapped for DMA (the queue pair's
+    /// `Dma::virt_to_phys` must translate it), and nothing may read or write
+    /// it, or free it, from submission until the read's completion has been
+    /// delivered (or the queue pair has failed and the controller is disabled).
+    pub unsafe fn new(ptr: *mut u8, len: usize) -> Self {
+        Self { ptr, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
     }
 }

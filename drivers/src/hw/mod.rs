@@ -1,12 +1,12 @@
 //! The hardware seams of the drivers: everything a driver needs from the
-//! machine goes through one of these small traits, so the kernel can back them
-//! with real MMIO, port I/O and physical memory, and host tests with models.
+//! machine goes through one of these small traits, so the kernel's hardware
+//! layer can back them with real MMIO, port I/O and physical memory, and host
+//! tests with models. `mmio` holds the only raw accesses: volatile register
+//! and DMA-memory reads and writes.
 
 mod mmio;
-mod port;
 
-pub use mmio::{DmaRegion, MmioRegion};
-pub use port::X86PortIo;
+pub use mmio::{DmaRegion, MmioRegion, ReadBuffer};
 
 /// 32/64-bit access to a device's memory-mapped register block (a PCI BAR).
 ///
@@ -46,10 +46,14 @@ impl<T: Registers + ?Sized> Registers for &T {
     }
 }
 
-/// x86 I/O port space (the legacy PCI configuration mechanism uses 0xCF8/0xCFC).
-pub trait PortIo {
-    fn in32(&self, port: u16) -> u32;
-    fn out32(&self, port: u16, value: u32);
+/// The legacy PCI configuration mechanism's two 32-bit I/O ports:
+/// CONFIG_ADDRESS (0xCF8) and CONFIG_DATA (0xCFC). The kernel's hardware
+/// layer implements it over the real ports (it owns them); tests over models.
+pub trait ConfigPorts {
+    fn read_address(&self) -> u32;
+    fn write_address(&self, value: u32);
+    fn read_data(&self) -> u32;
+    fn write_data(&self, value: u32);
 }
 
 /// Failure to allocate DMA memory.

@@ -19,6 +19,7 @@ use super::prp::{self, ListArea};
 use super::queue::{CompletionQueue, SubmissionQueue};
 use super::controller::Hw;
 use super::regs::{self, csts};
+pub use crate::hw::ReadBuffer;
 use crate::hw::{Clock, Dma, DmaRegion, Registers};
 
 /// How often (at most) an idle poll reads CSTS and checks command ages.
@@ -43,43 +44,11 @@ impl Default for QueuePairOptions {
     }
 }
 
-/// Where a read lands: a raw, DMA-able byte range owned by the caller until
-/// the read completes (SPDK's `payload`).
-#[derive(Clone, Copy, Debug)]
-pub struct ReadBuffer {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: a ReadBuffer is an address range; the contract of `new` makes the
-// memory the driver's to write until completion, wherever the owner runs.
-unsafe impl Send for ReadBuffer {}
-
-impl ReadBuffer {
-    /// # Safety
-    /// `ptr..ptr+len` must be writable memory mapped for DMA (the queue pair's
-    /// `Dma::virt_to_phys` must translate it), and nothing may read or write
-    /// it, or free it, from submission until the read's completion has been
-    /// delivered (or the queue pair has failed and the controller is disabled).
-    pub unsafe fn new(ptr: *mut u8, len: usize) -> Self {
-        Self { ptr, len }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn addr(&self) -> usize {
-        self.ptr as usize
-    }
-}
-
-/// A finished read request, as delivered by `process_completions`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A finished read request, as delivered by `process_completions`. Only the
+/// driver makes one, after every command of the read completed, and it is
+/// not `Clone`: holding the completion of a buffer proves the device is done
+/// writing it (the kernel's weight slots rely on this).
+#[derive(Debug, PartialEq, Eq)]
 pub struct ReadCompletion {
     /// The caller's tag from `submit_read`.
     pub tag: u64,
@@ -87,6 +56,15 @@ pub struct ReadCompletion {
     pub bytes: usize,
     /// `Err` names the first failed command (its LBA range and status).
     pub result: Result<(), NvmeError>,
+    /// The read buffer's address and length.
+    target: (usize, usize),
+}
+
+impl ReadCompletion {
+    /// The buffer this read wrote: (address, length) of its `ReadBuffer`.
+    pub fn target(&self) -> (usize, usize) {
+        self.target
+    }
 }
 
 /// Counters for telemetry.
@@ -263,13 +241,13 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
         if self.failure.is_some() {
             return Err(NvmeError::Failed);
         }
-        if dst.len == 0 {
+        if dst.is_empty() {
             return Err(NvmeError::Buffer { lba, reason: BufferError::Empty });
         }
-        if !dst.len.is_multiple_of(ns.block_size as usize) {
-            return Err(NvmeError::Buffer { lba, reason: BufferError::NotBlockMultiple { len: dst.len, block_size: ns.block_size } });
+        if !dst.len().is_multiple_of(ns.block_size as usize) {
+            return Err(NvmeError::Buffer { lba, reason: BufferError::NotBlockMultiple { len: dst.len(), block_size: ns.block_size } });
         }
-        let blocks = (dst.len / ns.block_size as usize) as u64;
+        let blocks = (dst.len() / ns.block_size as usize) as u64;
         if lba.checked_add(blocks).is_none_or(|end| end > ns.blocks) {
             return Err(NvmeError::OutOfRange { nsid: ns.nsid, lba, blocks, namespace_blocks: ns.blocks });
         }
@@ -407,7 +385,7 @@ impl<R: Registers, D: Dma, C: Clock> IoQueuePair<R, D, C> {
             if r.error.is_none() {
                 self.stats.bytes += bytes as u64;
             }
-            let completion = ReadCompletion { tag: r.tag, lba: r.start_lba, bytes, result: r.error.map_or(Ok(()), Err) };
+            let completion = ReadCompletion { tag: r.tag, lba: r.start_lba, bytes, result: r.error.map_or(Ok(()), Err), target: (r.buf, bytes) };
             r.active = false;
             self.free_requests.push(index);
             on_complete(completion);

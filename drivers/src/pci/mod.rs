@@ -1,11 +1,12 @@
-//! PCI discovery: configuration space through ECAM (ACPI MCFG) or the legacy
-//! 0xCF8/0xCFC ports, bus enumeration, BAR decoding and device enabling.
+//! PCI discovery: configuration space through ECAM (windows from ACPI's MCFG)
+//! or the legacy 0xCF8/0xCFC ports, bus enumeration, BAR decoding and device
+//! enabling.
 
 mod ecam;
 mod port;
 
-pub use ecam::{parse_mcfg, EcamConfig, McfgEntry, McfgError};
-pub use port::PortConfig;
+pub use ecam::{EcamConfig, EcamWindow};
+pub use port::{PortConfig, CONFIG_ADDRESS, CONFIG_DATA};
 
 use alloc::vec::Vec;
 use bit_field::BitField;

@@ -3,16 +3,16 @@
 //! header, BARs and the command register).
 
 use super::{Bdf, ConfigAccess};
-use crate::hw::PortIo;
+use crate::hw::ConfigPorts;
 
 pub const CONFIG_ADDRESS: u16 = 0xCF8;
 pub const CONFIG_DATA: u16 = 0xCFC;
 
-pub struct PortConfig<P: PortIo> {
+pub struct PortConfig<P: ConfigPorts> {
     ports: P,
 }
 
-impl<P: PortIo> PortConfig<P> {
+impl<P: ConfigPorts> PortConfig<P> {
     pub fn new(ports: P) -> Self {
         Self { ports }
     }
@@ -25,15 +25,15 @@ impl<P: PortIo> PortConfig<P> {
     /// Whether mechanism #1 answers at all: CONFIG_ADDRESS must read back
     /// what was written (the classic probe).
     pub fn present(&self) -> bool {
-        let saved = self.ports.in32(CONFIG_ADDRESS);
-        self.ports.out32(CONFIG_ADDRESS, 0x8000_0000);
-        let ok = self.ports.in32(CONFIG_ADDRESS) == 0x8000_0000;
-        self.ports.out32(CONFIG_ADDRESS, saved);
+        let saved = self.ports.read_address();
+        self.ports.write_address(0x8000_0000);
+        let ok = self.ports.read_address() == 0x8000_0000;
+        self.ports.write_address(saved);
         ok
     }
 }
 
-impl<P: PortIo> ConfigAccess for PortConfig<P> {
+impl<P: ConfigPorts> ConfigAccess for PortConfig<P> {
     fn segment(&self) -> u16 {
         0
     }
@@ -44,13 +44,13 @@ impl<P: PortIo> ConfigAccess for PortConfig<P> {
 
     fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
         assert!(bdf.segment == 0 && offset < 256, "port I/O config reaches segment 0, offsets < 256");
-        self.ports.out32(CONFIG_ADDRESS, Self::address(bdf, offset));
-        self.ports.in32(CONFIG_DATA)
+        self.ports.write_address(Self::address(bdf, offset));
+        self.ports.read_data()
     }
 
     fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
         assert!(bdf.segment == 0 && offset < 256, "port I/O config reaches segment 0, offsets < 256");
-        self.ports.out32(CONFIG_ADDRESS, Self::address(bdf, offset));
-        self.ports.out32(CONFIG_DATA, value);
+        self.ports.write_address(Self::address(bdf, offset));
+        self.ports.write_data(value);
     }
 }

@@ -1,7 +1,7 @@
 extern crate std;
 
 use super::*;
-use crate::hw::{PortIo, Registers};
+use crate::hw::{ConfigPorts, Registers};
 use core::cell::RefCell;
 use std::collections::BTreeMap;
 use std::string::ToString;
@@ -150,28 +150,27 @@ struct FakePorts {
     bus: FakeBus,
 }
 
-impl PortIo for FakePorts {
-    fn in32(&self, port: u16) -> u32 {
+impl FakePorts {
+    fn target(&self) -> (Bdf, u16) {
         let a = *self.address.borrow();
-        match port {
-            port::CONFIG_ADDRESS => a,
-            port::CONFIG_DATA => {
-                let bdf = Bdf { segment: 0, bus: (a >> 16) as u8, device: ((a >> 11) & 0x1F) as u8, function: ((a >> 8) & 7) as u8 };
-                self.bus.read32(bdf, (a & 0xFC) as u16)
-            }
-            _ => panic!("unexpected port {port:#x}"),
-        }
+        (Bdf { segment: 0, bus: (a >> 16) as u8, device: ((a >> 11) & 0x1F) as u8, function: ((a >> 8) & 7) as u8 }, (a & 0xFC) as u16)
     }
-    fn out32(&self, port: u16, value: u32) {
-        match port {
-            port::CONFIG_ADDRESS => *self.address.borrow_mut() = value,
-            port::CONFIG_DATA => {
-                let a = *self.address.borrow();
-                let bdf = Bdf { segment: 0, bus: (a >> 16) as u8, device: ((a >> 11) & 0x1F) as u8, function: ((a >> 8) & 7) as u8 };
-                self.bus.write32(bdf, (a & 0xFC) as u16, value)
-            }
-            _ => panic!("unexpected port {port:#x}"),
-        }
+}
+
+impl ConfigPorts for FakePorts {
+    fn read_address(&self) -> u32 {
+        *self.address.borrow()
+    }
+    fn write_address(&self, value: u32) {
+        *self.address.borrow_mut() = value;
+    }
+    fn read_data(&self) -> u32 {
+        let (bdf, offset) = self.target();
+        self.bus.read32(bdf, offset)
+    }
+    fn write_data(&self, value: u32) {
+        let (bdf, offset) = self.target();
+        self.bus.write32(bdf, offset, value)
     }
 }
 
@@ -187,37 +186,6 @@ fn port_io_mechanism_encodes_addresses() {
     assert_eq!(found, [(5, 0x1B36, 0x1234)]);
 }
 
-fn mcfg_table(entries: &[(u64, u16, u8, u8)]) -> vec::Vec<u8> {
-    let mut t = vec![0u8; 44];
-    t[0..4].copy_from_slice(b"MCFG");
-    for &(base, seg, s, e) in entries {
-        t.extend_from_slice(&base.to_le_bytes());
-        t.extend_from_slice(&seg.to_le_bytes());
-        t.extend_from_slice(&[s, e, 0, 0, 0, 0]);
-    }
-    let len = t.len() as u32;
-    t[4..8].copy_from_slice(&len.to_le_bytes());
-    let sum = t.iter().fold(0u8, |s, b| s.wrapping_add(*b));
-    t[9] = 0u8.wrapping_sub(sum);
-    t
-}
-
-#[test]
-fn mcfg_parsing_validates_and_decodes() {
-    let t = mcfg_table(&[(0xB000_0000, 0, 0, 255), (0xC000_0000, 1, 4, 3)]);
-    let e = parse_mcfg(&t).unwrap();
-    assert_eq!(e, [McfgEntry { base: 0xB000_0000, segment: 0, start_bus: 0, end_bus: 255 }]);
-    assert_eq!(e[0].window_bytes(), 256 << 20);
-    let mut bad = t.clone();
-    bad[50] ^= 1;
-    assert_eq!(parse_mcfg(&bad), Err(McfgError::BadChecksum));
-    assert_eq!(parse_mcfg(&t[..20]), Err(McfgError::TooShort { len: 20 }));
-    let mut sig = t.clone();
-    sig[0] = b'X';
-    assert_eq!(parse_mcfg(&sig), Err(McfgError::BadSignature));
-    assert!(matches!(parse_mcfg(&t[..50]), Err(McfgError::BadLength { .. })));
-}
-
 struct VecRegs(RefCell<vec::Vec<u32>>);
 impl Registers for VecRegs {
     fn read32(&self, offset: usize) -> u32 {
@@ -230,9 +198,10 @@ impl Registers for VecRegs {
 
 #[test]
 fn ecam_offsets_follow_bus_device_function() {
-    let entry = McfgEntry { base: 0, segment: 0, start_bus: 1, end_bus: 2 };
+    let window = EcamWindow { base: 0, segment: 0, start_bus: 1, end_bus: 2 };
     let regs = VecRegs(RefCell::new(vec![!0u32; (2 << 20) / 4]));
-    let ecam = EcamConfig::new(&regs, entry);
+    let ecam = EcamConfig::new(&regs, window);
+    assert_eq!(window.window_bytes(), 2 << 20);
     let bdf = Bdf { segment: 0, bus: 2, device: 3, function: 1 };
     assert_eq!(ecam.offset(bdf, 0x100), 1 << 20 | 3 << 15 | 1 << 12 | 0x100);
     let bdf = Bdf { function: 0, ..bdf };

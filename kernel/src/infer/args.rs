@@ -3,7 +3,7 @@
 use alloc::format;
 use alloc::string::String;
 
-use axiom_kernel::cmdline::{parse_size, parse_u64, percent_decode, Cmdline, MAX_WORDS};
+use crate::cmdline::{parse_size, parse_u64, percent_decode, Cmdline, CmdlineError, MAX_WORDS};
 
 /// Which telemetry the compute cores dump after each answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn model_location(v: &str) -> Result<ModelLocation, String> {
 impl InferArgs {
     /// `None` when the command line asks for no inference (boot check only).
     pub fn parse(cmd: &Cmdline, cpus: usize) -> Result<Option<InferArgs>, String> {
-        let e = |e: axiom_kernel::cmdline::CmdlineError| format!("{e}");
+        let e = |e: CmdlineError| format!("{e}");
         let interactive = flag(cmd, "interactive")?;
         flag(cmd, "pack_head")?;
         let prompt = match cmd.get("prompt") {

@@ -14,14 +14,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use axiom_drivers::nvme::Namespace;
+use axiom_drivers::nvme::{Namespace, ReadCompletion};
 use axiom_engine::image::{Extent, ExtentId, PackedLayout};
-use axiom_kernel::slot_ring::{SlotRing, SlotState};
+use axiom_hw::mem::slot_ring::{Filled, InFlight, Reuse, SlotRing, SlotState};
+use axiom_hw::time as tsc;
 use crossbeam_utils::CachePadded;
 
-use super::pool::SlotMem;
+use crate::smp::launch;
 use crate::storage::NvmeQueuePair;
-use crate::{smp, tsc};
 
 /// How an idle I/O core sleeps and gets woken: with nothing in flight and
 /// no slot free it parks (`hlt`, or `mwait` on the next slot's word) instead
@@ -40,7 +40,7 @@ impl IoWake {
     /// A slot was released or the answer ended: wake the I/O core if it sleeps.
     pub fn notify(&self) {
         if self.parked.load(Ordering::SeqCst) {
-            smp::launch::wake(self.apic_id);
+            launch::wake_cpu(self.apic_id);
         }
     }
 }
@@ -83,54 +83,47 @@ pub struct Streamer<'r> {
     /// Byte offset of the image in the namespace.
     base: u64,
     layers: Vec<Extent>,
-    slots: Vec<SlotMem>,
-    ring: &'r SlotRing<'r>,
-    resident: bool,
+    ring: &'r SlotRing,
     verify_always: bool,
     verified: Vec<bool>,
     /// Next ticket to start streaming.
     next_ticket: u64,
-    in_flight: usize,
-    /// Tickets completed by one poll (capacity: one per slot, so polling
-    /// never allocates).
-    done: Vec<u64>,
+    /// Reads in flight, by slot.
+    in_flight: Vec<Option<InFlight<'r>>>,
+    reads_in_flight: usize,
+    /// Completions delivered by one poll (capacity: one per slot, so
+    /// polling never allocates).
+    done: Vec<ReadCompletion>,
     pub stats: IoStats,
 }
-
-// SAFETY: the slot addresses are plain numbers into the reserved region; the
-// ring's state machine decides who may touch them, wherever the streamer runs.
-unsafe impl Send for Streamer<'_> {}
 
 fn layer_of(ticket: u64, n_layers: usize) -> usize {
     (ticket % n_layers as u64) as usize
 }
 
 impl<'r> Streamer<'r> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(qp: NvmeQueuePair, ns: Namespace, base: u64, image: &PackedLayout, slots: Vec<SlotMem>, ring: &'r SlotRing<'r>, resident: bool, verify_always: bool) -> Self {
+    pub fn new(qp: NvmeQueuePair, ns: Namespace, base: u64, image: &PackedLayout, ring: &'r SlotRing, verify_always: bool) -> Self {
         let n = image.layers.len();
         Streamer {
             qp,
             ns,
             base,
             layers: image.layers.clone(),
-            slots,
             ring,
-            resident,
             verify_always,
             verified: alloc::vec![false; n],
             next_ticket: 0,
-            in_flight: 0,
-            done: Vec::with_capacity(n.max(16)),
+            in_flight: (0..ring.len()).map(|_| None).collect(),
+            reads_in_flight: 0,
+            done: Vec::with_capacity(ring.len().max(16)),
             stats: IoStats::default(),
         }
     }
 
     fn last_ticket(&self) -> u64 {
-        if self.resident {
-            self.layers.len() as u64
-        } else {
-            u64::MAX
+        match self.ring.reuse() {
+            Reuse::Keep => self.layers.len() as u64,
+            Reuse::Recycle => u64::MAX,
         }
     }
 
@@ -140,80 +133,89 @@ impl<'r> Streamer<'r> {
         let start = tsc::now_ns();
         let mut progressed = false;
         let limit = limit.min(self.last_ticket());
-        while self.next_ticket < limit && self.in_flight < self.slots.len() {
+        while self.next_ticket < limit && self.reads_in_flight < self.ring.len() {
             let ticket = self.next_ticket;
-            if !self.ring.try_begin_stream(ticket).map_err(|e| format!("weight slot ring: {e}"))? {
+            let layer = layer_of(ticket, self.layers.len());
+            let Some(filling) = self.ring.try_begin_stream(ticket).map_err(|e| format!("weight slot ring: {e}"))? else {
                 break;
-            }
-            let extent = self.layers[layer_of(ticket, self.layers.len())];
-            let slot = &self.slots[self.ring.slot_of(ticket)];
-            // SAFETY: the ring just gave this slot to us (Streaming(ticket)) and
-            // nobody reads it until we finish the stream below.
-            let dst = unsafe { slot.read_buffer(extent.size as usize) };
+            };
+            let extent = self.layers[layer];
+            let (flight, dst) = filling.start_read(extent.size as usize).map_err(|e| format!("layer {layer}: {e}"))?;
             let lba = (self.base + extent.offset) / self.ns.block_size as u64;
-            self.qp.submit_read(&self.ns, lba, dst, ticket).map_err(|e| format!("layer {}: {e}", layer_of(ticket, self.layers.len())))?;
+            // On an error the token is dropped: the slot is marked failed.
+            self.qp.submit_read(&self.ns, lba, dst, ticket).map_err(|e| format!("layer {layer}: {e}"))?;
+            self.in_flight[self.ring.slot_of(ticket)] = Some(flight);
             self.next_ticket += 1;
-            self.in_flight += 1;
+            self.reads_in_flight += 1;
             progressed = true;
         }
         if progressed {
             self.qp.flush();
         }
         let mut done = core::mem::take(&mut self.done);
-        done.clear();
-        let mut first_error = None;
-        self.qp
-            .process_completions(0, |c| {
-                if let Err(e) = c.result {
-                    first_error.get_or_insert((c.tag, e));
-                } else {
-                    done.push(c.tag);
-                }
-            })
-            .map_err(|e| format!("NVMe queue pair failed: {e}"))?;
-        if let Some((ticket, e)) = first_error {
-            let layer = layer_of(ticket, self.layers.len());
-            let _ = self.ring.fail(ticket);
-            return Err(format!("layer {layer}: read failed: {e}"));
-        }
-        for &ticket in &done {
-            self.complete(ticket)?;
+        self.qp.process_completions(0, |c| done.push(c)).map_err(|e| format!("NVMe queue pair failed: {e}"))?;
+        let mut result = Ok(());
+        for c in done.drain(..) {
+            if result.is_ok() {
+                result = self.land(c);
+            }
             progressed = true;
         }
         self.done = done;
+        result?;
         if progressed {
             self.stats.busy_ns += tsc::now_ns() - start;
         }
         Ok(progressed)
     }
 
-    fn complete(&mut self, ticket: u64) -> Result<(), String> {
+    /// One finished read: its slot's bytes are checked and handed to the
+    /// compute cores, or the slot is failed (and so are they).
+    fn land(&mut self, c: ReadCompletion) -> Result<(), String> {
+        let ticket = c.tag;
         let layer = layer_of(ticket, self.layers.len());
+        let flight = self.in_flight.get_mut(self.ring.slot_of(ticket)).and_then(Option::take).filter(|f| f.ticket() == ticket);
+        let Some(flight) = flight else {
+            return Err(format!("NVMe completion for layer {layer} (ticket {ticket}) that is not in flight"));
+        };
+        self.reads_in_flight -= 1;
+        if let Err(e) = c.result {
+            flight.fail();
+            return Err(format!("layer {layer}: read failed: {e}"));
+        }
+        let filled = match flight.landed(c) {
+            Ok(filled) => filled,
+            Err(mismatch) => {
+                mismatch.0.fail();
+                return Err(format!("layer {layer}: the NVMe completion names another buffer"));
+            }
+        };
+        self.complete(layer, filled)
+    }
+
+    fn complete(&mut self, layer: usize, filled: Filled) -> Result<(), String> {
         let extent = self.layers[layer];
-        self.in_flight -= 1;
         self.stats.bytes += extent.size;
         self.stats.reads += 1;
         if self.verify_always || !self.verified[layer] {
             let t = tsc::now_ns();
-            // SAFETY: the slot is still Streaming(ticket): ours alone.
-            let bytes = unsafe { self.slots[self.ring.slot_of(ticket)].bytes(extent.size as usize) };
-            let ok = verify_extent(&extent, ExtentId::Layer(layer), bytes);
+            let ok = verify_extent(&extent, ExtentId::Layer(layer), filled.bytes());
             self.stats.crc_ns += tsc::now_ns() - t;
             if let Err(msg) = ok {
-                let _ = self.ring.fail(ticket);
+                filled.fail();
                 return Err(msg);
             }
             self.verified[layer] = true;
             self.stats.verified += 1;
         }
-        self.ring.finish_stream(ticket).map_err(|e| format!("weight slot ring: {e}"))
+        filled.finish().map_err(|e| format!("weight slot ring: {e}"))
     }
 
     /// Streams until `ticket` is loaded (the synchronous path: boot loads
     /// and compute without an I/O core). Reads ahead only up to `ticket`.
     pub fn load(&mut self, ticket: u64) -> Result<(), String> {
         let deadline = tsc::deadline_us(30_000_000);
-        while self.next_ticket <= ticket || self.in_flight > 0 {
+        while self.next_ticket <= ticket || self.reads_in_flight > 0 {
             if self.pump(ticket + 1)? {
                 continue;
             }
@@ -233,14 +235,14 @@ impl<'r> Streamer<'r> {
         let mut idle_since: Option<u64> = None;
         loop {
             let stopping = stop.load(Ordering::Acquire);
-            if stopping && self.in_flight == 0 {
+            if stopping && self.reads_in_flight == 0 {
                 return Ok(());
             }
             let limit = if stopping { self.next_ticket } else { u64::MAX };
             if self.pump(limit)? {
                 last_progress = tsc::now_ns();
                 idle_since = None;
-            } else if self.in_flight > 0 {
+            } else if self.reads_in_flight > 0 {
                 // Reads in flight: poll the completion queue (no interrupts).
                 if tsc::now_ns() - last_progress > 30_000_000_000 {
                     return Err(String::from("NVMe reads made no progress for 30 s"));
@@ -254,8 +256,7 @@ impl<'r> Streamer<'r> {
                 let slot = self.ring.slot_of(self.next_ticket);
                 let next_free = || self.ring.state(slot).0 == SlotState::Unloaded;
                 wake.parked.store(true, Ordering::SeqCst);
-                let watch = self.ring.word_addr(slot);
-                smp::launch::park_while(watch, &|| !stop.load(Ordering::SeqCst) && !next_free());
+                launch::park_while(self.ring.watch(slot), &|| !stop.load(Ordering::SeqCst) && !next_free());
                 wake.parked.store(false, Ordering::SeqCst);
                 self.stats.parks += 1;
                 idle_since = None;

@@ -1,66 +1,31 @@
-//! The tensor region in memory: the reserved physical range carved by the
-//! plan into the weight pool (globals + layer slots) and the inference state
-//! (KV slabs + activations). This is the one place that turns raw physical
-//! memory into Rust slices; everything above works with the slices and the
-//! slot ring's guarantees.
+//! The tensor region: one physically contiguous block reserved from the
+//! hardware layer and carved by the memory plan into the weight pool
+//! (globals, layer slots, the repacked head and layers) and the inference
+//! state (KV slabs and activations). Every part comes from
+//! [`axiom_hw::mem::Region`], which checks that it lies inside the block and
+//! overlaps no other part; the layer slots go to the slot ring, which alone
+//! gives access to them.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use axiom_engine::image::Extent;
 use axiom_engine::model::packed::pack_layer;
 use axiom_engine::model::{LayerLayout, PackedLayerPlan};
+use axiom_hw::mem::slot_ring::{Reuse, SlotRing};
+use axiom_hw::mem::{self, Region};
 
-use axiom_drivers::nvme::ReadBuffer;
-use axiom_kernel::tensor_plan::TensorPlan;
+use crate::tensor_plan::{self, Mode, TensorPlan};
 
-use crate::mem::{self, PhysRegion};
-
-/// One layer slot: a fixed byte range of the weight pool, written by NVMe
-/// DMA while the slot is `Streaming` and read by the compute cores while it
-/// is `Computing`. Kept as an address range, never as a long-lived slice,
-/// because the device writes it behind Rust's back.
-#[derive(Clone, Copy, Debug)]
-pub struct SlotMem {
-    addr: usize,
-    len: usize,
+/// Bytes each repacked layer takes in the region (4 KiB per layer boundary).
+fn packed_layer_span(plan: &PackedLayerPlan) -> u64 {
+    plan.bytes.div_ceil(4096) as u64 * 4096
 }
 
-impl SlotMem {
-    /// The first `len` bytes as a DMA destination.
-    ///
-    /// # Safety
-    /// The caller must own the slot (ring state `Streaming` for its ticket)
-    /// until the read's completion is delivered.
-    pub unsafe fn read_buffer(&self, len: usize) -> ReadBuffer {
-        assert!(len <= self.len, "read of {len} bytes into a slot of {}", self.len);
-        // SAFETY: identity-mapped RAM inside the reserved region, owned by the
-        // caller per this function's contract.
-        unsafe { ReadBuffer::new(self.addr as *mut u8, len) }
-    }
-
-    /// The first `len` bytes, for reading.
-    ///
-    /// # Safety
-    /// Nothing may write the slot while the returned slice lives: the caller
-    /// holds it `Computing` (or `Resident` and not reused) for its ticket.
-    pub unsafe fn bytes<'a>(&self, len: usize) -> &'a [u8] {
-        assert!(len <= self.len, "{len} bytes of a slot of {}", self.len);
-        // SAFETY: in the reserved region, which lives forever; no writer per
-        // this function's contract.
-        unsafe { core::slice::from_raw_parts(self.addr as *const u8, len) }
-    }
-}
-
-/// The carved region.
-pub struct TensorRegion {
-    pub region: PhysRegion,
-    /// Where the globals extent lands (start of the weight pool).
-    pub globals: SlotMem,
-    /// The inference state: KV slabs and activations, as the engine's floats.
-    pub state: &'static mut [f32],
-    head_taken: bool,
-    packed_taken: bool,
+/// Bytes [`TensorRegion::repack_resident`] needs for `layouts`.
+pub fn packed_layers_bytes(layouts: &[LayerLayout]) -> u64 {
+    layouts.iter().map(|l| packed_layer_span(&PackedLayerPlan::new(l))).sum()
 }
 
 /// A resident layer's repacked matrices.
@@ -69,85 +34,77 @@ pub struct PackedLayer {
     pub bytes: &'static [u8],
 }
 
-/// Bytes `pack_resident` needs for `layouts` (4 KiB per layer boundary).
-pub fn packed_layers_bytes(layouts: &[LayerLayout]) -> u64 {
-    layouts.iter().map(|l| PackedLayerPlan::new(l).bytes.div_ceil(4096) as u64 * 4096).sum()
+/// The reserved region and the plan it is carved by.
+pub struct TensorRegion {
+    region: Region,
+    plan: TensorPlan,
+}
+
+fn carve_error(what: &str, e: impl core::fmt::Display) -> String {
+    format!("tensor region ({what}): {e}")
 }
 
 impl TensorRegion {
-    /// Reserves the plan's region and zeroes the state part (the weight pool
-    /// is filled by DMA). `globals_bytes` is the globals extent's size.
-    pub fn reserve(plan: &TensorPlan, globals_bytes: u64) -> Result<TensorRegion, mem::OutOfMemory> {
-        let region = mem::reserve_region(plan.region_bytes, axiom_kernel::tensor_plan::PART_ALIGN)?;
-        let base = region.start as usize;
-        let state_bytes = (plan.region_bytes - plan.kv_offset) as usize;
-        let state_ptr = (base + plan.kv_offset as usize) as *mut f32;
-        // SAFETY: the range lies inside the region just reserved for us alone
-        // (identity-mapped RAM, 2 MiB aligned so f32-aligned); it is zeroed
-        // before the slice is made, and handed out once, for the kernel's life.
-        let state = unsafe {
-            core::ptr::write_bytes(state_ptr as *mut u8, 0, state_bytes);
-            core::slice::from_raw_parts_mut(state_ptr, state_bytes / 4)
+    /// Reserves the plan's region (2 MiB aligned).
+    pub fn reserve(plan: &TensorPlan) -> Result<TensorRegion, String> {
+        let region = mem::reserve_region(plan.region_bytes, tensor_plan::PART_ALIGN).map_err(|e| format!("tensor region: {e}"))?;
+        Ok(TensorRegion { region, plan: *plan })
+    }
+
+    /// Physical address of the region.
+    pub fn phys(&self) -> u64 {
+        self.region.phys()
+    }
+
+    /// Where the globals extent is read to: the start of the weight pool.
+    pub fn globals(&mut self, bytes: u64) -> Result<&'static mut [u8], String> {
+        self.region.carve(0, bytes).map_err(|e| carve_error("globals", e))
+    }
+
+    /// The repacked output head's `bytes`, after every slot.
+    pub fn packed_head(&mut self, bytes: u64) -> Result<&'static mut [u8], String> {
+        self.region.carve(self.plan.head_offset, bytes).map_err(|e| carve_error("packed output head", e))
+    }
+
+    /// The inference state (KV slabs and activations) as the engine's
+    /// floats, zeroed.
+    pub fn state(&mut self) -> Result<&'static mut [f32], String> {
+        let floats = ((self.plan.region_bytes - self.plan.kv_offset) / 4) as usize;
+        self.region.carve_f32_zeroed(self.plan.kv_offset, floats).map_err(|e| carve_error("inference state", e))
+    }
+
+    /// The layer slots as a slot ring read by `consumers` compute cores.
+    /// Resident: every layer extent in place, at its offset from the
+    /// globals (the data section as it is on disk), kept once loaded.
+    /// Streaming: the plan's slots after the globals, recycled.
+    pub fn slot_ring(&mut self, globals: &Extent, layers: &[Extent], consumers: usize) -> Result<SlotRing, String> {
+        let (parts, reuse): (Vec<(u64, u64)>, Reuse) = match self.plan.mode {
+            Mode::Resident => (layers.iter().map(|e| (e.offset - globals.offset, e.size)).collect(), Reuse::Keep),
+            Mode::Streaming => {
+                let slot = self.plan.slot_bytes;
+                ((0..self.plan.slots as u64).map(|i| (globals.size + i * slot, slot)).collect(), Reuse::Recycle)
+            }
         };
-        Ok(TensorRegion { region, globals: SlotMem { addr: base, len: globals_bytes as usize }, state, head_taken: false, packed_taken: false })
+        let memory = self.region.carve_slots(parts).map_err(|e| carve_error("layer slots", e))?;
+        Ok(SlotRing::new(memory, consumers, reuse))
     }
 
-    /// The globals' bytes, to read them from disk (once: the region hands
-    /// them out a single time, after which the engine only reads them).
-    pub fn take_globals(&mut self) -> &'static mut [u8] {
-        let g = core::mem::replace(&mut self.globals, SlotMem { addr: 0, len: 0 });
-        assert!(g.addr != 0, "globals taken twice");
-        // SAFETY: the first bytes of our reserved region, never handed out
-        // before (the slot is emptied above) and never freed.
-        unsafe { core::slice::from_raw_parts_mut(g.addr as *mut u8, g.len) }
-    }
-
-    /// The packed output head's bytes (`len` at `offset` in the weight pool),
-    /// handed out once, like the globals.
-    pub fn take_head(&mut self, offset: u64, len: u64) -> &'static mut [u8] {
-        assert!(!self.head_taken, "packed head taken twice");
-        self.head_taken = true;
-        let addr = self.region.start as usize + offset as usize;
-        // SAFETY: inside the weight pool of our reserved region, after every
-        // slot (the plan puts the head there), handed out once, never freed.
-        unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len as usize) }
-    }
-
-    /// Repacks every resident layer (loaded and verified in `slots`) into
-    /// the engine's row-interleaved layout at `offset` of the weight pool;
-    /// the compute cores then read the matrices from the copies and the
-    /// norms from the extents. Runs once at boot, before any core computes.
-    pub fn pack_resident(&mut self, offset: u64, layouts: &[LayerLayout], slots: &[SlotMem]) -> Result<Vec<PackedLayer>, String> {
-        assert!(!self.packed_taken, "resident layers packed twice");
-        self.packed_taken = true;
-        let mut at = self.region.start as usize + offset as usize;
+    /// Repacks every resident layer (loaded and verified in `ring`) into the
+    /// engine's row-interleaved layout at the plan's offset of the weight
+    /// pool; the compute cores then read the matrices from the copies and
+    /// the norms from the extents. Runs once at boot, before any core
+    /// computes.
+    pub fn repack_resident(&mut self, layouts: &[LayerLayout], extents: &[Extent], ring: &SlotRing) -> Result<Vec<PackedLayer>, String> {
+        let mut at = self.plan.packed_layers_offset.ok_or("the plan holds no repacked layers")?;
         let mut out = Vec::with_capacity(layouts.len());
-        for (i, (layout, slot)) in layouts.iter().zip(slots).enumerate() {
+        for (i, (layout, extent)) in layouts.iter().zip(extents).enumerate() {
             let plan = PackedLayerPlan::new(layout);
-            // SAFETY: `at..at + plan.bytes` lies in the weight pool area the
-            // plan reserved for the copies (sized by `packed_layers_bytes`),
-            // disjoint from the extents; each layer's part is handed out once.
-            let area = unsafe { core::slice::from_raw_parts_mut(at as *mut u8, plan.bytes) };
-            // SAFETY: resident slots are filled and verified; nothing writes
-            // them any more (the ring keeps them Resident for good).
-            let extent = unsafe { slot.bytes(slot.len) };
-            pack_layer(layout, &plan, extent, area).map_err(|e| format!("repacking layer {i}: {e}"))?;
-            at += plan.bytes.div_ceil(4096) * 4096;
+            let area = self.region.carve(at, plan.bytes as u64).map_err(|e| carve_error("repacked layers", e))?;
+            let source = ring.resident_bytes(i as u64, extent.size as usize).ok_or_else(|| format!("layer {i} is not resident"))?;
+            pack_layer(layout, &plan, source, area).map_err(|e| format!("repacking layer {i}: {e}"))?;
+            at += packed_layer_span(&plan);
             out.push(PackedLayer { plan, bytes: area });
         }
         Ok(out)
-    }
-
-    /// Slot memory for resident mode: every layer extent in place, at its
-    /// offset from the globals (the data section copied as it is on disk).
-    pub fn resident_slots(&self, globals_offset: u64, extents: impl Iterator<Item = (u64, u64)>) -> Vec<SlotMem> {
-        let base = self.region.start as usize;
-        extents.map(|(offset, size)| SlotMem { addr: base + (offset - globals_offset) as usize, len: size as usize }).collect()
-    }
-
-    /// Slot memory for streaming: `count` slots of `slot_bytes` after the globals.
-    pub fn streaming_slots(&self, globals_bytes: u64, count: usize, slot_bytes: u64) -> Vec<SlotMem> {
-        let first = self.region.start as usize + globals_bytes as usize;
-        (0..count).map(|i| SlotMem { addr: first + i * slot_bytes as usize, len: slot_bytes as usize }).collect()
     }
 }

@@ -4,13 +4,14 @@
 
 use alloc::vec::Vec;
 
-use axiom_kernel::stats::Summary;
+use axiom_hw::time as tsc;
 
 use super::args::Telemetry;
 use super::io::IoStats;
 use super::session::Team;
 use super::team::{LayerRecord, PassRecord};
-use crate::{telemetry, tsc};
+use crate::stats::Summary;
+use crate::telemetry;
 
 /// One compute core's records for one answer.
 pub struct CoreReport {
@@ -51,7 +52,7 @@ impl Totals {
         self.stream_wait + self.attn + self.ffn + self.barrier
     }
 
-    fn write(&self, o: &mut axiom_kernel::json::JsonObject) {
+    fn write(&self, o: &mut crate::json::JsonObject) {
         o.u64("stream_wait_us", us(self.stream_wait)).u64("attn_us", us(self.attn)).u64("ffn_us", us(self.ffn));
         o.u64("barrier_us", us(self.barrier)).u64("busy_us", us(self.attn + self.ffn));
     }
@@ -147,7 +148,7 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
     telemetry::emit("summary", |o| {
         o.str("mode", team.mode.name()).u64("compute_cores", team.compute.len() as u64);
         o.bool("io_core", team.io_cpu.is_some()).bool("io_core_idle", team.io_core_idle);
-        o.str("layers", if team.packed_layers.is_some() { "repacked" } else { "ggml" });
+        o.str("layers", if team.shared.packed.is_some() { "repacked" } else { "ggml" });
         o.u64("prompt_tokens", t.prompt_tokens as u64).u64("generated", generated as u64).str("stop", stop);
         o.f64("ttft_ms", first.map(|f| ms(f - t.start_ns)).unwrap_or(0.0), 1);
         o.f64("prefill_ms", ms(prefill), 1);

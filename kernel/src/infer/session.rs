@@ -3,6 +3,7 @@
 //! tokens to serial as they come, then report the timings.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,40 +12,35 @@ use axiom_engine::model::Model;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
-use axiom_kernel::slot_ring::SlotRing;
-use axiom_kernel::tensor_plan::Mode;
-use crossbeam_utils::CachePadded;
+use axiom_hw::time as tsc;
 
 use super::args::{InferArgs, Telemetry};
-use super::io::{IoWake, Streamer};
-use super::pool::{PackedLayer, SlotMem};
+use super::io::{IoStats, IoWake, Streamer};
 use super::report::{self, CoreReport};
 use super::stop_with_error;
 use super::team::{KernelWorker, TeamShared};
-use crate::{print, smp, telemetry, tsc};
+use crate::tensor_plan::Mode;
+use crate::{print, smp, telemetry};
 
-/// Everything the answers share, set up once at boot.
-pub struct Team<'a> {
-    pub compute: &'a [usize],
+/// Everything the answers share, set up once at boot and kept for the run.
+pub struct Team {
+    pub compute: Vec<usize>,
     /// The I/O core, when it streams.
     pub io_cpu: Option<usize>,
     /// An I/O core exists but has nothing to do (resident mode).
     pub io_core_idle: bool,
-    pub model: &'a Model<'a>,
-    pub state: &'a SharedState<'a>,
+    pub model: &'static Model<'static>,
+    pub state: &'static SharedState<'static>,
     pub state_cfg: StateConfig,
-    pub tokenizer: &'a Tokenizer,
-    pub ring: &'a SlotRing<'a>,
-    pub slots: &'a [SlotMem],
-    pub extent_bytes: &'a [usize],
-    /// Repacked copies of the resident layers.
-    pub packed_layers: Option<&'a [PackedLayer]>,
-    pub streamer: &'a spin::Mutex<Streamer<'a>>,
-    pub io_wake: &'a IoWake,
+    pub tokenizer: &'static Tokenizer,
+    /// What the compute cores share: the ring, layouts, repacked layers.
+    pub shared: TeamShared,
+    pub streamer: &'static spin::Mutex<Streamer<'static>>,
+    pub io_wake: &'static IoWake,
     pub mode: Mode,
 }
 
-impl Team<'_> {
+impl Team {
     fn resident(&self) -> bool {
         self.mode == Mode::Resident
     }
@@ -61,8 +57,8 @@ pub struct Session {
 }
 
 /// The leader's sink: `@token` per token (or raw text with telemetry off).
-struct SerialSink<'a> {
-    tokenizer: &'a Tokenizer,
+struct SerialSink {
+    tokenizer: &'static Tokenizer,
     utf8: Utf8Stream,
     piece: String,
     telemetry: Telemetry,
@@ -72,7 +68,7 @@ struct SerialSink<'a> {
     text: String,
 }
 
-impl TokenSink for SerialSink<'_> {
+impl TokenSink for SerialSink {
     fn prefill_done(&mut self, _prompt_tokens: usize) {
         self.prefill_ns = Some(tsc::now_ns());
     }
@@ -99,11 +95,25 @@ impl TokenSink for SerialSink<'_> {
     }
 }
 
+/// What one answer's launch shares between its CPUs.
+struct Answer {
+    prompt: Vec<u32>,
+    max_new_tokens: usize,
+    prefill_batch: usize,
+    /// Forward-pass number the launch starts at; passes it may run at most.
+    first_pass: u64,
+    max_passes: usize,
+    /// Worker 0 ends the I/O core's streaming.
+    stop: AtomicBool,
+    /// Worker 0's sampler and sink, handed back after the launch.
+    leader: spin::Mutex<Option<(Sampler, SerialSink)>>,
+    result: spin::Mutex<LaunchResult>,
+}
+
 /// What the compute cores hand back after a launch.
 struct LaunchResult {
     outcome: Option<GenerateOutcome>,
     cores: Vec<Option<CoreReport>>,
-    io: Option<super::io::IoStats>,
     passes: usize,
 }
 
@@ -119,8 +129,8 @@ impl Session {
         }
     }
 
-    /// Answers `prompt` on the team; reports tokens, timings and a summary.
-    pub fn answer(&mut self, team: &Team, prompt: &str) -> Result<(), String> {
+    /// The prompt's token ids, checked against the context.
+    fn encode(&self, team: &Team, prompt: &str) -> Result<Vec<u32>, String> {
         let tok = team.tokenizer;
         let ids = if self.chat {
             tok.encode_chat(&[ChatMessage { role: "user", content: prompt }], true).map_err(|e| alloc::format!("chat template: {e}"))?
@@ -134,7 +144,13 @@ impl Session {
         if ids.len() >= n_ctx {
             return Err(alloc::format!("the prompt has {} tokens; the context holds {n_ctx} (raise ctx=)", ids.len()));
         }
-        let tokens = self.tokens.min(n_ctx - ids.len());
+        Ok(ids)
+    }
+
+    /// Answers `prompt` on the team; reports tokens, timings and a summary.
+    pub fn answer(&mut self, team: &'static Team, prompt: &str) -> Result<(), String> {
+        let ids = self.encode(team, prompt)?;
+        let tokens = self.tokens.min(team.state_cfg.n_ctx - ids.len());
         telemetry::emit("prompt", |o| {
             o.u64("answer", self.answers as u64).u64("tokens", ids.len() as u64).u64("max_new", tokens as u64).bool("chat", self.chat);
             o.str("text", prompt);
@@ -147,13 +163,9 @@ impl Session {
             }
         });
         let batch = team.state_cfg.max_batch.min(ids.len());
-        let params = GenerateParams { prompt: &ids, start_pos: 0, max_new_tokens: tokens, stop_tokens: tok.eog_ids(), prefill_batch: batch };
-        let max_passes = ids.len().div_ceil(batch) + tokens;
-
-        let mut sampler = Sampler::new(self.sampler, team.model.config.n_vocab);
         let start_ns = tsc::now_ns();
-        let mut sink = SerialSink {
-            tokenizer: tok,
+        let sink = SerialSink {
+            tokenizer: team.tokenizer,
             utf8: Utf8Stream::new(),
             piece: String::with_capacity(256),
             telemetry: self.telemetry,
@@ -162,10 +174,22 @@ impl Session {
             token_ns: Vec::with_capacity(tokens),
             text: String::with_capacity(tokens * 16),
         };
-        let result = self.launch(team, &params, max_passes, Leader { sampler: &mut sampler, sink: &mut sink });
+        let n = team.compute.len();
+        let answer = Arc::new(Answer {
+            max_passes: ids.len().div_ceil(batch) + tokens,
+            prompt: ids,
+            max_new_tokens: tokens,
+            prefill_batch: batch,
+            first_pass: self.passes,
+            stop: AtomicBool::new(false),
+            leader: spin::Mutex::new(Some((Sampler::new(self.sampler, team.model.config.n_vocab), sink))),
+            result: spin::Mutex::new(LaunchResult { outcome: None, cores: (0..n).map(|_| None).collect(), passes: 0 }),
+        });
+        let io = launch(team, &answer);
         if self.telemetry == Telemetry::Off {
             crate::println!();
         }
+        let result = core::mem::replace(&mut *answer.result.lock(), LaunchResult { outcome: None, cores: Vec::new(), passes: 0 });
         self.passes += result.passes as u64;
         self.answers += 1;
         let Some(outcome) = result.outcome else {
@@ -179,70 +203,66 @@ impl Session {
         };
         let cores: Vec<CoreReport> = result.cores.into_iter().flatten().collect();
         report::per_core(self.telemetry, &cores, team.model.config.n_layers);
-        if let Some(io) = &result.io {
+        if let Some(io) = &io {
             report::io(io, tsc::now_ns() - start_ns);
         }
-        let timing = report::Timing { start_ns, prefill_ns: sink.prefill_ns, token_ns: &sink.token_ns, prompt_tokens: ids.len() };
+        let leader = answer.leader.lock();
+        let (_, sink) = leader.as_ref().ok_or("the leader's sink was not handed back")?;
+        let timing = report::Timing { start_ns, prefill_ns: sink.prefill_ns, token_ns: &sink.token_ns, prompt_tokens: answer.prompt.len() };
         report::summary(team, &timing, &cores, outcome.generated, stop, &sink.text);
         Ok(())
     }
+}
 
-    fn launch(&self, team: &Team, params: &GenerateParams, max_passes: usize, leader: Leader) -> LaunchResult {
-        let n = team.compute.len();
-        let shared = TeamShared {
-            ring: team.ring,
-            slots: team.slots,
-            layouts: &team.model.layout.layers,
-            extent_bytes: team.extent_bytes,
-            resident: team.resident(),
-            packed: team.packed_layers,
-            releases: (0..team.slots.len()).map(|_| CachePadded::new(Default::default())).collect(),
-            sync_loader: if team.resident() || team.io_cpu.is_some() { None } else { Some(team.streamer) },
-            io_wake: team.io_cpu.map(|_| team.io_wake),
-            team: n,
-        };
-        let stop = AtomicBool::new(false);
-        let leader = spin::Mutex::new(Some(leader));
-        let result = spin::Mutex::new(LaunchResult { outcome: None, cores: (0..n).map(|_| None).collect(), io: None, passes: 0 });
-        let helpers: Vec<usize> = team.io_cpu.into_iter().collect();
-        let first_pass = self.passes;
-        let io_before = team.streamer.lock().stats;
-        smp::launch::run_with_helpers(team.compute, &helpers, |w| {
-            if w.is_helper() {
-                let mut streamer = team.streamer.lock();
-                if let Err(msg) = streamer.run_until(&stop, team.io_wake) {
-                    stop_with_error(&msg);
-                }
-                return;
+/// Runs `answer` on the compute team, with the I/O core streaming beside it
+/// when there is one; returns what the I/O core did.
+fn launch(team: &'static Team, answer: &Arc<Answer>) -> Option<IoStats> {
+    let helpers: Vec<usize> = team.io_cpu.into_iter().collect();
+    let io_before = team.streamer.lock().stats;
+    let answer = answer.clone();
+    smp::run_with_helpers(&team.compute, &helpers, move |cpu| {
+        if cpu.is_helper() {
+            if let Err(msg) = team.streamer.lock().run_until(&answer.stop, team.io_wake) {
+                stop_with_error(&msg);
             }
-            let cpu = w.cpu();
-            // Per-core buffers, allocated before the first token.
-            let mut scratch = Scratch::new(&team.model.config, &team.state_cfg);
-            let kw = KernelWorker::new(w, &shared, first_pass, max_passes);
-            let index = axiom_engine::plan::Worker::index(&kw);
-            let lead = if index == 0 { leader.lock().take() } else { None };
-            let outcome = generate(team.model, team.state, &mut scratch, &kw, params, lead);
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => stop_with_error(&alloc::format!("{e}")),
-            };
-            if index == 0 {
-                stop.store(true, Ordering::SeqCst);
-                team.io_wake.notify();
-            }
-            let passes = kw.passes_run();
-            let core = CoreReport { cpu, layers: kw.layers.take(), passes: kw.passes_out.take() };
-            let mut r = result.lock();
-            r.cores[index] = Some(core);
-            if index == 0 {
-                r.outcome = Some(outcome);
-                r.passes = passes;
-            }
-        });
-        let mut r = result.into_inner();
-        if !team.resident() {
-            r.io = Some(team.streamer.lock().stats.since(&io_before));
+            return;
         }
-        r
+        compute(team, &answer, cpu);
+    });
+    (!team.resident()).then(|| team.streamer.lock().stats.since(&io_before))
+}
+
+/// One compute core's part of an answer.
+fn compute(team: &Team, answer: &Answer, cpu: &mut smp::LaunchedCpu) {
+    let cpu_index = cpu.cpu();
+    // Per-core buffers, allocated before the first token.
+    let mut scratch = Scratch::new(&team.model.config, &team.state_cfg);
+    let worker = KernelWorker::new(cpu, &team.shared, answer.first_pass, answer.max_passes);
+    let index = axiom_engine::plan::Worker::index(&worker);
+    let params = GenerateParams {
+        prompt: &answer.prompt,
+        start_pos: 0,
+        max_new_tokens: answer.max_new_tokens,
+        stop_tokens: team.tokenizer.eog_ids(),
+        prefill_batch: answer.prefill_batch,
+    };
+    let mut leading = if index == 0 { answer.leader.lock().take() } else { None };
+    let lead = leading.as_mut().map(|(sampler, sink)| Leader { sampler, sink });
+    let outcome = match generate(team.model, team.state, &mut scratch, &worker, &params, lead) {
+        Ok(o) => o,
+        Err(e) => stop_with_error(&alloc::format!("{e}")),
+    };
+    if index == 0 {
+        *answer.leader.lock() = leading;
+        answer.stop.store(true, Ordering::SeqCst);
+        team.io_wake.notify();
+    }
+    let passes = worker.passes_run();
+    let core = CoreReport { cpu: cpu_index, layers: worker.layers.take(), passes: worker.passes_out.take() };
+    let mut r = answer.result.lock();
+    r.cores[index] = Some(core);
+    if index == 0 {
+        r.outcome = Some(outcome);
+        r.passes = passes;
     }
 }

@@ -5,47 +5,43 @@
 
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
-use core::sync::atomic::{AtomicU32, Ordering};
 
 use axiom_engine::model::{LayerLayout, LayerWeights};
 use axiom_engine::plan::{Phase, Worker};
-use axiom_kernel::slot_ring::{SlotError, SlotRing};
-use crossbeam_utils::CachePadded;
+use axiom_hw::cpu::{halt_forever, rdtsc};
+use axiom_hw::mem::slot_ring::{Reuse, SlotError, SlotRing};
+use axiom_hw::{power, time as tsc};
 
 use super::io::{IoWake, Streamer};
-use super::pool::{PackedLayer, SlotMem};
+use super::pool::PackedLayer;
 use super::stop_with_error;
-use crate::cpu::instr::rdtsc;
-use crate::{power, smp, tsc};
+use crate::smp::LaunchedCpu;
 
 /// How long a compute core waits for a layer before calling it a failure.
 const LAYER_WAIT_LIMIT_US: u64 = 60_000_000;
 
-/// What every compute core shares (read-only but for atomics).
-pub struct TeamShared<'a> {
-    pub ring: &'a SlotRing<'a>,
-    pub slots: &'a [SlotMem],
-    pub layouts: &'a [LayerLayout],
+/// What every compute core shares (read-only but for atomics), for the
+/// whole run.
+pub struct TeamShared {
+    /// The layer slots; the compute team are its consumers.
+    pub ring: &'static SlotRing,
+    pub layouts: &'static [LayerLayout],
     /// Bytes of each layer extent.
-    pub extent_bytes: &'a [usize],
-    pub resident: bool,
+    pub extent_bytes: Vec<usize>,
     /// Repacked copies of the resident layers (matrices read from there).
-    pub packed: Option<&'a [PackedLayer]>,
-    /// Consumers done with each slot's current ticket.
-    pub releases: Vec<CachePadded<AtomicU32>>,
+    pub packed: Option<&'static [PackedLayer]>,
     /// Without an I/O core: the streamer that worker 0 drives itself.
-    pub sync_loader: Option<&'a spin::Mutex<Streamer<'a>>>,
+    pub sync_loader: Option<&'static spin::Mutex<Streamer<'static>>>,
     /// The streaming I/O core, woken when a slot frees up.
-    pub io_wake: Option<&'a IoWake>,
+    pub io_wake: Option<&'static IoWake>,
     pub team: usize,
 }
 
-impl TeamShared<'_> {
+impl TeamShared {
     fn ticket(&self, pass: u64, layer: usize) -> u64 {
-        if self.resident {
-            layer as u64
-        } else {
-            pass * self.layouts.len() as u64 + layer as u64
+        match self.ring.reuse() {
+            Reuse::Keep => layer as u64,
+            Reuse::Recycle => pass * self.layouts.len() as u64 + layer as u64,
         }
     }
 }
@@ -68,9 +64,9 @@ pub struct PassRecord {
     pub barrier: u64,
 }
 
-pub struct KernelWorker<'w, 's, 'j> {
-    smp: RefCell<&'w mut smp::Worker<'j>>,
-    shared: &'w TeamShared<'s>,
+pub struct KernelWorker<'w, 'j> {
+    cpu: RefCell<&'w mut LaunchedCpu<'j>>,
+    shared: &'w TeamShared,
     /// Absolute forward-pass number of the current pass.
     pass: Cell<u64>,
     /// Passes started by this worker in this launch.
@@ -81,13 +77,13 @@ pub struct KernelWorker<'w, 's, 'j> {
     pub passes_out: RefCell<Vec<PassRecord>>,
 }
 
-impl<'w, 's, 'j> KernelWorker<'w, 's, 'j> {
+impl<'w, 'j> KernelWorker<'w, 'j> {
     /// `first_pass`: the forward-pass number this launch starts at (tickets
     /// continue across answers); `max_passes` sizes the records up front.
-    pub fn new(smp: &'w mut smp::Worker<'j>, shared: &'w TeamShared<'s>, first_pass: u64, max_passes: usize) -> Self {
+    pub fn new(cpu: &'w mut LaunchedCpu<'j>, shared: &'w TeamShared, first_pass: u64, max_passes: usize) -> Self {
         let n_layers = shared.layouts.len();
         KernelWorker {
-            smp: RefCell::new(smp),
+            cpu: RefCell::new(cpu),
             shared,
             pass: Cell::new(first_pass.wrapping_sub(1)),
             passes: Cell::new(0),
@@ -125,15 +121,17 @@ impl<'w, 's, 'j> KernelWorker<'w, 's, 'j> {
     }
 }
 
+#[allow(unsafe_code)] // the engine's `unsafe trait Worker`: the kernel's one exception
 // SAFETY: (1) indices come from the SPMD launch, distinct in 0..count for the
 // compute team (helpers never build a KernelWorker); (2) `barrier` is the
 // launch's sense-reversing barrier over exactly the team, with AcqRel
 // ordering on its shared word; (3) a layer's slot is held `Computing` for its
-// ticket from `acquire_layer` until every member called `release_layer`, and
-// the producer only writes slots it claimed from `Unloaded`.
-unsafe impl Worker for KernelWorker<'_, '_, '_> {
+// ticket from `acquire_layer` until every member called `release_layer` (the
+// ring counts the team's releases), and the producer only writes slots it
+// claimed from `Unloaded`.
+unsafe impl Worker for KernelWorker<'_, '_> {
     fn index(&self) -> usize {
-        self.smp.borrow().index()
+        self.cpu.borrow().index()
     }
 
     fn count(&self) -> usize {
@@ -141,7 +139,7 @@ unsafe impl Worker for KernelWorker<'_, '_, '_> {
     }
 
     fn barrier(&self) {
-        let out = self.smp.borrow_mut().barrier();
+        let out = self.cpu.borrow_mut().barrier();
         if self.in_layer.get() {
             self.with_layer(|r| r.barrier += out.cycles);
         } else {
@@ -161,13 +159,13 @@ unsafe impl Worker for KernelWorker<'_, '_, '_> {
         let deadline = tsc::deadline_us(LAYER_WAIT_LIMIT_US);
         let got = s.ring.acquire(ticket, || {
             if power::stop_requested() {
-                crate::cpu::instr::halt_forever();
+                halt_forever();
             }
             !tsc::passed(deadline)
         });
         if let Err(SlotError::LoadFailed { .. }) = got {
             // The producer reports why (read error, checksum) and stops the machine.
-            crate::cpu::instr::halt_forever();
+            halt_forever();
         }
         if let Err(e) = got {
             stop_with_error(&alloc::format!("compute core waiting for layer {layer}: {e}"));
@@ -175,8 +173,11 @@ unsafe impl Worker for KernelWorker<'_, '_, '_> {
         let waited = rdtsc() - start;
         self.push_layer(LayerRecord { pass: self.passes.get().saturating_sub(1) as u32, layer: layer as u32, stream_wait: waited, ..Default::default() });
         self.in_layer.set(true);
-        // SAFETY: the slot is Computing(ticket) until every member released it.
-        let bytes = unsafe { s.slots[s.ring.slot_of(ticket)].bytes(s.extent_bytes[layer]) };
+        #[allow(unsafe_code)]
+        // SAFETY: acquired above; this worker releases the ticket in
+        // `release_layer`, which the engine calls only after its last use of
+        // these weights (contract item 3 above), once per acquired layer.
+        let bytes = unsafe { s.ring.bytes(ticket, s.extent_bytes[layer]) };
         let weights = match s.packed {
             Some(p) => LayerWeights::from_packed(&s.layouts[layer], &p[layer].plan, bytes, p[layer].bytes),
             None => LayerWeights::from_extent(&s.layouts[layer], bytes),
@@ -190,15 +191,14 @@ unsafe impl Worker for KernelWorker<'_, '_, '_> {
     fn release_layer(&self, layer: usize) {
         let s = self.shared;
         let ticket = s.ticket(self.pass.get(), layer);
-        let counter = &s.releases[s.ring.slot_of(ticket)];
-        if counter.fetch_add(1, Ordering::AcqRel) + 1 == s.team as u32 {
-            counter.store(0, Ordering::Relaxed);
-            if let Err(e) = s.ring.release(ticket, s.resident) {
-                stop_with_error(&alloc::format!("releasing layer {layer}: {e}"));
+        match s.ring.release(ticket) {
+            Ok(true) => {
+                if let Some(w) = s.io_wake {
+                    w.notify();
+                }
             }
-            if let Some(w) = s.io_wake {
-                w.notify();
-            }
+            Ok(false) => {}
+            Err(e) => stop_with_error(&alloc::format!("releasing layer {layer}: {e}")),
         }
     }
 

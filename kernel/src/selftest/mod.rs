@@ -6,9 +6,11 @@ mod mem;
 mod smp;
 
 use alloc::string::String;
-use axiom_kernel::cmdline::Cmdline;
+use core::fmt;
 
-pub type SelfTestFn = fn(&Cmdline) -> Result<(), String>;
+use crate::boot::Context;
+
+pub type SelfTestFn = fn(&Context) -> Result<(), String>;
 
 pub struct SelfTest {
     pub name: &'static str,
@@ -28,14 +30,20 @@ pub fn find(name: &str) -> Option<&'static SelfTest> {
     SELFTESTS.iter().find(|t| t.name == name)
 }
 
-/// "smp, fault, panic" for error messages.
-pub fn names() -> String {
-    let mut s = String::new();
-    for (i, t) in SELFTESTS.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
+/// "smp, fault, panic, ..." for error messages (no heap needed: the
+/// command line is checked before memory is set up).
+pub struct Names;
+
+pub const NAMES: Names = Names;
+
+impl fmt::Display for Names {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, t) in SELFTESTS.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(t.name)?;
         }
-        s.push_str(t.name);
+        Ok(())
     }
-    s
 }

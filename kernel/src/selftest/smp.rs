@@ -10,17 +10,19 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use axiom_kernel::cmdline::Cmdline;
-use axiom_kernel::stats::Summary;
+use axiom_hw::cpu::{percpu as hwcpu, rdtsc};
+use axiom_hw::time as tsc;
 use crossbeam_utils::CachePadded;
 use spin::Mutex;
 
-use crate::cpu::instr::rdtsc;
-use crate::smp::{self, percpu};
-use crate::{println, telemetry, tsc};
+use crate::boot::Context;
+use crate::smp::{self, launch};
+use crate::stats::Summary;
+use crate::{println, telemetry};
 
 struct CoreResult {
     waits: Vec<u64>,
@@ -40,24 +42,26 @@ fn work(round: u64, core: usize) -> u64 {
     x
 }
 
-pub fn run(cmd: &Cmdline) -> Result<(), String> {
-    let rounds = cmd.u64_or("rounds", 10_000).map_err(|e| format!("{e}"))?;
+pub fn run(ctx: &Context) -> Result<(), String> {
+    let rounds = ctx.cmd.u64_or("rounds", 10_000).map_err(|e| format!("{e}"))?;
     if rounds == 0 {
         return Err(String::from("rounds must be at least 1"));
     }
     let team = smp::online_indices();
     let n = team.len();
-    let cfg = smp::launch::config();
+    let cfg = launch::config();
     println!(
         "selftest smp: {n} CPUs, {rounds} rounds, spin {} us then {}",
         tsc::cycles_to_ns_now(cfg.spin_cycles) / 1000,
         cfg.park.name()
     );
     let counters = [CachePadded::new(AtomicU64::new(0)), CachePadded::new(AtomicU64::new(0))];
-    let results: Mutex<Vec<Option<CoreResult>>> = Mutex::new((0..n).map(|_| None).collect());
+    let results: Arc<Mutex<Vec<Option<CoreResult>>>> = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
     let start = rdtsc();
 
-    smp::run_on(&team, |w| {
+    let results_in = results.clone();
+    smp::run_on(&team, move |w| {
+        let results = &results_in;
         let me = w.index();
         let count = w.count() as u64;
         let mut waits = Vec::with_capacity(rounds as usize);
@@ -96,13 +100,13 @@ pub fn run(cmd: &Cmdline) -> Result<(), String> {
     });
 
     let elapsed_ns = tsc::cycles_to_ns_now(rdtsc() - start);
-    let mut results = results.into_inner();
+    let mut results = core::mem::take(&mut *results.lock());
     let mut total_errors = 0;
     let mut first_error = None;
     let mut round_trip = Summary::default();
     for (i, slot) in results.iter_mut().enumerate() {
         let r = slot.as_mut().ok_or_else(|| format!("CPU {} returned no result", team[i]))?;
-        let cpu = percpu::cpu(team[i]).expect("team CPUs are registered");
+        let cpu = hwcpu::get(team[i]).expect("team CPUs are registered");
         let wait = Summary::of(&mut r.waits).map(tsc::cycles_to_ns_now);
         total_errors += r.errors;
         if first_error.is_none() {
@@ -112,7 +116,7 @@ pub fn run(cmd: &Cmdline) -> Result<(), String> {
             round_trip = Summary::of(&mut r.round_trips).map(tsc::cycles_to_ns_now);
         }
         telemetry::emit("barrier", |o| {
-            o.u64("cpu", team[i] as u64).u64("apic_id", cpu.apic_id() as u64).str("role", cpu.role().name());
+            o.u64("cpu", team[i] as u64).u64("apic_id", cpu.apic_id() as u64).str("role", smp::role(team[i]).name());
             o.u64("rounds", rounds);
             o.object("wait_ns", |s| {
                 s.u64("min", wait.min).u64("median", wait.median).u64("p99", wait.p99).u64("max", wait.max).u64("mean", wait.mean);

@@ -1,20 +1,24 @@
-//! Symmetric multiprocessing: the CPU list, LAPICs, AP start-up, per-CPU
-//! data, CPU roles and the SPMD launch with its lockstep barrier.
+//! Symmetric multiprocessing above the hardware layer: CPU roles, the AP
+//! start-up sequence ([`startup`]), kernel per-CPU state ([`percpu`]), the
+//! lockstep barrier and parking ([`barrier`]) and the SPMD launch
+//! ([`launch`]).
 //!
-//! After bring-up every online CPU has a role: index 0 is the BSP; with three
-//! or more CPUs the last one is the I/O core; all others compute. Nothing
-//! preempts anyone: there is no timer interrupt anywhere.
+//! After bring-up every online CPU has a role, from the mode the command
+//! line asks for: index 0 is the BSP; in inference with an I/O core (see
+//! `infer::InferArgs::io_core`) the last CPU is the I/O core; all others
+//! compute. Nothing preempts anyone: there is no timer interrupt anywhere.
 
+pub mod barrier;
 pub mod launch;
-pub mod lapic;
 pub mod percpu;
 pub mod startup;
 
 use alloc::vec::Vec;
 
-// The SPMD API the inference integration builds on.
-#[allow(unused_imports)]
-pub use launch::{run_on, ParkMethod, Worker};
+use axiom_hw::cpu::percpu as hwcpu;
+
+pub use barrier::ParkMethod;
+pub use launch::{run_on, run_with_helpers, LaunchedCpu};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -42,40 +46,39 @@ impl Role {
     }
 }
 
-/// Online CPUs, by index.
-pub fn online_cpus() -> impl Iterator<Item = &'static percpu::PerCpu> {
-    (0..percpu::registered()).filter_map(percpu::cpu).filter(|c| c.is_online())
+/// Indices of every online CPU (BSP first).
+pub fn online_indices() -> Vec<usize> {
+    hwcpu::online().map(|c| c.index()).collect()
 }
 
 pub fn online_count() -> usize {
-    online_cpus().count()
+    hwcpu::online().count()
 }
 
-/// Indices of every online CPU (BSP first).
-pub fn online_indices() -> Vec<usize> {
-    online_cpus().map(|c| c.index()).collect()
+/// The role of the CPU with `index`.
+pub fn role(index: usize) -> Role {
+    percpu::state(index).role()
 }
 
 /// Indices of the online CPUs with `role`.
-#[allow(dead_code)] // API for the inference integration (compute / I/O teams)
 pub fn cpus_with_role(role: Role) -> Vec<usize> {
-    online_cpus().filter(|c| c.role() == role).map(|c| c.index()).collect()
+    online_indices().into_iter().filter(|&i| percpu::state(i).role() == role).collect()
 }
 
-/// Give every online CPU its role (see the module docs). `io_core`: the
-/// inference mode streams weights, so the last CPU is the I/O core from two
-/// CPUs on (one computes, one streams).
+/// Give every online CPU its role: the BSP, then compute cores, and the
+/// last CPU is the I/O core exactly when `io_core` (the inference mode
+/// streams with an I/O core; it needs two CPUs or more).
 pub fn assign_roles(io_core: bool) {
-    let cpus: Vec<_> = online_cpus().collect();
+    let cpus = online_indices();
     let n = cpus.len();
-    for (i, c) in cpus.iter().enumerate() {
+    for (i, &c) in cpus.iter().enumerate() {
         let role = if i == 0 {
             Role::Bsp
-        } else if (n >= 3 || (io_core && n == 2)) && i == n - 1 {
+        } else if io_core && i == n - 1 {
             Role::Io
         } else {
             Role::Compute
         };
-        c.set_role(role);
+        percpu::state(c).set_role(role);
     }
 }

@@ -1,24 +1,25 @@
 //! Storage: find the NVMe controller on PCI, bring it up with the
 //! `axiom-drivers` NVMe driver, and hand out its first namespace and an I/O
-//! queue pair. Hardware access goes through `platform` (the kernel's MMIO
-//! mapping, DMA memory, clock and ACPI); the driver logic lives in `drivers/`.
+//! queue pair. The machine comes from the hardware layer (register
+//! mappings, DMA memory, the clock, ACPI's ECAM windows, the PCI
+//! configuration ports); the driver logic lives in `drivers/`.
 
-pub mod platform;
 pub mod selftest;
 
 use alloc::boxed::Box;
 use core::fmt;
 
-use axiom_drivers::hw::{MmioRegion, X86PortIo};
+use axiom_drivers::hw::MmioRegion;
 use axiom_drivers::nvme::{Controller, ControllerOptions, IoQueuePair, Namespace, NvmeError, QueuePairOptions};
 use axiom_drivers::pci::{self, Bar, BarError, ConfigAccess, EcamConfig, PciFunction, PortConfig};
+use axiom_hw::acpi::Platform;
+use axiom_hw::legacy::pci_config;
+use axiom_hw::mem::{self, dma::DeviceDma};
+use axiom_hw::time::TscClock;
 
-use axiom_kernel::bootinfo::Rsdp;
-use platform::{KernelDma, TscClock};
-
-pub type NvmeController = Controller<MmioRegion, KernelDma, TscClock>;
+pub type NvmeController = Controller<MmioRegion, DeviceDma, TscClock>;
 /// What the I/O core owns and polls (`Send`: it may move to another core).
-pub type NvmeQueuePair = IoQueuePair<MmioRegion, KernelDma, TscClock>;
+pub type NvmeQueuePair = IoQueuePair<MmioRegion, DeviceDma, TscClock>;
 
 /// I/O queue entries asked for (capped by CAP.MQES); the deepest queue depth is one less.
 pub const IO_QUEUE_ENTRIES: u32 = 1024;
@@ -26,6 +27,8 @@ pub const IO_QUEUE_ENTRIES: u32 = 1024;
 /// A brought-up controller and the namespace we read from.
 pub struct Storage {
     pub pci: PciFunction,
+    /// How PCI configuration space was reached: `ecam` (ACPI MCFG) or `ports`.
+    pub config_access: &'static str,
     /// Physical address of the register block.
     pub bar0: u64,
     pub controller: NvmeController,
@@ -36,6 +39,8 @@ pub struct Storage {
 pub enum StorageError {
     /// No PCI function of class 01:08:02.
     NoDevice { mechanism: &'static str, functions: usize },
+    /// No configuration mechanism: no ECAM window and the ports are taken.
+    NoConfigAccess,
     Bar(BarError),
     BarIsIo { bdf: pci::Bdf },
     Map { phys: u64, len: u64 },
@@ -49,6 +54,7 @@ impl fmt::Display for StorageError {
                 f,
                 "no NVMe controller found (no PCI function of class 01:08:02 among {functions} functions, config access via {mechanism}); attach one with `cargo axiom run --disk FILE`"
             ),
+            StorageError::NoConfigAccess => write!(f, "no PCI configuration access: no ECAM window and the configuration ports are in use"),
             StorageError::Bar(e) => write!(f, "{e}"),
             StorageError::BarIsIo { bdf } => write!(f, "PCI {bdf}: NVMe BAR0 is an I/O BAR, expected memory"),
             StorageError::Map { phys, len } => write!(f, "cannot map NVMe registers at {phys:#x} ({len} bytes)"),
@@ -79,26 +85,28 @@ impl Storage {
     }
 }
 
-/// PCI configuration access: ECAM when ACPI has an MCFG table (q35), the
-/// legacy ports otherwise (pc).
-fn config_access(rsdp: Option<&Rsdp>) -> (Box<dyn ConfigAccess>, &'static str) {
-    if let Some(entry) = platform::mcfg_segment0(rsdp) {
-        if let Some(base) = platform::map_mmio(entry.base, entry.window_bytes() as usize) {
-            // SAFETY: map_mmio returned an uncached mapping of the whole ECAM
-            // window described by MCFG, used only through this accessor.
-            let regs = unsafe { MmioRegion::new(base, entry.window_bytes() as usize) };
-            return (Box::new(EcamConfig::new(regs, entry)), "ECAM (ACPI MCFG)");
+/// PCI configuration access: ECAM when ACPI's MCFG has a window for
+/// segment 0 (q35), the legacy ports otherwise (pc).
+fn config_access(platform: &Platform) -> Result<(Box<dyn ConfigAccess>, &'static str), StorageError> {
+    match &platform.ecam {
+        Ok(windows) => {
+            if let Some(&window) = windows.iter().find(|w| w.segment == 0) {
+                match mem::map_mmio(window.base, window.window_bytes() as usize) {
+                    Ok(regs) => return Ok((Box::new(EcamConfig::new(regs, window)), "ECAM (ACPI MCFG)")),
+                    Err(e) => crate::println!("nvme: cannot map the ECAM window at {:#x}: {e}", window.base),
+                }
+            }
         }
+        Err(e) => crate::println!("nvme: ignoring ACPI MCFG: {e}"),
     }
-    // SAFETY: the kernel runs at CPL 0 and nothing else uses 0xCF8/0xCFC.
-    let ports = unsafe { X86PortIo::new() };
-    (Box::new(PortConfig::new(ports)), "port I/O 0xCF8/0xCFC")
+    let ports = pci_config::take().ok_or(StorageError::NoConfigAccess)?;
+    Ok((Box::new(PortConfig::new(ports)), "port I/O 0xCF8/0xCFC"))
 }
 
 /// Finds the first NVMe controller, enables it for polled DMA, resets and
 /// identifies it, and identifies its first active namespace.
-pub fn probe(rsdp: Option<&Rsdp>, options: ControllerOptions) -> Result<Storage, StorageError> {
-    let (cfg, mechanism) = config_access(rsdp);
+pub fn probe(platform: &Platform, options: ControllerOptions) -> Result<Storage, StorageError> {
+    let (cfg, mechanism) = config_access(platform)?;
     let functions = pci::enumerate(&*cfg);
     let Some(function) = functions.iter().copied().find(|f| f.is_nvme()) else {
         return Err(StorageError::NoDevice { mechanism, functions: functions.len() });
@@ -118,11 +126,12 @@ pub fn probe(rsdp: Option<&Rsdp>, options: ControllerOptions) -> Result<Storage,
         size / 1024,
         command
     );
-    let base = platform::map_mmio(address, size as usize).ok_or(StorageError::Map { phys: address, len: size })?;
-    // SAFETY: map_mmio returned an uncached mapping of exactly BAR0, which
-    // only this controller object (and its queue pairs) will access.
-    let regs = unsafe { MmioRegion::new(base, size as usize) };
-    let mut controller = Controller::init(regs, KernelDma, TscClock, options)?;
+    let regs = mem::map_mmio(address, size as usize).map_err(|e| {
+        crate::println!("nvme: cannot map {address:#x}+{size:#x} uncached: {e}");
+        StorageError::Map { phys: address, len: size }
+    })?;
+    let mut controller = Controller::init(regs, DeviceDma, TscClock, options)?;
     let namespace = controller.first_namespace()?;
-    Ok(Storage { pci: function, bar0: address, controller, namespace })
+    let config_access = if mechanism.starts_with("ECAM") { "ecam" } else { "ports" };
+    Ok(Storage { pci: function, config_access, bar0: address, controller, namespace })
 }

@@ -11,10 +11,13 @@ use alloc::string::String;
 
 use axiom_drivers::nvme::{read_sequential, ControllerOptions};
 use axiom_engine::crc32c::Crc32c;
-use axiom_kernel::bootinfo::Rsdp;
-use axiom_kernel::cmdline::Cmdline;
+use axiom_hw::acpi::Platform;
+use axiom_hw::mem::dma;
 
-use super::{platform, probe, StorageError};
+use super::{probe, StorageError};
+use crate::boot::Context;
+use crate::cmdline::CmdlineError;
+use crate::telemetry;
 
 /// Rotating buffers: one is being checksummed while the others fill.
 const SLOTS: usize = 8;
@@ -36,18 +39,19 @@ impl Default for Args {
     }
 }
 
-pub fn run(rsdp: Option<&Rsdp>, args: Args) -> Result<(), StorageError> {
-    let mut storage = probe(rsdp, ControllerOptions::default())?;
+pub fn run(platform: &Platform, args: Args) -> Result<(), StorageError> {
+    let mut storage = probe(platform, ControllerOptions::default())?;
     let ctrl = &mut storage.controller;
     let ns = storage.namespace;
     let id = *ctrl.identity();
     let mdts_bytes = ctrl.max_transfer_bytes();
     let (major, minor, ter) = ctrl.version();
-    platform::emit("nvme", |o| {
+    telemetry::emit("nvme", |o| {
         o.fmt("model", format_args!("{}", id.model))
             .fmt("serial", format_args!("{}", id.serial))
             .fmt("firmware", format_args!("{}", id.firmware))
             .fmt("pci", format_args!("{}", storage.pci.bdf))
+            .str("pci_config", storage.config_access)
             .fmt("bar0", format_args!("{:#x}", storage.bar0))
             .fmt("version", format_args!("{major}.{minor}.{ter}"))
             .u64("nsid", ns.nsid as u64)
@@ -65,7 +69,7 @@ pub fn run(rsdp: Option<&Rsdp>, args: Args) -> Result<(), StorageError> {
     let want = (depth as usize * xfer).div_ceil(SLOTS - 2);
     let slot_bytes = want.clamp(xfer, MAX_SLOT_BYTES) / xfer * xfer;
     let mut qp = storage.create_io_queue_pair(Some(depth), SLOTS as u32, Some(xfer))?;
-    let buffer = platform::dma_buffer(slot_bytes * SLOTS).ok_or(StorageError::Map { phys: 0, len: (slot_bytes * SLOTS) as u64 })?;
+    let buffer = dma::alloc(slot_bytes * SLOTS, 2 << 20).map_err(|_| StorageError::Map { phys: 0, len: (slot_bytes * SLOTS) as u64 })?.leak();
 
     let mut crc = Crc32c::new();
     let bytes = ns.bytes();
@@ -75,7 +79,7 @@ pub fn run(rsdp: Option<&Rsdp>, args: Args) -> Result<(), StorageError> {
         }
     })?;
     let driver_busy = stats.driver_busy_ns as f64 / stats.elapsed_ns.max(1) as f64;
-    platform::emit("nvme_read", |o| {
+    telemetry::emit("nvme_read", |o| {
         o.u64("bytes", stats.bytes);
         if args.crc {
             o.fmt("crc32c", format_args!("{:08x}", crc.finish()));
@@ -97,8 +101,9 @@ pub fn run(rsdp: Option<&Rsdp>, args: Args) -> Result<(), StorageError> {
 }
 
 /// The `selftest=nvme` entry: command-line keys → [`run`].
-pub fn run_cmdline(cmd: &Cmdline) -> Result<(), String> {
-    let bad = |e: axiom_kernel::cmdline::CmdlineError| format!("{e}");
+pub fn run_cmdline(ctx: &Context) -> Result<(), String> {
+    let cmd = ctx.cmd;
+    let bad = |e: CmdlineError| format!("{e}");
     let queue_depth = match cmd.get("nvme_qd") {
         None | Some("max") => None,
         Some(_) => Some(cmd.u64_or("nvme_qd", 1).map_err(bad)?.clamp(1, u32::MAX as u64) as u32),
@@ -108,6 +113,5 @@ pub fn run_cmdline(cmd: &Cmdline) -> Result<(), String> {
         Some(_) => Some(cmd.size_or("nvme_xfer", 0).map_err(bad)? as usize),
     };
     let crc = cmd.choice_or("nvme_crc", &["on", "off"], "on or off", "on").map_err(bad)? == "on";
-    let rsdp = platform::rsdp();
-    run(rsdp.as_ref(), Args { queue_depth, max_transfer, crc }).map_err(|e| format!("{e}"))
+    run(ctx.platform, Args { queue_depth, max_transfer, crc }).map_err(|e| format!("{e}"))
 }

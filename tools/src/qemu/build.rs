@@ -30,8 +30,10 @@ pub fn kernel_target_dir() -> PathBuf {
 
 static BUILD: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// Build the kernel (`cargo build --release -p axiom-kernel`) once per
-/// process and return the ELF's path. `AXIOM_KERNEL=path` skips the build.
+/// Build the kernel (`cargo build --release -p axiom-kernel --features
+/// runtime`: the binary needs the hardware layer's boot assembly, allocator
+/// and runtime symbols, which host builds leave out) once per process and
+/// return the ELF's path. `AXIOM_KERNEL=path` skips the build.
 pub fn build_kernel() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("AXIOM_KERNEL") {
         let p = PathBuf::from(p);
@@ -48,7 +50,7 @@ pub fn build_kernel() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(workspace_root())
-        .args(["build", "--release", "--quiet", "-p", "axiom-kernel"])
+        .args(["build", "--release", "--quiet", "-p", "axiom-kernel", "--features", "runtime"])
         .env("CARGO_TARGET_DIR", &target)
         // Flags meant for host code must not leak into the kernel link.
         .env_remove("RUSTFLAGS")
