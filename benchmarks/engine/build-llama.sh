@@ -57,18 +57,20 @@ fi
 export PATH="$CACHE/venv/bin:$PATH"
 
 if [[ ! -f "$SRC/.sdist-sha256" || "$(cat "$SRC/.sdist-sha256")" != "$SDIST_SHA256" ]]; then
-    log "downloading llama-cpp-python==$VERSION sdist"
-    rm -rf "$CACHE/dl" && mkdir -p "$CACHE/dl"
-    pip download --quiet --no-deps --no-build-isolation --no-binary llama-cpp-python \
-        -d "$CACHE/dl" "llama-cpp-python==$VERSION" >&2
-    sdist=("$CACHE"/dl/llama_cpp_python-*.tar.gz)
-    got="$(sha256sum "${sdist[0]}" | cut -d' ' -f1)"
-    if [[ "$got" != "$SDIST_SHA256" ]]; then
-        log "SHA-256 mismatch for ${sdist[0]}: got $got, expected $SDIST_SHA256"
-        exit 1
+    sdist="$CACHE/dl/llama_cpp_python-$VERSION.tar.gz"
+    if ! echo "$SDIST_SHA256  $sdist" | sha256sum --check --status 2>/dev/null; then
+        log "downloading llama-cpp-python==$VERSION sdist"
+        rm -rf "$CACHE/dl" && mkdir -p "$CACHE/dl"
+        pip download --quiet --no-deps --no-build-isolation --no-binary llama-cpp-python \
+            -d "$CACHE/dl" "llama-cpp-python==$VERSION" >&2
+        got="$(sha256sum "$sdist" | cut -d' ' -f1)"
+        if [[ "$got" != "$SDIST_SHA256" ]]; then
+            log "SHA-256 mismatch for $sdist: got $got, expected $SDIST_SHA256"
+            exit 1
+        fi
     fi
     rm -rf "$SRC" && mkdir -p "$SRC"
-    tar -xzf "${sdist[0]}" -C "$SRC" --strip-components=1
+    tar -xzf "$sdist" -C "$SRC" --strip-components=1
     echo "$SDIST_SHA256" >"$SRC/.sdist-sha256"
 fi
 
@@ -82,9 +84,10 @@ cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" -G Ninja \
     -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=OFF \
     -DLLAMA_BUILD_TOOLS=ON \
-    -DBUILD_SHARED_LIBS=OFF >/dev/null
+    -DBUILD_SHARED_LIBS=OFF >"$CACHE/build.log" 2>&1 || { tail -n 30 "$CACHE/build.log" >&2; exit 1; }
 log "building ${TOOLS[*]} and the static libraries (several minutes)"
-nice -n 19 cmake --build "$BUILD" --target "${TOOLS[@]}" llama ggml ggml-base ggml-cpu -j "$(nproc)" >/dev/null
+nice -n 19 cmake --build "$BUILD" --target "${TOOLS[@]}" llama ggml ggml-base ggml-cpu -j "$(nproc)" \
+    >>"$CACHE/build.log" 2>&1 || { tail -n 30 "$CACHE/build.log" >&2; exit 1; }
 echo "$SDIST_SHA256" >"$BUILD/.sdist-sha256"
 built || { log "a tool or library is missing after the build"; exit 1; }
 echo "$answer"
