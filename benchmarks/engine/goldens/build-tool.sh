@@ -4,6 +4,11 @@
 # Cached by the source's SHA-256 in the llama.cpp build directory; quiet on success.
 #
 #   build-tool.sh goldens | ggml-quants
+#
+# ggml-quants also links ggml's portable C kernels (ggml-cpu/quants.c, the *_generic functions)
+# compiled a second time without auto-vectorization or FMA contraction and renamed portable_*:
+# the library's own copy is compiled with -march=native, where GCC 12 turns the portable Q5_0
+# dot product into a wrong AVX512-VNNI vpdpbusd (unsigned x signed bytes) on this machine.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,8 +25,21 @@ key="$(cat "$source_file" "$build/.sdist-sha256" | sha256sum | cut -c1-16)"
 bin="$build/axiom-tools/$name-$key"
 if [[ ! -x "$bin" ]]; then
     mkdir -p "$build/axiom-tools"
+    extra=()
+    if [[ "$name" == ggml-quants ]]; then
+        obj="$build/axiom-tools/portable-quants-$key.o"
+        cc -std=c11 -O2 -fno-tree-vectorize -fno-tree-slp-vectorize -ffp-contract=off \
+            -I"$src/ggml/include" -I"$src/ggml/src" -I"$src/ggml/src/ggml-cpu" \
+            -c "$src/ggml/src/ggml-cpu/quants.c" -o "$obj.tmp"
+        generic=($(nm --defined-only -g "$obj.tmp" | awk '$3 ~ /_generic$/ {print $3}'))
+        keep=() rename=()
+        for sym in "${generic[@]}"; do keep+=(-G "$sym"); rename+=(--redefine-sym "$sym=portable_$sym"); done
+        objcopy "${keep[@]}" "$obj.tmp" && objcopy "${rename[@]}" "$obj.tmp"
+        mv "$obj.tmp" "$obj"
+        extra=("$obj")
+    fi
     "${compiler[@]}" -O2 -I"$src/include" -I"$src/ggml/include" -I"$src/ggml/src" -I"$src/vendor" \
-        "$source_file" "$build/src/libllama.a" "$build/ggml/src/libggml.a" \
+        "$source_file" "${extra[@]}" "$build/src/libllama.a" "$build/ggml/src/libggml.a" \
         "$build/ggml/src/libggml-cpu.a" "$build/ggml/src/libggml-base.a" \
         -fopenmp -lpthread -lm -lstdc++ -o "$bin.tmp"
     mv "$bin.tmp" "$bin"
