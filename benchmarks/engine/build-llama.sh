@@ -10,7 +10,8 @@
 #        benchmarks/engine/build-llama.sh TOOL       -> path of TOOL (llama-bench,
 #                                                       llama-quantize, llama-perplexity)
 #        benchmarks/engine/build-llama.sh --build-dir -> the cmake build directory
-#        benchmarks/engine/build-llama.sh --src-dir   -> the unpacked sdist (vendor/llama.cpp inside)
+#        benchmarks/engine/build-llama.sh --src-dir   -> the unpacked sdist (vendor/llama.cpp inside),
+#                                                       downloaded if needed but not built
 # Env:   AXIOM_LLAMA_CACHE (default ~/.cache/axiom/llama.cpp)
 set -euo pipefail
 
@@ -37,14 +38,17 @@ built() {
     for f in "${LIBS[@]}"; do [[ -f "$BUILD/$f" ]] || return 1; done
 }
 
-if built; then
+src_ok() { [[ -f "$SRC/.sdist-sha256" && "$(cat "$SRC/.sdist-sha256")" == "$SDIST_SHA256" ]]; }
+log() { echo "build-llama: $*" >&2; }
+
+if [[ "$want" == --src-dir ]]; then
+    src_ok && { echo "$answer"; exit 0; }
+elif built; then
     echo "$answer"
     exit 0
 fi
 
 mkdir -p "$CACHE"
-log() { echo "build-llama: $*" >&2; }
-
 # Build tools from PyPI, in a private venv (no system packages touched).
 if [[ ! -x "$CACHE/venv/bin/cmake" ]] || ! "$CACHE/venv/bin/python" -c "import scikit_build_core" 2>/dev/null; then
     log "creating venv with cmake + ninja from PyPI"
@@ -56,7 +60,7 @@ if [[ ! -x "$CACHE/venv/bin/cmake" ]] || ! "$CACHE/venv/bin/python" -c "import s
 fi
 export PATH="$CACHE/venv/bin:$PATH"
 
-if [[ ! -f "$SRC/.sdist-sha256" || "$(cat "$SRC/.sdist-sha256")" != "$SDIST_SHA256" ]]; then
+if ! src_ok; then
     sdist="$CACHE/dl/llama_cpp_python-$VERSION.tar.gz"
     if ! echo "$SDIST_SHA256  $sdist" | sha256sum --check --status 2>/dev/null; then
         log "downloading llama-cpp-python==$VERSION sdist"
@@ -73,6 +77,8 @@ if [[ ! -f "$SRC/.sdist-sha256" || "$(cat "$SRC/.sdist-sha256")" != "$SDIST_SHA2
     tar -xzf "$sdist" -C "$SRC" --strip-components=1
     echo "$SDIST_SHA256" >"$SRC/.sdist-sha256"
 fi
+
+[[ "$want" == --src-dir ]] && { echo "$SRC"; exit 0; }
 
 log "configuring llama.cpp (native CPU build) in $BUILD"
 cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" -G Ninja \
