@@ -5,6 +5,8 @@
 //   goldens tokenize MODEL INP            llama.cpp's tokenizer test strings (INP, cases separated by
 //                                         "\n__ggml_vocab_test__\n") -> the `.out` format on stdout:
 //                                         one line per case, " id id id" (add_special=false, parse_special=false)
+//   goldens count MODEL FILE              number of tokens of FILE as llama-perplexity tokenizes it
+//                                         (add_special=true, parse_special=false)
 //   goldens run MODEL CASES N_PREDICT HEADER
 //                                         CASES: JSON [{"name","prompt"}]; HEADER: a JSON object whose
 //                                         fields start the output; -> goldens JSON on stdout
@@ -14,6 +16,10 @@
 // "auto" turns flash attention on for the CPU, which moves SmolLM2's logits by up to 0.5), the
 // prompt tokenized with add_special=true (BOS only if the model's metadata asks for it) and
 // parse_special=true.
+//
+// Each teacher-forced position also gets `spread`: how far llama.cpp's own variants move the five
+// listed logits (the same batch with flash attention on, and, along the greedy continuation, the
+// one-token-at-a-time evaluation of the greedy run): the disagreement a test should tolerate.
 #include "llama.h"
 #include "nlohmann/json.hpp"
 
@@ -120,19 +126,27 @@ llama_token argmax(const float *logits, int n_vocab) {
     return (llama_token)(std::max_element(logits, logits + n_vocab) - logits);
 }
 
-json top_k(const float *logits, int n_vocab, int pos, float *margin) {
+// The TOP_K largest logits' ids, largest first (ties: lower id first).
+std::vector<int> top_ids(const float *logits, int n_vocab) {
     std::vector<int> idx(n_vocab);
     for (int i = 0; i < n_vocab; i++) idx[i] = i;
     std::partial_sort(idx.begin(), idx.begin() + TOP_K, idx.end(), [&](int a, int b) {
         return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
     });
-    json ids = json::array(), values = json::array();
-    for (int i = 0; i < TOP_K; i++) {
-        ids.push_back(idx[i]);
-        values.push_back(std::round((double)logits[idx[i]] * 1e4) / 1e4);
-    }
-    *margin = logits[idx[0]] - logits[idx[1]];
-    return json{{"pos", pos}, {"top_ids", ids}, {"top_logits", values}};
+    idx.resize(TOP_K);
+    return idx;
+}
+
+double round4(double x) { return std::round(x * 1e4) / 1e4; }
+
+int cmd_count(const std::string &model_path, const std::string &file_path) {
+    std::ifstream f(file_path, std::ios::binary);
+    if (!f) die("cannot read " + file_path);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    llama_model *model = load(model_path, true);
+    printf("%zu\n", tokenize(llama_model_get_vocab(model), text, true, false).size());
+    llama_model_free(model);
+    return 0;
 }
 
 int cmd_run(const std::string &model_path, const std::string &cases_path, int n_predict, const std::string &header) {
@@ -149,7 +163,11 @@ int cmd_run(const std::string &model_path, const std::string &cases_path, int n_
     cp.type_k = cp.type_v = GGML_TYPE_F16;
     cp.n_threads = cp.n_threads_batch = (int32_t)std::max(1u, std::thread::hardware_concurrency());
     llama_context *ctx = llama_init_from_model(model, cp);
-    if (!ctx) die("cannot create a context");
+    // The same with flash attention: one of the variants that measure llama.cpp's own spread.
+    llama_context_params cp_fa = cp;
+    cp_fa.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    llama_context *ctx_fa = llama_init_from_model(model, cp_fa);
+    if (!ctx || !ctx_fa) die("cannot create a context");
 
     json cases = json::array();
     for (const json &c : cases_in) {
@@ -161,9 +179,13 @@ int cmd_run(const std::string &model_path, const std::string &cases_path, int n_
         llama_memory_clear(llama_get_memory(ctx), true);
         decode(ctx, prompt_ids, 0, false);
         std::vector<llama_token> greedy;
-        while ((int)greedy.size() < n_predict) {
-            llama_token next = argmax(llama_get_logits_ith(ctx, -1), n_vocab);
-            if (llama_vocab_is_eog(vocab, next)) break;
+        // one_token[k]: the one-token path's logits after the prompt and k + 1 greedy tokens.
+        std::vector<std::vector<float>> one_token;
+        while (true) {
+            const float *logits = llama_get_logits_ith(ctx, -1);
+            if (!greedy.empty()) one_token.emplace_back(logits, logits + n_vocab);
+            llama_token next = argmax(logits, n_vocab);
+            if ((int)greedy.size() == n_predict || llama_vocab_is_eog(vocab, next)) break;
             greedy.push_back(next);
             decode(ctx, {next}, (int)(prompt_ids.size() + greedy.size() - 1), false);
         }
@@ -173,12 +195,25 @@ int cmd_run(const std::string &model_path, const std::string &cases_path, int n_
         all.insert(all.end(), greedy.begin(), greedy.end());
         llama_memory_clear(llama_get_memory(ctx), true);
         decode(ctx, all, 0, true);
+        llama_memory_clear(llama_get_memory(ctx_fa), true);
+        decode(ctx_fa, all, 0, true);
         json forced = json::array();
         std::vector<float> margins;
         for (size_t i = 0; i < all.size(); i++) {
-            float margin;
-            forced.push_back(top_k(llama_get_logits_ith(ctx, (int32_t)i), n_vocab, (int)i, &margin));
-            margins.push_back(margin);
+            const float *logits = llama_get_logits_ith(ctx, (int32_t)i);
+            const float *logits_fa = llama_get_logits_ith(ctx_fa, (int32_t)i);
+            const size_t step = i - prompt_ids.size();  // wraps around (no step) before the continuation
+            const float *logits_one = i >= prompt_ids.size() && step < one_token.size() ? one_token[step].data() : nullptr;
+            std::vector<int> ids = top_ids(logits, n_vocab);
+            json values = json::array();
+            double spread = 0.0;
+            for (int id : ids) {
+                values.push_back(round4(logits[id]));
+                spread = std::max(spread, (double)std::fabs(logits_fa[id] - logits[id]));
+                if (logits_one) spread = std::max(spread, (double)std::fabs(logits_one[id] - logits[id]));
+            }
+            forced.push_back(json{{"pos", i}, {"top_ids", ids}, {"top_logits", values}, {"spread", round4(spread)}});
+            margins.push_back(logits[ids[0]] - logits[ids[1]]);
         }
         size_t confident = 0;
         while (confident < greedy.size() && margins[prompt_ids.size() - 1 + confident] > NEAR_TIE) confident++;
@@ -210,6 +245,7 @@ int cmd_run(const std::string &model_path, const std::string &cases_path, int n_
     // A text cut after a partial UTF-8 sequence gets U+FFFD in place of the bytes it lacks.
     printf("%s\n", doc.dump(1, ' ', false, json::error_handler_t::replace).c_str());
     llama_free(ctx);
+    llama_free(ctx_fa);
     llama_model_free(model);
     return 0;
 }
@@ -222,9 +258,10 @@ int main(int argc, char **argv) {
     std::string cmd = argc > 1 ? argv[1] : "";
     int rc;
     if (cmd == "tokenize" && argc == 4) rc = cmd_tokenize(argv[2], argv[3]);
+    else if (cmd == "count" && argc == 4) rc = cmd_count(argv[2], argv[3]);
     else if (cmd == "run" && argc == 6) rc = cmd_run(argv[2], argv[3], atoi(argv[4]), argv[5]);
     else {
-        fprintf(stderr, "usage: %s tokenize MODEL INP | run MODEL CASES.json N_PREDICT HEADER_JSON\n", argv[0]);
+        fprintf(stderr, "usage: %s tokenize MODEL INP | count MODEL FILE | run MODEL CASES.json N_PREDICT HEADER_JSON\n", argv[0]);
         rc = 2;
     }
     llama_backend_free();
