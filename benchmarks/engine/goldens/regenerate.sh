@@ -21,14 +21,17 @@ repo="$(cd "$here/../../.." && pwd)"
 testdata="$repo/kernel/engine/testdata"
 REQUANT_TYPES=(Q4_K_M Q5_K_M Q6_K Q3_K_M Q2_K Q2_K_PURE Q5_0 Q5_1 IQ4_NL)
 
+# Command substitutions are assigned first: set -e does not see them fail inside an argument list.
 part_gemma3() {
-    "$here/make-goldens.sh" "$("$repo/tools/fetch-model.sh" --model gemma3-270m)" \
-        "$here/cases-gemma3.json" "$testdata/gemma3-270m" q4_k_m
+    local model
+    model="$("$repo/tools/fetch-model.sh" --model gemma3-270m)"
+    "$here/make-goldens.sh" "$model" "$here/cases-gemma3.json" "$testdata/gemma3-270m" q4_k_m
 }
 
 part_requant() {
-    local t models
-    mapfile -t models < <("$here/requantize.sh" "${REQUANT_TYPES[@]}")
+    local t paths models
+    paths="$("$here/requantize.sh" "${REQUANT_TYPES[@]}")"
+    mapfile -t models <<<"$paths"
     for i in "${!REQUANT_TYPES[@]}"; do
         t="${REQUANT_TYPES[$i]}"
         "$here/make-goldens.sh" "${models[$i]}" "$here/cases-smollm2.json" "$testdata/smollm2-requant" "${t,,}"
@@ -36,22 +39,25 @@ part_requant() {
 }
 
 part_synthetic() {
-    local name cases
+    local name cases model
     for name in llama3 qwen2 qwen3; do
         cases="$here/cases-qwen.json"
         [[ "$name" == llama3 ]] && cases="$here/cases-llama3.json"
-        "$here/make-goldens.sh" "$("$here/synth-models.sh" "$name")" "$cases" "$testdata/synthetic/$name" f32
+        model="$("$here/synth-models.sh" "$name")"
+        "$here/make-goldens.sh" "$model" "$cases" "$testdata/synthetic/$name" f32
     done
 }
 
 part_quants() {
-    local m bin
-    mapfile -t m < <("$here/requantize.sh" Q4_K_M Q5_K_M Q6_K Q2_K Q2_K_PURE Q5_0 Q5_1 IQ4_NL)
+    local paths m bin py
+    paths="$("$here/requantize.sh" Q4_K_M Q5_K_M Q6_K Q2_K Q2_K_PURE Q5_0 Q5_1 IQ4_NL)"
+    mapfile -t m <<<"$paths"
     bin="$("$here/build-tool.sh" ggml-quants)"
+    py="$("$repo/tools/gguf-py.sh")"
     mkdir -p "$testdata/ggml-quants"
     "$bin" "$testdata/ggml-quants" "q4_K=${m[0]}" "q5_K=${m[1]}" "q6_K=${m[2]}" "q3_K=${m[3]}" \
         "q2_K=${m[4]}" "q5_0=${m[5]}" "q5_1=${m[6]}" "iq4_nl=${m[7]}"
-    "$("$repo/tools/gguf-py.sh")" "$here/check-quants.py" "$testdata/ggml-quants"
+    "$py" "$here/check-quants.py" "$testdata/ggml-quants"
 }
 
 part_perplexity() {
@@ -59,10 +65,11 @@ part_perplexity() {
 }
 
 verify_smollm2() {
-    local dir="${1:-$testdata/smollm2}" tmp
+    local dir="${1:-$testdata/smollm2}" tmp model
+    model="$("$repo/tools/fetch-model.sh")"
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' RETURN
-    "$here/make-goldens.sh" "$("$repo/tools/fetch-model.sh")" "$here/cases-smollm2.json" "$tmp" q4_1
+    "$here/make-goldens.sh" "$model" "$here/cases-smollm2.json" "$tmp" q4_1
     cmp "$tmp/tokenize.inp" "$dir/tokenize.inp"
     cmp "$tmp/tokenize.out" "$dir/tokenize.out"
     python3 "$here/compare-goldens.py" "$dir/goldens-q4_1.json" "$tmp/goldens-q4_1.json" --tolerance 0

@@ -39,9 +39,10 @@ for t in "${types[@]}"; do
     [[ -n "${SHA256[$t]:-}" ]] || { echo "requantize: unknown type $t (known: ${ALL[*]})" >&2; exit 2; }
 done
 
+# shellcheck source=checked.sh
+source "$here/checked.sh"
 source_model="$("$repo/tools/fetch-model.sh")"
 models="$(dirname "$source_model")"
-sha_ok() { echo "$2  $1" | sha256sum --check --status 2>/dev/null; }
 
 quantize=
 for t in "${types[@]}"; do
@@ -59,13 +60,7 @@ for t in "${types[@]}"; do
             exit 1
         fi
         rm -f "$log"
-        got="$(sha256sum "$out.tmp" | cut -d' ' -f1)"
-        if [[ "$got" != "${SHA256[$t]}" ]]; then
-            rm -f "$out.tmp"
-            echo "requantize: $t came out with SHA-256 $got, expected ${SHA256[$t]} (another llama.cpp?)" >&2
-            exit 1
-        fi
-        mv "$out.tmp" "$out"
+        install_checked "$out.tmp" "$out" "${SHA256[$t]}" "requantize: $t"
     fi
     echo "$out"
 done

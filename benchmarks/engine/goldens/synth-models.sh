@@ -25,7 +25,8 @@ declare -A MODEL_SHA256=(
     [qwen3]=7b6c24fdaae745d15419ba582240fff55bdfdefb0a023a0cfb735c5d160ff799
 )
 
-sha_ok() { echo "$2  $1" | sha256sum --check --status 2>/dev/null; }
+# shellcheck source=checked.sh
+source "$here/checked.sh"
 
 vocab_file() {
     local name=$1 out="$cache/vocab/ggml-vocab-$1.gguf"
@@ -59,13 +60,7 @@ for name in "${names[@]}"; do
         vocab="$(vocab_file "${VOCAB_OF[$name]}")"
         mkdir -p "$cache/models"
         "$py" "$here/synth-model.py" "$name" "$vocab" "$out.tmp"
-        got="$(sha256sum "$out.tmp" | cut -d' ' -f1)"
-        if [[ "$got" != "${MODEL_SHA256[$name]}" ]]; then
-            rm -f "$out.tmp"
-            echo "synth-models: synthetic-$name came out with SHA-256 $got, expected ${MODEL_SHA256[$name]}" >&2
-            exit 1
-        fi
-        mv "$out.tmp" "$out"
+        install_checked "$out.tmp" "$out" "${MODEL_SHA256[$name]}" "synth-models: synthetic-$name"
     fi
     echo "$out"
 done
