@@ -17,7 +17,7 @@ pub mod ggml_type;
 pub mod gguf;
 pub mod model;
 pub mod image;
-pub mod plan;
+pub mod team;
 pub mod sampler;
 pub mod tokenizer;
 pub mod matmul;

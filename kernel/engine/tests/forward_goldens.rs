@@ -9,7 +9,7 @@ use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
 use axiom_engine::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, ResidentLayers};
-use axiom_engine::plan::Worker;
+use axiom_engine::team::Worker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
 use common::{model_bytes, run_team, testdata_dir};

@@ -10,7 +10,7 @@ use axiom_engine::forward::{forward, Batch, Logits};
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::Kernels;
 use axiom_engine::model::{Model, ResidentLayers};
-use axiom_engine::plan::SoloWorker;
+use axiom_engine::team::SoloWorker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
 

@@ -219,7 +219,7 @@ impl Session {
             // Per-core buffers, allocated before the first token.
             let mut scratch = Scratch::new(&team.model.config, &team.state_cfg);
             let kw = KernelWorker::new(w, &shared, first_pass, max_passes);
-            let index = axiom_engine::plan::Worker::index(&kw);
+            let index = axiom_engine::team::Worker::index(&kw);
             let lead = if index == 0 { leader.lock().take() } else { None };
             let outcome = generate(team.model, team.state, &mut scratch, &kw, params, lead);
             let outcome = match outcome {

@@ -8,7 +8,7 @@ use core::cell::{Cell, RefCell};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use axiom_engine::model::{LayerLayout, LayerWeights};
-use axiom_engine::plan::{Phase, Worker};
+use axiom_engine::team::{Phase, Worker};
 use axiom_kernel::slot_ring::{SlotError, SlotRing};
 use crossbeam_utils::CachePadded;
 

@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use axiom_engine::forward::{generate, GenerateParams, Leader, StopReason, TokenSink};
-use axiom_engine::plan::Worker;
+use axiom_engine::team::Worker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{SharedState, StateConfig};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};

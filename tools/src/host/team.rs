@@ -7,7 +7,7 @@
 //! per token. Threads are pinned one per CPU when there are enough CPUs.
 
 use axiom_engine::model::{LayerSource, ModelConfig};
-use axiom_engine::plan::{SpinBarrier, TeamWorker};
+use axiom_engine::team::{SpinBarrier, TeamWorker};
 use axiom_engine::state::{Scratch, StateConfig};
 
 pub struct HostTeam {

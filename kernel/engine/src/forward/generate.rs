@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 
 use super::{forward, Batch, Logits};
 use crate::model::Model;
-use crate::plan::Worker;
+use crate::team::Worker;
 use crate::sampler::Sampler;
 use crate::state::{Scratch, SharedState};
 

@@ -16,7 +16,7 @@
 //! logits = (rmsnorm(x) · output_norm)·Wout    for the rows asked for
 //! ```
 //!
-//! Each step is split into tiles (see [`crate::plan`]); between steps the
+//! Each step is split into tiles (see [`crate::team`]); between steps the
 //! workers meet at a barrier. Norms and activation quantization are cheap and
 //! computed by every worker for itself, which saves barriers.
 
@@ -30,7 +30,7 @@ use core::ops::Range;
 
 use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
 use crate::model::{LayerWeights, Model};
-use crate::plan::{tile, Phase, SharedBuf, Worker, ROW_GRANULE};
+use crate::team::{tile, Phase, SharedBuf, Worker, ROW_GRANULE};
 use crate::quant::dequantize_row;
 use crate::state::{Scratch, SharedState, MATMUL_CHUNK_ROWS};
 

@@ -17,7 +17,7 @@ use crate::gguf::Gguf;
 use crate::matmul::Kernels;
 use crate::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use crate::model::{LayerSource, LayerWeights, Model, PackedLayers, ResidentLayers};
-use crate::plan::{SoloWorker, SpinBarrier, TeamWorker};
+use crate::team::{SoloWorker, SpinBarrier, TeamWorker};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::state::{Scratch, SharedState, StateConfig};
 

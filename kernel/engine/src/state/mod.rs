@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use crate::matmul::ActBuf;
 use crate::model::{Model, ModelConfig};
-use crate::plan::SharedBuf;
+use crate::team::SharedBuf;
 
 /// Rows of a matmul tile computed per kernel call when the batch is larger
 /// than one: bounds the per-worker output buffer (see [`Scratch`]).

@@ -59,7 +59,7 @@ impl Rng {
 }
 
 use axiom_engine::model::LayerSource;
-use axiom_engine::plan::{SpinBarrier, TeamWorker};
+use axiom_engine::team::{SpinBarrier, TeamWorker};
 
 /// Runs `f` on a team of `count` std threads (worker 0 on the calling thread)
 /// and returns worker 0's result. A panicking worker poisons the barrier so
