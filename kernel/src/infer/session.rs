@@ -207,6 +207,10 @@ impl Session {
         let helpers: Vec<usize> = team.io_cpu.into_iter().collect();
         let first_pass = self.passes;
         let io_before = team.streamer.lock().stats;
+        let engine_team = match axiom_engine::team::Team::new(team.model, team.state, n) {
+            Ok(t) => t,
+            Err(e) => stop_with_error(&alloc::format!("compute team: {e}")),
+        };
         smp::launch::run_with_helpers(team.compute, &helpers, |w| {
             if w.is_helper() {
                 let mut streamer = team.streamer.lock();
@@ -219,9 +223,13 @@ impl Session {
             // Per-core buffers, allocated before the first token.
             let mut scratch = Scratch::new(&team.model.config, &team.state_cfg);
             let kw = KernelWorker::new(w, &shared, first_pass, max_passes);
-            let index = axiom_engine::team::Worker::index(&kw);
+            let index = kw.index();
+            let seat = match engine_team.seat(index, &kw) {
+                Ok(s) => s,
+                Err(e) => stop_with_error(&alloc::format!("compute core {index}: {e}")),
+            };
             let lead = if index == 0 { leader.lock().take() } else { None };
-            let outcome = generate(team.model, team.state, &mut scratch, &kw, params, lead);
+            let outcome = generate(&seat, &mut scratch, params, lead);
             let outcome = match outcome {
                 Ok(o) => o,
                 Err(e) => stop_with_error(&alloc::format!("{e}")),

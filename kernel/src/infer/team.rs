@@ -98,6 +98,11 @@ impl<'w, 's, 'j> KernelWorker<'w, 's, 'j> {
         }
     }
 
+    /// This core's index in the compute team (its engine seat).
+    pub fn index(&self) -> usize {
+        self.smp.borrow().index()
+    }
+
     /// Forward passes this worker ran.
     pub fn passes_run(&self) -> usize {
         self.passes.get()
@@ -125,22 +130,9 @@ impl<'w, 's, 'j> KernelWorker<'w, 's, 'j> {
     }
 }
 
-// SAFETY: (1) indices come from the SPMD launch, distinct in 0..count for the
-// compute team (helpers never build a KernelWorker); (2) `barrier` is the
-// launch's sense-reversing barrier over exactly the team, with AcqRel
-// ordering on its shared word; (3) a layer's slot is held `Computing` for its
-// ticket from `acquire_layer` until every member called `release_layer`, and
-// the producer only writes slots it claimed from `Unloaded`.
-unsafe impl Worker for KernelWorker<'_, '_, '_> {
-    fn index(&self) -> usize {
-        self.smp.borrow().index()
-    }
-
-    fn count(&self) -> usize {
-        self.shared.team
-    }
-
-    fn barrier(&self) {
+impl Worker for KernelWorker<'_, '_, '_> {
+    /// The launch's barrier (spin, then park until the IPI), timed.
+    fn wait_for_team(&self) {
         let out = self.smp.borrow_mut().barrier();
         if self.in_layer.get() {
             self.with_layer(|r| r.barrier += out.cycles);

@@ -30,7 +30,7 @@ use core::ops::Range;
 
 use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
 use crate::model::{LayerWeights, Model};
-use crate::team::{tile, Phase, SharedBuf, Worker, ROW_GRANULE};
+use crate::team::{Phase, Seat, SharedBuf, Worker, ROW_GRANULE};
 use crate::quant::dequantize_row;
 use crate::state::{Scratch, SharedState, MATMUL_CHUNK_ROWS};
 
@@ -53,14 +53,16 @@ pub struct Batch<'t> {
     pub logits: Logits,
 }
 
-/// Runs one forward call as worker `worker.index()` of `worker.count()`.
-/// Every worker of the team must call it with the same arguments (except its
-/// own scratch). Returns once the logits are complete for everyone.
+/// Runs one forward call from `seat` of its team. Every seat of the team
+/// must call it with the same batch (checked: a seat that disagrees with seat
+/// 0 panics before writing anything), each with its own scratch. Returns once
+/// the logits are complete for everyone.
 ///
 /// Panics (a caller bug, not bad input) if the batch is empty or too large
 /// for the state, runs past the context, or holds a token id outside the
 /// vocabulary: callers validate user input first.
-pub fn forward<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, worker: &W, batch: &Batch<'_>) {
+pub fn forward<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, batch: &Batch<'_>) {
+    let (model, state, worker) = (seat.model(), seat.state(), seat.worker());
     let cfg = &model.config;
     let n = batch.tokens.len();
     assert!(n >= 1 && n <= state.cfg.max_batch, "batch of {n} tokens (state holds {})", state.cfg.max_batch);
@@ -70,34 +72,56 @@ pub fn forward<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &
         assert!(n <= state.cfg.logit_rows, "{n} logit rows asked, state holds {}", state.cfg.logit_rows);
     }
 
-    embed(model, state, worker, batch.tokens);
+    worker.phase_begin(Phase::Embed);
+    seat.agree_on(batch.signature());
+    embed(model, state, seat, batch.tokens);
     for layer in 0..cfg.n_layers {
         let w = worker.acquire_layer(layer);
-        attention(model, state, scratch, worker, &w, layer, batch.pos, n);
-        ffn(model, state, scratch, worker, &w, layer, n);
+        attention(model, state, scratch, seat, &w, layer, batch.pos, n);
+        ffn(model, state, scratch, seat, &w, layer, n);
     }
-    output(model, state, scratch, worker, n, batch.logits);
+    output(model, state, scratch, seat, n, batch.logits);
+}
+
+impl Batch<'_> {
+    /// FNV-1a over everything that decides the tiles (and the tokens), for
+    /// [`Seat::agree_on`].
+    fn signature(&self) -> u64 {
+        let logits = match self.logits {
+            Logits::None => 0,
+            Logits::Last => 1,
+            Logits::All => 2,
+        };
+        let words = [self.tokens.len() as u64, self.pos as u64, logits].into_iter().chain(self.tokens.iter().map(|&t| t as u64));
+        words.fold(0xcbf2_9ce4_8422_2325u64, |h, w| w.to_le_bytes().iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)))
+    }
 }
 
 /// x[t] = the embedding row of token t (tiles: tokens).
-fn embed<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, worker: &W, tokens: &[u32]) {
+fn embed<W: Worker + ?Sized>(model: &Model<'_>, state: &SharedState<'_>, seat: &Seat<'_, W>, tokens: &[u32]) {
     let e = model.config.n_embd;
     let table = &model.globals.token_embd;
-    worker.phase_begin(Phase::Embed);
-    for t in tile(tokens.len(), 1, worker.index(), worker.count()) {
+    for t in seat.tile(tokens.len(), 1) {
         let row = table.row(tokens[t] as usize);
-        if let Err(err) = dequantize_row(table.ty, row, state.x.write(t * e..(t + 1) * e)) {
+        // SAFETY: row t of x belongs to this seat's token tile; nobody reads x in this phase.
+        let x = unsafe { state.x.write(t * e..(t + 1) * e) };
+        if let Err(err) = dequantize_row(table.ty, row, x) {
             panic!("embedding row: {err}");
         }
     }
-    worker.phase_end(Phase::Embed);
-    worker.barrier();
+    seat.worker().phase_end(Phase::Embed);
+    seat.barrier();
 }
 
 /// Normalizes rows `rows` of `x` (each `width` wide) into `out`, row by row.
-fn rmsnorm_rows(x: &SharedBuf<'_>, rows: Range<usize>, width: usize, w: crate::model::F32Vector<'_>, eps: f32, out: &mut [f32]) {
+///
+/// # Safety
+/// Nobody writes those rows of `x` in the current phase.
+unsafe fn rmsnorm_rows(x: &SharedBuf<'_>, rows: Range<usize>, width: usize, w: crate::model::F32Vector<'_>, eps: f32, out: &mut [f32]) {
     for (i, r) in rows.enumerate() {
-        math::rmsnorm(&mut out[i * width..(i + 1) * width], x.read(r * width..(r + 1) * width), w, eps);
+        // SAFETY: the caller's contract.
+        let row = unsafe { x.read(r * width..(r + 1) * width) };
+        math::rmsnorm(&mut out[i * width..(i + 1) * width], row, w, eps);
     }
 }
 
@@ -144,21 +168,21 @@ fn matmul_rows(k: &Kernels, w: &Matrix<'_>, acts: &ActBuf, rows: Range<usize>, b
 
 /// The attention half of a layer (three barriers).
 #[allow(clippy::too_many_arguments)]
-fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, worker: &W, w: &LayerWeights<'_>, layer: usize, pos: usize, n: usize) {
+fn attention<W: Worker + ?Sized>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, seat: &Seat<'_, W>, w: &LayerWeights<'_>, layer: usize, pos: usize, n: usize) {
     let cfg = &model.config;
     let k = &model.kernels;
     let (e, hd, qd, kvd) = (cfg.n_embd, cfg.head_dim, cfg.q_dim(), cfg.kv_dim());
-    let (me, team) = (worker.index(), worker.count());
     let rot = cfg.rope.n_rot;
     let (k_base, v_base) = (layer * state.k_layer, layer * state.v_layer);
-    worker.phase_begin(Phase::Attention { layer });
+    seat.worker().phase_begin(Phase::Attention { layer });
 
     // Q, K, V. Tiles are whole heads of the concatenated [q | k | v] rows, so
     // the worker that computes a head also adds its bias, rotates it and
     // stores it in the cache.
-    rmsnorm_rows(&state.x, 0..n, e, w.attn_norm, cfg.rms_eps, &mut scratch.xb[..n * e]);
+    // SAFETY: nobody writes x in this phase (the last write was before the previous barrier).
+    unsafe { rmsnorm_rows(&state.x, 0..n, e, w.attn_norm, cfg.rms_eps, &mut scratch.xb[..n * e]) };
     let mut input = Input::new(&scratch.xb[..n * e], n, &mut scratch.acts);
-    let units = tile(cfg.n_heads + 2 * cfg.n_kv_heads, 1, me, team);
+    let units = seat.tile(cfg.n_heads + 2 * cfg.n_kv_heads, 1);
     let q_heads = clip(&units, 0, cfg.n_heads);
     let k_heads = clip(&units, cfg.n_heads, cfg.n_kv_heads);
     let v_heads = clip(&units, cfg.n_heads + cfg.n_kv_heads, cfg.n_kv_heads);
@@ -169,11 +193,15 @@ fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mu
     let key_at = |h: usize, d: usize| k_base + (h * hd + d) * stride;
     let value_row = |t: usize| v_base + (pos + t) * kvd;
 
+    // SAFETY (every q, k and v write in this phase): the ranges lie in this
+    // seat's heads (`units`, disjoint between seats) of rows or positions
+    // pos..pos + n, which nobody reads until the barrier below; each view
+    // ends before the next is taken.
     if !q_heads.is_empty() {
         let acts = input.for_weights(k, &w.wq);
         matmul_rows(k, &w.wq, acts, heads_rows(&q_heads), &mut scratch.mm, |t, r0, vals| {
             let at = t * qd + r0;
-            state.q.write(at..at + vals.len()).copy_from_slice(vals);
+            unsafe { state.q.write(at..at + vals.len()) }.copy_from_slice(vals);
         });
     }
     if !k_heads.is_empty() {
@@ -187,14 +215,14 @@ fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mu
         let acts = input.for_weights(k, &w.wv);
         matmul_rows(k, &w.wv, acts, heads_rows(&v_heads), &mut scratch.mm, |t, r0, vals| {
             let at = value_row(t) + r0;
-            state.v.write(at..at + vals.len()).copy_from_slice(vals);
+            unsafe { state.v.write(at..at + vals.len()) }.copy_from_slice(vals);
         });
     }
     for t in 0..n {
         let angles = &state.rope[(pos + t) * rot..(pos + t + 1) * rot];
         for h in q_heads.clone() {
             let at = t * qd + h * hd;
-            let head = state.q.write(at..at + hd);
+            let head = unsafe { state.q.write(at..at + hd) };
             add_bias(head, w.bq, h * hd);
             math::rope(head, angles, cfg.rope.layout);
         }
@@ -205,30 +233,31 @@ fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mu
         }
         for h in v_heads.clone() {
             let at = value_row(t) + h * hd;
-            add_bias(state.v.write(at..at + hd), w.bv, h * hd);
+            add_bias(unsafe { state.v.write(at..at + hd) }, w.bv, h * hd);
         }
     }
     for h in k_heads.clone() {
         for d in 0..hd {
             let at = key_at(h, d) + pos;
-            for (t, slot) in state.k.write(at..at + n).iter_mut().enumerate() {
+            for (t, slot) in unsafe { state.k.write(at..at + n) }.iter_mut().enumerate() {
                 *slot = scratch.kstage[t * kvd + h * hd + d];
             }
         }
     }
-    worker.barrier();
+    seat.barrier();
 
     // Attention, causal, one (token, head) pair per tile unit. Scores for
     // all positions at once: s[0..=p] += q[d] * K[d][0..=p], dimension by
     // dimension (each score sums its products in dimension order).
     let group = cfg.gqa_group();
-    for unit in tile(n * cfg.n_heads, 1, me, team) {
+    for unit in seat.tile(n * cfg.n_heads, 1) {
         let (t, h) = (unit / cfg.n_heads, unit % cfg.n_heads);
         let p = pos + t;
         let kvh = h / group;
-        let q = state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd);
-        let keys = state.k.read(key_at(kvh, 0)..key_at(kvh, hd));
-        let values = state.v.read(v_base..v_base + (p + 1) * kvd);
+        // SAFETY: q, k and v are only read in this phase.
+        let (q, keys, values) = unsafe {
+            (state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd), state.k.read(key_at(kvh, 0)..key_at(kvh, hd)), state.v.read(v_base..v_base + (p + 1) * kvd))
+        };
         // Whole vectors: the lanes past `p` (stale or unwritten cache
         // entries) are computed and ignored.
         let lanes = (p + 1).next_multiple_of(8);
@@ -236,34 +265,37 @@ fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mu
         let scores = &mut scratch.scores[..p + 1];
         k.scale(scores, cfg.attn_scale);
         math::softmax(k, scores);
-        let out = state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd);
+        // SAFETY: head h of token t is this seat's tile unit; att is not read in this phase.
+        let out = unsafe { state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd) };
         math::attention_values(k, scores, &values[kvh * hd..], kvd, out);
     }
-    worker.barrier();
+    seat.barrier();
 
     // Output projection into the residual stream (tiles: rows of n_embd).
-    let mut input = Input::new(state.att.read(0..n * qd), n, &mut scratch.acts);
+    // SAFETY: att is only read in this phase.
+    let mut input = Input::new(unsafe { state.att.read(0..n * qd) }, n, &mut scratch.acts);
     let acts = input.for_weights(k, &w.wo);
-    matmul_rows(k, &w.wo, acts, tile(e, ROW_GRANULE, me, team), &mut scratch.mm, |t, r0, vals| {
+    matmul_rows(k, &w.wo, acts, seat.tile(e, ROW_GRANULE), &mut scratch.mm, |t, r0, vals| {
         let at = t * e + r0;
-        k.add(state.x.write(at..at + vals.len()), vals);
+        // SAFETY: rows r0.. of n_embd are in this seat's tile; nobody reads x in this phase.
+        k.add(unsafe { state.x.write(at..at + vals.len()) }, vals);
     });
-    worker.phase_end(Phase::Attention { layer });
-    worker.barrier();
+    seat.worker().phase_end(Phase::Attention { layer });
+    seat.barrier();
 }
 
 /// The FFN half of a layer (two barriers); releases the layer's weights.
-fn ffn<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, worker: &W, w: &LayerWeights<'_>, layer: usize, n: usize) {
+fn ffn<W: Worker + ?Sized>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, seat: &Seat<'_, W>, w: &LayerWeights<'_>, layer: usize, n: usize) {
     let cfg = &model.config;
     let k = &model.kernels;
     let (e, ff) = (cfg.n_embd, cfg.n_ff);
-    let (me, team) = (worker.index(), worker.count());
-    worker.phase_begin(Phase::Ffn { layer });
+    seat.worker().phase_begin(Phase::Ffn { layer });
 
     // hb = silu(xb·Wgate) * (xb·Wup), tiles: rows of n_ff.
-    rmsnorm_rows(&state.x, 0..n, e, w.ffn_norm, cfg.rms_eps, &mut scratch.xb[..n * e]);
+    // SAFETY: nobody writes x in this phase.
+    unsafe { rmsnorm_rows(&state.x, 0..n, e, w.ffn_norm, cfg.rms_eps, &mut scratch.xb[..n * e]) };
     let mut input = Input::new(&scratch.xb[..n * e], n, &mut scratch.acts);
-    let rows = tile(ff, ROW_GRANULE, me, team);
+    let rows = seat.tile(ff, ROW_GRANULE);
     let mut r0 = rows.start;
     while r0 < rows.end {
         let r1 = (r0 + MATMUL_CHUNK_ROWS).min(rows.end);
@@ -273,27 +305,30 @@ fn ffn<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scra
         for t in 0..n {
             let gate = &mut scratch.mm[t * len..(t + 1) * len];
             math::swiglu(k, gate, &scratch.mm2[t * len..(t + 1) * len]);
-            state.hb.write(t * ff + r0..t * ff + r1).copy_from_slice(gate);
+            // SAFETY: rows r0..r1 of n_ff are in this seat's tile; nobody reads hb in this phase.
+            unsafe { state.hb.write(t * ff + r0..t * ff + r1) }.copy_from_slice(gate);
         }
         r0 = r1;
     }
-    worker.barrier();
+    seat.barrier();
 
     // x += hb·Wdown, tiles: rows of n_embd.
-    let mut input = Input::new(state.hb.read(0..n * ff), n, &mut scratch.acts);
+    // SAFETY: hb is only read in this phase.
+    let mut input = Input::new(unsafe { state.hb.read(0..n * ff) }, n, &mut scratch.acts);
     let acts = input.for_weights(k, &w.w_down);
-    matmul_rows(k, &w.w_down, acts, tile(e, ROW_GRANULE, me, team), &mut scratch.mm, |t, r0, vals| {
+    matmul_rows(k, &w.w_down, acts, seat.tile(e, ROW_GRANULE), &mut scratch.mm, |t, r0, vals| {
         let at = t * e + r0;
-        k.add(state.x.write(at..at + vals.len()), vals);
+        // SAFETY: rows r0.. of n_embd are in this seat's tile; nobody reads x in this phase.
+        k.add(unsafe { state.x.write(at..at + vals.len()) }, vals);
     });
-    worker.release_layer(layer);
-    worker.phase_end(Phase::Ffn { layer });
-    worker.barrier();
+    seat.worker().release_layer(layer);
+    seat.worker().phase_end(Phase::Ffn { layer });
+    seat.barrier();
 }
 
 /// Final norm and the full output head for the rows asked for (tiles: rows
 /// of the vocabulary).
-fn output<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, worker: &W, n: usize, which: Logits) {
+fn output<W: Worker + ?Sized>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, seat: &Seat<'_, W>, n: usize, which: Logits) {
     let cfg = &model.config;
     let k = &model.kernels;
     let (e, vocab) = (cfg.n_embd, cfg.n_vocab);
@@ -303,17 +338,19 @@ fn output<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut S
         Logits::All => 0..n,
     };
     let m = rows.len();
-    worker.phase_begin(Phase::Output);
-    rmsnorm_rows(&state.x, rows, e, model.globals.output_norm, cfg.rms_eps, &mut scratch.xb[..m * e]);
+    seat.worker().phase_begin(Phase::Output);
+    // SAFETY: nobody writes x in this phase.
+    unsafe { rmsnorm_rows(&state.x, rows, e, model.globals.output_norm, cfg.rms_eps, &mut scratch.xb[..m * e]) };
     let head = &model.globals.output;
     let mut input = Input::new(&scratch.xb[..m * e], m, &mut scratch.acts);
     let acts = input.for_weights(k, head);
-    matmul_rows(k, head, acts, tile(vocab, ROW_GRANULE, worker.index(), worker.count()), &mut scratch.mm, |t, r0, vals| {
+    matmul_rows(k, head, acts, seat.tile(vocab, ROW_GRANULE), &mut scratch.mm, |t, r0, vals| {
         let at = t * vocab + r0;
-        state.logits.write(at..at + vals.len()).copy_from_slice(vals);
+        // SAFETY: vocabulary rows r0.. are in this seat's tile; nobody reads logits in this phase.
+        unsafe { state.logits.write(at..at + vals.len()) }.copy_from_slice(vals);
     });
-    worker.phase_end(Phase::Output);
-    worker.barrier();
+    seat.worker().phase_end(Phase::Output);
+    seat.barrier();
 }
 
 /// `units ∩ [offset, offset + len)`, shifted to start at 0.

@@ -17,7 +17,7 @@ use crate::gguf::Gguf;
 use crate::matmul::Kernels;
 use crate::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use crate::model::{LayerSource, LayerWeights, Model, PackedLayers, ResidentLayers};
-use crate::team::{SoloWorker, SpinBarrier, TeamWorker};
+use crate::team::{ResidentWorker, Seat, Team, TeamError};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::state::{Scratch, SharedState, StateConfig};
 
@@ -201,16 +201,18 @@ fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
     xs.iter().map(|x| matvec(&out, &rms(x, model.globals.output_norm, c.rms_eps as f64))).collect()
 }
 
-/// Runs `f` on a team of `count` std threads (worker 0 on this thread).
-fn team<R: Send>(count: usize, layers: &dyn LayerSource, scratches: &mut [Scratch], f: impl Fn(&TeamWorker<'_>, &mut Scratch) -> R + Sync) -> R {
-    let barrier = SpinBarrier::new(count);
-    let mut workers = TeamWorker::team(&barrier, layers, Some(std::thread::yield_now)).into_iter();
-    let lead = workers.next().unwrap();
+/// Runs `f` from every seat of a team of `count` std threads (seat 0 on
+/// this thread) running `model` on `state`.
+fn team<R: Send>(model: &Model<'_>, state: &SharedState<'_>, count: usize, layers: &dyn LayerSource, scratches: &mut [Scratch], f: impl Fn(&Seat<'_, ResidentWorker<'_>>, &mut Scratch) -> R + Sync) -> R {
+    let team = Team::new(model, state, count).unwrap();
+    let worker = ResidentWorker::yielding(layers, std::thread::yield_now);
+    let mut seats = team.seats(&worker).unwrap().into_iter();
+    let lead = seats.next().unwrap();
     std::thread::scope(|s| {
         let (first, rest) = scratches.split_at_mut(1);
-        for (w, scratch) in workers.zip(rest.iter_mut()) {
+        for (seat, scratch) in seats.zip(rest.iter_mut()) {
             let f = &f;
-            s.spawn(move || f(&w, scratch));
+            s.spawn(move || f(&seat, scratch));
         }
         f(&lead, &mut first[0])
     })
@@ -244,8 +246,7 @@ fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: cra
     let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
     let mut out = vec![];
     for (i, chunk) in tokens.chunks(batch).enumerate() {
-        let st = &state;
-        team(workers, layers, &mut scratches, |w, s| forward(&model, st, s, w, &Batch { tokens: chunk, pos: i * batch, logits: Logits::All }));
+        team(&model, &state, workers, layers, &mut scratches, |seat, s| forward(seat, s, &Batch { tokens: chunk, pos: i * batch, logits: Logits::All }));
         let v = model.config.n_vocab;
         out.extend(state.logits().chunks(v).take(chunk.len()).map(|r| r.to_vec()));
     }
@@ -332,9 +333,9 @@ fn generate_with(bytes: &[u8], workers: usize, cfg: SamplerConfig, n: usize, sto
     let mut sink = Collect(vec![]);
     let params = GenerateParams { prompt: &TOKENS[..5], start_pos: 0, max_new_tokens: n, stop_tokens: stop, prefill_batch: 4 };
     let lead = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
-    let outcome = team(workers, layers, &mut scratches, |w, s| {
-        let l = if w.index() == 0 { lead.lock().unwrap().take() } else { None };
-        generate(&model, &state, s, w, &params, l).unwrap()
+    let outcome = team(&model, &state, workers, layers, &mut scratches, |seat, s| {
+        let l = if seat.index() == 0 { lead.lock().unwrap().take() } else { None };
+        generate(seat, s, &params, l).unwrap()
     });
     (sink.0, outcome)
 }
@@ -366,22 +367,24 @@ fn solo_worker_runs_generate() {
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
-    let worker = SoloWorker::new(&resident);
+    let worker = ResidentWorker::new(&resident);
     let sc = StateConfig { n_ctx: 16, max_batch: 2, logit_rows: 1 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
+    let team = Team::new(&model, &state, 1).unwrap();
+    let seat = team.seat(0, &worker).unwrap();
     let mut scratch = Scratch::new(&model.config, &sc);
     let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
     let mut sink = Collect(vec![]);
     let p = GenerateParams { prompt: &[1, 2, 3], start_pos: 0, max_new_tokens: 4, stop_tokens: &[], prefill_batch: 2 };
-    let out = generate(&model, &state, &mut scratch, &worker, &p, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap();
+    let out = generate(&seat, &mut scratch, &p, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap();
     assert_eq!(out.generated, 4);
     // Bad input is refused before any work.
     let bad = GenerateParams { prompt: &[1, 99], ..p };
-    let err = generate(&model, &state, &mut scratch, &worker, &bad, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
+    let err = generate(&seat, &mut scratch, &bad, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
     assert_eq!(err, GenerateError::BadToken { id: 99, n_vocab: 40 });
     let long = [1u32; 17];
-    let err = generate(&model, &state, &mut scratch, &worker, &GenerateParams { prompt: &long, ..p }, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
+    let err = generate(&seat, &mut scratch, &GenerateParams { prompt: &long, ..p }, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
     assert!(matches!(err, GenerateError::PromptTooLong { .. }));
 }
 
@@ -406,4 +409,62 @@ fn layer_views_accept_padding_and_refuse_short_bytes() {
     let mut misaligned = vec![0u8; plan.bytes + PACK_ALIGN + 1];
     let off = aligned_part(&mut misaligned, PACK_ALIGN, plan.bytes + 1).unwrap();
     assert!(crate::model::packed::pack_layer(l, &plan, &slot, &mut off[1..]).is_err());
+}
+
+#[test]
+fn a_team_hands_out_each_seat_once_and_owns_its_state() {
+    let bytes = build(&Spec { ty: GgmlType::Q8_0, ..BASE }, 13);
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let worker = ResidentWorker::new(&resident);
+    let sc = StateConfig { n_ctx: 8, max_batch: 2, logit_rows: 1 };
+    let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let state = SharedState::new(&model, sc, &mut mem).unwrap();
+
+    assert_eq!(Team::new(&model, &state, 0).err(), Some(TeamError::Empty));
+    let team = Team::new(&model, &state, 2).unwrap();
+    assert_eq!(Team::new(&model, &state, 2).err(), Some(TeamError::StateInUse));
+    assert!(team.seat(1, &worker).is_ok());
+    assert_eq!(team.seat(1, &worker).err(), Some(TeamError::SeatTaken { index: 1 }));
+    assert_eq!(team.seat(2, &worker).err(), Some(TeamError::NoSuchSeat { index: 2, count: 2 }));
+    assert_eq!(team.seats(&worker).err(), Some(TeamError::SeatTaken { index: 1 }));
+    drop(team);
+    assert!(Team::new(&model, &state, 1).is_ok(), "a dropped team frees the state");
+
+    // A state sized for another model is refused.
+    let other_bytes = build(&Spec { ty: GgmlType::Q8_0, embd: 128, ..BASE }, 13);
+    let other_g = Gguf::parse(&other_bytes).unwrap();
+    let other = Model::from_gguf(&other_g, Kernels::detect()).unwrap();
+    assert_eq!(Team::new(&other, &state, 1).err(), Some(TeamError::StateMismatch));
+}
+
+#[test]
+fn seats_given_different_batches_stop_before_writing() {
+    let bytes = build(&Spec { ty: GgmlType::Q8_0, ..BASE }, 17);
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let sc = StateConfig { n_ctx: 8, max_batch: 4, logit_rows: 1 };
+    let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let state = SharedState::new(&model, sc, &mut mem).unwrap();
+    let team = Team::new(&model, &state, 2).unwrap();
+    let worker = ResidentWorker::yielding(&resident, std::thread::yield_now);
+    let seats = team.seats(&worker).unwrap();
+    let results: Vec<std::thread::Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = seats
+            .into_iter()
+            .map(|seat| {
+                let model = &model;
+                s.spawn(move || {
+                    let mut scratch = Scratch::new(&model.config, &sc);
+                    // Seat 1 gets one token more than seat 0: its tiles would overlap seat 0's.
+                    let tokens: &[u32] = if seat.index() == 0 { &[1, 2] } else { &[1, 2, 3] };
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| forward(&seat, &mut scratch, &Batch { tokens, pos: 0, logits: Logits::Last })))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().all(|r| r.is_err()), "both seats stop: the one that disagrees, and the one waiting for it");
 }

@@ -17,7 +17,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 use crate::matmul::ActBuf;
 use crate::model::{Model, ModelConfig};
@@ -62,7 +62,7 @@ impl core::fmt::Display for StateError {
 impl core::error::Error for StateError {}
 
 /// Sizes of each part, in floats.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Sizes {
     rope: usize,
     /// Positions per row of the transposed K cache: `n_ctx` rounded up to 8,
@@ -121,6 +121,11 @@ pub struct SharedState<'m> {
     pub(crate) hb: SharedBuf<'m>,
     pub(crate) logits: SharedBuf<'m>,
     pub(crate) control: Control,
+    /// What the state was sized for (see [`SharedState::fits`]).
+    sizes: Sizes,
+    n_layers: usize,
+    /// A [`crate::team::Team`] is running on this state.
+    pub(crate) team_running: AtomicBool,
 }
 
 impl<'m> SharedState<'m> {
@@ -168,7 +173,15 @@ impl<'m> SharedState<'m> {
             hb: SharedBuf::new(hb),
             logits: SharedBuf::new(logits),
             control: Control { token: AtomicU32::new(0), generated: AtomicU32::new(0), stop: AtomicU8::new(0) },
+            sizes,
+            n_layers: mc.n_layers,
+            team_running: AtomicBool::new(false),
         })
+    }
+
+    /// Whether this state was sized for a model with `model`'s dimensions.
+    pub fn fits(&self, model: &ModelConfig) -> bool {
+        model.n_layers == self.n_layers && Sizes::new(model, &self.cfg) == Some(self.sizes)
     }
 
     pub fn config(&self) -> &StateConfig {

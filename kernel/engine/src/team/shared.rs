@@ -1,12 +1,18 @@
 //! Buffers that several workers write at once, each in its own tile.
 //!
-//! This is the engine's one module of `unsafe` for threading. A [`SharedBuf`]
-//! is a `&mut [f32]` handed to a team: during a phase, each worker writes only
-//! the ranges of its own tile (from [`super::tile`], disjoint by
-//! construction), and reads only ranges nobody writes in that phase; the
-//! barrier between phases (a [`super::Worker`] guarantee) orders the writes
-//! before the next phase's reads. The forward pass follows that discipline;
-//! these accessors are crate-private so nothing else can break it.
+//! A [`SharedBuf`] is a `&mut [f32]` handed to a team. Shared access goes
+//! through [`SharedBuf::read`] and [`SharedBuf::write`], which are `unsafe`:
+//! the compiler cannot see that the ranges of different workers are disjoint,
+//! so the caller promises it. The forward pass (the only caller) keeps one
+//! discipline, which is what every `SAFETY` comment there refers to:
+//!
+//! - **Phases.** Between two team barriers, each buffer is either only read
+//!   (by anyone) or only written, each element by exactly one worker: the
+//!   owner of the tile it lies in ([`super::tile`] over the seat's index,
+//!   disjoint between the distinct seats of a [`super::Team`]).
+//! - **Barriers.** The team's barrier orders every write of a phase before
+//!   every read of the next one (release/acquire, [`super::Seat`]).
+//! - **One view at a time.** A worker never holds two overlapping views.
 
 use core::marker::PhantomData;
 use core::ops::Range;
@@ -22,10 +28,9 @@ pub struct SharedBuf<'m> {
 // SAFETY: a SharedBuf is a unique borrow of its memory (taken in `new`), so
 // moving it to another thread is like moving the `&mut [f32]`.
 unsafe impl Send for SharedBuf<'_> {}
-// SAFETY: shared use from several threads goes through `read`/`write`, whose
-// callers (the forward pass) write disjoint tiles and separate writes from
-// reads of the same range by a barrier, so no two threads ever access one
-// element with at least one write unordered.
+// SAFETY: through `&SharedBuf`, the memory is reached only by the unsafe
+// `read`/`write`, whose contracts forbid any unordered access to one element
+// by two threads with at least one write.
 unsafe impl Sync for SharedBuf<'_> {}
 
 impl<'m> SharedBuf<'m> {
@@ -55,28 +60,33 @@ impl<'m> SharedBuf<'m> {
         self.as_mut_slice()
     }
 
-    /// Reads `range` during a phase in which no worker writes it.
+    /// `range` of the buffer, read-only. Panics if it is out of bounds.
+    ///
+    /// # Safety
+    /// While the returned slice lives, no thread writes any element of
+    /// `range`, and every write to it before was ordered before this call (by
+    /// program order or by a barrier).
     #[inline]
-    pub(crate) fn read(&self, range: Range<usize>) -> &[f32] {
+    pub(crate) unsafe fn read(&self, range: Range<usize>) -> &[f32] {
         assert!(range.start <= range.end && range.end <= self.len, "SharedBuf read {range:?} of {}", self.len);
-        // SAFETY: in bounds (checked above) of memory borrowed for 'm. No
-        // worker writes this range in the current phase (forward-pass
-        // discipline, see the module comment), and writes of earlier phases
-        // are ordered before this read by the barrier in between.
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(range.start), range.end - range.start) }
+        // SAFETY: in bounds (checked above) of memory borrowed for 'm; no
+        // concurrent or unordered write (the caller's contract).
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(range.start), range.len()) }
     }
 
-    /// Writes `range`, which belongs to this worker's tile in the current
-    /// phase: no other worker reads or writes it until the next barrier.
+    /// `range` of the buffer, writable. Panics if it is out of bounds.
+    ///
+    /// # Safety
+    /// While the returned slice lives, no other reference to any element of
+    /// `range` is used (no other thread reads or writes it, and the caller
+    /// holds no other view of it), and every access to it before was ordered
+    /// before this call (by program order or by a barrier).
     #[inline]
     #[allow(clippy::mut_from_ref)]
-    pub(crate) fn write(&self, range: Range<usize>) -> &mut [f32] {
+    pub(crate) unsafe fn write(&self, range: Range<usize>) -> &mut [f32] {
         assert!(range.start <= range.end && range.end <= self.len, "SharedBuf write {range:?} of {}", self.len);
-        // SAFETY: in bounds (checked above). The range is part of this
-        // worker's tile: tiles of different workers are disjoint (`tile`),
-        // and the forward pass never holds two overlapping views from one
-        // worker, so this is the only live reference to these elements
-        // until the barrier that ends the phase.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(range.start), range.end - range.start) }
+        // SAFETY: in bounds (checked above); the only live reference to these
+        // elements (the caller's contract).
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(range.start), range.len()) }
     }
 }
