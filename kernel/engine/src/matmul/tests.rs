@@ -139,10 +139,14 @@ fn packing_keeps_every_block() {
         let data = random_matrix(&mut rng, ty, rows, cols);
         let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
         let p = PackedMatrix::pack(&w).unwrap();
+        assert_eq!(p.bytes().as_ptr() as usize % 64, 0, "groups start on cache lines");
+        let copy = p.clone();
+        assert_eq!(copy.bytes(), p.bytes());
+        assert_eq!(copy.bytes().as_ptr() as usize % 64, 0, "a copy is aligned too");
         let bb = ty.block_bytes();
         for r in 0..rows {
             for b in 0..cols / 32 {
-                let mut blk = [0u8; 34];
+                let mut blk = [0u8; packed::MAX_BLOCK_BYTES];
                 packed::read_block(&p.view(), r, b, &mut blk);
                 assert_eq!(blk[..bb], w.row(r)[b * bb..(b + 1) * bb], "{ty} row {r} block {b}");
             }
