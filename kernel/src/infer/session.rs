@@ -224,12 +224,12 @@ impl Session {
             let mut scratch = Scratch::new(&team.model.config, &team.state_cfg);
             let kw = KernelWorker::new(w, &shared, first_pass, max_passes);
             let index = kw.index();
-            let seat = match engine_team.seat(index, &kw) {
+            let mut seat = match engine_team.seat(index, &kw) {
                 Ok(s) => s,
                 Err(e) => stop_with_error(&alloc::format!("compute core {index}: {e}")),
             };
             let lead = if index == 0 { leader.lock().take() } else { None };
-            let outcome = generate(&seat, &mut scratch, params, lead);
+            let outcome = generate(&mut seat, &mut scratch, params, lead);
             let outcome = match outcome {
                 Ok(o) => o,
                 Err(e) => stop_with_error(&alloc::format!("{e}")),

@@ -28,17 +28,17 @@ impl HostTeam {
     /// Runs `f` from every seat of a team running `model` on `state`;
     /// returns seat 0's result once all are done. A member that panics
     /// poisons the team, so the others stop too.
-    pub fn run<R>(&mut self, model: &Model<'_>, state: &SharedState<'_>, layers: &dyn LayerSource, f: impl Fn(&Seat<'_, ResidentWorker<'_>>, &mut Scratch) -> R + Sync) -> R {
+    pub fn run<R>(&mut self, model: &Model<'_>, state: &SharedState<'_>, layers: &dyn LayerSource, f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut Scratch) -> R + Sync) -> R {
         // Past the core count, a spinning waiter would hold the CPU the
         // member it waits for needs: yield after a while.
         let worker = ResidentWorker::yielding(layers, std::thread::yield_now);
         let team = Team::new(model, state, self.count).unwrap_or_else(|e| panic!("host team: {e}"));
         let mut seats = team.seats(&worker).expect("a fresh team has every seat free").into_iter();
-        let lead = seats.next().expect("a team has a seat 0");
+        let mut lead = seats.next().expect("a team has a seat 0");
         let (first, rest) = self.scratches.split_at_mut(1);
         let cpus = &self.cpus;
         std::thread::scope(|s| {
-            for (i, (seat, scratch)) in seats.zip(rest.iter_mut()).enumerate() {
+            for (i, (mut seat, scratch)) in seats.zip(rest.iter_mut()).enumerate() {
                 let (team, f) = (&team, &f);
                 std::thread::Builder::new()
                     .name(format!("axiom-worker-{}", i + 1))
@@ -47,7 +47,7 @@ impl HostTeam {
                             affinity::pin(cpu);
                         }
                         let _guard = PoisonOnPanic(team);
-                        f(&seat, scratch);
+                        f(&mut seat, scratch);
                     })
                     .expect("cannot spawn a worker thread");
             }
@@ -57,7 +57,7 @@ impl HostTeam {
                 saved
             });
             let _guard = PoisonOnPanic(&team);
-            let r = f(&lead, &mut first[0]);
+            let r = f(&mut lead, &mut first[0]);
             if let Some(mask) = saved {
                 affinity::restore(&mask);
             }

@@ -96,7 +96,7 @@ const REASONS: [StopReason; 4] = [StopReason::StopToken, StopReason::Limit, Stop
 
 /// Runs a whole generation from every seat of the team. Seat 0 must pass
 /// `Some(leader)`, the others `None`.
-pub fn generate<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, params: &GenerateParams<'_>, mut leader: Option<Leader<'_>>) -> Result<GenerateOutcome, GenerateError> {
+pub fn generate<W: Worker + ?Sized>(seat: &mut Seat<'_, W>, scratch: &mut Scratch, params: &GenerateParams<'_>, mut leader: Option<Leader<'_>>) -> Result<GenerateOutcome, GenerateError> {
     assert_eq!(seat.index() == 0, leader.is_some(), "seat 0, and only seat 0, leads");
     let (model, state) = (seat.model(), seat.state());
     let n_ctx = state.cfg.n_ctx;
@@ -133,11 +133,10 @@ pub fn generate<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, p
     let mut generated = 0usize;
     loop {
         if let Some(l) = leader.as_mut() {
-            // SAFETY: the others wait at the barrier below, and the output
-            // phase's barrier ended their writes: the logits are the leader's
-            // alone until then.
-            let logits = unsafe { state.logits.write(0..n_vocab) };
-            let token = l.sampler.sample(logits);
+            // The others wait at the barrier below: the logits are the
+            // leader's alone until then.
+            let logits = seat.leader_logits().expect("the leader is seat 0");
+            let token = l.sampler.sample(&mut logits[..n_vocab]);
             let stop = if params.stop_tokens.contains(&token) {
                 Some(StopReason::StopToken)
             } else {

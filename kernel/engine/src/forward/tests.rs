@@ -14,7 +14,8 @@ use super::*;
 use crate::ggml_type::GgmlType;
 use crate::gguf::builder::GgufBuilder;
 use crate::gguf::Gguf;
-use crate::matmul::Kernels;
+use crate::matmul::{Kernels, Matrix};
+use crate::quant::dequantize_row;
 use crate::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use crate::model::{LayerSource, LayerWeights, Model, PackedLayers, ResidentLayers};
 use crate::team::{ResidentWorker, Seat, Team, TeamError};
@@ -203,18 +204,18 @@ fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
 
 /// Runs `f` from every seat of a team of `count` std threads (seat 0 on
 /// this thread) running `model` on `state`.
-fn team<R: Send>(model: &Model<'_>, state: &SharedState<'_>, count: usize, layers: &dyn LayerSource, scratches: &mut [Scratch], f: impl Fn(&Seat<'_, ResidentWorker<'_>>, &mut Scratch) -> R + Sync) -> R {
+fn team<R: Send>(model: &Model<'_>, state: &SharedState<'_>, count: usize, layers: &dyn LayerSource, scratches: &mut [Scratch], f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut Scratch) -> R + Sync) -> R {
     let team = Team::new(model, state, count).unwrap();
     let worker = ResidentWorker::yielding(layers, std::thread::yield_now);
     let mut seats = team.seats(&worker).unwrap().into_iter();
-    let lead = seats.next().unwrap();
+    let mut lead = seats.next().unwrap();
     std::thread::scope(|s| {
         let (first, rest) = scratches.split_at_mut(1);
-        for (seat, scratch) in seats.zip(rest.iter_mut()) {
+        for (mut seat, scratch) in seats.zip(rest.iter_mut()) {
             let f = &f;
-            s.spawn(move || f(&seat, scratch));
+            s.spawn(move || f(&mut seat, scratch));
         }
-        f(&lead, &mut first[0])
+        f(&mut lead, &mut first[0])
     })
 }
 
@@ -372,19 +373,19 @@ fn solo_worker_runs_generate() {
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
     let team = Team::new(&model, &state, 1).unwrap();
-    let seat = team.seat(0, &worker).unwrap();
+    let mut seat = team.seat(0, &worker).unwrap();
     let mut scratch = Scratch::new(&model.config, &sc);
     let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
     let mut sink = Collect(vec![]);
     let p = GenerateParams { prompt: &[1, 2, 3], start_pos: 0, max_new_tokens: 4, stop_tokens: &[], prefill_batch: 2 };
-    let out = generate(&seat, &mut scratch, &p, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap();
+    let out = generate(&mut seat, &mut scratch, &p, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap();
     assert_eq!(out.generated, 4);
     // Bad input is refused before any work.
     let bad = GenerateParams { prompt: &[1, 99], ..p };
-    let err = generate(&seat, &mut scratch, &bad, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
+    let err = generate(&mut seat, &mut scratch, &bad, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
     assert_eq!(err, GenerateError::BadToken { id: 99, n_vocab: 40 });
     let long = [1u32; 17];
-    let err = generate(&seat, &mut scratch, &GenerateParams { prompt: &long, ..p }, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
+    let err = generate(&mut seat, &mut scratch, &GenerateParams { prompt: &long, ..p }, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
     assert!(matches!(err, GenerateError::PromptTooLong { .. }));
 }
 

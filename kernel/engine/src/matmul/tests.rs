@@ -22,7 +22,7 @@ fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u
     let rb = ty.row_bytes(cols as u64).unwrap() as usize;
     let mut data = vec![0u8; rows * rb];
     for row in data.chunks_exact_mut(rb) {
-        if rng.next_u64() % 2 == 0 || matches!(ty, GgmlType::F32 | GgmlType::F16) {
+        if rng.next_u64().is_multiple_of(2) || matches!(ty, GgmlType::F32 | GgmlType::F16) {
             let x = rng.weights(cols);
             quantize_row(ty, &x, row).unwrap();
         } else {
@@ -109,7 +109,7 @@ fn packed_layout_matches_ggml_layout_bit_for_bit() {
                 let x = rng.weights(cols * batch);
                 let want = run(&scalar, &w, &x, batch, 0..rows);
                 for k in std::iter::once(scalar).chain(available()) {
-                    for range in [0..rows, rows / 3..rows, 0..(rows + 1) / 2, rows - 1..rows] {
+                    for range in [0..rows, rows / 3..rows, 0..rows.div_ceil(2), rows - 1..rows] {
                         let mut acts = ActBuf::new(cols, batch);
                         k.quantize_activations(ty, &x, batch, &mut acts);
                         let mut got = vec![f32::NAN; batch * range.len()];
@@ -237,7 +237,7 @@ fn results_approximate_the_float_product() {
         let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
         let x = rng.weights(cols);
         let got = run(&k, &w, &x, 1, 0..rows);
-        for r in 0..rows {
+        for (r, &got) in got.iter().enumerate() {
             let mut row = vec![0.0f32; cols];
             dequantize_row(ty, w.row(r), &mut row).unwrap();
             let exact: f64 = row.iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64).sum();
@@ -258,9 +258,9 @@ fn results_approximate_the_float_product() {
                 _ => act_err * 1.01 + 1e-4 * mag + 1e-6,
             };
             assert!(
-                (got[r] as f64 - exact).abs() <= tol,
+                (got as f64 - exact).abs() <= tol,
                 "{ty} row {r}: {} vs {exact} (tol {tol})",
-                got[r]
+                got
             );
         }
     }
@@ -339,7 +339,7 @@ fn mismatched_activations_panic() {
     let w = WeightMatrix::new(GgmlType::Q4_1, 1, 32, &data).unwrap();
     let mut acts = ActBuf::new(32, 1);
     k.quantize_activations(GgmlType::Q8_0, &[0.0; 32], 1, &mut acts);
-    k.matmul(&w, &acts, 0..1, &mut [0.0]);
+    k.matmul(w, &acts, 0..1, &mut [0.0]);
 }
 
 /// On a CPU without AVX-512 (like the development host and QEMU TCG), runs

@@ -66,7 +66,7 @@ use axiom_engine::team::{ResidentWorker, Seat, Team};
 /// calling thread) running `model` on `state`, and returns seat 0's result. A
 /// panicking member poisons the team so the others stop too instead of
 /// waiting forever.
-pub fn run_team<R, S: Send>(model: &Model<'_>, state: &SharedState<'_>, count: usize, layers: &dyn LayerSource, scratches: &mut [S], f: impl Fn(&Seat<'_, ResidentWorker<'_>>, &mut S) -> R + Sync) -> R {
+pub fn run_team<R, S: Send>(model: &Model<'_>, state: &SharedState<'_>, count: usize, layers: &dyn LayerSource, scratches: &mut [S], f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut S) -> R + Sync) -> R {
     assert!(scratches.len() >= count);
     let team = Team::new(model, state, count).unwrap();
     struct PoisonOnPanic<'b, 'a>(&'b Team<'a>);
@@ -79,17 +79,17 @@ pub fn run_team<R, S: Send>(model: &Model<'_>, state: &SharedState<'_>, count: u
     }
     let worker = ResidentWorker::yielding(layers, std::thread::yield_now);
     let mut seats = team.seats(&worker).unwrap().into_iter();
-    let lead = seats.next().unwrap();
+    let mut lead = seats.next().unwrap();
     let (first, rest) = scratches.split_at_mut(1);
     std::thread::scope(|s| {
-        for (seat, scratch) in seats.zip(rest.iter_mut()) {
+        for (mut seat, scratch) in seats.zip(rest.iter_mut()) {
             let (team, f) = (&team, &f);
             s.spawn(move || {
                 let _guard = PoisonOnPanic(team);
-                f(&seat, scratch);
+                f(&mut seat, scratch);
             });
         }
         let _guard = PoisonOnPanic(&team);
-        f(&lead, &mut first[0])
+        f(&mut lead, &mut first[0])
     })
 }
