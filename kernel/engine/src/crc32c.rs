@@ -26,6 +26,7 @@ impl Crc32c {
         Self { state: !0 }
     }
 
+    #[allow(unsafe_code)] // calls the SSE4.2 `crc32` path once CPUID reported it
     pub fn update(&mut self, bytes: &[u8]) {
         self.state = if has_sse42() {
             // SAFETY: has_sse42() checked CPUID for SSE4.2 just above.

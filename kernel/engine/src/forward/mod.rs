@@ -23,6 +23,7 @@
 //! f64, with no tiles, is [`crate::reference`].
 
 mod math;
+#[allow(unsafe_code)] // the seats' views of the shared buffers, phase by phase
 mod steps;
 pub mod generate;
 

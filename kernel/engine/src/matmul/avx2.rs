@@ -405,8 +405,10 @@ unsafe fn dot_row_f(ty: GgmlType, row: *const u8, b: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_with(n: usize, load: impl Fn(usize) -> __m256, scalar: impl Fn(usize) -> f32, b: &[f32]) -> f32 {
     let bp = b.as_ptr();
-    // SAFETY (all loads of b below): indices stay below n = b.len().
-    let lb = |i: usize| unsafe { _mm256_loadu_ps(bp.add(i)) };
+    let lb = |i: usize| {
+        // SAFETY: every call below loads 8 floats at i with i + 8 <= n = b.len().
+        unsafe { _mm256_loadu_ps(bp.add(i)) }
+    };
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut i = 0;
     while i + 32 <= n {

@@ -36,11 +36,16 @@ mod packed_driver;
 mod scalar;
 pub mod vector;
 
+// The SIMD kernels: intrinsics on raw pointers, behind capability values
+// that only exist once CPUID and XGETBV reported the instructions.
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod avx2_packed;
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod avx512;
 
 use alloc::vec;

@@ -112,6 +112,7 @@ mod tests {
     /// Matches the F16C instruction (what ggml's CPU backend uses) on a wide
     /// spread of inputs, subnormals and overflow included.
     #[test]
+    #[allow(unsafe_code)] // calls the F16C instruction
     fn matches_f16c_hardware() {
         if !std::is_x86_feature_detected!("f16c") {
             std::eprintln!("skipped: CPU lacks F16C");

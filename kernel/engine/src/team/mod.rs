@@ -32,6 +32,7 @@
 //! gives wrong logits, never undefined behaviour.
 
 mod barrier;
+#[allow(unsafe_code)] // SharedBuf: views into memory the whole team shares
 mod shared;
 
 use alloc::vec::Vec;
@@ -250,6 +251,7 @@ impl<'t, W: Worker + ?Sized> Seat<'t, W> {
     /// The logits of this seat's last forward call (rows of `n_vocab`, see
     /// [`SharedState::logits`]), for the leader between forward calls;
     /// `None` on the other seats.
+    #[allow(unsafe_code)] // the leader's view of a SharedBuf between phases
     pub fn leader_logits(&mut self) -> Option<&mut [f32]> {
         if self.index != 0 {
             return None;
