@@ -30,4 +30,5 @@ pub mod tokenizer;
 pub mod matmul;
 pub mod quant;
 pub mod forward;
+pub mod reference;
 pub mod state;

@@ -1,5 +1,5 @@
-//! The forward pass on small synthetic models against a naive f64 reference
-//! written from the formulas: every architecture option (adjacent and NeoX
+//! The forward pass on small synthetic models against the f64 specification
+//! ([`crate::reference`]): every architecture option (adjacent and NeoX
 //! RoPE, partial rotary dims, linear RoPE scaling, grouped K/V heads, Q/K/V
 //! biases, tied and untied output head), with F32 weights so no activation
 //! quantization blurs the comparison; plus bit-identical results for 1..4
@@ -14,8 +14,7 @@ use super::*;
 use crate::ggml_type::GgmlType;
 use crate::gguf::builder::GgufBuilder;
 use crate::gguf::Gguf;
-use crate::matmul::{Kernels, Matrix};
-use crate::quant::dequantize_row;
+use crate::matmul::Kernels;
 use crate::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use crate::model::{LayerSource, LayerWeights, Model, PackedLayers, ResidentLayers};
 use crate::team::{ResidentWorker, Seat, Team, TeamError};
@@ -35,10 +34,12 @@ struct Spec {
     scale: f32,
     tied: bool,
     biases: bool,
+    /// Llama 3 per-dimension RoPE frequency factors (`rope_freqs.weight`).
+    freqs: bool,
     ty: GgmlType,
 }
 
-const BASE: Spec = Spec { arch: "llama", layers: 2, embd: 64, ff: 96, heads: 4, kv_heads: 2, vocab: 40, n_rot: 16, scale: 1.0, tied: true, biases: false, ty: GgmlType::F32 };
+const BASE: Spec = Spec { arch: "llama", layers: 2, embd: 64, ff: 96, heads: 4, kv_heads: 2, vocab: 40, n_rot: 16, scale: 1.0, tied: true, biases: false, freqs: false, ty: GgmlType::F32 };
 
 struct Lcg(u64);
 
@@ -111,95 +112,19 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
     if !spec.tied {
         matrix(&mut b, "output.weight", spec.embd, spec.vocab, 0.3);
     }
+    if spec.freqs {
+        let factors: Vec<f32> = (0..spec.n_rot / 2).map(|i| 1.0 + i as f32 * 0.75).collect();
+        b.tensor_f32("rope_freqs.weight", &[(spec.n_rot / 2) as u64], &factors);
+    }
     b.finish()
 }
 
-fn dequant<'a>(w: impl Into<Matrix<'a>>) -> Vec<f64> {
-    let Matrix::Ggml(w) = w.into() else { panic!("the reference reads ggml layouts") };
-    let mut row = vec![0f32; w.cols];
-    let mut out = Vec::with_capacity(w.rows * w.cols);
-    for r in 0..w.rows {
-        dequantize_row(w.ty, w.row(r), &mut row).unwrap();
-        out.extend(row.iter().map(|&v| v as f64));
-    }
-    out
-}
-
-fn matvec(w: &[f64], x: &[f64]) -> Vec<f64> {
-    w.chunks(x.len()).map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum()).collect()
-}
-
-fn rms(x: &[f64], w: crate::model::F32Vector<'_>, eps: f64) -> Vec<f64> {
-    let s = 1.0 / (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64 + eps).sqrt();
-    x.iter().zip(w.iter()).map(|(v, w)| v * s * w as f64).collect()
-}
-
-/// The model's logits for every position, computed naively in f64.
+/// The model's logits for every position, from the f64 specification.
 fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
     let g = Gguf::parse(bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::for_isa(crate::matmul::Isa::Scalar).unwrap()).unwrap();
-    let c = &model.config;
     let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
-    let (hd, group, n_rot) = (c.head_dim, c.n_heads / c.n_kv_heads, c.rope.n_rot);
-    let emb = dequant(model.globals.token_embd);
-    let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| emb[t as usize * c.n_embd..(t as usize + 1) * c.n_embd].to_vec()).collect();
-    let rotate = |head: &mut [f64], p: usize| {
-        for i in 0..n_rot / 2 {
-            let theta = p as f64 * c.rope.freq_scale as f64 * (c.rope.freq_base as f64).powf(-2.0 * i as f64 / n_rot as f64);
-            let (a, b) = match c.rope.layout {
-                crate::model::RopeLayout::Adjacent => (2 * i, 2 * i + 1),
-                crate::model::RopeLayout::NeoX => (i, i + n_rot / 2),
-            };
-            let (x0, x1) = (head[a], head[b]);
-            head[a] = x0 * theta.cos() - x1 * theta.sin();
-            head[b] = x0 * theta.sin() + x1 * theta.cos();
-        }
-    };
-    let add = |v: &mut Vec<f64>, b: Option<crate::model::F32Vector<'_>>| {
-        if let Some(b) = b {
-            v.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y as f64);
-        }
-    };
-    for l in 0..c.n_layers {
-        let w = LayerWeights::from_extent(&model.layout.layers[l], layers.extent(l)).unwrap();
-        let (wq, wk, wv, wo) = (dequant(w.wq), dequant(w.wk), dequant(w.wv), dequant(w.wo));
-        let (mut qs, mut ks, mut vs) = (vec![], vec![], vec![]);
-        for (p, x) in xs.iter().enumerate() {
-            let xb = rms(x, w.attn_norm, c.rms_eps as f64);
-            let (mut q, mut k, mut v) = (matvec(&wq, &xb), matvec(&wk, &xb), matvec(&wv, &xb));
-            add(&mut q, w.bq);
-            add(&mut k, w.bk);
-            add(&mut v, w.bv);
-            q.chunks_mut(hd).chain(k.chunks_mut(hd)).for_each(|h| rotate(h, p));
-            qs.push(q);
-            ks.push(k);
-            vs.push(v);
-        }
-        for p in 0..tokens.len() {
-            let mut att = vec![0f64; c.q_dim()];
-            for h in 0..c.n_heads {
-                let kvh = h / group;
-                let q = &qs[p][h * hd..(h + 1) * hd];
-                let s: Vec<f64> = (0..=p).map(|t| q.iter().zip(&ks[t][kvh * hd..]).map(|(a, b)| a * b).sum::<f64>() * c.attn_scale as f64).collect();
-                let m = s.iter().copied().fold(f64::MIN, f64::max);
-                let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
-                for t in 0..=p {
-                    for i in 0..hd {
-                        att[h * hd + i] += (s[t] - m).exp() / z * vs[t][kvh * hd + i];
-                    }
-                }
-            }
-            let o = matvec(&wo, &att);
-            xs[p].iter_mut().zip(&o).for_each(|(x, y)| *x += y);
-            let xb = rms(&xs[p], w.ffn_norm, c.rms_eps as f64);
-            let (g, u) = (matvec(&dequant(w.w_gate), &xb), matvec(&dequant(w.w_up), &xb));
-            let hb: Vec<f64> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-            let d = matvec(&dequant(w.w_down), &hb);
-            xs[p].iter_mut().zip(&d).for_each(|(x, y)| *x += y);
-        }
-    }
-    let out = dequant(model.globals.output);
-    xs.iter().map(|x| matvec(&out, &rms(x, model.globals.output_norm, c.rms_eps as f64))).collect()
+    crate::reference::logits(&model, &layers, tokens)
 }
 
 /// Runs `f` from every seat of a team of `count` std threads (seat 0 on
@@ -282,6 +207,12 @@ fn full_rotary_untied_head_matches_reference() {
 #[test]
 fn partial_rotary_and_linear_scaling_match_reference() {
     check_against_reference(Spec { n_rot: 8, scale: 4.0, kv_heads: 1, ..BASE });
+}
+
+#[test]
+fn rope_frequency_factors_match_reference() {
+    check_against_reference(Spec { freqs: true, ..BASE });
+    check_against_reference(Spec { freqs: true, n_rot: 8, scale: 2.0, ..BASE });
 }
 
 #[test]

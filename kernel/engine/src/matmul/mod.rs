@@ -56,7 +56,7 @@ use core::ops::Range;
 use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
 use crate::quant::activation::quantize_block_q8;
-use crate::quant::{round_f16, QK};
+use crate::quant::{dequantize_row, round_f16, QuantError, QK};
 
 pub use packed::{pack_into, packed_bytes, PackedMatrix, PackedView, GROUP_ROWS};
 
@@ -243,6 +243,27 @@ impl Matrix<'_> {
         match self {
             Matrix::Ggml(w) => w.cols,
             Matrix::Packed(p) => p.cols(),
+        }
+    }
+}
+
+impl Matrix<'_> {
+    /// Row `r` as floats (ggml's `to_float`), in either layout; `out` holds
+    /// `cols()` values. Panics if `r` is not a row (or, packed, `out` is not
+    /// `cols()` long).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), QuantError> {
+        match self {
+            Matrix::Ggml(w) => dequantize_row(w.ty, w.row(r), out),
+            Matrix::Packed(p) => {
+                assert!(r < p.rows() && out.len() == p.cols(), "row {r} of {} into {} values", p.rows(), out.len());
+                let bytes = p.ty().block_bytes();
+                let mut block = [0u8; packed::MAX_BLOCK_BYTES];
+                for (b, values) in out.chunks_mut(QK).enumerate() {
+                    packed::read_block(p, r, b, &mut block);
+                    dequantize_row(p.ty(), &block[..bytes], values)?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -150,6 +150,10 @@ fn packing_keeps_every_block() {
                 packed::read_block(&p.view(), r, b, &mut blk);
                 assert_eq!(blk[..bb], w.row(r)[b * bb..(b + 1) * bb], "{ty} row {r} block {b}");
             }
+            let (mut from_ggml, mut from_packed) = (vec![0f32; cols], vec![0f32; cols]);
+            Matrix::from(&w).dequantize_row(r, &mut from_ggml).unwrap();
+            Matrix::from(&p).dequantize_row(r, &mut from_packed).unwrap();
+            assert_eq!(bits(&from_packed), bits(&from_ggml), "{ty} row {r} dequantized");
         }
     }
     let f = [0u8; 64];
