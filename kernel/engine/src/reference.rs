@@ -85,8 +85,8 @@ fn rope(model: &Model<'_>, head: &mut [f64], p: usize) {
         Some(f) => f.iter().map(|v| v as f64).collect(),
         None => vec![1.0; r.n_rot / 2],
     };
-    for i in 0..r.n_rot / 2 {
-        let theta = p as f64 * r.freq_scale as f64 * libm::pow(r.freq_base as f64, -2.0 * i as f64 / r.n_rot as f64) / factors[i];
+    for (i, factor) in factors.iter().enumerate().take(r.n_rot / 2) {
+        let theta = p as f64 * r.freq_scale as f64 * libm::pow(r.freq_base as f64, -2.0 * i as f64 / r.n_rot as f64) / factor;
         let (a, b) = match r.layout {
             RopeLayout::Adjacent => (2 * i, 2 * i + 1),
             RopeLayout::NeoX => (i, i + r.n_rot / 2),
