@@ -2,8 +2,8 @@
 //! kernel verifies after reading an extent from NVMe.
 //!
 //! SSE4.2's `crc32` instruction when the CPU has it, else a slice-by-8 table.
-//! Both give the same value; the CPU check is made once per call (cheap: one
-//! CPUID leaf read is cached in a static).
+//! Both give the same value; the CPU is asked once ([`crate::cpu`]) and the
+//! answer kept in a static.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -54,9 +54,7 @@ static SSE42: AtomicU8 = AtomicU8::new(0);
 fn has_sse42() -> bool {
     match SSE42.load(Ordering::Relaxed) {
         0 => {
-            // CPUID leaf 1 always exists on x86_64; ECX bit 20 is SSE4.2.
-            let ecx = core::arch::x86_64::__cpuid(1).ecx;
-            let yes = ecx & (1 << 20) != 0;
+            let yes = crate::cpu::CpuFeatures::detect().sse42;
             SSE42.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
             yes
         }
