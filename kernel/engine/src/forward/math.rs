@@ -232,34 +232,43 @@ mod tests {
         assert!(exp(100.0).is_finite());
     }
 
-    #[test]
-    fn attention_helpers_match_naive_sums_on_every_isa() {
+    /// The attention helpers with `k`, against naive f64 sums; returns the
+    /// scores and values for comparing paths bit for bit.
+    fn attention_helpers(k: Kernels) -> ([f32; 40], [f32; 70]) {
         let (hd, stride, n) = (64, 40, 37);
         let q: alloc::vec::Vec<f32> = (0..hd).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
         let keys: alloc::vec::Vec<f32> = (0..hd * stride).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.07).collect();
         let values: alloc::vec::Vec<f32> = (0..n * 72).map(|i| ((i * 3 % 17) as f32 - 8.0) * 0.05).collect();
         let probs: alloc::vec::Vec<f32> = (0..n).map(|i| (i as f32 + 1.0) / 700.0).collect();
-        let mut results = alloc::vec::Vec::new();
-        for isa in Isa::ALL {
-            let Ok(k) = Kernels::for_isa(isa) else { continue };
-            let mut scores = [0.0f32; 40];
-            attention_scores(&k, &q, &keys, stride, &mut scores);
-            for t in 0..40 {
-                let want: f64 = (0..hd).map(|d| q[d] as f64 * keys[d * stride + t] as f64).sum();
-                assert!((scores[t] as f64 - want).abs() < 1e-4, "{isa} score {t}");
-            }
-            let mut out = [0.0f32; 70];
-            attention_values(&k, &probs, &values, 72, &mut out);
-            for i in 0..70 {
-                let want: f64 = (0..n).map(|t| probs[t] as f64 * values[t * 72 + i] as f64).sum();
-                assert!((out[i] as f64 - want).abs() < 1e-5, "{isa} value {i}");
-            }
-            results.push((scores, out));
+        let isa = k.isa();
+        let mut scores = [0.0f32; 40];
+        attention_scores(&k, &q, &keys, stride, &mut scores);
+        for (t, score) in scores.iter().enumerate() {
+            let want: f64 = (0..hd).map(|d| q[d] as f64 * keys[d * stride + t] as f64).sum();
+            assert!((*score as f64 - want).abs() < 1e-4, "{isa} score {t}");
         }
-        for r in &results[1..] {
-            assert!(r.0.iter().zip(&results[0].0).all(|(a, b)| a.to_bits() == b.to_bits()));
-            assert!(r.1.iter().zip(&results[0].1).all(|(a, b)| a.to_bits() == b.to_bits()));
+        let mut out = [0.0f32; 70];
+        attention_values(&k, &probs, &values, 72, &mut out);
+        for (i, value) in out.iter().enumerate() {
+            let want: f64 = (0..n).map(|t| probs[t] as f64 * values[t * 72 + i] as f64).sum();
+            assert!((*value as f64 - want).abs() < 1e-5, "{isa} value {i}");
         }
+        (scores, out)
+    }
+
+    #[test]
+    fn attention_helpers_match_naive_sums() {
+        attention_helpers(Kernels::for_isa(Isa::Scalar).unwrap());
+    }
+
+    /// The AVX2 compile (every SIMD path runs it) gives the portable bits.
+    #[test]
+    #[cfg_attr(not(axiom_cpu_avx2), ignore = "this machine lacks AVX2+FMA+F16C")]
+    fn attention_helpers_compiled_for_avx2_give_the_same_bits() {
+        let portable = attention_helpers(Kernels::for_isa(Isa::Scalar).unwrap());
+        let avx2 = attention_helpers(crate::matmul::tests::isa_kernels(Isa::Avx2));
+        assert!(avx2.0.iter().zip(&portable.0).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(avx2.1.iter().zip(&portable.1).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]

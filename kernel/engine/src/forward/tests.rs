@@ -14,7 +14,8 @@ use super::*;
 use crate::ggml_type::GgmlType;
 use crate::gguf::builder::GgufBuilder;
 use crate::gguf::Gguf;
-use crate::matmul::Kernels;
+use crate::matmul::tests::isa_kernels;
+use crate::matmul::{Isa, Kernels};
 use crate::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use crate::model::{LayerSource, LayerWeights, Model, PackedLayers, ResidentLayers};
 use crate::team::{ResidentWorker, Seat, Team, TeamError};
@@ -122,7 +123,7 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
 /// The model's logits for every position, from the f64 specification.
 fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
     let g = Gguf::parse(bytes).unwrap();
-    let model = Model::from_gguf(&g, Kernels::for_isa(crate::matmul::Isa::Scalar).unwrap()).unwrap();
+    let model = Model::from_gguf(&g, Kernels::for_isa(Isa::Scalar).unwrap()).unwrap();
     let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
     crate::reference::logits(&model, &layers, tokens)
 }
@@ -144,11 +145,11 @@ fn team<R: Send>(model: &Model<'_>, state: &SharedState<'_>, count: usize, layer
     })
 }
 
-fn run(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: crate::matmul::Isa) -> Vec<Vec<f32>> {
+fn run(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: Isa) -> Vec<Vec<f32>> {
     run_with(bytes, tokens, workers, batch, isa, false)
 }
 
-fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: crate::matmul::Isa, packed: bool) -> Vec<Vec<f32>> {
+fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: Isa, packed: bool) -> Vec<Vec<f32>> {
     let g = Gguf::parse(bytes).unwrap();
     let mut model = Model::from_gguf(&g, Kernels::for_isa(isa).unwrap()).unwrap();
     let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
@@ -184,7 +185,7 @@ const TOKENS: [u32; 11] = [3, 17, 5, 39, 0, 22, 22, 8, 31, 12, 1];
 fn check_against_reference(spec: Spec) {
     let bytes = build(&spec, 42);
     let want = reference(&bytes, &TOKENS);
-    let got = run(&bytes, &TOKENS, 1, 4, crate::matmul::Isa::Scalar);
+    let got = run(&bytes, &TOKENS, 1, 4, Isa::Scalar);
     let mut worst = 0f64;
     for (w, g) in want.iter().zip(&got) {
         for (a, b) in w.iter().zip(g) {
@@ -221,26 +222,45 @@ fn neox_with_biases_matches_reference() {
     check_against_reference(Spec { arch: "qwen2", biases: true, n_rot: 8, ..BASE });
 }
 
-#[test]
-fn results_are_bit_identical_across_workers_batches_and_isas() {
+/// Logits with `isa`'s kernels are the scalar single-worker ones, bit for
+/// bit, for any worker count, prefill batch and weight layout.
+fn bit_identical_across_workers_batches_and_layouts(isa: Isa) {
     for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16] {
         let bytes = build(&Spec { ty, heads: 8, kv_heads: 2, embd: 128, ff: 160, ..BASE }, 7);
-        let want = run(&bytes, &TOKENS, 1, 11, crate::matmul::Isa::Scalar);
-        for (workers, batch) in [(2, 11), (3, 3), (4, 1), (4, 5)] {
-            for isa in crate::matmul::Isa::ALL {
-                if Kernels::for_isa(isa).is_err() {
-                    continue;
-                }
-                for packed in [false, true] {
-                    let got = run_with(&bytes, &TOKENS, workers, batch, isa, packed);
-                    assert!(
-                        want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "{ty}: {workers} workers, batch {batch}, {isa}, packed {packed}"
-                    );
-                }
+        let want = run(&bytes, &TOKENS, 1, 11, Isa::Scalar);
+        for (workers, batch) in [(1, 11), (2, 11), (3, 3), (4, 1), (4, 5)] {
+            for packed in [false, true] {
+                let got = run_with(&bytes, &TOKENS, workers, batch, isa, packed);
+                assert!(
+                    want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{ty}: {workers} workers, batch {batch}, {isa}, packed {packed}"
+                );
             }
         }
     }
+}
+
+#[test]
+fn scalar_results_are_bit_identical_across_workers_batches_and_layouts() {
+    bit_identical_across_workers_batches_and_layouts(Isa::Scalar);
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx2), ignore = "this machine lacks AVX2+FMA+F16C")]
+fn avx2_results_are_bit_identical_to_scalar() {
+    bit_identical_across_workers_batches_and_layouts(isa_kernels(Isa::Avx2).isa());
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx512), ignore = "this machine lacks AVX-512 F/BW/VL")]
+fn avx512_results_are_bit_identical_to_scalar() {
+    bit_identical_across_workers_batches_and_layouts(isa_kernels(Isa::Avx512).isa());
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx512vnni), ignore = "this machine lacks AVX-512 VNNI")]
+fn avx512vnni_results_are_bit_identical_to_scalar() {
+    bit_identical_across_workers_batches_and_layouts(isa_kernels(Isa::Avx512Vnni).isa());
 }
 
 struct Collect(Vec<u32>);

@@ -656,4 +656,4 @@ fn check_shapes(w: &Matrix<'_>, acts: &ActBuf, rows: &Range<usize>, out: &[f32])
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
