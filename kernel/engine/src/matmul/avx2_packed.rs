@@ -10,25 +10,12 @@ use core::arch::x86_64::*;
 
 use super::avx2::{prefetch_ahead, Avx2};
 use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
-use super::packed_driver::{check_group, GroupKernels, TOKEN_TILE};
+use super::packed_driver::{check_group, impl_group_kernels, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
 use crate::ggml_type::GgmlType;
 use crate::quant::QK;
 
-impl GroupKernels for Avx2 {
-    fn single(self, ty: GgmlType, group: &[u8], acts: &ActBuf) -> [f32; GROUP_ROWS] {
-        check_group(ty, group, acts, 0..1);
-        // SAFETY: `self` proves AVX2+FMA+F16C; `check_group` bounds every
-        // record and activation block the kernel reads.
-        unsafe { single_avx2(ty, group.as_ptr(), acts) }
-    }
-
-    fn batch(self, ty: GgmlType, group: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
-        check_group(ty, group, acts, t0..t0 + out.len());
-        // SAFETY: as in `single`, for tokens t0..t0 + out.len().
-        unsafe { batch_avx2(ty, group.as_ptr(), acts, t0, out) }
-    }
-}
+impl_group_kernels!(Avx2, "AVX2+FMA+F16C", single_avx2, batch_avx2);
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn single_avx2(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROUP_ROWS] {

@@ -20,7 +20,7 @@ use core::arch::x86_64::*;
 use super::avx2::prefetch_ahead;
 use super::avx2_packed::{batch_avx2, bcast8, dot_q4, dot_q8};
 use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
-use super::packed_driver::{check_group, GroupKernels, TOKEN_TILE};
+use super::packed_driver::{check_group, impl_group_kernels, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
 use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
@@ -49,35 +49,9 @@ impl Avx512Vnni {
     }
 }
 
-impl GroupKernels for Avx512 {
-    fn single(self, ty: GgmlType, group: &[u8], acts: &ActBuf) -> [f32; GROUP_ROWS] {
-        check_group(ty, group, acts, 0..1);
-        // SAFETY: `self` proves AVX-512 F/BW/VL and the AVX2 set;
-        // `check_group` bounds every record and activation block read.
-        unsafe { single_avx512(ty, group.as_ptr(), acts) }
-    }
-
-    fn batch(self, ty: GgmlType, group: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
-        check_group(ty, group, acts, t0..t0 + out.len());
-        // SAFETY: as in `single` (this batched kernel needs only the AVX2 set).
-        unsafe { batch_avx2(ty, group.as_ptr(), acts, t0, out) }
-    }
-}
-
-impl GroupKernels for Avx512Vnni {
-    fn single(self, ty: GgmlType, group: &[u8], acts: &ActBuf) -> [f32; GROUP_ROWS] {
-        check_group(ty, group, acts, 0..1);
-        // SAFETY: `self` proves AVX-512 F/BW/VL/VNNI and the AVX2 set;
-        // `check_group` bounds every record and activation block read.
-        unsafe { single_vnni(ty, group.as_ptr(), acts) }
-    }
-
-    fn batch(self, ty: GgmlType, group: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
-        check_group(ty, group, acts, t0..t0 + out.len());
-        // SAFETY: as in `single`, for tokens t0..t0 + out.len().
-        unsafe { batch_vnni(ty, group.as_ptr(), acts, t0, out) }
-    }
-}
+// The plain AVX-512 path's batched kernel is the AVX2 one.
+impl_group_kernels!(Avx512, "AVX-512 F/BW/VL and AVX2", single_avx512, batch_avx2);
+impl_group_kernels!(Avx512Vnni, "AVX-512 F/BW/VL/VNNI and AVX2", single_vnni, batch_vnni);
 
 /// Generates one ISA's single-token group kernels from its integer
 /// dot-product helpers (`dot4*` on 512 bits, `dot1*` on 256 bits for an odd

@@ -35,6 +35,31 @@ pub(super) fn check_group(ty: GgmlType, group: &[u8], acts: &ActBuf, tokens: Ran
     assert!(tokens.end <= acts.batch() && tokens.len() <= TOKEN_TILE, "tokens {tokens:?} of {}", acts.batch());
 }
 
+/// Implements [`GroupKernels`] for an ISA's capability type `$token` with its
+/// `unsafe` group kernels `$single` and `$batch` (`(ty, group pointer, acts)`
+/// and `(ty, group pointer, acts, t0, out)`), which need the ISA `$isa` and
+/// read only inside what [`check_group`] checked.
+macro_rules! impl_group_kernels {
+    ($token:ty, $isa:literal, $single:ident, $batch:ident) => {
+        impl GroupKernels for $token {
+            fn single(self, ty: GgmlType, group: &[u8], acts: &ActBuf) -> [f32; GROUP_ROWS] {
+                check_group(ty, group, acts, 0..1);
+                // SAFETY: `self` exists only on a CPU that runs the ISA named
+                // in the impl; `check_group` bounds every record and
+                // activation block the kernel reads.
+                unsafe { $single(ty, group.as_ptr(), acts) }
+            }
+
+            fn batch(self, ty: GgmlType, group: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+                check_group(ty, group, acts, t0..t0 + out.len());
+                // SAFETY: as in `single`, for tokens t0..t0 + out.len().
+                unsafe { $batch(ty, group.as_ptr(), acts, t0, out) }
+            }
+        }
+    };
+}
+pub(super) use impl_group_kernels;
+
 /// `out[t * rows.len() + (r - rows.start)]` = row `r` of `p` against token
 /// `t` of `acts`, for the rows in `rows` (shapes checked by the caller,
 /// [`super::check_shapes`]).
