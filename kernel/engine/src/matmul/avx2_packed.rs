@@ -41,12 +41,35 @@ pub(super) unsafe fn bcast8(p: *const i8) -> __m256i {
     _mm256_set1_epi64x(unsafe { (p as *const i64).read_unaligned() })
 }
 
+/// Adds one block to a group's accumulators: the float sequence every ISA's
+/// single-token packed kernels share, so they all give the same bits. For
+/// Q4_0 `isum -= 8 · sum_a` (the nibbles are stored plus 8); then
+/// `acc = fma(dw · da, isum, acc)` with the 8 rows' scales `dw`, and for
+/// Q4_1 also `macc = fma(mw, sa, macc)` with their minimums `mw`.
+///
+/// # Safety
+/// `rec` points to a record of a packed `ty` group.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn add_block(ty: GgmlType, rec: *const u8, isum: __m256i, da: f32, sa: f32, sum_a: i32, acc: &mut __m256, macc: &mut __m256) {
+    let isum = if ty == GgmlType::Q4_0 { _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum_a)) } else { isum };
+    // SAFETY: a record starts with its scale vector (the caller's contract).
+    let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(rec as *const __m128i) });
+    *acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(da)), _mm256_cvtepi32_ps(isum), *acc);
+    if ty == GgmlType::Q4_1 {
+        // SAFETY: a Q4_1 record's second vector holds the minimums.
+        let mw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(rec.add(SCALE_VECTOR) as *const __m128i) });
+        *macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(sa), *macc);
+    }
+}
+
 /// One group of a packed Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) matrix.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn packed_q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
     let (qs, d, s, sum) = (acts.qs(t), acts.d(t), acts.s(t), acts.sum(t));
     let nb = d.len();
-    let geometry = if OFFSET { Geometry::Q4_1 } else { Geometry::Q4_0 };
+    let (ty, geometry) = if OFFSET { (GgmlType::Q4_1, Geometry::Q4_1) } else { (GgmlType::Q4_0, Geometry::Q4_0) };
     let (rec_bytes, qs_at, half) = (geometry.record(), geometry.quants_at(), geometry.quant / 2);
     let mask = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
@@ -71,17 +94,8 @@ unsafe fn packed_q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t: usize)
                 let p = _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3));
                 _mm256_madd_epi16(p, ones)
             };
-            let mut isum = _mm256_hadd_epi32(set(0), set(half));
-            if !OFFSET {
-                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b]));
-            }
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
-            if OFFSET {
-                let mw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(SCALE_VECTOR) as *const __m128i));
-                macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
-            }
+            let isum = _mm256_hadd_epi32(set(0), set(half));
+            add_block(ty, rec, isum, d[b], s[b], sum[b], &mut acc, &mut macc);
         }
     }
     if OFFSET {
@@ -98,7 +112,7 @@ unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
     const REC: usize = G.record();
     let (qs, d) = (acts.qs(t), acts.d(t));
     let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
+    let (mut acc, mut unused) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     for (b, &da) in d.iter().enumerate() {
         // SAFETY: block b's 32 quants; record b lies inside the group.
         unsafe {
@@ -117,9 +131,7 @@ unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
                 x
             };
             let isum = _mm256_hadd_epi32(set(0), set(G.quant / 2));
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(da));
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
+            add_block(GgmlType::Q8_0, rec, isum, da, 0.0, 0, &mut acc, &mut unused);
         }
     }
     acc

@@ -18,7 +18,7 @@
 use core::arch::x86_64::*;
 
 use super::avx2::prefetch_ahead;
-use super::avx2_packed::{batch_avx2, bcast8, dot_q4, dot_q8};
+use super::avx2_packed::{add_block, batch_avx2, bcast8, dot_q4, dot_q8};
 use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
 use super::packed_driver::{check_group, impl_group_kernels, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
@@ -79,7 +79,7 @@ macro_rules! group_kernels {
         unsafe fn $q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf) -> __m256 {
             let (qs, d, s, sum) = (acts.qs(0), acts.d(0), acts.s(0), acts.sum(0));
             let nb = d.len();
-            let geometry = if OFFSET { Geometry::Q4_1 } else { Geometry::Q4_0 };
+            let (ty, geometry) = if OFFSET { (GgmlType::Q4_1, Geometry::Q4_1) } else { (GgmlType::Q4_0, Geometry::Q4_0) };
             let (rec_bytes, qs_at, half) = (geometry.record(), geometry.quants_at(), geometry.quant / 2);
             let mask = _mm512_set1_epi8(0x0f);
             let idx = [
@@ -93,20 +93,7 @@ macro_rules! group_kernels {
             // The float tail of one block: exactly the AVX2 sequence.
             let mut finish = |b: usize, isum: __m256i, rec: *const u8| {
                 // SAFETY: rec is block b's record.
-                unsafe {
-                    let isum = if OFFSET {
-                        isum
-                    } else {
-                        _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b]))
-                    };
-                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
-                    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
-                    if OFFSET {
-                        let mw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(SCALE_VECTOR) as *const __m128i));
-                        macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
-                    }
-                }
+                unsafe { add_block(ty, rec, isum, d[b], s[b], sum[b], &mut acc, &mut macc) }
             };
             let mut b = 0;
             while b + 2 <= nb {
@@ -183,13 +170,10 @@ macro_rules! group_kernels {
             ];
             let zero = _mm512_setzero_si512();
             let mut acc = _mm256_setzero_ps();
+            let mut unused = _mm256_setzero_ps();
             let mut finish = |b: usize, isum: __m256i, rec: *const u8| {
                 // SAFETY: rec is block b's record.
-                unsafe {
-                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
-                    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
-                }
+                unsafe { add_block(GgmlType::Q8_0, rec, isum, d[b], 0.0, 0, &mut acc, &mut unused) }
             };
             let mut b = 0;
             while b + 2 <= nb {
