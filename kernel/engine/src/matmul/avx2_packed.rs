@@ -10,7 +10,7 @@ use core::arch::x86_64::*;
 
 use super::avx2::{prefetch_ahead, Avx2};
 use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
-use super::packed_driver::{check_group, impl_group_kernels, GroupKernels, TOKEN_TILE};
+use super::packed_driver::{impl_group_kernels, Group, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
 use crate::ggml_type::GgmlType;
 use crate::quant::QK;

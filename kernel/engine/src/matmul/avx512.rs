@@ -20,7 +20,7 @@ use core::arch::x86_64::*;
 use super::avx2::prefetch_ahead;
 use super::avx2_packed::{add_block, batch_avx2, bcast8, dot_q4, dot_q8};
 use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
-use super::packed_driver::{check_group, impl_group_kernels, GroupKernels, TOKEN_TILE};
+use super::packed_driver::{impl_group_kernels, Group, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
 use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;

@@ -14,46 +14,62 @@ use crate::ggml_type::GgmlType;
 /// Tokens a batched packed kernel carries through one pass over a group.
 pub(super) const TOKEN_TILE: usize = 16;
 
-/// One ISA's kernels for one group of a packed matrix (`group`: the group's
-/// bytes, see [`super::packed`]). Implemented by the ISA's capability type,
-/// so a value proves the CPU can run them.
-pub(super) trait GroupKernels: Copy {
-    /// Token 0 of `acts` against the group: its 8 rows' outputs.
-    fn single(self, ty: GgmlType, group: &[u8], acts: &ActBuf) -> [f32; GROUP_ROWS];
-
-    /// Tokens `t0..t0 + out.len()` of `acts` against the group
-    /// (`out.len() <= TOKEN_TILE`).
-    fn batch(self, ty: GgmlType, group: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]);
+/// One group of a packed matrix with the activations it was checked
+/// against: its type has a packed form and the group holds one record per
+/// block of the activations' rows. Made only by [`matmul_packed`], which
+/// checks the whole matrix once; the fields are private to this module.
+pub(super) struct Group<'a> {
+    ty: GgmlType,
+    bytes: &'a [u8],
+    acts: &'a ActBuf,
 }
 
-/// What the group kernels' raw loads rely on, asserted once per group by
-/// every implementation: `ty` has a packed form, `group` holds one record per
-/// block of the activations' row, and `tokens` are tokens of `acts`.
-pub(super) fn check_group(ty: GgmlType, group: &[u8], acts: &ActBuf, tokens: Range<usize>) {
-    let record = Geometry::of(ty).unwrap_or_else(|| panic!("{ty} has no packed form")).record();
-    assert!(group.len() >= acts.blocks() * record, "a {ty} group of {} bytes for {} blocks", group.len(), acts.blocks());
-    assert!(tokens.end <= acts.batch() && tokens.len() <= TOKEN_TILE, "tokens {tokens:?} of {}", acts.batch());
+impl<'a> Group<'a> {
+    pub(super) fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// The group's first byte (records follow, see [`super::packed`]).
+    pub(super) fn ptr(&self) -> *const u8 {
+        self.bytes.as_ptr()
+    }
+
+    pub(super) fn acts(&self) -> &'a ActBuf {
+        self.acts
+    }
+}
+
+/// One ISA's kernels for one [`Group`]. Implemented by the ISA's capability
+/// type, so a value proves the CPU can run them.
+pub(super) trait GroupKernels: Copy {
+    /// Token 0 of the activations against the group: its 8 rows' outputs.
+    fn single(self, group: Group<'_>) -> [f32; GROUP_ROWS];
+
+    /// Tokens `t0..t0 + out.len()` of the activations against the group
+    /// (`out.len() <= TOKEN_TILE`). Panics if they are not tokens of them.
+    fn batch(self, group: Group<'_>, t0: usize, out: &mut [[f32; GROUP_ROWS]]);
 }
 
 /// Implements [`GroupKernels`] for an ISA's capability type `$token` with its
 /// `unsafe` group kernels `$single` and `$batch` (`(ty, group pointer, acts)`
 /// and `(ty, group pointer, acts, t0, out)`), which need the ISA `$isa` and
-/// read only inside what [`check_group`] checked.
+/// read the group's records and the activations' blocks.
 macro_rules! impl_group_kernels {
     ($token:ty, $isa:literal, $single:ident, $batch:ident) => {
         impl GroupKernels for $token {
-            fn single(self, ty: GgmlType, group: &[u8], acts: &ActBuf) -> [f32; GROUP_ROWS] {
-                check_group(ty, group, acts, 0..1);
+            fn single(self, g: Group<'_>) -> [f32; GROUP_ROWS] {
                 // SAFETY: `self` exists only on a CPU that runs the ISA named
-                // in the impl; `check_group` bounds every record and
-                // activation block the kernel reads.
-                unsafe { $single(ty, group.as_ptr(), acts) }
+                // in the impl; a `Group` holds a record for every block of
+                // its activations (checked by `matmul_packed`), which hold
+                // at least one token.
+                unsafe { $single(g.ty(), g.ptr(), g.acts()) }
             }
 
-            fn batch(self, ty: GgmlType, group: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
-                check_group(ty, group, acts, t0..t0 + out.len());
-                // SAFETY: as in `single`, for tokens t0..t0 + out.len().
-                unsafe { $batch(ty, group.as_ptr(), acts, t0, out) }
+            fn batch(self, g: Group<'_>, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+                assert!(t0 + out.len() <= g.acts().batch() && out.len() <= TOKEN_TILE, "tokens {t0}.. of {}", g.acts().batch());
+                // SAFETY: as in `single`, for tokens t0..t0 + out.len() of
+                // the activations (asserted above).
+                unsafe { $batch(g.ty(), g.ptr(), g.acts(), t0, out) }
             }
         }
     };
@@ -64,24 +80,29 @@ pub(super) use impl_group_kernels;
 /// `t` of `acts`, for the rows in `rows` (shapes checked by the caller,
 /// [`super::check_shapes`]).
 pub(super) fn matmul_packed(kernels: impl GroupKernels, p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+    // What every `Group` promises its kernels.
+    let ty = p.ty();
+    let record = Geometry::of(ty).unwrap_or_else(|| panic!("{ty} has no packed form")).record();
+    let group_bytes = p.group(0).len();
+    assert!(group_bytes >= acts.blocks() * record && acts.batch() >= 1, "a {ty} group of {group_bytes} bytes for {} blocks", acts.blocks());
     let n = rows.len();
     let mut r = rows.start;
     while r < rows.end {
         let g = r / GROUP_ROWS;
         let first = g * GROUP_ROWS;
         let end = (first + GROUP_ROWS).min(rows.end);
-        let group = p.group(g);
+        let group = || Group { ty, bytes: p.group(g), acts };
         let mut store = |t: usize, v: &[f32; GROUP_ROWS]| {
             out[t * n + (r - rows.start)..][..end - r].copy_from_slice(&v[r - first..end - first]);
         };
         if acts.batch() == 1 {
-            store(0, &kernels.single(p.ty(), group, acts));
+            store(0, &kernels.single(group()));
         } else {
             let mut t0 = 0;
             while t0 < acts.batch() {
                 let nt = (acts.batch() - t0).min(TOKEN_TILE);
                 let mut acc = [[0.0f32; GROUP_ROWS]; TOKEN_TILE];
-                kernels.batch(p.ty(), group, acts, t0, &mut acc[..nt]);
+                kernels.batch(group(), t0, &mut acc[..nt]);
                 for (i, a) in acc[..nt].iter().enumerate() {
                     store(t0 + i, a);
                 }
