@@ -7,7 +7,7 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use super::{forward, Batch, Logits};
+use super::{run, Agreed, Agreement, Batch, Logits};
 use crate::sampler::Sampler;
 use crate::state::Scratch;
 use crate::team::{Seat, Worker};
@@ -98,6 +98,9 @@ const REASONS: [StopReason; 4] = [StopReason::StopToken, StopReason::Limit, Stop
 /// `Some(leader)`, the others `None`.
 pub fn generate<W: Worker + ?Sized>(seat: &mut Seat<'_, W>, scratch: &mut Scratch, params: &GenerateParams<'_>, mut leader: Option<Leader<'_>>) -> Result<GenerateOutcome, GenerateError> {
     assert_eq!(seat.index() == 0, leader.is_some(), "seat 0, and only seat 0, leads");
+    // Every batch below derives from these parameters and the tokens the
+    // leader publishes: one check for the whole generation.
+    let agreed = Agreed::on(seat, Agreement::Generation(params));
     let (model, state) = (seat.model(), seat.state());
     let n_ctx = state.cfg.n_ctx;
     let n_vocab = model.config.n_vocab;
@@ -119,7 +122,7 @@ pub fn generate<W: Worker + ?Sized>(seat: &mut Seat<'_, W>, scratch: &mut Scratc
     let chunks = prompt.len().div_ceil(params.prefill_batch);
     for (i, chunk) in prompt.chunks(params.prefill_batch).enumerate() {
         let logits = if i + 1 == chunks { Logits::Last } else { Logits::None };
-        forward(seat, scratch, &Batch { tokens: chunk, pos, logits });
+        run(seat, scratch, &Batch { tokens: chunk, pos, logits }, Some(agreed));
         pos += chunk.len();
     }
     if let Some(l) = leader.as_mut() {
@@ -163,7 +166,7 @@ pub fn generate<W: Worker + ?Sized>(seat: &mut Seat<'_, W>, scratch: &mut Scratc
             return Ok(GenerateOutcome { generated, stop: REASONS[(stop - 1) as usize], end_pos: pos });
         }
         let token = control.token.load(Ordering::Relaxed);
-        forward(seat, scratch, &Batch { tokens: &[token], pos, logits: Logits::Last });
+        run(seat, scratch, &Batch { tokens: &[token], pos, logits: Logits::Last }, Some(agreed));
         pos += 1;
     }
 }

@@ -75,6 +75,50 @@ pub struct Batch<'t> {
 /// for the state, runs past the context, or holds a token id outside the
 /// vocabulary: callers validate user input first.
 pub fn forward<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, batch: &Batch<'_>) {
+    run(seat, scratch, batch, None)
+}
+
+/// Proof that every seat of the team runs the same forward calls, so their
+/// tiles of the shared buffers are disjoint. Made by [`Agreed::on`] (one
+/// barrier at which every seat compares its words with seat 0's, exactly):
+/// `forward` checks each batch; `generate` checks its parameters once and
+/// derives every batch from them and from the tokens the leader publishes.
+#[derive(Clone, Copy)]
+struct Agreed(());
+
+/// What [`Agreed::on`] compares: a kind, the three numbers that decide the
+/// tiles, and a hash of the tokens (which only decide the values).
+enum Agreement<'a> {
+    Batch(&'a Batch<'a>),
+    Generation(&'a GenerateParams<'a>),
+}
+
+impl Agreed {
+    fn on<W: Worker + ?Sized>(seat: &Seat<'_, W>, what: Agreement<'_>) -> Agreed {
+        let words = match what {
+            Agreement::Batch(b) => {
+                let logits = match b.logits {
+                    Logits::None => 0,
+                    Logits::Last => 1,
+                    Logits::All => 2,
+                };
+                [0, b.tokens.len() as u64, b.pos as u64, logits, fnv(b.tokens)]
+            }
+            Agreement::Generation(p) => [1, p.prompt.len() as u64, p.start_pos as u64, p.prefill_batch as u64, fnv(p.prompt)],
+        };
+        seat.agree_on(words);
+        Agreed(())
+    }
+}
+
+/// FNV-1a of token ids.
+fn fnv(tokens: &[u32]) -> u64 {
+    tokens.iter().flat_map(|t| t.to_le_bytes()).fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// [`forward`], with the proof that every seat runs this batch, or `None` to
+/// check it here (one barrier).
+fn run<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, batch: &Batch<'_>, agreed: Option<Agreed>) {
     let (state, worker) = (seat.state(), seat.worker());
     let cfg = &seat.model().config;
     let n = batch.tokens.len();
@@ -86,7 +130,8 @@ pub fn forward<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, ba
     }
 
     worker.phase_begin(Phase::Embed);
-    let pass = Pass::begin(seat, batch.tokens, batch.pos, batch.logits);
+    let agreed = agreed.unwrap_or_else(|| Agreed::on(seat, Agreement::Batch(batch)));
+    let pass = Pass::begin(seat, batch.tokens, batch.pos, agreed);
     pass.embed(batch.tokens); // x = token embeddings
     worker.phase_end(Phase::Embed);
     seat.barrier();

@@ -8,7 +8,7 @@
 //! written, each element by the one seat whose tile holds it. The tiles come
 //! from [`crate::team::tile`] over the seat's index, distinct between the seats of a team
 //! ([`crate::team::Team`]); every seat builds its [`Pass`] with the same
-//! positions and batch (checked by [`Pass::begin`]). This table is what each
+//! positions and batch (an [`Agreed`] proves it). This table is what each
 //! `SAFETY` comment below refers to:
 //!
 //! | phase ([`super::forward`]) | reads | writes (this seat's tile) |
@@ -25,7 +25,7 @@
 
 use core::ops::Range;
 
-use super::{math, Logits};
+use super::{math, Agreed};
 use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
 use crate::model::{F32Vector, LayerWeights, Model, ModelConfig};
 use crate::quant::dequantize_row;
@@ -46,10 +46,10 @@ pub(super) struct Pass<'a, W: Worker + ?Sized> {
 }
 
 impl<'a, W: Worker + ?Sized> Pass<'a, W> {
-    /// Checks (one barrier) that every seat runs the same batch, whose first
-    /// token is at `pos`: different batches would give overlapping tiles.
-    pub fn begin(seat: &'a Seat<'a, W>, tokens: &[u32], pos: usize, logits: Logits) -> Self {
-        seat.agree_on(batch_signature(tokens, pos, logits));
+    /// One seat's view of a forward call over `tokens` at `pos..`; `Agreed`
+    /// proves every seat runs the same one (different batches would give
+    /// overlapping tiles).
+    pub fn begin(seat: &'a Seat<'a, W>, tokens: &[u32], pos: usize, _: Agreed) -> Self {
         let (model, state) = (seat.model(), seat.state());
         Pass { seat, cfg: &model.config, model, state, kernels: model.kernels, pos, n: tokens.len() }
     }
@@ -361,16 +361,4 @@ fn add_bias(head: &mut [f32], bias: Option<F32Vector<'_>>, start: usize) {
             *v += bv;
         }
     }
-}
-
-/// FNV-1a over everything that decides the tiles (and the tokens), for
-/// [`Seat::agree_on`].
-fn batch_signature(tokens: &[u32], pos: usize, logits: Logits) -> u64 {
-    let logits = match logits {
-        Logits::None => 0,
-        Logits::Last => 1,
-        Logits::All => 2,
-    };
-    let words = [tokens.len() as u64, pos as u64, logits].into_iter().chain(tokens.iter().map(|&t| t as u64));
-    words.fold(0xcbf2_9ce4_8422_2325u64, |h, w| w.to_le_bytes().iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)))
 }

@@ -391,32 +391,63 @@ fn a_team_hands_out_each_seat_once_and_owns_its_state() {
     assert_eq!(Team::new(&other, &state, 1).err(), Some(TeamError::StateMismatch));
 }
 
-#[test]
-fn seats_given_different_batches_stop_before_writing() {
-    let bytes = build(&Spec { ty: GgmlType::Q8_0, ..BASE }, 17);
-    let g = Gguf::parse(&bytes).unwrap();
+/// Runs `f(seat, scratch)` on both seats of a team of two threads and
+/// returns whether each one panicked.
+fn both_seats(bytes: &[u8], f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut Scratch) + Sync) -> Vec<bool> {
+    let g = Gguf::parse(bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
-    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
     let sc = StateConfig { n_ctx: 8, max_batch: 4, logit_rows: 1 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
     let team = Team::new(&model, &state, 2).unwrap();
     let worker = ResidentWorker::yielding(&resident, std::thread::yield_now);
     let seats = team.seats(&worker).unwrap();
-    let results: Vec<std::thread::Result<()>> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let handles: Vec<_> = seats
             .into_iter()
-            .map(|seat| {
-                let model = &model;
+            .map(|mut seat| {
+                let (model, f) = (&model, &f);
                 s.spawn(move || {
                     let mut scratch = Scratch::new(&model.config, &sc);
-                    // Seat 1 gets one token more than seat 0: its tiles would overlap seat 0's.
-                    let tokens: &[u32] = if seat.index() == 0 { &[1, 2] } else { &[1, 2, 3] };
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| forward(&seat, &mut scratch, &Batch { tokens, pos: 0, logits: Logits::Last })))
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut seat, &mut scratch))).is_err()
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn seats_given_different_batches_stop_before_writing() {
+    let bytes = build(&Spec { ty: GgmlType::Q8_0, ..BASE }, 17);
+    // Seat 1 gets one token more than seat 0: its tiles would overlap seat 0's.
+    let panicked = both_seats(&bytes, |seat, scratch| {
+        let tokens: &[u32] = if seat.index() == 0 { &[1, 2] } else { &[1, 2, 3] };
+        forward(seat, scratch, &Batch { tokens, pos: 0, logits: Logits::Last });
     });
-    assert!(results.iter().all(|r| r.is_err()), "both seats stop: the one that disagrees, and the one waiting for it");
+    assert_eq!(panicked, [true, true], "both seats stop: the one that disagrees, and the one waiting for it");
+    // Generations from different prompts, and a generation beside a forward call.
+    let params = |prompt| GenerateParams { prompt, start_pos: 0, max_new_tokens: 2, stop_tokens: &[], prefill_batch: 4 };
+    let panicked = both_seats(&bytes, |seat, scratch| {
+        let mut sampler = Sampler::new(SamplerConfig::greedy(), 40);
+        let mut sink = Collect(vec![]);
+        let leader = (seat.index() == 0).then(|| Leader { sampler: &mut sampler, sink: &mut sink });
+        let prompt: &[u32] = if seat.index() == 0 { &[1, 2] } else { &[1, 3] };
+        let _ = generate(seat, scratch, &params(prompt), leader);
+    });
+    assert_eq!(panicked, [true, true]);
+    let panicked = both_seats(&bytes, |seat, scratch| {
+        if seat.index() == 0 {
+            let mut sampler = Sampler::new(SamplerConfig::greedy(), 40);
+            let mut sink = Collect(vec![]);
+            let _ = generate(seat, scratch, &params(&[1, 2]), Some(Leader { sampler: &mut sampler, sink: &mut sink }));
+        } else {
+            forward(seat, scratch, &Batch { tokens: &[1, 2], pos: 0, logits: Logits::Last });
+        }
+    });
+    assert_eq!(panicked, [true, true]);
+    // The same calls on both seats run.
+    let panicked = both_seats(&bytes, |seat, scratch| forward(seat, scratch, &Batch { tokens: &[1, 2], pos: 0, logits: Logits::Last }));
+    assert_eq!(panicked, [false, false]);
 }

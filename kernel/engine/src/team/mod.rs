@@ -171,8 +171,8 @@ pub struct Team<'a> {
     state: &'a SharedState<'a>,
     barrier: SpinBarrier,
     taken: Vec<AtomicBool>,
-    /// The leader's batch signature, checked by every seat (see `agree_on`).
-    agreed: AtomicU64,
+    /// The leader's words, checked by every seat (see `Seat::agree_on`).
+    agreed: [AtomicU64; AGREED_WORDS],
 }
 
 impl<'a> Team<'a> {
@@ -187,7 +187,7 @@ impl<'a> Team<'a> {
         if state.team_running.swap(true, Ordering::Acquire) {
             return Err(TeamError::StateInUse);
         }
-        Ok(Team { model, state, barrier: SpinBarrier::new(count), taken: (0..count).map(|_| AtomicBool::new(false)).collect(), agreed: AtomicU64::new(0) })
+        Ok(Team { model, state, barrier: SpinBarrier::new(count), taken: (0..count).map(|_| AtomicBool::new(false)).collect(), agreed: Default::default() })
     }
 
     /// Team size.
@@ -287,26 +287,32 @@ impl<'t, W: Worker + ?Sized> Seat<'t, W> {
         self.team.barrier.depart(arrival, |spins| self.worker.relax(spins));
     }
 
-    /// Checks that every member passes the same `value` (one barrier; none in
-    /// a team of one). A member that disagrees with the leader poisons the
-    /// team and panics before anything is written: different batches would
-    /// give overlapping tiles.
-    pub(crate) fn agree_on(&self, value: u64) {
+    /// Checks that every member passes the same `words`, compared exactly
+    /// (one barrier; none in a team of one). A member that disagrees with the
+    /// leader poisons the team and panics before anything is written:
+    /// different batches would give overlapping tiles.
+    pub(crate) fn agree_on(&self, words: [u64; AGREED_WORDS]) {
         if self.count() == 1 {
             return;
         }
+        let agreed = &self.team.agreed;
         if self.index == 0 {
             // Read by the others after the barrier below; rewritten only
             // after the next one, which they reach after reading.
-            self.team.agreed.store(value, Ordering::Relaxed);
+            for (slot, w) in agreed.iter().zip(words) {
+                slot.store(w, Ordering::Relaxed);
+            }
         }
         self.barrier();
-        if self.team.agreed.load(Ordering::Relaxed) != value {
+        if agreed.iter().zip(words).any(|(slot, w)| slot.load(Ordering::Relaxed) != w) {
             self.team.poison();
             panic!("seat {} was given another batch than seat 0: every member must run the same forward call", self.index);
         }
     }
 }
+
+/// Words the seats compare in [`Seat::agree_on`].
+pub(crate) const AGREED_WORDS: usize = 5;
 
 /// The `index`-th of `count` contiguous, near-equal parts of `0..n`, cut at
 /// multiples of `granule` (except at `n`). The same on every worker, disjoint
