@@ -432,7 +432,7 @@ fn seats_given_different_batches_stop_before_writing() {
     let panicked = both_seats(&bytes, |seat, scratch| {
         let mut sampler = Sampler::new(SamplerConfig::greedy(), 40);
         let mut sink = Collect(vec![]);
-        let leader = (seat.index() == 0).then(|| Leader { sampler: &mut sampler, sink: &mut sink });
+        let leader = (seat.index() == 0).then_some(Leader { sampler: &mut sampler, sink: &mut sink });
         let prompt: &[u32] = if seat.index() == 0 { &[1, 2] } else { &[1, 3] };
         let _ = generate(seat, scratch, &params(prompt), leader);
     });
