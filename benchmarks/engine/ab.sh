@@ -5,8 +5,9 @@
 # both compute byte-identical `score` logits and greedy text (ab.py).
 #
 # Usage: benchmarks/engine/ab.sh REV [--reps N] [--threads 1,2] [--model M]
-# A is built in a temporary git worktree of REV with its own target directory
-# (${AB_BASE_DIR:-/tmp/axiom-ab-REV}), kept for the next run.
+# A is built from a copy of REV (`git archive`, the working tree untouched)
+# with its own target directory, in ${AB_BASE_DIR:-/tmp/axiom-ab-REV}, kept
+# for the next run.
 # Measure on a quiet machine: other jobs on the same cores distort both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +16,8 @@ rev="$(git rev-parse --short "$1")"; shift
 model="$(tools/fetch-model.sh)"
 base="${AB_BASE_DIR:-/tmp/axiom-ab-$rev}"
 if [[ ! -d "$base/src" ]]; then
-    git worktree add --detach "$base/src" "$rev" >&2
+    mkdir -p "$base/src"
+    git archive "$rev" | tar -x -C "$base/src"
 fi
 echo "ab: building A ($rev) in $base" >&2
 (cd "$base/src" && CARGO_TARGET_DIR="$base/target" cargo build --quiet --release -p axiom-tools)
