@@ -6,9 +6,9 @@
 //!
 //! Between two barriers every shared buffer is either only read, or only
 //! written, each element by the one seat whose tile holds it. The tiles come
-//! from [`crate::team::tile`] over the seat's index, distinct between the seats of a team
-//! ([`crate::team::Team`]); every seat builds its [`Pass`] with the same
-//! positions and batch (an [`Agreed`] proves it). This table is what each
+//! from [`crate::team::tile`] over the seat's index, distinct between the
+//! seats of a team ([`crate::team::Team`]); every seat builds its [`Pass`]
+//! with the same positions and batch (an [`Agreed`] proves it). This table is what each
 //! `SAFETY` comment below refers to:
 //!
 //! | phase ([`super::forward`]) | reads | writes (this seat's tile) |
