@@ -14,40 +14,40 @@
 /// CPUID; AMD APM vol. 3, appendix E.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuFeatures {
-    /// AVX with its 256-bit register state enabled (CPUID.1:ECX[28], XCR0 bits 1-2).
+    /// AVX with its 256-bit register state enabled (`CPUID.1:ECX[28]`, XCR0 bits 1-2).
     pub avx: bool,
-    /// AVX2 with YMM state (CPUID.7.0:EBX[5]).
+    /// AVX2 with YMM state (`CPUID.7.0:EBX[5]`).
     pub avx2: bool,
-    /// FMA3, `vfmadd*ps`, with YMM state (CPUID.1:ECX[12]).
+    /// FMA3, `vfmadd*ps`, with YMM state (`CPUID.1:ECX[12]`).
     pub fma: bool,
-    /// F16C, `vcvtph2ps` / `vcvtps2ph`, with YMM state (CPUID.1:ECX[29]).
+    /// F16C, `vcvtph2ps` / `vcvtps2ph`, with YMM state (`CPUID.1:ECX[29]`).
     pub f16c: bool,
-    /// AVX-512 Foundation, with opmask and ZMM state enabled (CPUID.7.0:EBX[16], XCR0 bits 5-7).
+    /// AVX-512 Foundation, with opmask and ZMM state enabled (`CPUID.7.0:EBX[16]`, XCR0 bits 5-7).
     pub avx512f: bool,
-    /// AVX-512 byte/word instructions, `vpmaddubsw` on ZMM (CPUID.7.0:EBX[30]).
+    /// AVX-512 byte/word instructions, `vpmaddubsw` on ZMM (`CPUID.7.0:EBX[30]`).
     pub avx512bw: bool,
-    /// AVX-512 vector-length extensions, EVEX on XMM/YMM (CPUID.7.0:EBX[31]).
+    /// AVX-512 vector-length extensions, EVEX on XMM/YMM (`CPUID.7.0:EBX[31]`).
     pub avx512vl: bool,
-    /// AVX-512 VNNI, `vpdpbusd` (CPUID.7.0:ECX[11]).
+    /// AVX-512 VNNI, `vpdpbusd` (`CPUID.7.0:ECX[11]`).
     pub avx512vnni: bool,
-    /// SSE4.2, the `crc32` instruction (CPUID.1:ECX[20]).
+    /// SSE4.2, the `crc32` instruction (`CPUID.1:ECX[20]`).
     pub sse42: bool,
-    /// MONITOR/MWAIT (CPUID.1:ECX[3]).
+    /// MONITOR/MWAIT (`CPUID.1:ECX[3]`).
     pub monitor: bool,
-    /// x2APIC mode (CPUID.1:ECX[21]).
+    /// x2APIC mode (`CPUID.1:ECX[21]`).
     pub x2apic: bool,
-    /// Running under a hypervisor (CPUID.1:ECX[31]).
+    /// Running under a hypervisor (`CPUID.1:ECX[31]`).
     pub hypervisor: bool,
     /// The TSC ticks at a constant rate in every P-, C- and T-state
-    /// (CPUID.80000007H:EDX[8]).
+    /// (`CPUID.80000007H:EDX[8]`).
     pub invariant_tsc: bool,
     /// XCR0, the register state the OS enabled (bit 0 x87, 1 SSE, 2 AVX,
     /// 5-7 AVX-512); 0 when the OS has not enabled XSAVE (CR4.OSXSAVE, seen
-    /// as CPUID.1:ECX[27]): then only x87 and SSE state is usable.
+    /// as `CPUID.1:ECX[27]`): then only x87 and SSE state is usable.
     pub xcr0: u64,
     /// CPUID leaf 0x15, when the CPU has it.
     pub tsc_leaf: Option<TscLeaf>,
-    /// CPUID leaf 0x16 EAX[15:0], the processor base frequency in MHz, when
+    /// CPUID leaf 0x16 `EAX[15:0]`, the processor base frequency in MHz, when
     /// the CPU has the leaf and reports a value.
     pub base_mhz: Option<u32>,
 }
@@ -301,6 +301,6 @@ mod tests {
         assert_eq!((f.tsc_leaf, f.base_mhz), (None, None));
         let f = decode(&Leaves { leaf15: [0, 166, 24_000_000], leaf16_eax: 0xFFFF_0000, ..everything() }, 0xE7);
         assert_eq!(f.tsc_leaf.unwrap().tsc_khz(), None, "a zero denominator is not enumerated");
-        assert_eq!(f.base_mhz, None, "EAX[15:0] = 0 means no frequency");
+        assert_eq!(f.base_mhz, None, "`EAX[15:0]` = 0 means no frequency");
     }
 }

@@ -16,7 +16,7 @@
 //! logits = (rmsnorm(x) · output_norm)·Wout    for the rows asked for
 //! ```
 //!
-//! [`forward`] is that loop: each line a step of [`steps`] that computes this
+//! [`forward`] is that loop: each line a step of `steps.rs` that computes this
 //! seat's tile (see [`crate::team`]), and between phases the seats meet at the
 //! team's barrier. Norms and activation quantization are cheap and computed
 //! by every seat for itself, which saves barriers. The same computation in

@@ -22,7 +22,7 @@
 //! - [`Team::new`] binds one model and one state (refusing a state another
 //!   team is using) and fixes the team size;
 //! - [`Team::seat`] hands out each index at most once;
-//! - the barrier is the team's own ([`barrier`]); the platform's
+//! - the barrier is the team's own (`team/barrier.rs`); the platform's
 //!   [`Worker::wait_for_team`] only decides how to wait;
 //! - [`crate::forward::forward`] first checks that every seat was given the
 //!   same batch (one extra barrier per call).
