@@ -234,7 +234,7 @@ impl<'m> SharedState<'m> {
         self.logits.as_mut_slice()
     }
 
-    /// The token the leader published last (see [`crate::forward::generate`]).
+    /// The token the leader published last (see [`generate`](fn@crate::forward::generate)).
     pub fn published_token(&self) -> u32 {
         self.control.token.load(Ordering::Relaxed)
     }
