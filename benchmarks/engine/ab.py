@@ -5,13 +5,15 @@ For every repetition and thread count, runs `axiom generate` (a 64-token
 prompt, then 128 greedy tokens past EOS) once with each binary, in the order
 A B on even repetitions and B A on odd ones, so drift in the machine's load
 hits both alike. Prints per thread count the median and spread (min..max) of
-decode and prefill tokens/s for A and B and the ratio B/A of the medians.
+decode and prefill tokens/s for A and B, the ratio B/A of the medians, and
+the median of the per-repetition ratios (each B run against the A run next
+to it, which cancels slow drift in the machine's load).
 
 Before timing, checks that both builds compute the same thing: `axiom score`
 (top-20 logits of every position, shortest round-trip floats) and the greedy
 text must be byte-identical, at every thread count.
 
-Usage: ab.py --a BIN_A --b BIN_B [--model M] [--threads 1,2] [--reps 9]
+Usage: ab.py --a BIN_A --b BIN_B --model M [--threads 1,2] [--reps 9] [--out FILE.md]
 Called by ab.sh, which builds B from the working tree and A from a git
 revision.
 """
@@ -51,6 +53,7 @@ def main():
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--prompt-tokens", type=int, default=64)
     p.add_argument("--gen-tokens", type=int, default=128)
+    p.add_argument("--out", help="also write the table to this file")
     a = p.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
     prompt = prompt_of(a.b, a.model, a.prompt_tokens)
@@ -76,15 +79,22 @@ def main():
                 results[(k, t)]["pp"].append(st["prefill_tok_s"])
                 log(f"ab: rep {rep + 1}/{a.reps} t={t} {k}: decode {st['decode_tok_s']:.1f}, prefill {st['prefill_tok_s']:.1f}")
 
-    print(f"tokens/s, median (min-max) of {a.reps} interleaved runs; decode = {a.gen_tokens} tokens, "
-          f"prefill = {a.prompt_tokens}-token prompt")
-    print("| threads | decode A | decode B | B/A | prefill A | prefill B | B/A |")
-    print("|---|---|---|---|---|---|---|")
+    lines = [f"tokens/s, median (min-max) of {a.reps} interleaved runs; decode = {a.gen_tokens} tokens, "
+             f"prefill = {a.prompt_tokens}-token prompt; paired = median of per-repetition B/A",
+             "| threads | decode A | decode B | B/A | paired | prefill A | prefill B | B/A | paired |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for t in threads:
         ra, rb = results[("A", t)], results[("B", t)]
-        sa_tg, sb_tg, sa_pp, sb_pp = summary(ra["tg"]), summary(rb["tg"]), summary(ra["pp"]), summary(rb["pp"])
-        print(f"| {t} | {fmt(sa_tg)} | {fmt(sb_tg)} | {sb_tg['median'] / sa_tg['median']:.3f} "
-              f"| {fmt(sa_pp)} | {fmt(sb_pp)} | {sb_pp['median'] / sa_pp['median']:.3f} |")
+        cells = []
+        for key in ("tg", "pp"):
+            sa, sb = summary(ra[key]), summary(rb[key])
+            paired = statistics.median(b / a for a, b in zip(ra[key], rb[key]))
+            cells.append(f"{fmt(sa)} | {fmt(sb)} | {sb['median'] / sa['median']:.3f} | {paired:.3f}")
+        lines.append(f"| {t} | {cells[0]} | {cells[1]} |")
+    print("\n".join(lines))
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(f"A: {a.a}\nB: {a.b}\nmodel: {a.model}\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
