@@ -2,8 +2,10 @@
 # Tests the engine's AVX-512 kernels on an emulated CPU, for hosts without
 # AVX-512: builds the freestanding check image (src/main.rs) and runs it on
 # Bochs's CPU model through the `bochscpu` Python package (PyPI), which
-# implements AVX-512 F/BW/VL (its CPUID does not offer VNNI, so the VNNI
-# kernels cannot be checked this way). Prints one line per ISA; exit 0 when
+# implements AVX-512 F/BW/VL. The package compiles its CPU model (Bochs's
+# corei7_skylake_x) into its parameter table and offers no way to pick
+# another, so VNNI, which other Bochs models have, cannot be checked this
+# way (docs/engine.md, "How each ISA path is verified"). Prints one line per ISA; exit 0 when
 # every output matched the scalar reference bit for bit, 1 on a mismatch,
 # 77 when the emulator cannot be installed (no network, unsupported host).
 #

@@ -2,8 +2,8 @@
 //! kernel verifies after reading an extent from NVMe.
 //!
 //! SSE4.2's `crc32` instruction when the CPU has it, else a slice-by-8 table.
-//! Both give the same value; the CPU check is made once per call (cheap: one
-//! CPUID leaf read is cached in a static).
+//! Both give the same value; the CPU is asked once ([`crate::cpu`]) and the
+//! answer kept in a static.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -26,6 +26,7 @@ impl Crc32c {
         Self { state: !0 }
     }
 
+    #[allow(unsafe_code)] // calls the SSE4.2 `crc32` path once CPUID reported it
     pub fn update(&mut self, bytes: &[u8]) {
         self.state = if has_sse42() {
             // SAFETY: has_sse42() checked CPUID for SSE4.2 just above.
@@ -53,9 +54,7 @@ static SSE42: AtomicU8 = AtomicU8::new(0);
 fn has_sse42() -> bool {
     match SSE42.load(Ordering::Relaxed) {
         0 => {
-            // CPUID leaf 1 always exists on x86_64; ECX bit 20 is SSE4.2.
-            let ecx = core::arch::x86_64::__cpuid(1).ecx;
-            let yes = ecx & (1 << 20) != 0;
+            let yes = crate::cpu::CpuFeatures::detect().sse42;
             SSE42.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
             yes
         }
@@ -146,8 +145,8 @@ mod tests {
     }
 
     #[test]
-    fn table_and_hardware_agree_and_incremental_equals_one_shot() {
-        let data: Vec<u8> = (0..10_007u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    fn incremental_equals_one_shot_and_the_table() {
+        let data = data();
         let table = !update_table(!0, &data);
         assert_eq!(crc32c(&data), table);
         let mut c = Crc32c::new();
@@ -155,5 +154,20 @@ mod tests {
             c.update(chunk);
         }
         assert_eq!(c.finish(), table);
+    }
+
+    /// `crc32c` above takes the SSE4.2 path wherever the CPU has it: here it must.
+    #[test]
+    #[cfg_attr(not(axiom_cpu_sse42), ignore = "this machine lacks SSE4.2")]
+    fn the_sse42_path_matches_the_table() {
+        assert!(has_sse42(), "built on a machine with SSE4.2, running on one without: rebuild the tests here");
+        let data = data();
+        for len in [0, 1, 7, 8, 9, 1000, data.len()] {
+            assert_eq!(crc32c(&data[..len]), !update_table(!0, &data[..len]), "{len} bytes");
+        }
+    }
+
+    fn data() -> Vec<u8> {
+        (0..10_007u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()
     }
 }

@@ -6,6 +6,8 @@
 
 use core::fmt;
 
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1};
+
 /// A GGML tensor type, by its numeric id in the GGUF tensor-info table.
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -152,12 +154,12 @@ impl GgmlType {
             Self::I16 => 2,
             Self::I32 => 4,
             Self::I64 => 8,
-            Self::Q4_0 => 18,
-            Self::Q4_1 => 20,
+            Self::Q4_0 => BlockQ4_0::BYTES,
+            Self::Q4_1 => BlockQ4_1::BYTES,
             Self::Q5_0 => 22,
             Self::Q5_1 => 24,
-            Self::Q8_0 => 34,
-            Self::Q8_1 => 36,
+            Self::Q8_0 => BlockQ8_0::BYTES,
+            Self::Q8_1 => BlockQ8_1::BYTES,
             Self::Q2_K => 84,
             Self::Q3_K => 110,
             Self::Q4_K => 144,

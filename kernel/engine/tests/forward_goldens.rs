@@ -9,7 +9,6 @@ use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
 use axiom_engine::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, ResidentLayers};
-use axiom_engine::plan::Worker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
 use axiom_testkit::default_model_bytes;
@@ -59,9 +58,8 @@ fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], worke
     let vocab = model.config.n_vocab;
     let mut pos = 0;
     for chunk in tokens.chunks(batch) {
-        let st = &state;
-        run_team(workers, layers, &mut scratches, |w, scratch| {
-            forward(model, st, scratch, w, &Batch { tokens: chunk, pos, logits: Logits::All });
+        run_team(model, &state, workers, layers, &mut scratches, |seat, scratch| {
+            forward(seat, scratch, &Batch { tokens: chunk, pos, logits: Logits::All });
         });
         let logits = state.logits();
         for i in 0..chunk.len() {
@@ -135,9 +133,9 @@ fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize,
     let mut sink = Collect(Vec::new());
     let leader = std::sync::Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
     let params = GenerateParams { prompt, start_pos: 0, max_new_tokens: n, stop_tokens: &[2], prefill_batch };
-    let outcome = run_team(workers, layers, &mut scratches, |w, scratch| {
-        let lead = if w.index() == 0 { leader.lock().unwrap().take() } else { None };
-        generate(model, &state, scratch, w, &params, lead).unwrap()
+    let outcome = run_team(model, &state, workers, layers, &mut scratches, |seat, scratch| {
+        let lead = if seat.index() == 0 { leader.lock().unwrap().take() } else { None };
+        generate(seat, scratch, &params, lead).unwrap()
     });
     (sink.0, outcome.stop)
 }

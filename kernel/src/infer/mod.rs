@@ -299,7 +299,6 @@ fn assemble_team(
         packed,
         sync_loader: (!resident && io_cpu.is_none()).then_some(streamer),
         io_wake: streams.then_some(io_wake),
-        team: compute.len(),
     };
     keep(Team {
         compute,

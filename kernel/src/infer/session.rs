@@ -11,6 +11,7 @@ use axiom_engine::forward::{generate, GenerateOutcome, GenerateParams, Leader, S
 use axiom_engine::model::Model;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
+use axiom_engine::team::Team as EngineTeam;
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
 use axiom_hw::time as tsc;
 
@@ -108,6 +109,8 @@ struct Answer {
     /// Worker 0's sampler and sink, handed back after the launch.
     leader: spin::Mutex<Option<(Sampler, SerialSink)>>,
     result: spin::Mutex<LaunchResult>,
+    /// The engine's team for this answer: one seat per compute core.
+    engine: EngineTeam<'static>,
 }
 
 /// What the compute cores hand back after a launch.
@@ -175,6 +178,7 @@ impl Session {
             text: String::with_capacity(tokens * 16),
         };
         let n = team.compute.len();
+        let engine = EngineTeam::new(team.model, team.state, n).map_err(|e| alloc::format!("compute team: {e}"))?;
         let answer = Arc::new(Answer {
             max_passes: ids.len().div_ceil(batch) + tokens,
             prompt: ids,
@@ -184,6 +188,7 @@ impl Session {
             stop: AtomicBool::new(false),
             leader: spin::Mutex::new(Some((Sampler::new(self.sampler, team.model.config.n_vocab), sink))),
             result: spin::Mutex::new(LaunchResult { outcome: None, cores: (0..n).map(|_| None).collect(), passes: 0 }),
+            engine,
         });
         let io = launch(team, &answer);
         if self.telemetry == Telemetry::Off {
@@ -238,7 +243,11 @@ fn compute(team: &Team, answer: &Answer, cpu: &mut smp::LaunchedCpu) {
     // Per-core buffers, allocated before the first token.
     let mut scratch = Scratch::new(&team.model.config, &team.state_cfg);
     let worker = KernelWorker::new(cpu, &team.shared, answer.first_pass, answer.max_passes);
-    let index = axiom_engine::plan::Worker::index(&worker);
+    let index = worker.index();
+    let mut seat = match answer.engine.seat(index, &worker) {
+        Ok(s) => s,
+        Err(e) => stop_with_error(&alloc::format!("compute core {index}: {e}")),
+    };
     let params = GenerateParams {
         prompt: &answer.prompt,
         start_pos: 0,
@@ -248,7 +257,7 @@ fn compute(team: &Team, answer: &Answer, cpu: &mut smp::LaunchedCpu) {
     };
     let mut leading = if index == 0 { answer.leader.lock().take() } else { None };
     let lead = leading.as_mut().map(|(sampler, sink)| Leader { sampler, sink });
-    let outcome = match generate(team.model, team.state, &mut scratch, &worker, &params, lead) {
+    let outcome = match generate(&mut seat, &mut scratch, &params, lead) {
         Ok(o) => o,
         Err(e) => stop_with_error(&alloc::format!("{e}")),
     };

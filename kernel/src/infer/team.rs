@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 
 use axiom_engine::model::{LayerLayout, LayerWeights};
-use axiom_engine::plan::{Phase, Worker};
+use axiom_engine::team::{Phase, Worker};
 use axiom_hw::cpu::{halt_forever, rdtsc};
 use axiom_hw::mem::slot_ring::{Reuse, SlotError, SlotRing};
 use axiom_hw::{power, time as tsc};
@@ -34,7 +34,6 @@ pub struct TeamShared {
     pub sync_loader: Option<&'static spin::Mutex<Streamer<'static>>>,
     /// The streaming I/O core, woken when a slot frees up.
     pub io_wake: Option<&'static IoWake>,
-    pub team: usize,
 }
 
 impl TeamShared {
@@ -94,6 +93,11 @@ impl<'w, 'j> KernelWorker<'w, 'j> {
         }
     }
 
+    /// This core's index in the compute team (its engine seat).
+    pub fn index(&self) -> usize {
+        self.cpu.borrow().index()
+    }
+
     /// Forward passes this worker ran.
     pub fn passes_run(&self) -> usize {
         self.passes.get()
@@ -121,24 +125,9 @@ impl<'w, 'j> KernelWorker<'w, 'j> {
     }
 }
 
-#[allow(unsafe_code)] // the engine's `unsafe trait Worker`: the kernel's one exception
-// SAFETY: (1) indices come from the SPMD launch, distinct in 0..count for the
-// compute team (helpers never build a KernelWorker); (2) `barrier` is the
-// launch's sense-reversing barrier over exactly the team, with AcqRel
-// ordering on its shared word; (3) a layer's slot is held `Computing` for its
-// ticket from `acquire_layer` until every member called `release_layer` (the
-// ring counts the team's releases), and the producer only writes slots it
-// claimed from `Unloaded`.
-unsafe impl Worker for KernelWorker<'_, '_> {
-    fn index(&self) -> usize {
-        self.cpu.borrow().index()
-    }
-
-    fn count(&self) -> usize {
-        self.shared.team
-    }
-
-    fn barrier(&self) {
+impl Worker for KernelWorker<'_, '_> {
+    /// The launch's barrier (spin, then park until the IPI), timed.
+    fn wait_for_team(&self) {
         let out = self.cpu.borrow_mut().barrier();
         if self.in_layer.get() {
             self.with_layer(|r| r.barrier += out.cycles);
@@ -174,9 +163,11 @@ unsafe impl Worker for KernelWorker<'_, '_> {
         self.push_layer(LayerRecord { pass: self.passes.get().saturating_sub(1) as u32, layer: layer as u32, stream_wait: waited, ..Default::default() });
         self.in_layer.set(true);
         #[allow(unsafe_code)]
-        // SAFETY: acquired above; this worker releases the ticket in
-        // `release_layer`, which the engine calls only after its last use of
-        // these weights (contract item 3 above), once per acquired layer.
+        // SAFETY: acquired above: the slot stays `Computing` for this ticket
+        // until every member of the team has called `release_layer`, which
+        // the engine does only after its last use of these weights, once per
+        // acquired layer; the producer writes only slots it claimed from
+        // `Unloaded`.
         let bytes = unsafe { s.ring.bytes(ticket, s.extent_bytes[layer]) };
         let weights = match s.packed {
             Some(p) => LayerWeights::from_packed(&s.layouts[layer], &p[layer].plan, bytes, p[layer].bytes),

@@ -14,7 +14,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use axiom_engine::forward::{generate, GenerateParams, Leader, StopReason, TokenSink};
-use axiom_engine::plan::Worker;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{SharedState, StateConfig};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
@@ -162,9 +161,9 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
         prefill_batch: state_cfg.max_batch,
     };
     let leader = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
-    let outcome = team.run(layers, |worker, scratch| {
-        let lead = if worker.index() == 0 { leader.lock().unwrap().take() } else { None };
-        generate(model, &state, scratch, worker, &params, lead)
+    let outcome = team.run(model, &state, layers, |seat, scratch| {
+        let lead = if seat.index() == 0 { leader.lock().unwrap().take() } else { None };
+        generate(seat, scratch, &params, lead)
     });
     let outcome = outcome?;
     let mut tail = String::new();

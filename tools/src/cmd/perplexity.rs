@@ -80,8 +80,7 @@ fn perplexity(args: &Args, engine: &Engine<'_>) -> Result<i32> {
         let chunk: &[u32] = chunk;
         for (b, piece) in chunk.chunks(batch).enumerate() {
             let pos = b * batch;
-            let st = &state;
-            team.run(layers, |w, scratch| forward(model, st, scratch, w, &Batch { tokens: piece, pos, logits: Logits::All }));
+            team.run(model, &state, layers, |seat, scratch| forward(seat, scratch, &Batch { tokens: piece, pos, logits: Logits::All }));
             let logits = state.logits();
             for (i, row) in logits.chunks_exact(vocab).take(piece.len()).enumerate() {
                 let j = pos + i;

@@ -63,8 +63,7 @@ fn score(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     let mut order: Vec<u32> = Vec::with_capacity(vocab);
     for (c, chunk) in tokens.chunks(batch).enumerate() {
         let pos = c * batch;
-        let st = &state;
-        team.run(layers, |w, scratch| forward(model, st, scratch, w, &Batch { tokens: chunk, pos, logits: Logits::All }));
+        team.run(model, &state, layers, |seat, scratch| forward(seat, scratch, &Batch { tokens: chunk, pos, logits: Logits::All }));
         let logits = state.logits();
         for (i, row) in logits.chunks_exact(vocab).take(chunk.len()).enumerate() {
             let top = top_k(row, args.top, &mut order);

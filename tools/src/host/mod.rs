@@ -2,7 +2,7 @@
 //! of std threads in lockstep, and the options every engine subcommand shares.
 //!
 //! The same forward pass the kernel's compute cores run, with threads in
-//! place of cores: each thread is a [`TeamWorker`] of one team, meeting the
+//! place of cores: each thread takes a seat of one engine team, meeting the
 //! others at a spinning barrier; layers are read straight from the mapping.
 
 pub mod team;

@@ -1,14 +1,14 @@
 //! A team of std threads running the engine in lockstep.
 //!
-//! `run` starts `count - 1` scoped threads plus the calling thread as worker
-//! 0, each with its [`TeamWorker`] and its own [`Scratch`] (allocated once,
-//! kept across runs). A whole generation is one run (the SPMD loop in
+//! `run` forms an engine [`Team`] and starts `count - 1` scoped threads plus
+//! the calling thread as seat 0, each with its [`Seat`] and its own
+//! [`Scratch`] (allocated once, kept across runs). A whole generation is one run (the SPMD loop in
 //! `axiom_engine::forward::generate`), so thread start-up is paid once, not
 //! per token. Threads are pinned one per CPU when there are enough CPUs.
 
-use axiom_engine::model::{LayerSource, ModelConfig};
-use axiom_engine::plan::{SpinBarrier, TeamWorker};
-use axiom_engine::state::{Scratch, StateConfig};
+use axiom_engine::model::{LayerSource, Model, ModelConfig};
+use axiom_engine::state::{Scratch, SharedState, StateConfig};
+use axiom_engine::team::{ResidentWorker, Seat, Team};
 
 pub struct HostTeam {
     count: usize,
@@ -25,28 +25,29 @@ impl HostTeam {
         HostTeam { count, scratches: (0..count).map(|_| Scratch::new(model, state)).collect(), cpus }
     }
 
-    /// Runs `f` on every worker; returns worker 0's result once all are done.
-    /// A worker that panics poisons the barrier, so the others stop too.
-    pub fn run<R>(&mut self, layers: &dyn LayerSource, f: impl Fn(&TeamWorker<'_>, &mut Scratch) -> R + Sync) -> R {
-        let barrier = SpinBarrier::new(self.count);
+    /// Runs `f` from every seat of a team running `model` on `state`;
+    /// returns seat 0's result once all are done. A member that panics
+    /// poisons the team, so the others stop too.
+    pub fn run<R>(&mut self, model: &Model<'_>, state: &SharedState<'_>, layers: &dyn LayerSource, f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut Scratch) -> R + Sync) -> R {
         // Past the core count, a spinning waiter would hold the CPU the
-        // worker it waits for needs: yield after a while.
-        let yield_now: Option<fn()> = Some(std::thread::yield_now);
-        let mut workers = TeamWorker::team(&barrier, layers, yield_now).into_iter();
-        let lead = workers.next().expect("a team has a worker 0");
+        // member it waits for needs: yield after a while.
+        let worker = ResidentWorker::yielding(layers, std::thread::yield_now);
+        let team = Team::new(model, state, self.count).unwrap_or_else(|e| panic!("host team: {e}"));
+        let mut seats = team.seats(&worker).expect("a fresh team has every seat free").into_iter();
+        let mut lead = seats.next().expect("a team has a seat 0");
         let (first, rest) = self.scratches.split_at_mut(1);
         let cpus = &self.cpus;
         std::thread::scope(|s| {
-            for (i, (w, scratch)) in workers.zip(rest.iter_mut()).enumerate() {
-                let (barrier, f) = (&barrier, &f);
+            for (i, (mut seat, scratch)) in seats.zip(rest.iter_mut()).enumerate() {
+                let (team, f) = (&team, &f);
                 std::thread::Builder::new()
                     .name(format!("axiom-worker-{}", i + 1))
                     .spawn_scoped(s, move || {
                         if let Some(&cpu) = cpus.get(i + 1) {
                             affinity::pin(cpu);
                         }
-                        let _guard = PoisonOnPanic(barrier);
-                        f(&w, scratch);
+                        let _guard = PoisonOnPanic(team);
+                        f(&mut seat, scratch);
                     })
                     .expect("cannot spawn a worker thread");
             }
@@ -55,8 +56,8 @@ impl HostTeam {
                 affinity::pin(cpu);
                 saved
             });
-            let _guard = PoisonOnPanic(&barrier);
-            let r = f(&lead, &mut first[0]);
+            let _guard = PoisonOnPanic(&team);
+            let r = f(&mut lead, &mut first[0]);
             if let Some(mask) = saved {
                 affinity::restore(&mask);
             }
@@ -65,9 +66,9 @@ impl HostTeam {
     }
 }
 
-struct PoisonOnPanic<'b>(&'b SpinBarrier);
+struct PoisonOnPanic<'b, 'a>(&'b Team<'a>);
 
-impl Drop for PoisonOnPanic<'_> {
+impl Drop for PoisonOnPanic<'_, '_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.0.poison();

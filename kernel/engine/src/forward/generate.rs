@@ -7,11 +7,10 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use super::{forward, Batch, Logits};
-use crate::model::Model;
-use crate::plan::Worker;
+use super::{run, Agreed, Agreement, Batch, Logits};
 use crate::sampler::Sampler;
-use crate::state::{Scratch, SharedState};
+use crate::state::Scratch;
+use crate::team::{Seat, Worker};
 
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
@@ -95,17 +94,14 @@ impl core::error::Error for GenerateError {}
 
 const REASONS: [StopReason; 4] = [StopReason::StopToken, StopReason::Limit, StopReason::Sink, StopReason::ContextFull];
 
-/// Runs a whole generation on every worker of the team. Worker 0 must pass
+/// Runs a whole generation from every seat of the team. Seat 0 must pass
 /// `Some(leader)`, the others `None`.
-pub fn generate<W: Worker>(
-    model: &Model<'_>,
-    state: &SharedState<'_>,
-    scratch: &mut Scratch,
-    worker: &W,
-    params: &GenerateParams<'_>,
-    mut leader: Option<Leader<'_>>,
-) -> Result<GenerateOutcome, GenerateError> {
-    assert_eq!(worker.index() == 0, leader.is_some(), "worker 0, and only worker 0, leads");
+pub fn generate<W: Worker + ?Sized>(seat: &mut Seat<'_, W>, scratch: &mut Scratch, params: &GenerateParams<'_>, mut leader: Option<Leader<'_>>) -> Result<GenerateOutcome, GenerateError> {
+    assert_eq!(seat.index() == 0, leader.is_some(), "seat 0, and only seat 0, leads");
+    // Every batch below derives from these parameters and the tokens the
+    // leader publishes: one check for the whole generation.
+    let agreed = Agreed::on(seat, Agreement::Generation(params));
+    let (model, state) = (seat.model(), seat.state());
     let n_ctx = state.cfg.n_ctx;
     let n_vocab = model.config.n_vocab;
     let prompt = params.prompt;
@@ -126,7 +122,7 @@ pub fn generate<W: Worker>(
     let chunks = prompt.len().div_ceil(params.prefill_batch);
     for (i, chunk) in prompt.chunks(params.prefill_batch).enumerate() {
         let logits = if i + 1 == chunks { Logits::Last } else { Logits::None };
-        forward(model, state, scratch, worker, &Batch { tokens: chunk, pos, logits });
+        run(seat, scratch, &Batch { tokens: chunk, pos, logits }, Some(agreed));
         pos += chunk.len();
     }
     if let Some(l) = leader.as_mut() {
@@ -141,8 +137,9 @@ pub fn generate<W: Worker>(
     loop {
         if let Some(l) = leader.as_mut() {
             // The others wait at the barrier below: the logits are the
-            // leader's alone now.
-            let token = l.sampler.sample(state.logits.write(0..n_vocab));
+            // leader's alone until then.
+            let logits = seat.leader_logits().expect("the leader is seat 0");
+            let token = l.sampler.sample(&mut logits[..n_vocab]);
             let stop = if params.stop_tokens.contains(&token) {
                 Some(StopReason::StopToken)
             } else {
@@ -162,14 +159,14 @@ pub fn generate<W: Worker>(
             control.generated.store(generated as u32, Ordering::Relaxed);
             control.stop.store(stop.map_or(0, |r| 1 + REASONS.iter().position(|&x| x == r).unwrap_or(0) as u8), Ordering::Relaxed);
         }
-        worker.barrier();
+        seat.barrier();
         let stop = control.stop.load(Ordering::Relaxed);
         generated = control.generated.load(Ordering::Relaxed) as usize;
         if stop != 0 {
             return Ok(GenerateOutcome { generated, stop: REASONS[(stop - 1) as usize], end_pos: pos });
         }
         let token = control.token.load(Ordering::Relaxed);
-        forward(model, state, scratch, worker, &Batch { tokens: &[token], pos, logits: Logits::Last });
+        run(seat, scratch, &Batch { tokens: &[token], pos, logits: Logits::Last }, Some(agreed));
         pos += 1;
     }
 }

@@ -1,8 +1,10 @@
 //! The element-wise pieces of the forward pass: RMSNorm, RoPE, softmax,
 //! SiLU and a fast `exp`. Plain Rust with a fixed operation order, so they
-//! give the same bits on every ISA, in the kernel and on the host.
+//! give the same bits on every ISA, in the kernel and on the host. The hot
+//! ones run through [`Kernels::vectorized`], which compiles them for AVX2 on
+//! the SIMD paths: the loops vectorize, the results stay the same.
 
-use crate::matmul::{Isa, Kernels};
+use crate::matmul::Kernels;
 use crate::model::{F32Vector, RopeLayout};
 
 /// `out = x / rms(x) * w`, as ggml's `rms_norm` then `mul`: the sum of
@@ -60,18 +62,7 @@ pub fn rope(head: &mut [f32], table: &[f32], layout: RopeLayout) {
 /// multiply and add, so the portable and the AVX2 build give the same bits.
 pub fn attention_scores(k: &Kernels, q: &[f32], keys: &[f32], stride: usize, scores: &mut [f32]) {
     assert!(scores.len().is_multiple_of(8) && scores.len() <= stride && keys.len() >= (q.len().max(1) - 1) * stride + scores.len());
-    if k.isa() != Isa::Scalar {
-        // SAFETY: a non-scalar `Kernels` exists only after CPUID and XGETBV
-        // confirmed AVX2 (matmul's invariant).
-        unsafe { scores_avx2(q, keys, stride, scores) }
-    } else {
-        scores_impl(q, keys, stride, scores)
-    }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn scores_avx2(q: &[f32], keys: &[f32], stride: usize, scores: &mut [f32]) {
-    scores_impl(q, keys, stride, scores)
+    k.vectorized(|| scores_impl(q, keys, stride, scores))
 }
 
 #[inline(always)]
@@ -109,17 +100,7 @@ fn scores_impl(q: &[f32], keys: &[f32], stride: usize, scores: &mut [f32]) {
 /// with separate multiply and add (same bits portable and AVX2).
 pub fn attention_values(k: &Kernels, probs: &[f32], values: &[f32], row: usize, out: &mut [f32]) {
     assert!(out.len() <= row && values.len() >= probs.len().saturating_sub(1) * row + out.len());
-    if k.isa() != Isa::Scalar {
-        // SAFETY: as in `attention_scores`.
-        unsafe { values_avx2(probs, values, row, out) }
-    } else {
-        values_impl(probs, values, row, out)
-    }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn values_avx2(probs: &[f32], values: &[f32], row: usize, out: &mut [f32]) {
-    values_impl(probs, values, row, out)
+    k.vectorized(|| values_impl(probs, values, row, out))
 }
 
 #[inline(always)]
@@ -151,17 +132,7 @@ fn values_impl(probs: &[f32], values: &[f32], row: usize, out: &mut [f32]) {
 /// sum in f64 as ggml keeps it, combined in a fixed order), then scaled by
 /// 1/sum. Portable and AVX2 builds give the same bits.
 pub fn softmax(k: &Kernels, x: &mut [f32]) {
-    if k.isa() != Isa::Scalar {
-        // SAFETY: as in `attention_scores`.
-        unsafe { softmax_avx2(x) }
-    } else {
-        softmax_impl(x)
-    }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn softmax_avx2(x: &mut [f32]) {
-    softmax_impl(x)
+    k.vectorized(|| softmax_impl(x))
 }
 
 #[inline(always)]
@@ -201,17 +172,7 @@ fn softmax_impl(x: &mut [f32]) {
 /// `silu(g) * u`, the SwiGLU gate, element-wise into `g` (portable and
 /// AVX2 builds give the same bits).
 pub fn swiglu(k: &Kernels, g: &mut [f32], u: &[f32]) {
-    if k.isa() != Isa::Scalar {
-        // SAFETY: as in `attention_scores`.
-        unsafe { swiglu_avx2(g, u) }
-    } else {
-        swiglu_impl(g, u)
-    }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn swiglu_avx2(g: &mut [f32], u: &[f32]) {
-    swiglu_impl(g, u)
+    k.vectorized(|| swiglu_impl(g, u))
 }
 
 #[inline(always)]
@@ -253,6 +214,7 @@ pub fn exp(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matmul::Isa;
 
     #[test]
     fn exp_is_close_to_libm() {
@@ -270,34 +232,43 @@ mod tests {
         assert!(exp(100.0).is_finite());
     }
 
-    #[test]
-    fn attention_helpers_match_naive_sums_on_every_isa() {
+    /// The attention helpers with `k`, against naive f64 sums; returns the
+    /// scores and values for comparing paths bit for bit.
+    fn attention_helpers(k: Kernels) -> ([f32; 40], [f32; 70]) {
         let (hd, stride, n) = (64, 40, 37);
         let q: alloc::vec::Vec<f32> = (0..hd).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
         let keys: alloc::vec::Vec<f32> = (0..hd * stride).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.07).collect();
         let values: alloc::vec::Vec<f32> = (0..n * 72).map(|i| ((i * 3 % 17) as f32 - 8.0) * 0.05).collect();
         let probs: alloc::vec::Vec<f32> = (0..n).map(|i| (i as f32 + 1.0) / 700.0).collect();
-        let mut results = alloc::vec::Vec::new();
-        for isa in Isa::ALL {
-            let Ok(k) = Kernels::for_isa(isa) else { continue };
-            let mut scores = [0.0f32; 40];
-            attention_scores(&k, &q, &keys, stride, &mut scores);
-            for t in 0..40 {
-                let want: f64 = (0..hd).map(|d| q[d] as f64 * keys[d * stride + t] as f64).sum();
-                assert!((scores[t] as f64 - want).abs() < 1e-4, "{isa} score {t}");
-            }
-            let mut out = [0.0f32; 70];
-            attention_values(&k, &probs, &values, 72, &mut out);
-            for i in 0..70 {
-                let want: f64 = (0..n).map(|t| probs[t] as f64 * values[t * 72 + i] as f64).sum();
-                assert!((out[i] as f64 - want).abs() < 1e-5, "{isa} value {i}");
-            }
-            results.push((scores, out));
+        let isa = k.isa();
+        let mut scores = [0.0f32; 40];
+        attention_scores(&k, &q, &keys, stride, &mut scores);
+        for (t, score) in scores.iter().enumerate() {
+            let want: f64 = (0..hd).map(|d| q[d] as f64 * keys[d * stride + t] as f64).sum();
+            assert!((*score as f64 - want).abs() < 1e-4, "{isa} score {t}");
         }
-        for r in &results[1..] {
-            assert!(r.0.iter().zip(&results[0].0).all(|(a, b)| a.to_bits() == b.to_bits()));
-            assert!(r.1.iter().zip(&results[0].1).all(|(a, b)| a.to_bits() == b.to_bits()));
+        let mut out = [0.0f32; 70];
+        attention_values(&k, &probs, &values, 72, &mut out);
+        for (i, value) in out.iter().enumerate() {
+            let want: f64 = (0..n).map(|t| probs[t] as f64 * values[t * 72 + i] as f64).sum();
+            assert!((*value as f64 - want).abs() < 1e-5, "{isa} value {i}");
         }
+        (scores, out)
+    }
+
+    #[test]
+    fn attention_helpers_match_naive_sums() {
+        attention_helpers(Kernels::for_isa(Isa::Scalar).unwrap());
+    }
+
+    /// The AVX2 compile (every SIMD path runs it) gives the portable bits.
+    #[test]
+    #[cfg_attr(not(axiom_cpu_avx2), ignore = "this machine lacks AVX2+FMA+F16C")]
+    fn attention_helpers_compiled_for_avx2_give_the_same_bits() {
+        let portable = attention_helpers(Kernels::for_isa(Isa::Scalar).unwrap());
+        let avx2 = attention_helpers(crate::matmul::tests::isa_kernels(Isa::Avx2));
+        assert!(avx2.0.iter().zip(&portable.0).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(avx2.1.iter().zip(&portable.1).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]

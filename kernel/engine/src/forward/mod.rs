@@ -16,11 +16,15 @@
 //! logits = (rmsnorm(x) · output_norm)·Wout    for the rows asked for
 //! ```
 //!
-//! Each step is split into tiles (see [`crate::plan`]); between steps the
-//! workers meet at a barrier. Norms and activation quantization are cheap and
-//! computed by every worker for itself, which saves barriers.
+//! [`forward`] is that loop: each line a step of `steps.rs` that computes this
+//! seat's tile (see [`crate::team`]), and between phases the seats meet at the
+//! team's barrier. Norms and activation quantization are cheap and computed
+//! by every seat for itself, which saves barriers. The same computation in
+//! f64, with no tiles, is [`crate::reference`].
 
 mod math;
+#[allow(unsafe_code)] // the seats' views of the shared buffers, phase by phase
+mod steps;
 pub mod generate;
 
 pub use generate::{generate, GenerateError, GenerateOutcome, GenerateParams, Leader, StopReason, TokenSink};
@@ -28,11 +32,9 @@ pub use math::exp;
 
 use core::ops::Range;
 
-use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
-use crate::model::{LayerWeights, Model};
-use crate::plan::{tile, Phase, SharedBuf, Worker, ROW_GRANULE};
-use crate::quant::dequantize_row;
-use crate::state::{Scratch, SharedState, MATMUL_CHUNK_ROWS};
+use crate::state::Scratch;
+use crate::team::{Phase, Seat, Worker};
+use steps::Pass;
 
 /// Which tokens of a batch need logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,17 @@ pub enum Logits {
     All,
 }
 
+impl Logits {
+    /// The tokens of a batch of `n` that get logits (row `i` for the `i`-th).
+    fn tokens(self, n: usize) -> Option<Range<usize>> {
+        match self {
+            Logits::None => None,
+            Logits::Last => Some(n - 1..n),
+            Logits::All => Some(0..n),
+        }
+    }
+}
+
 /// One forward call: `tokens` at positions `pos..pos + tokens.len()`.
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'t> {
@@ -53,15 +66,61 @@ pub struct Batch<'t> {
     pub logits: Logits,
 }
 
-/// Runs one forward call as worker `worker.index()` of `worker.count()`.
-/// Every worker of the team must call it with the same arguments (except its
-/// own scratch). Returns once the logits are complete for everyone.
+/// Runs one forward call from `seat` of its team. Every seat of the team
+/// must call it with the same batch (checked: a seat that disagrees with seat
+/// 0 panics before writing anything), each with its own scratch. Returns once
+/// the logits are complete for everyone.
 ///
 /// Panics (a caller bug, not bad input) if the batch is empty or too large
 /// for the state, runs past the context, or holds a token id outside the
 /// vocabulary: callers validate user input first.
-pub fn forward<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, worker: &W, batch: &Batch<'_>) {
-    let cfg = &model.config;
+pub fn forward<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, batch: &Batch<'_>) {
+    run(seat, scratch, batch, None)
+}
+
+/// Proof that every seat of the team runs the same forward calls, so their
+/// tiles of the shared buffers are disjoint. Made by [`Agreed::on`] (one
+/// barrier at which every seat compares its words with seat 0's, exactly):
+/// `forward` checks each batch; `generate` checks its parameters once and
+/// derives every batch from them and from the tokens the leader publishes.
+#[derive(Clone, Copy)]
+struct Agreed(());
+
+/// What [`Agreed::on`] compares: a kind, the three numbers that decide the
+/// tiles, and a hash of the tokens (which only decide the values).
+enum Agreement<'a> {
+    Batch(&'a Batch<'a>),
+    Generation(&'a GenerateParams<'a>),
+}
+
+impl Agreed {
+    fn on<W: Worker + ?Sized>(seat: &Seat<'_, W>, what: Agreement<'_>) -> Agreed {
+        let words = match what {
+            Agreement::Batch(b) => {
+                let logits = match b.logits {
+                    Logits::None => 0,
+                    Logits::Last => 1,
+                    Logits::All => 2,
+                };
+                [0, b.tokens.len() as u64, b.pos as u64, logits, fnv(b.tokens)]
+            }
+            Agreement::Generation(p) => [1, p.prompt.len() as u64, p.start_pos as u64, p.prefill_batch as u64, fnv(p.prompt)],
+        };
+        seat.agree_on(words);
+        Agreed(())
+    }
+}
+
+/// FNV-1a of token ids.
+fn fnv(tokens: &[u32]) -> u64 {
+    tokens.iter().flat_map(|t| t.to_le_bytes()).fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// [`forward`], with the proof that every seat runs this batch, or `None` to
+/// check it here (one barrier).
+fn run<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, batch: &Batch<'_>, agreed: Option<Agreed>) {
+    let (state, worker) = (seat.state(), seat.worker());
+    let cfg = &seat.model().config;
     let n = batch.tokens.len();
     assert!(n >= 1 && n <= state.cfg.max_batch, "batch of {n} tokens (state holds {})", state.cfg.max_batch);
     assert!(batch.pos + n <= state.cfg.n_ctx, "positions {}..{} exceed the context of {}", batch.pos, batch.pos + n, state.cfg.n_ctx);
@@ -70,265 +129,44 @@ pub fn forward<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &
         assert!(n <= state.cfg.logit_rows, "{n} logit rows asked, state holds {}", state.cfg.logit_rows);
     }
 
-    embed(model, state, worker, batch.tokens);
+    worker.phase_begin(Phase::Embed);
+    let agreed = agreed.unwrap_or_else(|| Agreed::on(seat, Agreement::Batch(batch)));
+    let pass = Pass::begin(seat, batch.tokens, batch.pos, agreed);
+    pass.embed(batch.tokens); // x = token embeddings
+    worker.phase_end(Phase::Embed);
+    seat.barrier();
+
     for layer in 0..cfg.n_layers {
         let w = worker.acquire_layer(layer);
-        attention(model, state, scratch, worker, &w, layer, batch.pos, n);
-        ffn(model, state, scratch, worker, &w, layer, n);
-    }
-    output(model, state, scratch, worker, n, batch.logits);
-}
 
-/// x[t] = the embedding row of token t (tiles: tokens).
-fn embed<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, worker: &W, tokens: &[u32]) {
-    let e = model.config.n_embd;
-    let table = &model.globals.token_embd;
-    worker.phase_begin(Phase::Embed);
-    for t in tile(tokens.len(), 1, worker.index(), worker.count()) {
-        let row = table.row(tokens[t] as usize);
-        if let Err(err) = dequantize_row(table.ty, row, state.x.write(t * e..(t + 1) * e)) {
-            panic!("embedding row: {err}");
-        }
-    }
-    worker.phase_end(Phase::Embed);
-    worker.barrier();
-}
+        worker.phase_begin(Phase::Attention { layer });
+        pass.normalize(w.attn_norm, scratch); // xb = rmsnorm(x) · attn_norm
+        let heads = pass.heads(); // this seat's query, key and value heads
+        pass.project_qkv(&w, &heads, layer, scratch); // q, k, v = xb·Wq, xb·Wk, xb·Wv
+        pass.add_bias_and_rope(&w, &heads, layer, scratch); // + biases; RoPE on q and k
+        pass.store_keys(&heads, layer, scratch); // k -> K cache (v went to the V cache)
+        seat.barrier();
+        pass.attend(layer, scratch); // att = softmax(q·kᵀ · scale) · v, per (token, head)
+        seat.barrier();
+        pass.add_projection(&w.wo, &state.att, scratch); // x += att·Wo
+        worker.phase_end(Phase::Attention { layer });
+        seat.barrier();
 
-/// Normalizes rows `rows` of `x` (each `width` wide) into `out`, row by row.
-fn rmsnorm_rows(x: &SharedBuf<'_>, rows: Range<usize>, width: usize, w: crate::model::F32Vector<'_>, eps: f32, out: &mut [f32]) {
-    for (i, r) in rows.enumerate() {
-        math::rmsnorm(&mut out[i * width..(i + 1) * width], x.read(r * width..(r + 1) * width), w, eps);
-    }
-}
-
-/// Activations quantized on demand for each weight type they meet.
-struct Input<'s> {
-    x: &'s [f32],
-    n: usize,
-    acts: &'s mut ActBuf,
-    kind: Option<ActKind>,
-}
-
-impl<'s> Input<'s> {
-    fn new(x: &'s [f32], n: usize, acts: &'s mut ActBuf) -> Self {
-        Input { x, n, acts, kind: None }
+        worker.phase_begin(Phase::Ffn { layer });
+        pass.normalize(w.ffn_norm, scratch); // xb = rmsnorm(x) · ffn_norm
+        pass.gate_up(&w, scratch); // hb = silu(xb·Wgate) * (xb·Wup)
+        seat.barrier();
+        pass.add_projection(&w.w_down, &state.hb, scratch); // x += hb·Wdown
+        worker.release_layer(layer);
+        worker.phase_end(Phase::Ffn { layer });
+        seat.barrier();
     }
 
-    fn for_weights(&mut self, k: &Kernels, w: &Matrix<'_>) -> &ActBuf {
-        let kind = ActKind::for_weights(w.ty());
-        if self.kind != kind {
-            k.quantize_activations(w.ty(), self.x, self.n, self.acts);
-            self.kind = kind;
-        }
-        self.acts
-    }
-}
-
-/// `w · acts` for output rows `rows` and every token, in chunks of
-/// [`MATMUL_CHUNK_ROWS`]; `sink(token, first_row, values)` receives each
-/// token's values for a chunk.
-fn matmul_rows(k: &Kernels, w: &Matrix<'_>, acts: &ActBuf, rows: Range<usize>, buf: &mut [f32], mut sink: impl FnMut(usize, usize, &[f32])) {
-    let n = acts.batch();
-    let mut r0 = rows.start;
-    while r0 < rows.end {
-        let r1 = (r0 + MATMUL_CHUNK_ROWS).min(rows.end);
-        let len = r1 - r0;
-        let out = &mut buf[..n * len];
-        k.matmul(*w, acts, r0..r1, out);
-        for t in 0..n {
-            sink(t, r0, &out[t * len..(t + 1) * len]);
-        }
-        r0 = r1;
-    }
-}
-
-/// The attention half of a layer (three barriers).
-#[allow(clippy::too_many_arguments)]
-fn attention<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, worker: &W, w: &LayerWeights<'_>, layer: usize, pos: usize, n: usize) {
-    let cfg = &model.config;
-    let k = &model.kernels;
-    let (e, hd, qd, kvd) = (cfg.n_embd, cfg.head_dim, cfg.q_dim(), cfg.kv_dim());
-    let (me, team) = (worker.index(), worker.count());
-    let rot = cfg.rope.n_rot;
-    let (k_base, v_base) = (layer * state.k_layer, layer * state.v_layer);
-    worker.phase_begin(Phase::Attention { layer });
-
-    // Q, K, V. Tiles are whole heads of the concatenated [q | k | v] rows, so
-    // the worker that computes a head also adds its bias, rotates it and
-    // stores it in the cache.
-    rmsnorm_rows(&state.x, 0..n, e, w.attn_norm, cfg.rms_eps, &mut scratch.xb[..n * e]);
-    let mut input = Input::new(&scratch.xb[..n * e], n, &mut scratch.acts);
-    let units = tile(cfg.n_heads + 2 * cfg.n_kv_heads, 1, me, team);
-    let q_heads = clip(&units, 0, cfg.n_heads);
-    let k_heads = clip(&units, cfg.n_heads, cfg.n_kv_heads);
-    let v_heads = clip(&units, cfg.n_heads + cfg.n_kv_heads, cfg.n_kv_heads);
-    let heads_rows = |h: &Range<usize>| h.start * hd..h.end * hd;
-    let stride = state.ctx_stride;
-    // K is cached transposed, [kv_head][dim][position], so that scoring a
-    // query against every position is a few long vector updates (see below).
-    let key_at = |h: usize, d: usize| k_base + (h * hd + d) * stride;
-    let value_row = |t: usize| v_base + (pos + t) * kvd;
-
-    if !q_heads.is_empty() {
-        let acts = input.for_weights(k, &w.wq);
-        matmul_rows(k, &w.wq, acts, heads_rows(&q_heads), &mut scratch.mm, |t, r0, vals| {
-            let at = t * qd + r0;
-            state.q.write(at..at + vals.len()).copy_from_slice(vals);
-        });
-    }
-    if !k_heads.is_empty() {
-        let acts = input.for_weights(k, &w.wk);
-        let stage = &mut scratch.kstage;
-        matmul_rows(k, &w.wk, acts, heads_rows(&k_heads), &mut scratch.mm, |t, r0, vals| {
-            stage[t * kvd + r0..t * kvd + r0 + vals.len()].copy_from_slice(vals);
-        });
-    }
-    if !v_heads.is_empty() {
-        let acts = input.for_weights(k, &w.wv);
-        matmul_rows(k, &w.wv, acts, heads_rows(&v_heads), &mut scratch.mm, |t, r0, vals| {
-            let at = value_row(t) + r0;
-            state.v.write(at..at + vals.len()).copy_from_slice(vals);
-        });
-    }
-    for t in 0..n {
-        let angles = &state.rope[(pos + t) * rot..(pos + t + 1) * rot];
-        for h in q_heads.clone() {
-            let at = t * qd + h * hd;
-            let head = state.q.write(at..at + hd);
-            add_bias(head, w.bq, h * hd);
-            math::rope(head, angles, cfg.rope.layout);
-        }
-        for h in k_heads.clone() {
-            let head = &mut scratch.kstage[t * kvd + h * hd..t * kvd + (h + 1) * hd];
-            add_bias(head, w.bk, h * hd);
-            math::rope(head, angles, cfg.rope.layout);
-        }
-        for h in v_heads.clone() {
-            let at = value_row(t) + h * hd;
-            add_bias(state.v.write(at..at + hd), w.bv, h * hd);
-        }
-    }
-    for h in k_heads.clone() {
-        for d in 0..hd {
-            let at = key_at(h, d) + pos;
-            for (t, slot) in state.k.write(at..at + n).iter_mut().enumerate() {
-                *slot = scratch.kstage[t * kvd + h * hd + d];
-            }
-        }
-    }
-    worker.barrier();
-
-    // Attention, causal, one (token, head) pair per tile unit. Scores for
-    // all positions at once: s[0..=p] += q[d] * K[d][0..=p], dimension by
-    // dimension (each score sums its products in dimension order).
-    let group = cfg.gqa_group();
-    for unit in tile(n * cfg.n_heads, 1, me, team) {
-        let (t, h) = (unit / cfg.n_heads, unit % cfg.n_heads);
-        let p = pos + t;
-        let kvh = h / group;
-        let q = state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd);
-        let keys = state.k.read(key_at(kvh, 0)..key_at(kvh, hd));
-        let values = state.v.read(v_base..v_base + (p + 1) * kvd);
-        // Whole vectors: the lanes past `p` (stale or unwritten cache
-        // entries) are computed and ignored.
-        let lanes = (p + 1).next_multiple_of(8);
-        math::attention_scores(k, q, keys, stride, &mut scratch.scores[..lanes]);
-        let scores = &mut scratch.scores[..p + 1];
-        k.scale(scores, cfg.attn_scale);
-        math::softmax(k, scores);
-        let out = state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd);
-        math::attention_values(k, scores, &values[kvh * hd..], kvd, out);
-    }
-    worker.barrier();
-
-    // Output projection into the residual stream (tiles: rows of n_embd).
-    let mut input = Input::new(state.att.read(0..n * qd), n, &mut scratch.acts);
-    let acts = input.for_weights(k, &w.wo);
-    matmul_rows(k, &w.wo, acts, tile(e, ROW_GRANULE, me, team), &mut scratch.mm, |t, r0, vals| {
-        let at = t * e + r0;
-        k.add(state.x.write(at..at + vals.len()), vals);
-    });
-    worker.phase_end(Phase::Attention { layer });
-    worker.barrier();
-}
-
-/// The FFN half of a layer (two barriers); releases the layer's weights.
-fn ffn<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, worker: &W, w: &LayerWeights<'_>, layer: usize, n: usize) {
-    let cfg = &model.config;
-    let k = &model.kernels;
-    let (e, ff) = (cfg.n_embd, cfg.n_ff);
-    let (me, team) = (worker.index(), worker.count());
-    worker.phase_begin(Phase::Ffn { layer });
-
-    // hb = silu(xb·Wgate) * (xb·Wup), tiles: rows of n_ff.
-    rmsnorm_rows(&state.x, 0..n, e, w.ffn_norm, cfg.rms_eps, &mut scratch.xb[..n * e]);
-    let mut input = Input::new(&scratch.xb[..n * e], n, &mut scratch.acts);
-    let rows = tile(ff, ROW_GRANULE, me, team);
-    let mut r0 = rows.start;
-    while r0 < rows.end {
-        let r1 = (r0 + MATMUL_CHUNK_ROWS).min(rows.end);
-        let len = r1 - r0;
-        k.matmul(w.w_gate, input.for_weights(k, &w.w_gate), r0..r1, &mut scratch.mm[..n * len]);
-        k.matmul(w.w_up, input.for_weights(k, &w.w_up), r0..r1, &mut scratch.mm2[..n * len]);
-        for t in 0..n {
-            let gate = &mut scratch.mm[t * len..(t + 1) * len];
-            math::swiglu(k, gate, &scratch.mm2[t * len..(t + 1) * len]);
-            state.hb.write(t * ff + r0..t * ff + r1).copy_from_slice(gate);
-        }
-        r0 = r1;
-    }
-    worker.barrier();
-
-    // x += hb·Wdown, tiles: rows of n_embd.
-    let mut input = Input::new(state.hb.read(0..n * ff), n, &mut scratch.acts);
-    let acts = input.for_weights(k, &w.w_down);
-    matmul_rows(k, &w.w_down, acts, tile(e, ROW_GRANULE, me, team), &mut scratch.mm, |t, r0, vals| {
-        let at = t * e + r0;
-        k.add(state.x.write(at..at + vals.len()), vals);
-    });
-    worker.release_layer(layer);
-    worker.phase_end(Phase::Ffn { layer });
-    worker.barrier();
-}
-
-/// Final norm and the full output head for the rows asked for (tiles: rows
-/// of the vocabulary).
-fn output<W: Worker>(model: &Model<'_>, state: &SharedState<'_>, scratch: &mut Scratch, worker: &W, n: usize, which: Logits) {
-    let cfg = &model.config;
-    let k = &model.kernels;
-    let (e, vocab) = (cfg.n_embd, cfg.n_vocab);
-    let rows = match which {
-        Logits::None => return,
-        Logits::Last => n - 1..n,
-        Logits::All => 0..n,
-    };
-    let m = rows.len();
-    worker.phase_begin(Phase::Output);
-    rmsnorm_rows(&state.x, rows, e, model.globals.output_norm, cfg.rms_eps, &mut scratch.xb[..m * e]);
-    let head = &model.globals.output;
-    let mut input = Input::new(&scratch.xb[..m * e], m, &mut scratch.acts);
-    let acts = input.for_weights(k, head);
-    matmul_rows(k, head, acts, tile(vocab, ROW_GRANULE, worker.index(), worker.count()), &mut scratch.mm, |t, r0, vals| {
-        let at = t * vocab + r0;
-        state.logits.write(at..at + vals.len()).copy_from_slice(vals);
-    });
-    worker.phase_end(Phase::Output);
-    worker.barrier();
-}
-
-/// `units ∩ [offset, offset + len)`, shifted to start at 0.
-fn clip(units: &Range<usize>, offset: usize, len: usize) -> Range<usize> {
-    let start = units.start.clamp(offset, offset + len) - offset;
-    let end = units.end.clamp(offset, offset + len) - offset;
-    start..end
-}
-
-fn add_bias(head: &mut [f32], bias: Option<crate::model::F32Vector<'_>>, start: usize) {
-    if let Some(b) = bias {
-        let len = head.len();
-        for (v, bv) in head.iter_mut().zip(b.slice(start, start + len).iter()) {
-            *v += bv;
-        }
+    if let Some(tokens) = batch.logits.tokens(n) {
+        worker.phase_begin(Phase::Output);
+        pass.logits(tokens, scratch); // logits = (rmsnorm(x) · output_norm) · Wout
+        worker.phase_end(Phase::Output);
+        seat.barrier();
     }
 }
 

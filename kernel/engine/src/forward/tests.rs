@@ -1,5 +1,5 @@
-//! The forward pass on small synthetic models against a naive f64 reference
-//! written from the formulas: every architecture option (adjacent and NeoX
+//! The forward pass on small synthetic models against the f64 specification
+//! ([`crate::reference`]): every architecture option (adjacent and NeoX
 //! RoPE, partial rotary dims, linear RoPE scaling, grouped K/V heads, Q/K/V
 //! biases, tied and untied output head), with F32 weights so no activation
 //! quantization blurs the comparison; plus bit-identical results for 1..4
@@ -14,10 +14,11 @@ use super::*;
 use crate::ggml_type::GgmlType;
 use crate::gguf::builder::GgufBuilder;
 use crate::gguf::Gguf;
-use crate::matmul::Kernels;
+use crate::matmul::tests::isa_kernels;
+use crate::matmul::{Isa, Kernels};
 use crate::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use crate::model::{LayerSource, LayerWeights, Model, PackedLayers, ResidentLayers};
-use crate::plan::{SoloWorker, SpinBarrier, TeamWorker};
+use crate::team::{ResidentWorker, Seat, Team, TeamError};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::state::{Scratch, SharedState, StateConfig};
 
@@ -34,10 +35,12 @@ struct Spec {
     scale: f32,
     tied: bool,
     biases: bool,
+    /// Llama 3 per-dimension RoPE frequency factors (`rope_freqs.weight`).
+    freqs: bool,
     ty: GgmlType,
 }
 
-const BASE: Spec = Spec { arch: "llama", layers: 2, embd: 64, ff: 96, heads: 4, kv_heads: 2, vocab: 40, n_rot: 16, scale: 1.0, tied: true, biases: false, ty: GgmlType::F32 };
+const BASE: Spec = Spec { arch: "llama", layers: 2, embd: 64, ff: 96, heads: 4, kv_heads: 2, vocab: 40, n_rot: 16, scale: 1.0, tied: true, biases: false, freqs: false, ty: GgmlType::F32 };
 
 struct Lcg(u64);
 
@@ -110,117 +113,43 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
     if !spec.tied {
         matrix(&mut b, "output.weight", spec.embd, spec.vocab, 0.3);
     }
+    if spec.freqs {
+        let factors: Vec<f32> = (0..spec.n_rot / 2).map(|i| 1.0 + i as f32 * 0.75).collect();
+        b.tensor_f32("rope_freqs.weight", &[(spec.n_rot / 2) as u64], &factors);
+    }
     b.finish()
 }
 
-fn dequant<'a>(w: impl Into<Matrix<'a>>) -> Vec<f64> {
-    let Matrix::Ggml(w) = w.into() else { panic!("the reference reads ggml layouts") };
-    let mut row = vec![0f32; w.cols];
-    let mut out = Vec::with_capacity(w.rows * w.cols);
-    for r in 0..w.rows {
-        dequantize_row(w.ty, w.row(r), &mut row).unwrap();
-        out.extend(row.iter().map(|&v| v as f64));
-    }
-    out
-}
-
-fn matvec(w: &[f64], x: &[f64]) -> Vec<f64> {
-    w.chunks(x.len()).map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum()).collect()
-}
-
-fn rms(x: &[f64], w: crate::model::F32Vector<'_>, eps: f64) -> Vec<f64> {
-    let s = 1.0 / (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64 + eps).sqrt();
-    x.iter().zip(w.iter()).map(|(v, w)| v * s * w as f64).collect()
-}
-
-/// The model's logits for every position, computed naively in f64.
+/// The model's logits for every position, from the f64 specification.
 fn reference(bytes: &[u8], tokens: &[u32]) -> Vec<Vec<f64>> {
     let g = Gguf::parse(bytes).unwrap();
-    let model = Model::from_gguf(&g, Kernels::for_isa(crate::matmul::Isa::Scalar).unwrap()).unwrap();
-    let c = &model.config;
+    let model = Model::from_gguf(&g, Kernels::for_isa(Isa::Scalar).unwrap()).unwrap();
     let layers = ResidentLayers::new(bytes, &model.layout).unwrap();
-    let (hd, group, n_rot) = (c.head_dim, c.n_heads / c.n_kv_heads, c.rope.n_rot);
-    let emb = dequant(model.globals.token_embd);
-    let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| emb[t as usize * c.n_embd..(t as usize + 1) * c.n_embd].to_vec()).collect();
-    let rotate = |head: &mut [f64], p: usize| {
-        for i in 0..n_rot / 2 {
-            let theta = p as f64 * c.rope.freq_scale as f64 * (c.rope.freq_base as f64).powf(-2.0 * i as f64 / n_rot as f64);
-            let (a, b) = match c.rope.layout {
-                crate::model::RopeLayout::Adjacent => (2 * i, 2 * i + 1),
-                crate::model::RopeLayout::NeoX => (i, i + n_rot / 2),
-            };
-            let (x0, x1) = (head[a], head[b]);
-            head[a] = x0 * theta.cos() - x1 * theta.sin();
-            head[b] = x0 * theta.sin() + x1 * theta.cos();
-        }
-    };
-    let add = |v: &mut Vec<f64>, b: Option<crate::model::F32Vector<'_>>| {
-        if let Some(b) = b {
-            v.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y as f64);
-        }
-    };
-    for l in 0..c.n_layers {
-        let w = LayerWeights::from_extent(&model.layout.layers[l], layers.extent(l)).unwrap();
-        let (wq, wk, wv, wo) = (dequant(w.wq), dequant(w.wk), dequant(w.wv), dequant(w.wo));
-        let (mut qs, mut ks, mut vs) = (vec![], vec![], vec![]);
-        for (p, x) in xs.iter().enumerate() {
-            let xb = rms(x, w.attn_norm, c.rms_eps as f64);
-            let (mut q, mut k, mut v) = (matvec(&wq, &xb), matvec(&wk, &xb), matvec(&wv, &xb));
-            add(&mut q, w.bq);
-            add(&mut k, w.bk);
-            add(&mut v, w.bv);
-            q.chunks_mut(hd).chain(k.chunks_mut(hd)).for_each(|h| rotate(h, p));
-            qs.push(q);
-            ks.push(k);
-            vs.push(v);
-        }
-        for p in 0..tokens.len() {
-            let mut att = vec![0f64; c.q_dim()];
-            for h in 0..c.n_heads {
-                let kvh = h / group;
-                let q = &qs[p][h * hd..(h + 1) * hd];
-                let s: Vec<f64> = (0..=p).map(|t| q.iter().zip(&ks[t][kvh * hd..]).map(|(a, b)| a * b).sum::<f64>() * c.attn_scale as f64).collect();
-                let m = s.iter().copied().fold(f64::MIN, f64::max);
-                let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
-                for t in 0..=p {
-                    for i in 0..hd {
-                        att[h * hd + i] += (s[t] - m).exp() / z * vs[t][kvh * hd + i];
-                    }
-                }
-            }
-            let o = matvec(&wo, &att);
-            xs[p].iter_mut().zip(&o).for_each(|(x, y)| *x += y);
-            let xb = rms(&xs[p], w.ffn_norm, c.rms_eps as f64);
-            let (g, u) = (matvec(&dequant(w.w_gate), &xb), matvec(&dequant(w.w_up), &xb));
-            let hb: Vec<f64> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-            let d = matvec(&dequant(w.w_down), &hb);
-            xs[p].iter_mut().zip(&d).for_each(|(x, y)| *x += y);
-        }
-    }
-    let out = dequant(model.globals.output);
-    xs.iter().map(|x| matvec(&out, &rms(x, model.globals.output_norm, c.rms_eps as f64))).collect()
+    crate::reference::logits(&model, &layers, tokens)
 }
 
-/// Runs `f` on a team of `count` std threads (worker 0 on this thread).
-fn team<R: Send>(count: usize, layers: &dyn LayerSource, scratches: &mut [Scratch], f: impl Fn(&TeamWorker<'_>, &mut Scratch) -> R + Sync) -> R {
-    let barrier = SpinBarrier::new(count);
-    let mut workers = TeamWorker::team(&barrier, layers, Some(std::thread::yield_now)).into_iter();
-    let lead = workers.next().unwrap();
+/// Runs `f` from every seat of a team of `count` std threads (seat 0 on
+/// this thread) running `model` on `state`.
+fn team<R: Send>(model: &Model<'_>, state: &SharedState<'_>, count: usize, layers: &dyn LayerSource, scratches: &mut [Scratch], f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut Scratch) -> R + Sync) -> R {
+    let team = Team::new(model, state, count).unwrap();
+    let worker = ResidentWorker::yielding(layers, std::thread::yield_now);
+    let mut seats = team.seats(&worker).unwrap().into_iter();
+    let mut lead = seats.next().unwrap();
     std::thread::scope(|s| {
         let (first, rest) = scratches.split_at_mut(1);
-        for (w, scratch) in workers.zip(rest.iter_mut()) {
+        for (mut seat, scratch) in seats.zip(rest.iter_mut()) {
             let f = &f;
-            s.spawn(move || f(&w, scratch));
+            s.spawn(move || f(&mut seat, scratch));
         }
-        f(&lead, &mut first[0])
+        f(&mut lead, &mut first[0])
     })
 }
 
-fn run(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: crate::matmul::Isa) -> Vec<Vec<f32>> {
+fn run(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: Isa) -> Vec<Vec<f32>> {
     run_with(bytes, tokens, workers, batch, isa, false)
 }
 
-fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: crate::matmul::Isa, packed: bool) -> Vec<Vec<f32>> {
+fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: Isa, packed: bool) -> Vec<Vec<f32>> {
     let g = Gguf::parse(bytes).unwrap();
     let mut model = Model::from_gguf(&g, Kernels::for_isa(isa).unwrap()).unwrap();
     let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
@@ -244,8 +173,7 @@ fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: cra
     let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
     let mut out = vec![];
     for (i, chunk) in tokens.chunks(batch).enumerate() {
-        let st = &state;
-        team(workers, layers, &mut scratches, |w, s| forward(&model, st, s, w, &Batch { tokens: chunk, pos: i * batch, logits: Logits::All }));
+        team(&model, &state, workers, layers, &mut scratches, |seat, s| forward(seat, s, &Batch { tokens: chunk, pos: i * batch, logits: Logits::All }));
         let v = model.config.n_vocab;
         out.extend(state.logits().chunks(v).take(chunk.len()).map(|r| r.to_vec()));
     }
@@ -257,7 +185,7 @@ const TOKENS: [u32; 11] = [3, 17, 5, 39, 0, 22, 22, 8, 31, 12, 1];
 fn check_against_reference(spec: Spec) {
     let bytes = build(&spec, 42);
     let want = reference(&bytes, &TOKENS);
-    let got = run(&bytes, &TOKENS, 1, 4, crate::matmul::Isa::Scalar);
+    let got = run(&bytes, &TOKENS, 1, 4, Isa::Scalar);
     let mut worst = 0f64;
     for (w, g) in want.iter().zip(&got) {
         for (a, b) in w.iter().zip(g) {
@@ -283,31 +211,56 @@ fn partial_rotary_and_linear_scaling_match_reference() {
 }
 
 #[test]
+fn rope_frequency_factors_match_reference() {
+    check_against_reference(Spec { freqs: true, ..BASE });
+    check_against_reference(Spec { freqs: true, n_rot: 8, scale: 2.0, ..BASE });
+}
+
+#[test]
 fn neox_with_biases_matches_reference() {
     check_against_reference(Spec { arch: "qwen2", biases: true, tied: false, ..BASE });
     check_against_reference(Spec { arch: "qwen2", biases: true, n_rot: 8, ..BASE });
 }
 
-#[test]
-fn results_are_bit_identical_across_workers_batches_and_isas() {
+/// Logits with `isa`'s kernels are the scalar single-worker ones, bit for
+/// bit, for any worker count, prefill batch and weight layout.
+fn bit_identical_across_workers_batches_and_layouts(isa: Isa) {
     for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16] {
         let bytes = build(&Spec { ty, heads: 8, kv_heads: 2, embd: 128, ff: 160, ..BASE }, 7);
-        let want = run(&bytes, &TOKENS, 1, 11, crate::matmul::Isa::Scalar);
-        for (workers, batch) in [(2, 11), (3, 3), (4, 1), (4, 5)] {
-            for isa in crate::matmul::Isa::ALL {
-                if Kernels::for_isa(isa).is_err() {
-                    continue;
-                }
-                for packed in [false, true] {
-                    let got = run_with(&bytes, &TOKENS, workers, batch, isa, packed);
-                    assert!(
-                        want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "{ty}: {workers} workers, batch {batch}, {isa}, packed {packed}"
-                    );
-                }
+        let want = run(&bytes, &TOKENS, 1, 11, Isa::Scalar);
+        for (workers, batch) in [(1, 11), (2, 11), (3, 3), (4, 1), (4, 5)] {
+            for packed in [false, true] {
+                let got = run_with(&bytes, &TOKENS, workers, batch, isa, packed);
+                assert!(
+                    want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{ty}: {workers} workers, batch {batch}, {isa}, packed {packed}"
+                );
             }
         }
     }
+}
+
+#[test]
+fn scalar_results_are_bit_identical_across_workers_batches_and_layouts() {
+    bit_identical_across_workers_batches_and_layouts(Isa::Scalar);
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx2), ignore = "this machine lacks AVX2+FMA+F16C")]
+fn avx2_results_are_bit_identical_to_scalar() {
+    bit_identical_across_workers_batches_and_layouts(isa_kernels(Isa::Avx2).isa());
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx512), ignore = "this machine lacks AVX-512 F/BW/VL")]
+fn avx512_results_are_bit_identical_to_scalar() {
+    bit_identical_across_workers_batches_and_layouts(isa_kernels(Isa::Avx512).isa());
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx512vnni), ignore = "this machine lacks AVX-512 VNNI")]
+fn avx512vnni_results_are_bit_identical_to_scalar() {
+    bit_identical_across_workers_batches_and_layouts(isa_kernels(Isa::Avx512Vnni).isa());
 }
 
 struct Collect(Vec<u32>);
@@ -332,9 +285,9 @@ fn generate_with(bytes: &[u8], workers: usize, cfg: SamplerConfig, n: usize, sto
     let mut sink = Collect(vec![]);
     let params = GenerateParams { prompt: &TOKENS[..5], start_pos: 0, max_new_tokens: n, stop_tokens: stop, prefill_batch: 4 };
     let lead = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
-    let outcome = team(workers, layers, &mut scratches, |w, s| {
-        let l = if w.index() == 0 { lead.lock().unwrap().take() } else { None };
-        generate(&model, &state, s, w, &params, l).unwrap()
+    let outcome = team(&model, &state, workers, layers, &mut scratches, |seat, s| {
+        let l = if seat.index() == 0 { lead.lock().unwrap().take() } else { None };
+        generate(seat, s, &params, l).unwrap()
     });
     (sink.0, outcome)
 }
@@ -366,22 +319,24 @@ fn solo_worker_runs_generate() {
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
-    let worker = SoloWorker::new(&resident);
+    let worker = ResidentWorker::new(&resident);
     let sc = StateConfig { n_ctx: 16, max_batch: 2, logit_rows: 1 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
+    let team = Team::new(&model, &state, 1).unwrap();
+    let mut seat = team.seat(0, &worker).unwrap();
     let mut scratch = Scratch::new(&model.config, &sc);
     let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
     let mut sink = Collect(vec![]);
     let p = GenerateParams { prompt: &[1, 2, 3], start_pos: 0, max_new_tokens: 4, stop_tokens: &[], prefill_batch: 2 };
-    let out = generate(&model, &state, &mut scratch, &worker, &p, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap();
+    let out = generate(&mut seat, &mut scratch, &p, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap();
     assert_eq!(out.generated, 4);
     // Bad input is refused before any work.
     let bad = GenerateParams { prompt: &[1, 99], ..p };
-    let err = generate(&model, &state, &mut scratch, &worker, &bad, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
+    let err = generate(&mut seat, &mut scratch, &bad, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
     assert_eq!(err, GenerateError::BadToken { id: 99, n_vocab: 40 });
     let long = [1u32; 17];
-    let err = generate(&model, &state, &mut scratch, &worker, &GenerateParams { prompt: &long, ..p }, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
+    let err = generate(&mut seat, &mut scratch, &GenerateParams { prompt: &long, ..p }, Some(Leader { sampler: &mut sampler, sink: &mut sink })).unwrap_err();
     assert!(matches!(err, GenerateError::PromptTooLong { .. }));
 }
 
@@ -406,4 +361,93 @@ fn layer_views_accept_padding_and_refuse_short_bytes() {
     let mut misaligned = vec![0u8; plan.bytes + PACK_ALIGN + 1];
     let off = aligned_part(&mut misaligned, PACK_ALIGN, plan.bytes + 1).unwrap();
     assert!(crate::model::packed::pack_layer(l, &plan, &slot, &mut off[1..]).is_err());
+}
+
+#[test]
+fn a_team_hands_out_each_seat_once_and_owns_its_state() {
+    let bytes = build(&Spec { ty: GgmlType::Q8_0, ..BASE }, 13);
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let worker = ResidentWorker::new(&resident);
+    let sc = StateConfig { n_ctx: 8, max_batch: 2, logit_rows: 1 };
+    let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let state = SharedState::new(&model, sc, &mut mem).unwrap();
+
+    assert_eq!(Team::new(&model, &state, 0).err(), Some(TeamError::Empty));
+    let team = Team::new(&model, &state, 2).unwrap();
+    assert_eq!(Team::new(&model, &state, 2).err(), Some(TeamError::StateInUse));
+    assert!(team.seat(1, &worker).is_ok());
+    assert_eq!(team.seat(1, &worker).err(), Some(TeamError::SeatTaken { index: 1 }));
+    assert_eq!(team.seat(2, &worker).err(), Some(TeamError::NoSuchSeat { index: 2, count: 2 }));
+    assert_eq!(team.seats(&worker).err(), Some(TeamError::SeatTaken { index: 1 }));
+    drop(team);
+    assert!(Team::new(&model, &state, 1).is_ok(), "a dropped team frees the state");
+
+    // A state sized for another model is refused.
+    let other_bytes = build(&Spec { ty: GgmlType::Q8_0, embd: 128, ..BASE }, 13);
+    let other_g = Gguf::parse(&other_bytes).unwrap();
+    let other = Model::from_gguf(&other_g, Kernels::detect()).unwrap();
+    assert_eq!(Team::new(&other, &state, 1).err(), Some(TeamError::StateMismatch));
+}
+
+/// Runs `f(seat, scratch)` on both seats of a team of two threads and
+/// returns whether each one panicked.
+fn both_seats(bytes: &[u8], f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut Scratch) + Sync) -> Vec<bool> {
+    let g = Gguf::parse(bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
+    let sc = StateConfig { n_ctx: 8, max_batch: 4, logit_rows: 1 };
+    let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let state = SharedState::new(&model, sc, &mut mem).unwrap();
+    let team = Team::new(&model, &state, 2).unwrap();
+    let worker = ResidentWorker::yielding(&resident, std::thread::yield_now);
+    let seats = team.seats(&worker).unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = seats
+            .into_iter()
+            .map(|mut seat| {
+                let (model, f) = (&model, &f);
+                s.spawn(move || {
+                    let mut scratch = Scratch::new(&model.config, &sc);
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut seat, &mut scratch))).is_err()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn seats_given_different_batches_stop_before_writing() {
+    let bytes = build(&Spec { ty: GgmlType::Q8_0, ..BASE }, 17);
+    // Seat 1 gets one token more than seat 0: its tiles would overlap seat 0's.
+    let panicked = both_seats(&bytes, |seat, scratch| {
+        let tokens: &[u32] = if seat.index() == 0 { &[1, 2] } else { &[1, 2, 3] };
+        forward(seat, scratch, &Batch { tokens, pos: 0, logits: Logits::Last });
+    });
+    assert_eq!(panicked, [true, true], "both seats stop: the one that disagrees, and the one waiting for it");
+    // Generations from different prompts, and a generation beside a forward call.
+    let params = |prompt| GenerateParams { prompt, start_pos: 0, max_new_tokens: 2, stop_tokens: &[], prefill_batch: 4 };
+    let panicked = both_seats(&bytes, |seat, scratch| {
+        let mut sampler = Sampler::new(SamplerConfig::greedy(), 40);
+        let mut sink = Collect(vec![]);
+        let leader = (seat.index() == 0).then_some(Leader { sampler: &mut sampler, sink: &mut sink });
+        let prompt: &[u32] = if seat.index() == 0 { &[1, 2] } else { &[1, 3] };
+        let _ = generate(seat, scratch, &params(prompt), leader);
+    });
+    assert_eq!(panicked, [true, true]);
+    let panicked = both_seats(&bytes, |seat, scratch| {
+        if seat.index() == 0 {
+            let mut sampler = Sampler::new(SamplerConfig::greedy(), 40);
+            let mut sink = Collect(vec![]);
+            let _ = generate(seat, scratch, &params(&[1, 2]), Some(Leader { sampler: &mut sampler, sink: &mut sink }));
+        } else {
+            forward(seat, scratch, &Batch { tokens: &[1, 2], pos: 0, logits: Logits::Last });
+        }
+    });
+    assert_eq!(panicked, [true, true]);
+    // The same calls on both seats run.
+    let panicked = both_seats(&bytes, |seat, scratch| forward(seat, scratch, &Batch { tokens: &[1, 2], pos: 0, logits: Logits::Last }));
+    assert_eq!(panicked, [false, false]);
 }

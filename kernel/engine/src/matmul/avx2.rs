@@ -9,28 +9,105 @@
 //! group, range or ISA computes a row. A short last group repeats its last row
 //! in the unused lanes and discards them.
 //!
-//! All functions here are `unsafe` because they require AVX2, FMA and F16C;
-//! callers guarantee that via [`super::Kernels`].
+//! The kernels need AVX2, FMA and F16C. The only way in is through an
+//! [`Avx2`] value, which exists only once CPUID and XGETBV said so: its
+//! methods are safe, check the shapes their raw loads rely on, and call the
+//! `unsafe` kernels below.
 
 use core::arch::x86_64::*;
 use core::ops::Range;
 
-use super::packed::{PackedView, GROUP_ROWS};
-use super::{ActBuf, WeightMatrix};
+use super::{check_shapes, ActBuf, Matrix, WeightMatrix, PREFETCH_DIST};
+use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
-use crate::quant::{round_f16, QK};
+use crate::quant::{round_f16, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 
 /// Output rows per group.
 const GROUP: usize = 8;
 
-use super::PREFETCH_DIST;
+/// Proof that this CPU runs AVX2, FMA and F16C with their register state
+/// enabled: made only by [`Avx2::detect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Avx2(());
+
+impl Avx2 {
+    /// `Some` when CPUID and XGETBV report AVX2, FMA and F16C with YMM state.
+    pub(super) fn detect() -> Option<Avx2> {
+        CpuFeatures::detect().has_avx2_path().then_some(Avx2(()))
+    }
+
+    /// [`super::Kernels::quantize_activations`]'s Q8 blocks of `x` into `out`.
+    pub(super) fn quantize_q8(self, x: &[f32], out: &mut ActBuf) {
+        assert!(x.len().is_multiple_of(QK) && x.len() <= out.qs.len(), "{} activations for {} quants", x.len(), out.qs.len());
+        // SAFETY: `self` proves the CPU features; the stores stay inside
+        // `out.qs` (asserted above), everything else is checked indexing.
+        unsafe { quantize_q8(x, out) }
+    }
+
+    /// [`super::Kernels::matmul`] on ggml's layout.
+    pub(super) fn matmul(self, w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+        check_shapes(&Matrix::Ggml(*w), acts, &rows, out);
+        // SAFETY: `self` proves the CPU features; `check_shapes` checked
+        // that the rows lie inside `w.data` and that `acts` holds `w.cols`
+        // values per token, which bounds every raw load.
+        unsafe { matmul(w, acts, rows, out) }
+    }
+
+    /// [`super::vector::dot_f32`]'s result. Panics if the lengths differ.
+    pub(super) fn dot_f32(self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        // SAFETY: `self` proves the CPU features; equal lengths (asserted).
+        unsafe { dot_f32(a, b) }
+    }
+
+    /// `y[i] = fma(a, x[i], y[i])`. Panics if the lengths differ.
+    pub(super) fn axpy(self, y: &mut [f32], a: f32, x: &[f32]) {
+        assert_eq!(y.len(), x.len());
+        // SAFETY: `self` proves the CPU features; equal lengths (asserted).
+        unsafe { axpy(y, a, x) }
+    }
+
+    /// `y[i] *= a`.
+    pub(super) fn scale(self, y: &mut [f32], a: f32) {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { scale(y, a) }
+    }
+
+    /// `y[i] += x[i]`. Panics if the lengths differ.
+    pub(super) fn add(self, y: &mut [f32], x: &[f32]) {
+        assert_eq!(y.len(), x.len());
+        // SAFETY: `self` proves the CPU features; equal lengths (asserted).
+        unsafe { add(y, x) }
+    }
+
+    /// `y[i] *= x[i]`. Panics if the lengths differ.
+    pub(super) fn mul(self, y: &mut [f32], x: &[f32]) {
+        assert_eq!(y.len(), x.len());
+        // SAFETY: `self` proves the CPU features; equal lengths (asserted).
+        unsafe { mul(y, x) }
+    }
+
+    /// Runs `f` compiled with AVX2 enabled (when the compiler inlines it,
+    /// which it does for a closure called once): plain Rust loops in `f`
+    /// vectorize to 256 bits. Rust never fuses a separate multiply and add,
+    /// so `f` gives the same bits either way.
+    #[inline]
+    pub(super) fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        #[target_feature(enable = "avx2")]
+        unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: `self` proves AVX2.
+        unsafe { with_avx2(f) }
+    }
+}
 
 // ---------------------------------------------------------------- activations
 
 /// Quantizes `x` into `out` exactly like `quantize_block_q8` (the scalar
 /// reference), 32 floats at a time.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn quantize_q8(x: &[f32], out: &mut ActBuf) {
+unsafe fn quantize_q8(x: &[f32], out: &mut ActBuf) {
     let sign_bit = _mm256_set1_ps(-0.0);
     for (b, xb) in x.chunks_exact(QK).enumerate() {
         // SAFETY: xb has 32 floats; unaligned loads.
@@ -103,7 +180,7 @@ fn hsum_ps(v: __m256) -> f32 {
 // ------------------------------------------------------------------ matmul
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn matmul(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+unsafe fn matmul(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
     match w.ty {
         GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
             // SAFETY: forwarded precondition (AVX2+FMA+F16C); shapes validated by Kernels::matmul.
@@ -221,7 +298,7 @@ unsafe fn gather_f16(ptrs: &[*const u8; GROUP], at: usize) -> __m256 {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q4_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
-    const BB: usize = 18;
+    const BB: usize = BlockQ4_0::BYTES;
     let (qs, d, sum) = (acts.qs(t), acts.d(t), acts.sum(t));
     let ones = _mm256_set1_epi16(1);
     let mut acc = _mm256_setzero_ps();
@@ -231,7 +308,7 @@ unsafe fn group_q4_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
         prefetch_rows(ptrs, b, BB);
         let v: [__m256i; GROUP] = core::array::from_fn(|i| {
             // SAFETY: block b of each row lies inside the row.
-            let q = unsafe { unpack_nibbles(ptrs[i].add(b * BB + 2)) };
+            let q = unsafe { unpack_nibbles(ptrs[i].add(b * BB + BlockQ4_0::QS_AT)) };
             _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones)
         });
         // sum((q - 8) * a) = sum(q * a) - 8 * sum(a), exactly.
@@ -246,7 +323,7 @@ unsafe fn group_q4_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q4_1(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
-    const BB: usize = 20;
+    const BB: usize = BlockQ4_1::BYTES;
     let (qs, d, s) = (acts.qs(t), acts.d(t), acts.s(t));
     let ones = _mm256_set1_epi16(1);
     let mut acc = _mm256_setzero_ps();
@@ -257,7 +334,7 @@ unsafe fn group_q4_1(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
         prefetch_rows(ptrs, b, BB);
         let v: [__m256i; GROUP] = core::array::from_fn(|i| {
             // SAFETY: block b of each row lies inside the row.
-            let q = unsafe { unpack_nibbles(ptrs[i].add(b * BB + 4)) };
+            let q = unsafe { unpack_nibbles(ptrs[i].add(b * BB + BlockQ4_1::QS_AT)) };
             _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones)
         });
         let isum = reduce8(&v);
@@ -272,7 +349,7 @@ unsafe fn group_q4_1(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q8_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
-    const BB: usize = 34;
+    const BB: usize = BlockQ8_0::BYTES;
     let (qs, d) = (acts.qs(t), acts.d(t));
     let ones = _mm256_set1_epi16(1);
     let mut acc = _mm256_setzero_ps();
@@ -282,7 +359,7 @@ unsafe fn group_q8_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
         prefetch_rows(ptrs, b, BB);
         let v: [__m256i; GROUP] = core::array::from_fn(|i| {
             // SAFETY: block b of each row lies inside the row.
-            let q = unsafe { _mm256_loadu_si256(ptrs[i].add(b * BB + 2) as *const __m256i) };
+            let q = unsafe { _mm256_loadu_si256(ptrs[i].add(b * BB + BlockQ8_0::QS_AT) as *const __m256i) };
             // |w| * (a signed by w): exact for w = -128 too, since |a| <= 127.
             let p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
             _mm256_madd_epi16(p, ones)
@@ -328,8 +405,10 @@ unsafe fn dot_row_f(ty: GgmlType, row: *const u8, b: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_with(n: usize, load: impl Fn(usize) -> __m256, scalar: impl Fn(usize) -> f32, b: &[f32]) -> f32 {
     let bp = b.as_ptr();
-    // SAFETY (all loads of b below): indices stay below n = b.len().
-    let lb = |i: usize| unsafe { _mm256_loadu_ps(bp.add(i)) };
+    let lb = |i: usize| {
+        // SAFETY: every call below loads 8 floats at i with i + 8 <= n = b.len().
+        unsafe { _mm256_loadu_ps(bp.add(i)) }
+    };
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut i = 0;
     while i + 32 <= n {
@@ -354,14 +433,14 @@ unsafe fn dot_with(n: usize, load: impl Fn(usize) -> __m256, scalar: impl Fn(usi
 // ------------------------------------------------------------ vector helpers
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let ap = a.as_ptr();
     // SAFETY: dot_with only asks for indices below a.len() == b.len().
     unsafe { dot_with(a.len(), |i| _mm256_loadu_ps(ap.add(i)), |i| a[i], b) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     let av = _mm256_set1_ps(a);
     let n = y.len();
     let mut i = 0;
@@ -382,7 +461,7 @@ pub(super) unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn scale(y: &mut [f32], a: f32) {
+unsafe fn scale(y: &mut [f32], a: f32) {
     let av = _mm256_set1_ps(a);
     let mut chunks = y.chunks_exact_mut(8);
     for c in &mut chunks {
@@ -395,13 +474,13 @@ pub(super) unsafe fn scale(y: &mut [f32], a: f32) {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn add(y: &mut [f32], x: &[f32]) {
+unsafe fn add(y: &mut [f32], x: &[f32]) {
     // SAFETY: forwarded precondition.
     unsafe { zip_with(y, x, |a, b| _mm256_add_ps(a, b), |a, b| a + b) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn mul(y: &mut [f32], x: &[f32]) {
+unsafe fn mul(y: &mut [f32], x: &[f32]) {
     // SAFETY: forwarded precondition.
     unsafe { zip_with(y, x, |a, b| _mm256_mul_ps(a, b), |a, b| a * b) }
 }
@@ -421,101 +500,6 @@ unsafe fn zip_with(y: &mut [f32], x: &[f32], op: impl Fn(__m256, __m256) -> __m2
     }
 }
 
-// ------------------------------------------------------------ packed layout
-
-/// Matmul over a [`PackedView`] (see `packed.rs` for the layout). Rows of a
-/// group outside `rows` are computed and discarded, so tiles aligned to
-/// 8 rows waste nothing.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn matmul_packed(p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
-    // SAFETY: forwarded precondition (AVX2+FMA+F16C).
-    unsafe { matmul_packed_with(&AVX2_GROUPS, p, acts, rows, out) }
-}
-
-/// The per-group kernels of one ISA for the packed layout.
-pub(super) struct GroupKernels {
-    /// Token 0 of `acts` against one group: the 8 rows' outputs.
-    pub single: unsafe fn(GgmlType, *const u8, &ActBuf) -> [f32; GROUP_ROWS],
-    /// Tokens `t0..t0 + out.len()` against one group.
-    pub batch: unsafe fn(GgmlType, *const u8, &ActBuf, usize, &mut [[f32; GROUP_ROWS]]),
-}
-
-pub(super) const AVX2_GROUPS: GroupKernels = GroupKernels {
-    single: single_avx2,
-    batch: batch_avx2,
-};
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn single_avx2(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROUP_ROWS] {
-    // SAFETY: forwarded (see GroupKernels).
-    let v = unsafe {
-        match ty {
-            GgmlType::Q4_0 => packed_q4::<false>(grp, acts, 0),
-            GgmlType::Q4_1 => packed_q4::<true>(grp, acts, 0),
-            _ => packed_q8_0(grp, acts, 0),
-        }
-    };
-    let mut lanes = [0.0f32; GROUP_ROWS];
-    // SAFETY: lanes has room for 8 floats.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-    lanes
-}
-
-/// The packed-layout driver shared by every SIMD ISA: walks the groups that
-/// cover `rows`, calls the ISA's group kernels, keeps the requested rows.
-///
-/// # Safety
-/// The CPU must support the ISA of `kernels`; `p` and `acts` must have been
-/// checked against each other (done by `Kernels::matmul`).
-pub(super) unsafe fn matmul_packed_with(
-    kernels: &GroupKernels,
-    p: &PackedView,
-    acts: &ActBuf,
-    rows: Range<usize>,
-    out: &mut [f32],
-) {
-    let n = rows.len();
-    let mut r = rows.start;
-    while r < rows.end {
-        let g = r / GROUP_ROWS;
-        let first = g * GROUP_ROWS;
-        let end = (first + GROUP_ROWS).min(rows.end);
-        let grp = p.group(g).as_ptr();
-        let mut store = |t: usize, v: &[f32; GROUP_ROWS]| {
-            out[t * n + (r - rows.start)..][..end - r].copy_from_slice(&v[r - first..end - first]);
-        };
-        if acts.batch == 1 {
-            // SAFETY: grp addresses a whole group of p's geometry; the
-            // activation slices hold cols quants and cols/32 scales.
-            store(0, &unsafe { (kernels.single)(p.ty(), grp, acts) });
-        } else {
-            let mut t0 = 0;
-            while t0 < acts.batch {
-                let nt = (acts.batch - t0).min(TOKEN_TILE);
-                let mut acc = [[0.0f32; GROUP_ROWS]; TOKEN_TILE];
-                // SAFETY: as above, for tokens t0..t0 + nt of acts.
-                unsafe { (kernels.batch)(p.ty(), grp, acts, t0, &mut acc[..nt]) };
-                for (i, a) in acc[..nt].iter().enumerate() {
-                    store(t0 + i, a);
-                }
-                t0 += nt;
-            }
-        }
-        r = end;
-    }
-}
-
-/// Tokens a batched packed kernel carries through one pass over a group.
-pub(super) const TOKEN_TILE: usize = 16;
-
-/// Broadcasts 8 activation quants to the four 64-bit lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn bcast8(p: *const i8) -> __m256i {
-    // SAFETY: caller guarantees 8 readable bytes.
-    _mm256_set1_epi64x(unsafe { (p as *const i64).read_unaligned() })
-}
-
 /// Prefetches `lines` cache lines starting `PREFETCH_DIST` bytes past `p`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -526,231 +510,3 @@ pub(super) fn prefetch_ahead(p: *const u8, lines: usize) {
         _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(d + 64 * l) as *const i8);
     }
 }
-
-/// One group of a packed Q4_0 (`OFFSET = false`) or Q4_1 (`OFFSET = true`) matrix.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn packed_q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
-    let (qs, d, s, sum) = (acts.qs(t), acts.d(t), acts.s(t), acts.sum(t));
-    let nb = d.len();
-    let rec_bytes = if OFFSET { 160 } else { 144 };
-    let qs_at = rec_bytes - 128;
-    let mask = _mm256_set1_epi8(0x0f);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut macc = _mm256_setzero_ps();
-    for b in 0..nb {
-        // SAFETY: block b's 32 quants; record b lies inside the group.
-        unsafe {
-            let rec = grp.add(b * rec_bytes);
-            prefetch_ahead(rec, 3);
-            let a = qs.as_ptr().add(b * QK);
-            let (a0, a1, a2, a3) = (bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24)));
-            let q = rec.add(qs_at);
-            let set = |at: usize| -> __m256i {
-                let v0 = _mm256_loadu_si256(q.add(at) as *const __m256i);
-                let v1 = _mm256_loadu_si256(q.add(at + 32) as *const __m256i);
-                let p0 = _mm256_maddubs_epi16(_mm256_and_si256(v0, mask), a0);
-                let p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), mask), a2);
-                let p2 = _mm256_maddubs_epi16(_mm256_and_si256(v1, mask), a1);
-                let p3 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), mask), a3);
-                // Each i16 lane sums 8 products of at most 15 * 128: no overflow.
-                let p = _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3));
-                _mm256_madd_epi16(p, ones)
-            };
-            let mut isum = _mm256_hadd_epi32(set(0), set(64));
-            if !OFFSET {
-                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b]));
-            }
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
-            if OFFSET {
-                let mw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i));
-                macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
-            }
-        }
-    }
-    if OFFSET {
-        _mm256_add_ps(acc, macc)
-    } else {
-        acc
-    }
-}
-
-/// One group of a packed Q8_0 matrix.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
-    const REC: usize = 272;
-    let (qs, d) = (acts.qs(t), acts.d(t));
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    for (b, &da) in d.iter().enumerate() {
-        // SAFETY: block b's 32 quants; record b lies inside the group.
-        unsafe {
-            let rec = grp.add(b * REC);
-            prefetch_ahead(rec, 5);
-            let a = qs.as_ptr().add(b * QK);
-            let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
-            let q = rec.add(16);
-            let set = |at: usize| -> __m256i {
-                let mut x = _mm256_setzero_si256();
-                for (c, &ac) in av.iter().enumerate() {
-                    let v = _mm256_loadu_si256(q.add(at + 32 * c) as *const __m256i);
-                    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(ac, v));
-                    x = _mm256_add_epi32(x, _mm256_madd_epi16(p, ones));
-                }
-                x
-            };
-            let isum = _mm256_hadd_epi32(set(0), set(128));
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(da));
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
-        }
-    }
-    acc
-}
-
-/// Generates a batched (prefill) packed kernel: for each block record, the
-/// weights are loaded and unpacked once (Q4 nibbles; Q8_0 absolute values)
-/// and used for every token of the tile. Per token and lane the operations and
-/// their order are exactly those of the single-token kernels, so batched and
-/// single-token results are identical. `$dot_q4` / `$dot_q8` compute four
-/// u8 x i8 byte dot products per 32-bit lane from four (weights, activations)
-/// vector pairs; the ISA's choice of instructions lives there.
-macro_rules! batch_kernel {
-    ($feat:literal, $name:ident, $dot_q4:ident, $dot_q8:ident) => {
-        #[target_feature(enable = $feat)]
-        pub(super) unsafe fn $name(
-            ty: GgmlType,
-            grp: *const u8,
-            acts: &ActBuf,
-            t0: usize,
-            out: &mut [[f32; GROUP_ROWS]],
-        ) {
-            // One specialised body per type (KIND: 0 = Q4_0, 1 = Q4_1, 2 = Q8_0).
-            #[target_feature(enable = $feat)]
-            unsafe fn body<const KIND: u8>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
-                let nb = acts.blocks();
-                let nt = out.len();
-                let q8 = KIND == 2;
-                let offset = KIND == 1;
-                let rec_bytes = [144, 160, 272][KIND as usize];
-                let mask = _mm256_set1_epi8(0x0f);
-                let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
-                let mut maccv = [_mm256_setzero_ps(); TOKEN_TILE];
-                for b in 0..nb {
-                    // SAFETY: record b lies inside the group; every token's block
-                    // b holds 32 quants.
-                    unsafe {
-                        let rec = grp.add(b * rec_bytes);
-                        prefetch_ahead(rec, rec_bytes.div_ceil(64));
-                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-                        let mw = if offset {
-                            _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i))
-                        } else {
-                            dw
-                        };
-                        // Eight weight vectors per set pair. Q4: [A lo c0, A hi c0,
-                        // A lo c1, A hi c1, B ...] meeting activation chunks
-                        // [0, 2, 1, 3]; Q8_0: [A c0..c3, B c0..c3] as |w|, with the
-                        // raw w kept for the signs.
-                        let q = rec.add(rec_bytes - if q8 { 256 } else { 128 });
-                        let raw: [__m256i; 8] = core::array::from_fn(|k| {
-                            if q8 {
-                                _mm256_loadu_si256(q.add(32 * k) as *const __m256i)
-                            } else {
-                                _mm256_loadu_si256(q.add(32 * (k / 2)) as *const __m256i)
-                            }
-                        });
-                        let w: [__m256i; 8] = core::array::from_fn(|k| {
-                            if q8 {
-                                _mm256_sign_epi8(raw[k], raw[k])
-                            } else if k % 2 == 0 {
-                                _mm256_and_si256(raw[k], mask)
-                            } else {
-                                _mm256_and_si256(_mm256_srli_epi16::<4>(raw[k]), mask)
-                            }
-                        });
-                        let chunk: [usize; 4] = if q8 { [0, 1, 2, 3] } else { [0, 2, 1, 3] };
-                        for i in 0..nt {
-                            let t = t0 + i;
-                            let a = acts.qs(t).as_ptr().add(b * QK);
-                            let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
-                            let set = |s: usize| {
-                                let pairs: [(__m256i, __m256i); 4] = core::array::from_fn(|k| {
-                                    let a = av[chunk[k]];
-                                    (
-                                        w[4 * s + k],
-                                        if q8 {
-                                            _mm256_sign_epi8(a, raw[4 * s + k])
-                                        } else {
-                                            a
-                                        },
-                                    )
-                                });
-                                if q8 {
-                                    $dot_q8(pairs)
-                                } else {
-                                    $dot_q4(pairs)
-                                }
-                            };
-                            let mut isum = _mm256_hadd_epi32(set(0), set(1));
-                            if KIND == 0 {
-                                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * acts.sum(t)[b]));
-                            }
-                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
-                            accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
-                            if offset {
-                                maccv[i] = _mm256_fmadd_ps(mw, _mm256_set1_ps(acts.s(t)[b]), maccv[i]);
-                            }
-                        }
-                    }
-                }
-                for (i, o) in out.iter_mut().enumerate() {
-                    let v = if offset {
-                        _mm256_add_ps(accv[i], maccv[i])
-                    } else {
-                        accv[i]
-                    };
-                    // SAFETY: o has room for 8 floats.
-                    unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) };
-                }
-            }
-            // SAFETY: forwarded (see GroupKernels).
-            unsafe {
-                match ty {
-                    GgmlType::Q4_0 => body::<0>(grp, acts, t0, out),
-                    GgmlType::Q4_1 => body::<1>(grp, acts, t0, out),
-                    _ => body::<2>(grp, acts, t0, out),
-                }
-            }
-        }
-    };
-}
-pub(super) use batch_kernel;
-
-/// Four u8 x i8 byte dot products per 32-bit lane for nibble weights: the
-/// four `vpmaddubsw` results are summed in 16 bits (at most 8 * 15 * 128 =
-/// 15360) and widened once.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q4(p: [(__m256i, __m256i); 4]) -> __m256i {
-    let m: [__m256i; 4] = core::array::from_fn(|k| _mm256_maddubs_epi16(p[k].0, p[k].1));
-    let s = _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3]));
-    _mm256_madd_epi16(s, _mm256_set1_epi16(1))
-}
-
-/// The same for 8-bit weights (|w| <= 128): each `vpmaddubsw` result (at
-/// most 2 * 128 * 127) is widened before it is added.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q8(p: [(__m256i, __m256i); 4]) -> __m256i {
-    let ones = _mm256_set1_epi16(1);
-    let mut x = _mm256_setzero_si256();
-    for (w, a) in p {
-        x = _mm256_add_epi32(x, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones));
-    }
-    x
-}
-
-batch_kernel!("avx2,fma,f16c", batch_avx2, dot_q4, dot_q8);

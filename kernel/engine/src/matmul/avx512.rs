@@ -12,26 +12,46 @@
 //! versions; the plain AVX-512 path uses the AVX2 batched kernels. Matrices
 //! in ggml's layout run the AVX2 kernels on both AVX-512 paths.
 //!
-//! Status: the development host (AMD EPYC Zen 1) and QEMU TCG lack AVX-512, so
-//! these kernels are compiled and their tests skip there ("skipped: CPU lacks
-//! avx512"); they run against the scalar reference wherever the CPU has it.
+//! Where these kernels are verified (natively, or on an emulated CPU) is in
+//! docs/engine.md, "How each ISA path is verified".
 
 use core::arch::x86_64::*;
 
-use super::avx2::{batch_avx2, bcast8, dot_q4, dot_q8, prefetch_ahead, GroupKernels, TOKEN_TILE};
-use super::packed::GROUP_ROWS;
+use super::avx2::prefetch_ahead;
+use super::avx2_packed::{add_block, batch_avx2, bcast8, dot_q4, dot_q8};
+use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
+use super::packed_driver::{impl_group_kernels, Group, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
+use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
 use crate::quant::QK;
 
-pub(super) const AVX512_GROUPS: GroupKernels = GroupKernels {
-    single: single_avx512,
-    batch: batch_avx2,
-};
-pub(super) const VNNI_GROUPS: GroupKernels = GroupKernels {
-    single: single_vnni,
-    batch: batch_vnni,
-};
+/// Proof that this CPU runs the AVX-512 F/BW/VL path (the AVX2 set
+/// included) with ZMM and opmask state enabled: made only by
+/// [`Avx512::detect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Avx512(());
+
+impl Avx512 {
+    pub(super) fn detect() -> Option<Avx512> {
+        CpuFeatures::detect().has_avx512_path().then_some(Avx512(()))
+    }
+}
+
+/// Proof that this CPU runs the AVX-512 VNNI path (AVX-512 F/BW/VL, the AVX2
+/// set and VNNI): made only by [`Avx512Vnni::detect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Avx512Vnni(());
+
+impl Avx512Vnni {
+    pub(super) fn detect() -> Option<Avx512Vnni> {
+        CpuFeatures::detect().has_avx512_vnni_path().then_some(Avx512Vnni(()))
+    }
+}
+
+// The plain AVX-512 path's batched kernel is the AVX2 one.
+impl_group_kernels!(Avx512, "AVX-512 F/BW/VL and AVX2", single_avx512, batch_avx2);
+impl_group_kernels!(Avx512Vnni, "AVX-512 F/BW/VL/VNNI and AVX2", single_vnni, batch_vnni);
 
 /// Generates one ISA's single-token group kernels from its integer
 /// dot-product helpers (`dot4*` on 512 bits, `dot1*` on 256 bits for an odd
@@ -40,7 +60,7 @@ macro_rules! group_kernels {
     ($feat:literal, $single:ident, $q4:ident, $q8:ident, $dot4q4:ident, $dot1q4:ident, $dot4:ident, $dot1:ident) => {
         #[target_feature(enable = $feat)]
         unsafe fn $single(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROUP_ROWS] {
-            // SAFETY: forwarded (see GroupKernels).
+            // SAFETY: forwarded (see the `GroupKernels` impls).
             let v = unsafe {
                 match ty {
                     GgmlType::Q4_0 => $q4::<false>(grp, acts),
@@ -59,8 +79,8 @@ macro_rules! group_kernels {
         unsafe fn $q4<const OFFSET: bool>(grp: *const u8, acts: &ActBuf) -> __m256 {
             let (qs, d, s, sum) = (acts.qs(0), acts.d(0), acts.s(0), acts.sum(0));
             let nb = d.len();
-            let rec_bytes = if OFFSET { 160 } else { 144 };
-            let qs_at = rec_bytes - 128;
+            let (ty, geometry) = if OFFSET { (GgmlType::Q4_1, Geometry::Q4_1) } else { (GgmlType::Q4_0, Geometry::Q4_0) };
+            let (rec_bytes, qs_at, half) = (geometry.record(), geometry.quants_at(), geometry.quant / 2);
             let mask = _mm512_set1_epi8(0x0f);
             let idx = [
                 _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0),
@@ -73,20 +93,7 @@ macro_rules! group_kernels {
             // The float tail of one block: exactly the AVX2 sequence.
             let mut finish = |b: usize, isum: __m256i, rec: *const u8| {
                 // SAFETY: rec is block b's record.
-                unsafe {
-                    let isum = if OFFSET {
-                        isum
-                    } else {
-                        _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum[b]))
-                    };
-                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
-                    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
-                    if OFFSET {
-                        let mw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i));
-                        macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
-                    }
-                }
+                unsafe { add_block(ty, rec, isum, d[b], s[b], sum[b], &mut acc, &mut macc) }
             };
             let mut b = 0;
             while b + 2 <= nb {
@@ -95,7 +102,7 @@ macro_rules! group_kernels {
                 unsafe {
                     let r0 = grp.add(b * rec_bytes);
                     let r1 = r0.add(rec_bytes);
-                    prefetch_ahead(r0, 5);
+                    prefetch_ahead(r0, (2 * rec_bytes).div_ceil(64));
                     let av = _mm512_loadu_si512(qs.as_ptr().add(b * QK) as *const _);
                     let a: [__m512i; 4] = core::array::from_fn(|k| _mm512_permutexvar_epi64(idx[k], av));
                     let ld = |at: usize| {
@@ -114,7 +121,7 @@ macro_rules! group_kernels {
                         // meet a[8c..], high nibbles a[16+8c..].
                         $dot4q4([(l0, a[0]), (h0, a[2]), (l1, a[1]), (h1, a[3])])
                     };
-                    let (xa, xb) = (set(0), set(64));
+                    let (xa, xb) = (set(0), set(half));
                     let (lo, hi) = block_sums(xa, xb);
                     finish(b, lo, r0);
                     finish(b + 1, hi, r1);
@@ -138,7 +145,7 @@ macro_rules! group_kernels {
                         let h1 = _mm256_and_si256(_mm256_srli_epi16::<4>(v1), m);
                         $dot1q4([(l0, a0), (h0, a2), (l1, a1), (h1, a3)])
                     };
-                    finish(b, _mm256_hadd_epi32(set(0), set(64)), r0);
+                    finish(b, _mm256_hadd_epi32(set(0), set(half)), r0);
                 }
             }
             if OFFSET {
@@ -151,7 +158,8 @@ macro_rules! group_kernels {
         /// Packed Q8_0, token 0, two blocks per iteration.
         #[target_feature(enable = $feat)]
         unsafe fn $q8(grp: *const u8, acts: &ActBuf) -> __m256 {
-            const REC: usize = 272;
+            const G: Geometry = Geometry::Q8_0;
+            const REC: usize = G.record();
             let (qs, d) = (acts.qs(0), acts.d(0));
             let nb = d.len();
             let idx = [
@@ -162,13 +170,10 @@ macro_rules! group_kernels {
             ];
             let zero = _mm512_setzero_si512();
             let mut acc = _mm256_setzero_ps();
+            let mut unused = _mm256_setzero_ps();
             let mut finish = |b: usize, isum: __m256i, rec: *const u8| {
                 // SAFETY: rec is block b's record.
-                unsafe {
-                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i));
-                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[b]));
-                    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
-                }
+                unsafe { add_block(GgmlType::Q8_0, rec, isum, d[b], 0.0, 0, &mut acc, &mut unused) }
             };
             let mut b = 0;
             while b + 2 <= nb {
@@ -177,12 +182,12 @@ macro_rules! group_kernels {
                 unsafe {
                     let r0 = grp.add(b * REC);
                     let r1 = r0.add(REC);
-                    prefetch_ahead(r0, 9);
+                    prefetch_ahead(r0, (2 * REC).div_ceil(64));
                     let av = _mm512_loadu_si512(qs.as_ptr().add(b * QK) as *const _);
                     let a: [__m512i; 4] = core::array::from_fn(|k| _mm512_permutexvar_epi64(idx[k], av));
                     let set = |s: usize| {
                         let pairs: [(__m512i, __m512i); 4] = core::array::from_fn(|c| {
-                            let at = 16 + 32 * (4 * s + c);
+                            let at = G.quants_at() + 32 * (4 * s + c);
                             let w = _mm512_inserti64x4::<1>(
                                 _mm512_castsi256_si512(_mm256_loadu_si256(r0.add(at) as *const __m256i)),
                                 _mm256_loadu_si256(r1.add(at) as *const __m256i),
@@ -209,7 +214,7 @@ macro_rules! group_kernels {
                     let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
                     let set = |s: usize| {
                         let pairs: [(__m256i, __m256i); 4] = core::array::from_fn(|c| {
-                            let w = _mm256_loadu_si256(r0.add(16 + 32 * (4 * s + c)) as *const __m256i);
+                            let w = _mm256_loadu_si256(r0.add(G.quants_at() + 32 * (4 * s + c)) as *const __m256i);
                             (_mm256_sign_epi8(w, w), _mm256_sign_epi8(av[c], w))
                         });
                         $dot1(pairs)
@@ -306,7 +311,7 @@ group_kernels!(
 
 // Batched (prefill) packed kernel with 256-bit `vpdpbusd`: the AVX2 batched
 // kernel's code with the integer part fused.
-super::avx2::batch_kernel!(
+super::avx2_packed::batch_kernel!(
     "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
     batch_vnni,
     dot1_vnni,

@@ -32,12 +32,20 @@
 //! llama.cpp to float rounding, not bit for bit.
 
 pub mod packed;
+mod packed_driver;
 mod scalar;
 pub mod vector;
 
+// The SIMD kernels: intrinsics on raw pointers, behind capability values
+// that only exist once CPUID and XGETBV reported the instructions.
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2_packed;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod avx512;
 
 use alloc::vec;
@@ -48,7 +56,7 @@ use core::ops::Range;
 use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
 use crate::quant::activation::quantize_block_q8;
-use crate::quant::{round_f16, QK};
+use crate::quant::{dequantize_row, round_f16, QuantError, QK};
 
 pub use packed::{pack_into, packed_bytes, PackedMatrix, PackedView, GROUP_ROWS};
 
@@ -239,6 +247,27 @@ impl Matrix<'_> {
     }
 }
 
+impl Matrix<'_> {
+    /// Row `r` as floats (ggml's `to_float`), in either layout; `out` holds
+    /// `cols()` values. Panics if `r` is not a row (or, packed, `out` is not
+    /// `cols()` long).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), QuantError> {
+        match self {
+            Matrix::Ggml(w) => dequantize_row(w.ty, w.row(r), out),
+            Matrix::Packed(p) => {
+                assert!(r < p.rows() && out.len() == p.cols(), "row {r} of {} into {} values", p.rows(), out.len());
+                let bytes = p.ty().block_bytes();
+                let mut block = [0u8; packed::MAX_BLOCK_BYTES];
+                for (b, values) in out.chunks_mut(QK).enumerate() {
+                    packed::read_block(p, r, b, &mut block);
+                    dequantize_row(p.ty(), &block[..bytes], values)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl<'a> From<WeightMatrix<'a>> for Matrix<'a> {
     fn from(w: WeightMatrix<'a>) -> Self {
         Matrix::Ggml(w)
@@ -397,35 +426,84 @@ impl ActBuf {
 /// The kernel set for one ISA. `Copy`; choose once and share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernels {
-    isa: Isa,
+    path: Path,
+}
+
+/// An ISA path with the capability values that prove the CPU can run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(avx2::Avx2),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(avx2::Avx2, avx512::Avx512),
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni(avx2::Avx2, avx512::Avx512Vnni),
+}
+
+impl Path {
+    #[cfg(target_arch = "x86_64")]
+    fn detect(isa: Isa) -> Option<Path> {
+        match isa {
+            Isa::Scalar => Some(Path::Scalar),
+            Isa::Avx2 => avx2::Avx2::detect().map(Path::Avx2),
+            Isa::Avx512 => Some(Path::Avx512(avx2::Avx2::detect()?, avx512::Avx512::detect()?)),
+            Isa::Avx512Vnni => Some(Path::Avx512Vnni(avx2::Avx2::detect()?, avx512::Avx512Vnni::detect()?)),
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn detect(isa: Isa) -> Option<Path> {
+        (isa == Isa::Scalar).then_some(Path::Scalar)
+    }
+
+    /// The AVX2 set, on every SIMD path (used for everything but packed matmuls).
+    #[cfg(target_arch = "x86_64")]
+    fn avx2(self) -> Option<avx2::Avx2> {
+        match self {
+            Path::Scalar => None,
+            Path::Avx2(a) | Path::Avx512(a, _) | Path::Avx512Vnni(a, _) => Some(a),
+        }
+    }
 }
 
 impl Kernels {
     /// The fastest path this CPU supports (by CPUID + XGETBV).
     pub fn detect() -> Kernels {
-        let cpu = CpuFeatures::detect();
-        let isa = Isa::ALL
-            .iter()
-            .rev()
-            .copied()
-            .find(|i| i.is_available(&cpu))
-            .unwrap_or(Isa::Scalar);
-        Kernels { isa }
+        let path = Isa::ALL.iter().rev().find_map(|&isa| Path::detect(isa)).unwrap_or(Path::Scalar);
+        Kernels { path }
     }
 
     /// The given path, or an error if this CPU cannot run it (tests and
     /// `--isa` use this to force a path).
     pub fn for_isa(isa: Isa) -> Result<Kernels, KernelError> {
-        if isa.is_available(&CpuFeatures::detect()) {
-            Ok(Kernels { isa })
-        } else {
-            Err(KernelError::IsaUnavailable(isa))
-        }
+        Path::detect(isa).map(|path| Kernels { path }).ok_or(KernelError::IsaUnavailable(isa))
     }
 
     /// The path in use.
     pub fn isa(&self) -> Isa {
-        self.isa
+        match self.path {
+            Path::Scalar => Isa::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2(_) => Isa::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512(..) => Isa::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512Vnni(..) => Isa::Avx512Vnni,
+        }
+    }
+
+    /// Runs `f`, compiled for the vector instructions of this path when it
+    /// has them (AVX2), so the plain loops in it vectorize. For element-wise
+    /// code written with a fixed operation order, which then gives the same
+    /// bits on every path.
+    #[inline]
+    pub fn vectorized<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = self.path.avx2() {
+            return simd.vectorized(f);
+        }
+        f()
     }
 
     /// Prepares `batch` tokens of activations `x` (`batch` rows of
@@ -474,10 +552,8 @@ impl Kernels {
 
     fn quantize_q8(&self, x: &[f32], out: &mut ActBuf) {
         #[cfg(target_arch = "x86_64")]
-        if self.isa != Isa::Scalar {
-            // SAFETY: every non-scalar Kernels value was checked to have AVX2+FMA+F16C.
-            unsafe { avx2::quantize_q8(x, out) };
-            return;
+        if let Some(simd) = self.path.avx2() {
+            return simd.quantize_q8(x, out);
         }
         for (b, xb) in x.chunks_exact(QK).enumerate() {
             let q = quantize_block_q8(xb.try_into().unwrap());
@@ -500,52 +576,21 @@ impl Kernels {
     /// `acts.batch() * rows.len()`.
     pub fn matmul<'a>(&self, w: impl Into<Matrix<'a>>, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
         let w = w.into();
-        if let Matrix::Ggml(g) = &w {
-            g.validate();
-        }
-        let (ty, n_rows, cols) = (w.ty(), w.rows(), w.cols());
-        assert_eq!(
-            Some(acts.kind),
-            ActKind::for_weights(ty),
-            "activations not quantized for {ty} weights"
-        );
-        assert_eq!(
-            acts.cols, cols,
-            "activation width {} != weight columns {cols}",
-            acts.cols
-        );
-        assert!(
-            rows.start <= rows.end && rows.end <= n_rows,
-            "rows {rows:?} out of 0..{n_rows}"
-        );
-        assert_eq!(out.len(), acts.batch * rows.len(), "output length");
+        check_shapes(&w, acts, &rows, out);
         if rows.is_empty() {
             return;
         }
-        match (self.isa, &w) {
-            (Isa::Scalar, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
-            (Isa::Scalar, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
+        match (self.path, &w) {
+            (Path::Scalar, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
+            (Path::Scalar, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Kernels with a non-scalar ISA exist only after
-            // `is_available` confirmed AVX2+FMA+F16C (a superset for AVX-512).
-            (_, Matrix::Ggml(g)) => unsafe { avx2::matmul(g, acts, rows, out) },
+            (Path::Avx2(simd) | Path::Avx512(simd, _) | Path::Avx512Vnni(simd, _), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            (Isa::Avx2, Matrix::Packed(p)) => unsafe { avx2::matmul_packed(p, acts, rows, out) },
+            (Path::Avx2(simd), Matrix::Packed(p)) => packed_driver::matmul_packed(simd, p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Kernels::for_isa/detect checked AVX-512 F/BW/VL (+ AVX2 set).
-            (Isa::Avx512, Matrix::Packed(p)) => unsafe {
-                avx2::matmul_packed_with(&avx512::AVX512_GROUPS, p, acts, rows, out)
-            },
+            (Path::Avx512(_, simd), Matrix::Packed(p)) => packed_driver::matmul_packed(simd, p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above, plus AVX-512 VNNI.
-            (Isa::Avx512Vnni, Matrix::Packed(p)) => unsafe {
-                avx2::matmul_packed_with(&avx512::VNNI_GROUPS, p, acts, rows, out)
-            },
-            #[cfg(not(target_arch = "x86_64"))]
-            (_, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
-            #[cfg(not(target_arch = "x86_64"))]
-            (_, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
+            (Path::Avx512Vnni(_, simd), Matrix::Packed(p)) => packed_driver::matmul_packed(simd, p, acts, rows, out),
         }
     }
 
@@ -554,21 +599,17 @@ impl Kernels {
     pub fn dot_f32(&self, a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
         #[cfg(target_arch = "x86_64")]
-        if self.isa != Isa::Scalar {
-            // SAFETY: non-scalar Kernels imply AVX2+FMA.
-            return unsafe { avx2::dot_f32(a, b) };
+        if let Some(simd) = self.path.avx2() {
+            return simd.dot_f32(a, b);
         }
         vector::dot_f32(a, b)
     }
 
     /// `y[i] = fma(a, x[i], y[i])` (one rounding per element). Panics if lengths differ.
     pub fn axpy(&self, y: &mut [f32], a: f32, x: &[f32]) {
-        assert_eq!(y.len(), x.len());
         #[cfg(target_arch = "x86_64")]
-        if self.isa != Isa::Scalar {
-            // SAFETY: non-scalar Kernels imply AVX2+FMA.
-            unsafe { avx2::axpy(y, a, x) };
-            return;
+        if let Some(simd) = self.path.avx2() {
+            return simd.axpy(y, a, x);
         }
         vector::axpy(y, a, x)
     }
@@ -576,38 +617,43 @@ impl Kernels {
     /// `y[i] *= a`.
     pub fn scale(&self, y: &mut [f32], a: f32) {
         #[cfg(target_arch = "x86_64")]
-        if self.isa != Isa::Scalar {
-            // SAFETY: non-scalar Kernels imply AVX2.
-            unsafe { avx2::scale(y, a) };
-            return;
+        if let Some(simd) = self.path.avx2() {
+            return simd.scale(y, a);
         }
         vector::scale(y, a)
     }
 
     /// `y[i] += x[i]`. Panics if lengths differ.
     pub fn add(&self, y: &mut [f32], x: &[f32]) {
-        assert_eq!(y.len(), x.len());
         #[cfg(target_arch = "x86_64")]
-        if self.isa != Isa::Scalar {
-            // SAFETY: non-scalar Kernels imply AVX2.
-            unsafe { avx2::add(y, x) };
-            return;
+        if let Some(simd) = self.path.avx2() {
+            return simd.add(y, x);
         }
         vector::add(y, x)
     }
 
     /// `y[i] *= x[i]`. Panics if lengths differ.
     pub fn mul(&self, y: &mut [f32], x: &[f32]) {
-        assert_eq!(y.len(), x.len());
         #[cfg(target_arch = "x86_64")]
-        if self.isa != Isa::Scalar {
-            // SAFETY: non-scalar Kernels imply AVX2.
-            unsafe { avx2::mul(y, x) };
-            return;
+        if let Some(simd) = self.path.avx2() {
+            return simd.mul(y, x);
         }
         vector::mul(y, x)
     }
 }
 
+/// Checks `w`, `acts`, `rows` and `out` against each other (see
+/// [`Kernels::matmul`]); the SIMD paths' raw loads rely on it.
+fn check_shapes(w: &Matrix<'_>, acts: &ActBuf, rows: &Range<usize>, out: &[f32]) {
+    if let Matrix::Ggml(g) = w {
+        g.validate();
+    }
+    let (ty, n_rows, cols) = (w.ty(), w.rows(), w.cols());
+    assert_eq!(Some(acts.kind), ActKind::for_weights(ty), "activations not quantized for {ty} weights");
+    assert_eq!(acts.cols, cols, "activation width {} != weight columns {cols}", acts.cols);
+    assert!(rows.start <= rows.end && rows.end <= n_rows, "rows {rows:?} out of 0..{n_rows}");
+    assert_eq!(out.len(), acts.batch * rows.len(), "output length");
+}
+
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -33,7 +33,7 @@ use alloc::vec::Vec;
 
 use super::{KernelError, WeightMatrix};
 use crate::ggml_type::GgmlType;
-use crate::quant::QK;
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 
 /// Rows per interleaved group.
 pub const GROUP_ROWS: usize = 8;
@@ -41,46 +41,52 @@ pub const GROUP_ROWS: usize = 8;
 /// Row order of a 32-byte vector's four 8-byte lanes, per set.
 pub(super) const SET_ROWS: [[usize; 4]; 2] = [[0, 1, 4, 5], [2, 3, 6, 7]];
 
-/// Byte geometry of one packed type.
+/// Byte geometry of one packed type, from its ggml block layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Geometry {
-    /// Quant bytes per record.
+    /// Quant bytes per record: the block's quants for each of the 8 rows.
     pub quant: usize,
-    /// 16-byte scale vectors per record (1: `d`; 2: `d` and `m`).
+    /// 16-byte scale vectors per record (1: `d`; 2: `d` and `m`), each the
+    /// 8 rows' f16 values.
     pub scales: usize,
     /// Offset of the quants inside a ggml block.
     pub qs_at: usize,
 }
 
-impl Geometry {
-    /// Bytes per block record.
-    pub(super) fn record(&self) -> usize {
-        16 * self.scales + self.quant
-    }
-}
+/// Bytes of one f16 per row of a group: one scale vector.
+pub(super) const SCALE_VECTOR: usize = 2 * GROUP_ROWS;
 
 impl Geometry {
+    /// Q4_0: `d`, then 8 rows of 16 nibble bytes (144-byte records).
+    pub(super) const Q4_0: Geometry = Geometry { quant: GROUP_ROWS * BlockQ4_0::QS_BYTES, scales: 1, qs_at: BlockQ4_0::QS_AT };
+    /// Q4_1: `d`, `m`, then 8 rows of 16 nibble bytes (160-byte records).
+    pub(super) const Q4_1: Geometry = Geometry { quant: GROUP_ROWS * BlockQ4_1::QS_BYTES, scales: 2, qs_at: BlockQ4_1::QS_AT };
+    /// Q8_0: `d`, then 8 rows of 32 quants (272-byte records).
+    pub(super) const Q8_0: Geometry = Geometry { quant: GROUP_ROWS * BlockQ8_0::QS_BYTES, scales: 1, qs_at: BlockQ8_0::QS_AT };
+
     pub(super) fn of(ty: GgmlType) -> Option<Geometry> {
         match ty {
-            GgmlType::Q4_0 => Some(Geometry {
-                quant: 128,
-                scales: 1,
-                qs_at: 2,
-            }),
-            GgmlType::Q4_1 => Some(Geometry {
-                quant: 128,
-                scales: 2,
-                qs_at: 4,
-            }),
-            GgmlType::Q8_0 => Some(Geometry {
-                quant: 256,
-                scales: 1,
-                qs_at: 2,
-            }),
+            GgmlType::Q4_0 => Some(Geometry::Q4_0),
+            GgmlType::Q4_1 => Some(Geometry::Q4_1),
+            GgmlType::Q8_0 => Some(Geometry::Q8_0),
             _ => None,
         }
     }
+
+    /// Bytes per block record.
+    pub(super) const fn record(&self) -> usize {
+        self.quants_at() + self.quant
+    }
+
+    /// Offset of the quants inside a record (after the scale vectors).
+    pub(super) const fn quants_at(&self) -> usize {
+        SCALE_VECTOR * self.scales
+    }
 }
+
+/// The largest ggml block of a packed type (a buffer for [`read_block`]).
+pub(super) const MAX_BLOCK_BYTES: usize = BlockQ8_0::BYTES;
+const _: () = assert!(BlockQ4_0::BYTES <= MAX_BLOCK_BYTES && BlockQ4_1::BYTES <= MAX_BLOCK_BYTES);
 
 /// Bytes of one group of a `ty` matrix with `cols` columns (64-byte multiple).
 pub fn group_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
@@ -169,10 +175,10 @@ pub fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelError> {
             for k in 0..g.scales {
                 for i in 0..GROUP_ROWS {
                     let src = &row(i)[b * bb + 2 * k..][..2];
-                    rec[16 * k + 2 * i..16 * k + 2 * i + 2].copy_from_slice(src);
+                    rec[SCALE_VECTOR * k + 2 * i..][..2].copy_from_slice(src);
                 }
             }
-            let quants = &mut rec[16 * g.scales..];
+            let quants = &mut rec[g.quants_at()..];
             for (s, set) in SET_ROWS.iter().enumerate() {
                 for c in 0..chunks {
                     for (lane, &i) in set.iter().enumerate() {
@@ -188,46 +194,45 @@ pub fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelError> {
 }
 
 /// A packed matrix that owns its (64-byte aligned) bytes.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct PackedMatrix {
     ty: GgmlType,
     rows: usize,
     cols: usize,
-    storage: Vec<Line>,
+    /// `len + ALIGN - 1` bytes, of which `start..start + len` are aligned.
+    storage: Vec<u8>,
+    start: usize,
     len: usize,
 }
 
-/// 64-byte aligned storage unit.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct Line([u8; 64]);
+/// Alignment of a [`PackedMatrix`]'s bytes: groups start on cache lines.
+const ALIGN: usize = 64;
 
 impl PackedMatrix {
     /// Repacks a Q4_0, Q4_1 or Q8_0 matrix (other types have no packed form).
     pub fn pack(w: &WeightMatrix) -> Result<PackedMatrix, KernelError> {
         let len = packed_bytes(w.ty, w.rows, w.cols).ok_or(KernelError::UnsupportedType(w.ty))?;
-        let mut m = PackedMatrix {
-            ty: w.ty,
-            rows: w.rows,
-            cols: w.cols,
-            storage: vec![Line([0; 64]); len.div_ceil(64)],
-            len,
-        };
+        let mut m = PackedMatrix::zeroed(w.ty, w.rows, w.cols, len);
         pack_into(w, m.bytes_mut())?;
         Ok(m)
     }
 
+    fn zeroed(ty: GgmlType, rows: usize, cols: usize, len: usize) -> PackedMatrix {
+        let storage = vec![0u8; len + ALIGN - 1];
+        // A byte pointer can always be aligned; the heap buffer stays put
+        // when the Vec moves.
+        let start = storage.as_ptr().align_offset(ALIGN);
+        assert!(start < ALIGN);
+        PackedMatrix { ty, rows, cols, storage, start, len }
+    }
+
     /// The packed bytes.
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `storage` is `len.div_ceil(64)` contiguous 64-byte `Line`s of
-        // plain bytes (repr(C), no padding), so its first `len` bytes are
-        // initialized u8s valid for the lifetime of the borrow of self.
-        unsafe { core::slice::from_raw_parts(self.storage.as_ptr() as *const u8, self.len) }
+        &self.storage[self.start..self.start + self.len]
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `bytes`, with a unique borrow of self.
-        unsafe { core::slice::from_raw_parts_mut(self.storage.as_mut_ptr() as *mut u8, self.len) }
+        &mut self.storage[self.start..self.start + self.len]
     }
 
     /// A view for [`super::Kernels::matmul`].
@@ -236,9 +241,18 @@ impl PackedMatrix {
     }
 }
 
+impl Clone for PackedMatrix {
+    /// A copy in its own aligned storage.
+    fn clone(&self) -> Self {
+        let mut m = PackedMatrix::zeroed(self.ty, self.rows, self.cols, self.len);
+        m.bytes_mut().copy_from_slice(self.bytes());
+        m
+    }
+}
+
 /// Reads back row `r`'s block `b` from a packed matrix in ggml's block layout
 /// (the scalar path computes from this; tests check it inverts packing).
-pub(super) fn read_block(p: &PackedView, r: usize, b: usize, out: &mut [u8; 34]) {
+pub(super) fn read_block(p: &PackedView, r: usize, b: usize, out: &mut [u8; MAX_BLOCK_BYTES]) {
     let g = Geometry::of(p.ty).unwrap();
     let grp = p.group(r / GROUP_ROWS);
     let i = r % GROUP_ROWS;
@@ -250,10 +264,10 @@ pub(super) fn read_block(p: &PackedView, r: usize, b: usize, out: &mut [u8; 34])
     let chunks = g.quant / 64;
     let rec = &grp[b * g.record()..(b + 1) * g.record()];
     for k in 0..g.scales {
-        out[2 * k..2 * k + 2].copy_from_slice(&rec[16 * k + 2 * i..16 * k + 2 * i + 2]);
+        out[2 * k..2 * k + 2].copy_from_slice(&rec[SCALE_VECTOR * k + 2 * i..][..2]);
     }
     for c in 0..chunks {
-        let at = 16 * g.scales + ((set * chunks + c) * 4 + lane) * 8;
+        let at = g.quants_at() + ((set * chunks + c) * 4 + lane) * 8;
         out[g.qs_at + 8 * c..g.qs_at + 8 * c + 8].copy_from_slice(&rec[at..at + 8]);
     }
 }

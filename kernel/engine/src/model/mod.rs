@@ -5,7 +5,7 @@
 //! A [`Model`] holds what every worker needs for the whole run: the config,
 //! the layout, the global weights (resident) and the matmul kernels. Layer
 //! weights are not in it: a worker acquires them layer by layer
-//! ([`crate::plan::Worker::acquire_layer`]), because the kernel may stream them.
+//! ([`crate::team::Worker::acquire_layer`]), because the kernel may stream them.
 
 mod config;
 mod layout;

@@ -59,31 +59,39 @@ fn le16(b: &[u8], at: usize) -> u16 {
 }
 
 impl BlockQ4_0 {
-    /// Size in a GGUF file.
-    pub const BYTES: usize = 18;
+    /// Offset of the quants (after `d`).
+    pub const QS_AT: usize = 2;
+    /// Bytes of quants: two per byte.
+    pub const QS_BYTES: usize = QK / 2;
+    /// Size in a GGUF file (18).
+    pub const BYTES: usize = Self::QS_AT + Self::QS_BYTES;
 
     /// Reads a block from the first [`Self::BYTES`] bytes of `b` (panics if shorter).
     pub fn read(b: &[u8]) -> Self {
         let mut qs = [0u8; QK / 2];
-        qs.copy_from_slice(&b[2..Self::BYTES]);
+        qs.copy_from_slice(&b[Self::QS_AT..Self::BYTES]);
         Self { d: le16(b, 0), qs }
     }
 
     /// Writes the block to the first [`Self::BYTES`] bytes of `out`.
     pub fn write(&self, out: &mut [u8]) {
         out[0..2].copy_from_slice(&self.d.to_le_bytes());
-        out[2..Self::BYTES].copy_from_slice(&self.qs);
+        out[Self::QS_AT..Self::BYTES].copy_from_slice(&self.qs);
     }
 }
 
 impl BlockQ4_1 {
-    /// Size in a GGUF file.
-    pub const BYTES: usize = 20;
+    /// Offset of the quants (after `d` and `m`).
+    pub const QS_AT: usize = 4;
+    /// Bytes of quants: two per byte.
+    pub const QS_BYTES: usize = QK / 2;
+    /// Size in a GGUF file (20).
+    pub const BYTES: usize = Self::QS_AT + Self::QS_BYTES;
 
     /// Reads a block from the first [`Self::BYTES`] bytes of `b` (panics if shorter).
     pub fn read(b: &[u8]) -> Self {
         let mut qs = [0u8; QK / 2];
-        qs.copy_from_slice(&b[4..Self::BYTES]);
+        qs.copy_from_slice(&b[Self::QS_AT..Self::BYTES]);
         Self {
             d: le16(b, 0),
             m: le16(b, 2),
@@ -95,18 +103,22 @@ impl BlockQ4_1 {
     pub fn write(&self, out: &mut [u8]) {
         out[0..2].copy_from_slice(&self.d.to_le_bytes());
         out[2..4].copy_from_slice(&self.m.to_le_bytes());
-        out[4..Self::BYTES].copy_from_slice(&self.qs);
+        out[Self::QS_AT..Self::BYTES].copy_from_slice(&self.qs);
     }
 }
 
 impl BlockQ8_0 {
-    /// Size in a GGUF file.
-    pub const BYTES: usize = 34;
+    /// Offset of the quants (after `d`).
+    pub const QS_AT: usize = 2;
+    /// Bytes of quants: one each.
+    pub const QS_BYTES: usize = QK;
+    /// Size in a GGUF file (34).
+    pub const BYTES: usize = Self::QS_AT + Self::QS_BYTES;
 
     /// Reads a block from the first [`Self::BYTES`] bytes of `b` (panics if shorter).
     pub fn read(b: &[u8]) -> Self {
         let mut qs = [0i8; QK];
-        for (q, &byte) in qs.iter_mut().zip(&b[2..Self::BYTES]) {
+        for (q, &byte) in qs.iter_mut().zip(&b[Self::QS_AT..Self::BYTES]) {
             *q = byte as i8;
         }
         Self { d: le16(b, 0), qs }
@@ -115,20 +127,22 @@ impl BlockQ8_0 {
     /// Writes the block to the first [`Self::BYTES`] bytes of `out`.
     pub fn write(&self, out: &mut [u8]) {
         out[0..2].copy_from_slice(&self.d.to_le_bytes());
-        for (byte, &q) in out[2..Self::BYTES].iter_mut().zip(&self.qs) {
+        for (byte, &q) in out[Self::QS_AT..Self::BYTES].iter_mut().zip(&self.qs) {
             *byte = q as u8;
         }
     }
 }
 
 impl BlockQ8_1 {
-    /// Size in ggml's memory layout.
-    pub const BYTES: usize = 36;
+    /// Offset of the quants (after `d` and `s`).
+    pub const QS_AT: usize = 4;
+    /// Size in ggml's memory layout (36).
+    pub const BYTES: usize = Self::QS_AT + QK;
 
     /// Reads a block from the first [`Self::BYTES`] bytes of `b` (panics if shorter).
     pub fn read(b: &[u8]) -> Self {
         let mut qs = [0i8; QK];
-        for (q, &byte) in qs.iter_mut().zip(&b[4..Self::BYTES]) {
+        for (q, &byte) in qs.iter_mut().zip(&b[Self::QS_AT..Self::BYTES]) {
             *q = byte as i8;
         }
         Self {
@@ -142,7 +156,7 @@ impl BlockQ8_1 {
     pub fn write(&self, out: &mut [u8]) {
         out[0..2].copy_from_slice(&self.d.to_le_bytes());
         out[2..4].copy_from_slice(&self.s.to_le_bytes());
-        for (byte, &q) in out[4..Self::BYTES].iter_mut().zip(&self.qs) {
+        for (byte, &q) in out[Self::QS_AT..Self::BYTES].iter_mut().zip(&self.qs) {
             *byte = q as u8;
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! Faithfulness notes: C's `(int8_t)(float)` conversion compiles to `cvttss2si`
 //! (truncation; NaN or out of range gives `i32::MIN`) followed by keeping the
-//! low byte, which [`c_float_to_i8`] reproduces; `roundf` rounds half away from
+//! low byte, which `c_float_to_i8` reproduces; `roundf` rounds half away from
 //! zero ([`libm::roundf`]); ggml-base is compiled without FMA contraction, and
 //! Rust never contracts, so every product and sum rounds the same way.
 

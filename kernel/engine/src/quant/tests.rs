@@ -77,7 +77,7 @@ fn q4_0_known_block() {
     x[17] = -0.26; // -0.52 + 8.5 = 7.98 -> 7
     let b = reference::quantize_block_q4_0(&x);
     assert_eq!(f16_to_f32(b.d), 0.5);
-    assert_eq!(b.qs[0], 0 | (15 << 4));
+    assert_eq!(b.qs[0], 15 << 4); // element 0 is 0, element 16 is 15
     assert_eq!(b.qs[1], 10 | (7 << 4));
     assert_eq!(b.qs[2], 8 | (8 << 4));
 }

@@ -17,11 +17,11 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 use crate::matmul::ActBuf;
 use crate::model::{Model, ModelConfig};
-use crate::plan::SharedBuf;
+use crate::team::SharedBuf;
 
 /// Rows of a matmul tile computed per kernel call when the batch is larger
 /// than one: bounds the per-worker output buffer (see [`Scratch`]).
@@ -61,8 +61,47 @@ impl core::fmt::Display for StateError {
 
 impl core::error::Error for StateError {}
 
+/// A state's memory in bytes, split as a kernel plans its region: the KV
+/// cache (one K and one V slab per layer) and everything else (RoPE table,
+/// activations, logits). Every size is checked against overflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateBytes {
+    /// One layer's K and V slabs: `(round8(n_ctx) + n_ctx) · kv_dim · 4`.
+    pub kv_per_layer: usize,
+    /// Layers, one KV slab pair each.
+    pub layers: usize,
+    /// The whole KV cache, `kv_per_layer · layers`.
+    pub kv: usize,
+    /// Everything else: RoPE table, activations, logits.
+    pub other: usize,
+}
+
+impl StateBytes {
+    /// The bytes a state for `model` and `cfg` needs (`None` if a size
+    /// overflows `usize`).
+    pub fn new(model: &ModelConfig, cfg: &StateConfig) -> Option<StateBytes> {
+        let sizes = Sizes::new(model, cfg)?;
+        let floats = sizes.total(model.n_layers)?;
+        let kv_floats = sizes.k_layer.checked_add(sizes.v_layer)?.checked_mul(model.n_layers)?;
+        let bytes = |floats: usize| floats.checked_mul(F32_BYTES);
+        Some(StateBytes {
+            kv_per_layer: bytes(sizes.k_layer.checked_add(sizes.v_layer)?)?,
+            layers: model.n_layers,
+            kv: bytes(kv_floats)?,
+            other: bytes(floats - kv_floats)?,
+        })
+    }
+
+    /// All of it: `kv + other` (cannot overflow: checked by `new`).
+    pub fn total(&self) -> usize {
+        self.kv + self.other
+    }
+}
+
+const F32_BYTES: usize = core::mem::size_of::<f32>();
+
 /// Sizes of each part, in floats.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Sizes {
     rope: usize,
     /// Positions per row of the transposed K cache: `n_ctx` rounded up to 8,
@@ -121,12 +160,18 @@ pub struct SharedState<'m> {
     pub(crate) hb: SharedBuf<'m>,
     pub(crate) logits: SharedBuf<'m>,
     pub(crate) control: Control,
+    /// What the state was sized for (see [`SharedState::fits`]).
+    sizes: Sizes,
+    n_layers: usize,
+    /// A [`crate::team::Team`] is running on this state.
+    pub(crate) team_running: AtomicBool,
 }
 
 impl<'m> SharedState<'m> {
-    /// Floats of memory a state for `cfg` needs (`None` if it overflows).
+    /// Floats of memory a state for `cfg` needs (`None` if it overflows);
+    /// [`StateBytes`] splits it into the KV cache and the rest.
     pub fn floats_needed(model: &ModelConfig, cfg: &StateConfig) -> Option<usize> {
-        Sizes::new(model, cfg)?.total(model.n_layers)
+        Some(StateBytes::new(model, cfg)?.total() / F32_BYTES)
     }
 
     /// Builds the state in `mem` (at least [`Self::floats_needed`] floats) and
@@ -168,7 +213,15 @@ impl<'m> SharedState<'m> {
             hb: SharedBuf::new(hb),
             logits: SharedBuf::new(logits),
             control: Control { token: AtomicU32::new(0), generated: AtomicU32::new(0), stop: AtomicU8::new(0) },
+            sizes,
+            n_layers: mc.n_layers,
+            team_running: AtomicBool::new(false),
         })
+    }
+
+    /// Whether this state was sized for a model with `model`'s dimensions.
+    pub fn fits(&self, model: &ModelConfig) -> bool {
+        model.n_layers == self.n_layers && Sizes::new(model, &self.cfg) == Some(self.sizes)
     }
 
     pub fn config(&self) -> &StateConfig {
@@ -181,7 +234,7 @@ impl<'m> SharedState<'m> {
         self.logits.as_mut_slice()
     }
 
-    /// The token the leader published last (see [`crate::forward::generate`]).
+    /// The token the leader published last (see [`generate`](fn@crate::forward::generate)).
     pub fn published_token(&self) -> u32 {
         self.control.token.load(Ordering::Relaxed)
     }
@@ -235,5 +288,59 @@ impl Scratch {
             scores: vec![0.0; cfg.n_ctx.next_multiple_of(8)],
             kstage: vec![0.0; cfg.max_batch * model.kv_dim()],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Arch, RopeConfig, RopeLayout};
+
+    /// SmolLM2-135M's shape: 30 layers, 9 heads of 64, 3 K/V heads.
+    fn smollm2() -> ModelConfig {
+        ModelConfig {
+            arch: Arch::Llama,
+            n_layers: 30,
+            n_embd: 576,
+            n_ff: 1536,
+            n_heads: 9,
+            n_kv_heads: 3,
+            head_dim: 64,
+            n_vocab: 49152,
+            n_ctx_train: 8192,
+            rms_eps: 1e-5,
+            attn_scale: 0.125,
+            rope: RopeConfig { layout: RopeLayout::Adjacent, n_rot: 64, freq_base: 100_000.0, freq_scale: 1.0 },
+            tied_output: true,
+        }
+    }
+
+    #[test]
+    fn kv_bytes_are_one_k_and_one_v_slab_per_layer() {
+        let model = smollm2();
+        for (n_ctx, max_batch) in [(1usize, 1usize), (7, 4), (2048, 64), (8192, 64)] {
+            let cfg = StateConfig { n_ctx, max_batch, logit_rows: 1 };
+            let b = StateBytes::new(&model, &cfg).unwrap();
+            // K rows are padded to 8 positions; V is not.
+            assert_eq!(b.kv_per_layer, (n_ctx.next_multiple_of(8) + n_ctx) * 192 * 4, "n_ctx {n_ctx}");
+            assert_eq!((b.layers, b.kv), (30, 30 * b.kv_per_layer));
+            // The rest: RoPE table, x, q, att, hb, one logits row.
+            let other = n_ctx * 64 + max_batch * (576 + 2 * 576 + 1536) + 49152;
+            assert_eq!(b.other, other * 4);
+            assert_eq!(SharedState::floats_needed(&model, &cfg), Some(b.total() / 4));
+        }
+        // 94 MB of KV cache at 2048 positions, as docs/engine.md says.
+        let b = StateBytes::new(&model, &StateConfig { n_ctx: 2048, max_batch: 64, logit_rows: 1 }).unwrap();
+        assert_eq!(b.kv, 94_371_840);
+    }
+
+    #[test]
+    fn sizes_that_overflow_are_none() {
+        let model = smollm2();
+        let huge = StateConfig { n_ctx: usize::MAX / 8, max_batch: 1, logit_rows: 1 };
+        assert_eq!(StateBytes::new(&model, &huge), None);
+        assert_eq!(SharedState::floats_needed(&model, &huge), None);
+        let wide = ModelConfig { n_layers: usize::MAX / 2, ..smollm2() };
+        assert_eq!(StateBytes::new(&wide, &StateConfig { n_ctx: 16, max_batch: 1, logit_rows: 1 }), None);
     }
 }

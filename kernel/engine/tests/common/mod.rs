@@ -18,35 +18,38 @@ impl Rng {
     }
 }
 
-use axiom_engine::model::LayerSource;
-use axiom_engine::plan::{SpinBarrier, TeamWorker};
+use axiom_engine::model::{LayerSource, Model};
+use axiom_engine::state::SharedState;
+use axiom_engine::team::{ResidentWorker, Seat, Team};
 
-/// Runs `f` on a team of `count` std threads (worker 0 on the calling thread)
-/// and returns worker 0's result. A panicking worker poisons the barrier so
-/// the others stop too instead of waiting forever.
-pub fn run_team<R, S: Send>(count: usize, layers: &dyn LayerSource, scratches: &mut [S], f: impl Fn(&TeamWorker<'_>, &mut S) -> R + Sync) -> R {
+/// Runs `f` from every seat of a team of `count` std threads (seat 0 on the
+/// calling thread) running `model` on `state`, and returns seat 0's result. A
+/// panicking member poisons the team so the others stop too instead of
+/// waiting forever.
+pub fn run_team<R, S: Send>(model: &Model<'_>, state: &SharedState<'_>, count: usize, layers: &dyn LayerSource, scratches: &mut [S], f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut S) -> R + Sync) -> R {
     assert!(scratches.len() >= count);
-    let barrier = SpinBarrier::new(count);
-    struct PoisonOnPanic<'b>(&'b SpinBarrier);
-    impl Drop for PoisonOnPanic<'_> {
+    let team = Team::new(model, state, count).unwrap();
+    struct PoisonOnPanic<'b, 'a>(&'b Team<'a>);
+    impl Drop for PoisonOnPanic<'_, '_> {
         fn drop(&mut self) {
             if std::thread::panicking() {
                 self.0.poison();
             }
         }
     }
-    let mut workers = TeamWorker::team(&barrier, layers, Some(std::thread::yield_now)).into_iter();
-    let lead = workers.next().unwrap();
+    let worker = ResidentWorker::yielding(layers, std::thread::yield_now);
+    let mut seats = team.seats(&worker).unwrap().into_iter();
+    let mut lead = seats.next().unwrap();
     let (first, rest) = scratches.split_at_mut(1);
     std::thread::scope(|s| {
-        for (w, scratch) in workers.zip(rest.iter_mut()) {
-            let (barrier, f) = (&barrier, &f);
+        for (mut seat, scratch) in seats.zip(rest.iter_mut()) {
+            let (team, f) = (&team, &f);
             s.spawn(move || {
-                let _guard = PoisonOnPanic(barrier);
-                f(&w, scratch);
+                let _guard = PoisonOnPanic(team);
+                f(&mut seat, scratch);
             });
         }
-        let _guard = PoisonOnPanic(&barrier);
-        f(&lead, &mut first[0])
+        let _guard = PoisonOnPanic(&team);
+        f(&mut lead, &mut first[0])
     })
 }

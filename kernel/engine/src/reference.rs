@@ -1,0 +1,160 @@
+//! The forward pass as a readable specification: what [`crate::forward`]
+//! computes, written out naively in f64, one position after another, with no
+//! tiles, no barriers, no quantized activations and no cache layout.
+//!
+//! The engine's tests compare the forward pass against [`logits`] on models
+//! with f32 weights (so that only the rounding differs), for every
+//! architecture option: adjacent and NeoX RoPE, partial rotary dimensions,
+//! linear RoPE scaling, grouped K/V heads, Q/K/V biases, tied and untied
+//! output heads. It is far too slow for anything else.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::matmul::Matrix;
+use crate::model::{F32Vector, LayerSource, Model, ModelConfig, RopeLayout};
+
+/// The logits of every position of `tokens` (a fresh context, positions
+/// `0..tokens.len()`), in f64. Panics on a token id outside the vocabulary.
+pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Vec<Vec<f64>> {
+    let c = &model.config;
+    let eps = c.rms_eps as f64;
+    let embeddings = Dense::from(model.globals.token_embd);
+    let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| embeddings.row(t as usize).to_vec()).collect();
+
+    for l in 0..c.n_layers {
+        let w = layers.layer(l);
+        let (wq, wk, wv, wo) = (Dense::from(w.wq), Dense::from(w.wk), Dense::from(w.wv), Dense::from(w.wo));
+        let (w_gate, w_up, w_down) = (Dense::from(w.w_gate), Dense::from(w.w_up), Dense::from(w.w_down));
+        // This layer's keys and values of every position so far.
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        for (p, x) in xs.iter_mut().enumerate() {
+            // Attention.
+            let xb = rmsnorm(x, w.attn_norm, eps);
+            let (mut q, mut k, mut v) = (wq.times(&xb), wk.times(&xb), wv.times(&xb));
+            add(&mut q, w.bq);
+            add(&mut k, w.bk);
+            add(&mut v, w.bv);
+            for head in q.chunks_mut(c.head_dim).chain(k.chunks_mut(c.head_dim)) {
+                rope(model, head, p);
+            }
+            keys.push(k);
+            values.push(v);
+            let att = attention(c, &q, &keys, &values);
+            add_vec(x, &wo.times(&att));
+
+            // Feed-forward (SwiGLU).
+            let xb = rmsnorm(x, w.ffn_norm, eps);
+            let hidden: Vec<f64> = w_gate.times(&xb).iter().zip(w_up.times(&xb)).map(|(g, u)| silu(*g) * u).collect();
+            add_vec(x, &w_down.times(&hidden));
+        }
+    }
+
+    let output = Dense::from(model.globals.output);
+    xs.iter().map(|x| output.times(&rmsnorm(x, model.globals.output_norm, eps))).collect()
+}
+
+/// Causal attention of one position's query (all heads) over the keys and
+/// values of positions `0..=p` (`keys.len() == p + 1`): per query head `h`,
+/// K/V head `h / (n_heads / n_kv_heads)`, scores `q·k · attn_scale`,
+/// softmax, weighted sum of the values.
+fn attention(c: &ModelConfig, q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {
+    let hd = c.head_dim;
+    let mut out = vec![0.0; c.q_dim()];
+    for h in 0..c.n_heads {
+        let kv = h / c.gqa_group() * hd;
+        let qh = &q[h * hd..(h + 1) * hd];
+        let scores: Vec<f64> = keys.iter().map(|k| dot(qh, &k[kv..kv + hd]) * c.attn_scale as f64).collect();
+        let probs = softmax(&scores);
+        for (prob, v) in probs.iter().zip(values) {
+            for (o, vi) in out[h * hd..(h + 1) * hd].iter_mut().zip(&v[kv..kv + hd]) {
+                *o += prob * vi;
+            }
+        }
+    }
+    out
+}
+
+/// Rotates one head by position `p`: the first `n_rot` dimensions, in pairs
+/// (`(2i, 2i+1)`, or NeoX's `(i, i + n_rot/2)`), pair `i` by the angle
+/// `p · freq_scale · base^(-2i / n_rot) / factor_i` (`factor_i` from
+/// `rope_freqs.weight`, else 1).
+fn rope(model: &Model<'_>, head: &mut [f64], p: usize) {
+    let r = &model.config.rope;
+    let factors: Vec<f64> = match model.globals.rope_freqs {
+        Some(f) => f.iter().map(|v| v as f64).collect(),
+        None => vec![1.0; r.n_rot / 2],
+    };
+    for (i, factor) in factors.iter().enumerate().take(r.n_rot / 2) {
+        let theta = p as f64 * r.freq_scale as f64 * libm::pow(r.freq_base as f64, -2.0 * i as f64 / r.n_rot as f64) / factor;
+        let (a, b) = match r.layout {
+            RopeLayout::Adjacent => (2 * i, 2 * i + 1),
+            RopeLayout::NeoX => (i, i + r.n_rot / 2),
+        };
+        let (x0, x1) = (head[a], head[b]);
+        let (cos, sin) = (libm::cos(theta), libm::sin(theta));
+        head[a] = x0 * cos - x1 * sin;
+        head[b] = x0 * sin + x1 * cos;
+    }
+}
+
+/// `x / sqrt(mean(x²) + eps) · w`.
+fn rmsnorm(x: &[f64], w: F32Vector<'_>, eps: f64) -> Vec<f64> {
+    let scale = 1.0 / libm::sqrt(dot(x, x) / x.len() as f64 + eps);
+    x.iter().zip(w.iter()).map(|(v, w)| v * scale * w as f64).collect()
+}
+
+fn softmax(x: &[f64]) -> Vec<f64> {
+    let max = x.iter().copied().fold(f64::MIN, f64::max);
+    let exps: Vec<f64> = x.iter().map(|v| libm::exp(v - max)).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| e / sum).collect()
+}
+
+fn silu(x: f64) -> f64 {
+    x / (1.0 + libm::exp(-x))
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn add_vec(x: &mut [f64], y: &[f64]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
+fn add(x: &mut [f64], bias: Option<F32Vector<'_>>) {
+    if let Some(b) = bias {
+        x.iter_mut().zip(b.iter()).for_each(|(a, b)| *a += b as f64);
+    }
+}
+
+/// A weight matrix dequantized to f64, `rows` rows of `cols`.
+struct Dense {
+    cols: usize,
+    values: Vec<f64>,
+}
+
+impl Dense {
+    fn from<'a>(m: impl Into<Matrix<'a>>) -> Dense {
+        let m = m.into();
+        let mut row = vec![0f32; m.cols()];
+        let mut values = Vec::with_capacity(m.rows() * m.cols());
+        for r in 0..m.rows() {
+            if let Err(e) = m.dequantize_row(r, &mut row) {
+                panic!("row {r}: {e}");
+            }
+            values.extend(row.iter().map(|&v| v as f64));
+        }
+        Dense { cols: m.cols(), values }
+    }
+
+    fn row(&self, r: usize) -> &[f64] {
+        &self.values[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// `self · x`.
+    fn times(&self, x: &[f64]) -> Vec<f64> {
+        self.values.chunks(self.cols).map(|row| dot(row, x)).collect()
+    }
+}
