@@ -5,7 +5,7 @@
 //! docs/running.md (a test fails while they disagree with this table). The
 //! code that acts on a key reads it with `Cmdline::get(&keys::NAME)`.
 
-use super::{About, Choice, Flag, Float, FloatRange, Group, Int, IntOrMax, Key, KeySpec, Location, Size, Text, MAX_TEXT};
+use super::{About, Choice, Flag, Float, FloatRange, Group, Int, IntOrMax, Key, KeySpec, Location, OptChoice, OptInt, OptSize, Size, Text, MAX_TEXT};
 
 /// Declares each key as a `pub static` and lists them all in [`KEYS`], in
 /// this order (the order the host writes them in).
@@ -40,30 +40,28 @@ use Group::{Boot, Inference, SelfTest};
 
 keys! {
     // --- The boot ---------------------------------------------------------
-    SELFTEST: Choice = Key::<Choice>::new(
+    SELFTEST: OptChoice = Key::<OptChoice>::new(
         about("selftest", Boot, "run a diagnostic instead of the default mode"),
         &["smp", "fault", "panic", "mem", "nvme"],
-        None,
     );
-    HEAP: Size = Key::<Size>::new(about("heap", Boot, "kernel heap size"), Some(64 << 20));
-    MAX_CPUS: Int = Key::<Int>::new(noted(about("max_cpus", Boot, "start at most this many CPUs (0 counts as 1)"), "all"), 0, ANY, None);
-    AP_TIMEOUT_MS: Int = Key::<Int>::new(about("ap_timeout_ms", Boot, "per-CPU start-up timeout in ms"), 0, ANY, Some(1000));
-    SPIN_US: Int = Key::<Int>::new(about("spin_us", Boot, "barrier spin before parking, microseconds"), 0, ANY, Some(50));
-    PARK: Choice = Key::<Choice>::new(about("park", Boot, "how waiting cores sleep"), &["hlt", "mwait"], Some("hlt"));
-    TEST_DEAD_CPU: Int = Key::<Int>::new(
+    HEAP: Size = Key::<Size>::new(about("heap", Boot, "kernel heap size"), 64 << 20);
+    MAX_CPUS: OptInt = Key::<OptInt>::new(noted(about("max_cpus", Boot, "start at most this many CPUs (0 counts as 1)"), "all"), 0, ANY);
+    AP_TIMEOUT_MS: Int = Key::<Int>::new(about("ap_timeout_ms", Boot, "per-CPU start-up timeout in ms"), 0, ANY, 1000);
+    SPIN_US: Int = Key::<Int>::new(about("spin_us", Boot, "barrier spin before parking, microseconds"), 0, ANY, 50);
+    PARK: Choice = Key::<Choice>::new(about("park", Boot, "how waiting cores sleep"), &["hlt", "mwait"], "hlt");
+    TEST_DEAD_CPU: OptInt = Key::<OptInt>::new(
         about("test_dead_cpu", Boot, "testing: never send SIPI to this APIC id (exercises the start-up timeout)"),
         0,
         u32::MAX as u64,
-        None,
     );
 
     // --- Self-tests -------------------------------------------------------
-    ROUNDS: Int = Key::<Int>::new(about("rounds", SelfTest, "selftest=smp barrier rounds"), 0, ANY, Some(10_000));
-    FAULT: Choice = Key::<Choice>::new(about("fault", SelfTest, "selftest=fault exception"), &["pf", "gp", "ud", "de"], Some("pf"));
-    FAULT_CPU: Int = Key::<Int>::new(noted(about("fault_cpu", SelfTest, "selftest=fault CPU index"), "the last online CPU"), 0, ANY, None);
+    ROUNDS: Int = Key::<Int>::new(about("rounds", SelfTest, "selftest=smp barrier rounds"), 1, ANY, 10_000);
+    FAULT: Choice = Key::<Choice>::new(about("fault", SelfTest, "selftest=fault exception"), &["pf", "gp", "ud", "de"], "pf");
+    FAULT_CPU: OptInt = Key::<OptInt>::new(noted(about("fault_cpu", SelfTest, "selftest=fault CPU index"), "the last online CPU"), 0, ANY);
     NVME_QD: IntOrMax = Key::<IntOrMax>::new(about("nvme_qd", SelfTest, "selftest=nvme commands in flight (up to the queue size - 1)"), 1, ANY);
-    NVME_XFER: Size = Key::<Size>::new(noted(about("nvme_xfer", SelfTest, "selftest=nvme bytes per command, at most MDTS"), "MDTS"), None);
-    NVME_CRC: Choice = Key::<Choice>::new(about("nvme_crc", SelfTest, "selftest=nvme CRC32C of the namespace"), ON_OFF, Some("on"));
+    NVME_XFER: OptSize = Key::<OptSize>::new(noted(about("nvme_xfer", SelfTest, "selftest=nvme bytes per command, at most MDTS"), "MDTS"));
+    NVME_CRC: Choice = Key::<Choice>::new(about("nvme_crc", SelfTest, "selftest=nvme CRC32C of the namespace"), ON_OFF, "on");
 
     // --- Inference (in the order `cargo axiom run` writes them) ------------
     PROMPT: Text = Key::<Text>::new(
@@ -75,41 +73,37 @@ keys! {
         false,
     );
     CHAT: Flag = Key::<Flag>::new(flag(about("chat", Inference, "wrap the prompt in the model's chat template"), "chat"), false);
-    TOKENS: Int = Key::<Int>::new(flag(about("tokens", Inference, "most tokens to generate"), "tokens"), 1, ANY, Some(32));
+    TOKENS: Int = Key::<Int>::new(flag(about("tokens", Inference, "most tokens to generate"), "tokens"), 1, ANY, 32);
     TEMP: Float = Key::<Float>::new(flag(about("temp", Inference, "sampling temperature, 0 = greedy"), "temp"), NON_NEGATIVE, 0.0);
     TOP_P: Float = Key::<Float>::new(flag(about("top_p", Inference, "nucleus sampling mass, 1 = off"), "top-p"), PROBABILITY, 1.0);
-    TOP_K: Int = Key::<Int>::new(flag(about("top_k", Inference, "keep the K most likely tokens, 0 = all"), "top-k"), 0, ANY, Some(0));
-    SEED: Int = Key::<Int>::new(flag(about("seed", Inference, "sampling seed"), "seed"), 0, ANY, Some(0));
-    BUDGET: Size = Key::<Size>::new(
-        flag(
-            noted(
-                about("budget", Inference, "memory for weights (globals + layer slots); below the model size the kernel streams layers"),
-                "the largest free range minus the KV cache and activations",
-            ),
-            "budget",
+    TOP_K: Int = Key::<Int>::new(flag(about("top_k", Inference, "keep the K most likely tokens, 0 = all"), "top-k"), 0, ANY, 0);
+    SEED: Int = Key::<Int>::new(flag(about("seed", Inference, "sampling seed"), "seed"), 0, ANY, 0);
+    BUDGET: OptSize = Key::<OptSize>::new(flag(
+        noted(
+            about("budget", Inference, "memory for weights (globals + layer slots); below the model size the kernel streams layers"),
+            "the largest free range minus the KV cache and activations",
         ),
-        None,
-    );
-    SLOTS: Int = Key::<Int>::new(flag(about("slots", Inference, "stream through exactly K layer slots (2 to the layer count)"), "slots"), 0, ANY, None);
-    IO_CORE: Choice = Key::<Choice>::new(
+        "budget",
+    ));
+    SLOTS: OptInt = Key::<OptInt>::new(flag(about("slots", Inference, "stream through exactly K layer slots (2 to the layer count)"), "slots"), 0, ANY);
+    IO_CORE: OptChoice = Key::<OptChoice>::new(
         flag(
             noted(about("io_core", Inference, "on: the last CPU streams weights; off: every CPU computes and loads synchronously"), "on with 2+ CPUs"),
             "io-core",
         ),
         ON_OFF,
-        None,
     );
     VERIFY: Choice = Key::<Choice>::new(
         flag(about("verify", Inference, "CRC32C of each layer on its first read or on every read"), "verify"),
         &["first", "always"],
-        Some("first"),
+        "first",
     );
     TELEMETRY: Choice = Key::<Choice>::new(
         flag(about("telemetry", Inference, "per-core timings: @layer per layer, @core_token per pass, or none"), "telemetry"),
         &["layer", "token", "off"],
-        Some("token"),
+        "token",
     );
-    CTX: Int = Key::<Int>::new(flag(about("ctx", Inference, "context length in tokens"), "ctx"), 16, 1 << 17, Some(512));
+    CTX: Int = Key::<Int>::new(flag(about("ctx", Inference, "context length in tokens"), "ctx"), 16, 1 << 17, 512);
     MODEL: Location = Key::<Location>::new(flag(
         noted(about("model", Inference, "where the packed image is on the NVMe disk"), "the first namespace, offset 0"),
         "model-at",
@@ -117,7 +111,7 @@ keys! {
     REPACK: Choice = Key::<Choice>::new(
         flag(about("repack", Inference, "auto: resident layers also kept in the engine's repacked layout when memory allows; off: the file layout"), "repack"),
         &["auto", "off"],
-        Some("auto"),
+        "auto",
     );
     PACK_HEAD: Flag = Key::<Flag>::new(flag(about("pack_head", Inference, "repack the output head at boot (0 keeps the file layout)"), "pack-head"), true);
 }
@@ -166,11 +160,12 @@ mod tests {
     fn the_boot_reads_these_values() {
         let c = Cmdline::parse("axiom-kernel selftest=smp rounds=1000 spin_us=0 heap=128M park=mwait nvme_qd=max", KEYS).unwrap();
         assert_eq!(c.get(&SELFTEST), Some("smp"));
-        assert_eq!((c.get(&ROUNDS), c.get(&SPIN_US), c.get(&HEAP), c.get(&PARK)), (Some(1000), Some(0), Some(128 << 20), Some("mwait")));
+        assert_eq!((c.get(&ROUNDS), c.get(&SPIN_US), c.get(&HEAP), c.get(&PARK)), (1000, 0, 128 << 20, "mwait"));
+        assert_eq!((c.get(&MAX_CPUS), c.get(&AP_TIMEOUT_MS), c.get(&NVME_QD)), (None, 1000, crate::cmdline::OrMax::Max));
         let c = Cmdline::parse("prompt=Hi tokens=16 temp=0.7 top_p=0.9 io_core=off pack_head=0", KEYS).unwrap();
-        assert_eq!((c.get(&TOKENS), c.get(&TEMP), c.get(&TOP_P), c.get(&IO_CORE)), (Some(16), Some(0.7), Some(0.9), Some("off")));
-        assert_eq!((c.get(&PACK_HEAD), c.get(&CHAT), c.get(&CTX), c.get(&TELEMETRY)), (Some(false), Some(false), Some(512), Some("token")));
-        assert_eq!(c.get(&IO_CORE).is_some(), c.has(&IO_CORE));
+        assert_eq!((c.get(&TOKENS), c.get(&TEMP), c.get(&TOP_P), c.get(&IO_CORE)), (16, 0.7, 0.9, Some("off")));
+        assert_eq!((c.get(&PACK_HEAD), c.get(&CHAT), c.get(&CTX), c.get(&TELEMETRY)), (false, false, 512, "token"));
+        assert_eq!((c.get(&BUDGET), c.get(&SLOTS), c.get(&REPACK)), (None, None, "auto"));
         let e = Cmdline::parse("tokens=0", KEYS).unwrap_err().to_string();
         assert_eq!(e, "command-line key 'tokens': value '0' is not an integer >= 1");
     }

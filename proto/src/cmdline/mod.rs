@@ -6,8 +6,9 @@
 //!
 //! A key is a [`Key<K>`]: its [`KeySpec`] (name, [`Type`] with the default,
 //! help, the `cargo axiom run` flag) and its kind `K` ([`Int`], [`Size`],
-//! [`Float`], [`Flag`], [`Choice`], [`Text`], [`Location`], [`IntOrMax`]),
-//! which fixes the Rust type [`Cmdline::get`] returns. The host writes the
+//! [`Float`], [`Flag`], [`Choice`], [`Text`], [`Location`], [`IntOrMax`], and
+//! `Opt...` for the ones without a default), which fixes the Rust type
+//! [`Cmdline::get`] returns. The host writes the
 //! command line from the same table ([`KeySpec::check`],
 //! [`PercentEncoded`]).
 
@@ -15,7 +16,6 @@ pub mod keys;
 mod values;
 
 use core::fmt;
-use core::marker::PhantomData;
 
 pub use values::{parse_size, parse_u64, percent_decode, PercentEncoded, Size as SizeText, BAD_ESCAPE, TOO_LONG};
 
@@ -258,45 +258,63 @@ impl fmt::Display for DefaultDescription {
 }
 
 /// A key of kind `K` (one of the kind markers below): its [`KeySpec`] and
-/// the Rust type [`Cmdline::get`] reads it as. Made only by the
-/// constructors of its kind, so the spec's [`Type`] always matches `K`.
+/// its default as the Rust type [`Cmdline::get`] reads the key as. Made only
+/// by the constructors of its kind, so the spec's [`Type`] always matches.
 #[derive(Debug)]
-pub struct Key<K> {
+pub struct Key<K: Kind> {
     pub spec: KeySpec,
-    kind: PhantomData<K>,
+    default: K::Default,
 }
 
-/// How a kind reads a value already checked against its type.
+/// How a kind reads a value already checked against its type. A kind with
+/// a default reads as a plain value; one without reads as an `Option`.
 pub trait Kind {
+    type Default: Copy + fmt::Debug;
     type Value<'a>;
-    /// The value of `raw` (given) or of the type's default (`raw` is `None`).
-    fn read<'a>(ty: &Type, raw: Option<&'a str>) -> Option<Self::Value<'a>>;
+    /// The value of `raw` (given, already checked), else `default`.
+    fn read(raw: Option<&str>, default: Self::Default) -> Self::Value<'_>;
 }
 
-/// [`Type::Int`] as `u64`.
-#[derive(Debug)]
-pub enum Int {}
-/// [`Type::IntOrMax`] as [`OrMax`].
-#[derive(Debug)]
-pub enum IntOrMax {}
-/// [`Type::Size`] as bytes.
-#[derive(Debug)]
-pub enum Size {}
-/// [`Type::Float`] as `f32`.
-#[derive(Debug)]
-pub enum Float {}
-/// [`Type::Flag`] as `bool`.
-#[derive(Debug)]
-pub enum Flag {}
-/// [`Type::Choice`] as the chosen word.
-#[derive(Debug)]
-pub enum Choice {}
-/// [`Type::Text`] as [`Encoded`] (decoded into the caller's buffer).
-#[derive(Debug)]
-pub enum Text {}
-/// [`Type::Location`] as [`ModelLocation`].
-#[derive(Debug)]
-pub enum Location {}
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $kind:ident: default $default:ty, value<$lt:lifetime> $value:ty = |$raw:ident, $d:ident| $read:expr;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $kind {}
+        impl Kind for $kind {
+            type Default = $default;
+            type Value<$lt> = $value;
+            #[allow(unused_variables)]
+            fn read<$lt>($raw: Option<&$lt str>, $d: $default) -> $value {
+                $read
+            }
+        }
+    )*};
+}
+
+kinds! {
+    /// [`Type::Int`] with a default, as `u64`.
+    Int: default u64, value<'a> u64 = |raw, d| raw.and_then(parse_u64).unwrap_or(d);
+    /// [`Type::Int`] without a default, as `Option<u64>`.
+    OptInt: default (), value<'a> Option<u64> = |raw, d| raw.and_then(parse_u64);
+    /// [`Type::IntOrMax`] as [`OrMax`] (absent: `Max`).
+    IntOrMax: default (), value<'a> OrMax = |raw, d| raw.and_then(parse_u64).map_or(OrMax::Max, OrMax::Value);
+    /// [`Type::Size`] with a default, as bytes.
+    Size: default u64, value<'a> u64 = |raw, d| raw.and_then(parse_size).unwrap_or(d);
+    /// [`Type::Size`] without a default, as `Option<u64>` bytes.
+    OptSize: default (), value<'a> Option<u64> = |raw, d| raw.and_then(parse_size);
+    /// [`Type::Float`] as `f32`.
+    Float: default f32, value<'a> f32 = |raw, d| raw.and_then(|r| r.parse().ok()).unwrap_or(d);
+    /// [`Type::Flag`] as `bool`.
+    Flag: default bool, value<'a> bool = |raw, d| raw.and_then(flag_value).unwrap_or(d);
+    /// [`Type::Choice`] with a default, as the chosen word.
+    Choice: default &'static str, value<'a> &'a str = |raw, d| raw.unwrap_or(d);
+    /// [`Type::Choice`] without a default, as `Option` of the chosen word.
+    OptChoice: default (), value<'a> Option<&'a str> = |raw, d| raw;
+    /// [`Type::Text`] as `Option<`[`Encoded`]`>` (decoded into the caller's buffer).
+    Text: default (), value<'a> Option<Encoded<'a>> = |raw, d| raw.map(Encoded);
+    /// [`Type::Location`] as [`ModelLocation`] (absent: the first namespace, offset 0).
+    Location: default (), value<'a> ModelLocation = |raw, d| raw.and_then(ModelLocation::parse).unwrap_or(ModelLocation::DEFAULT);
+}
 
 /// An [`IntOrMax`] value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,76 +362,6 @@ impl ModelLocation {
     }
 }
 
-impl Kind for Int {
-    type Value<'a> = u64;
-    fn read<'a>(ty: &Type, raw: Option<&'a str>) -> Option<u64> {
-        let Type::Int { default, .. } = *ty else { return None };
-        raw.and_then(parse_u64).or(default)
-    }
-}
-
-impl Kind for IntOrMax {
-    type Value<'a> = OrMax;
-    fn read<'a>(_: &Type, raw: Option<&'a str>) -> Option<OrMax> {
-        Some(match raw.and_then(parse_u64) {
-            Some(v) => OrMax::Value(v),
-            None => OrMax::Max,
-        })
-    }
-}
-
-impl Kind for Size {
-    type Value<'a> = u64;
-    fn read<'a>(ty: &Type, raw: Option<&'a str>) -> Option<u64> {
-        let Type::Size { default } = *ty else { return None };
-        raw.and_then(parse_size).or(default)
-    }
-}
-
-impl Kind for Float {
-    type Value<'a> = f32;
-    fn read<'a>(ty: &Type, raw: Option<&'a str>) -> Option<f32> {
-        let Type::Float { default, .. } = *ty else { return None };
-        Some(raw.and_then(|r| r.parse().ok()).unwrap_or(default))
-    }
-}
-
-impl Kind for Flag {
-    type Value<'a> = bool;
-    fn read<'a>(ty: &Type, raw: Option<&'a str>) -> Option<bool> {
-        let Type::Flag { default } = *ty else { return None };
-        Some(raw.and_then(flag_value).unwrap_or(default))
-    }
-}
-
-impl Kind for Choice {
-    type Value<'a> = &'static str;
-    fn read<'a>(ty: &Type, raw: Option<&'a str>) -> Option<&'static str> {
-        let Type::Choice { choices, default } = *ty else { return None };
-        match raw {
-            Some(r) => choices.iter().copied().find(|c| *c == r),
-            None => default,
-        }
-    }
-}
-
-impl Kind for Text {
-    type Value<'a> = Encoded<'a>;
-    fn read<'a>(_: &Type, raw: Option<&'a str>) -> Option<Encoded<'a>> {
-        raw.map(Encoded)
-    }
-}
-
-impl Kind for Location {
-    type Value<'a> = ModelLocation;
-    fn read<'a>(_: &Type, raw: Option<&'a str>) -> Option<ModelLocation> {
-        match raw {
-            Some(r) => ModelLocation::parse(r),
-            None => Some(ModelLocation::DEFAULT),
-        }
-    }
-}
-
 /// The fields every key has, for the constructors below.
 #[derive(Clone, Copy, Debug)]
 pub struct About {
@@ -424,48 +372,63 @@ pub struct About {
     pub flag: Option<&'static str>,
 }
 
-const fn key<K>(a: About, ty: Type) -> Key<K> {
-    Key { spec: KeySpec { name: a.name, group: a.group, ty, help: a.help, default_note: a.default_note, flag: a.flag }, kind: PhantomData }
+const fn key<K: Kind>(a: About, ty: Type, default: K::Default) -> Key<K> {
+    Key { spec: KeySpec { name: a.name, group: a.group, ty, help: a.help, default_note: a.default_note, flag: a.flag }, default }
 }
 
 impl Key<Int> {
-    pub const fn new(a: About, min: u64, max: u64, default: Option<u64>) -> Self {
-        key(a, Type::Int { min, max, default })
+    pub const fn new(a: About, min: u64, max: u64, default: u64) -> Self {
+        key(a, Type::Int { min, max, default: Some(default) }, default)
+    }
+}
+impl Key<OptInt> {
+    pub const fn new(a: About, min: u64, max: u64) -> Self {
+        key(a, Type::Int { min, max, default: None }, ())
     }
 }
 impl Key<IntOrMax> {
     pub const fn new(a: About, min: u64, max: u64) -> Self {
-        key(a, Type::IntOrMax { min, max })
+        key(a, Type::IntOrMax { min, max }, ())
     }
 }
 impl Key<Size> {
-    pub const fn new(a: About, default: Option<u64>) -> Self {
-        key(a, Type::Size { default })
+    pub const fn new(a: About, default: u64) -> Self {
+        key(a, Type::Size { default: Some(default) }, default)
+    }
+}
+impl Key<OptSize> {
+    pub const fn new(a: About) -> Self {
+        key(a, Type::Size { default: None }, ())
     }
 }
 impl Key<Float> {
     pub const fn new(a: About, range: FloatRange, default: f32) -> Self {
-        key(a, Type::Float { range, default })
+        key(a, Type::Float { range, default }, default)
     }
 }
 impl Key<Flag> {
     pub const fn new(a: About, default: bool) -> Self {
-        key(a, Type::Flag { default })
+        key(a, Type::Flag { default }, default)
     }
 }
 impl Key<Choice> {
-    pub const fn new(a: About, choices: &'static [&'static str], default: Option<&'static str>) -> Self {
-        key(a, Type::Choice { choices, default })
+    pub const fn new(a: About, choices: &'static [&'static str], default: &'static str) -> Self {
+        key(a, Type::Choice { choices, default: Some(default) }, default)
+    }
+}
+impl Key<OptChoice> {
+    pub const fn new(a: About, choices: &'static [&'static str]) -> Self {
+        key(a, Type::Choice { choices, default: None }, ())
     }
 }
 impl Key<Text> {
     pub const fn new(a: About, max_bytes: usize) -> Self {
-        key(a, Type::Text { max_bytes })
+        key(a, Type::Text { max_bytes }, ())
     }
 }
 impl Key<Location> {
     pub const fn new(a: About) -> Self {
-        key(a, Type::Location)
+        key(a, Type::Location, ())
     }
 }
 
@@ -547,19 +510,19 @@ impl<'a> Cmdline<'a> {
     }
 
     /// The text given for `key`, if given (`""` for a bare key).
-    pub fn raw<K>(&self, key: &Key<K>) -> Option<&'a str> {
+    pub fn raw<K: Kind>(&self, key: &Key<K>) -> Option<&'a str> {
         self.spec_index(key.spec.name).map(|i| self.words[i].1)
     }
 
     /// Whether the command line has `key`.
-    pub fn has<K>(&self, key: &Key<K>) -> bool {
+    pub fn has<K: Kind>(&self, key: &Key<K>) -> bool {
         self.raw(key).is_some()
     }
 
-    /// The value of `key`: as given, else the table's default (`None` when
-    /// the key is absent and has no default value).
-    pub fn get<K: Kind>(&self, key: &Key<K>) -> Option<K::Value<'a>> {
-        K::read(&key.spec.ty, self.raw(key))
+    /// The value of `key`: as given, else the table's default (an
+    /// `Option` for the kinds without one).
+    pub fn get<K: Kind>(&self, key: &Key<K>) -> K::Value<'a> {
+        K::read(self.raw(key), key.default)
     }
 
     /// `(key, value)` pairs in the order given.
@@ -580,11 +543,11 @@ mod tests {
     const fn about(name: &'static str, help: &'static str) -> About {
         About { name, group: Group::Boot, help, default_note: None, flag: None }
     }
-    static SELFTEST: Key<Choice> = Key::<Choice>::new(about("selftest", "diagnostic mode"), &["smp", "fault"], None);
-    static ROUNDS: Key<Int> = Key::<Int>::new(about("rounds", "barrier rounds"), 0, u64::MAX, Some(5));
-    static HEAP: Key<Size> = Key::<Size>::new(about("heap", "heap size"), Some(64 << 20));
+    static SELFTEST: Key<OptChoice> = Key::<OptChoice>::new(about("selftest", "diagnostic mode"), &["smp", "fault"]);
+    static ROUNDS: Key<Int> = Key::<Int>::new(about("rounds", "barrier rounds"), 0, u64::MAX, 5);
+    static HEAP: Key<Size> = Key::<Size>::new(about("heap", "heap size"), 64 << 20);
     static QUIET: Key<Flag> = Key::<Flag>::new(about("quiet", "fewer lines"), false);
-    static CTX: Key<Int> = Key::<Int>::new(about("ctx", "context"), 16, 1 << 17, Some(512));
+    static CTX: Key<Int> = Key::<Int>::new(about("ctx", "context"), 16, 1 << 17, 512);
     static TEMP: Key<Float> = Key::<Float>::new(about("temp", "temperature"), FloatRange { min: 0.0, min_open: false, max: f32::INFINITY }, 0.0);
     static TOP_P: Key<Float> = Key::<Float>::new(about("top_p", "nucleus"), FloatRange { min: 0.0, min_open: true, max: 1.0 }, 1.0);
     static PROMPT: Key<Text> = Key::<Text>::new(about("prompt", "the prompt"), 16);
@@ -597,10 +560,10 @@ mod tests {
     fn parses_keys_and_skips_image_path() {
         let c = Cmdline::parse("/tmp/axiom-kernel selftest=smp rounds=0x10 heap=64M quiet", KEYS).unwrap();
         assert_eq!(c.get(&SELFTEST), Some("smp"));
-        assert_eq!(c.get(&ROUNDS), Some(16));
-        assert_eq!(c.get(&HEAP), Some(64 << 20));
+        assert_eq!(c.get(&ROUNDS), 16);
+        assert_eq!(c.get(&HEAP), 64 << 20);
         assert_eq!(c.raw(&QUIET), Some(""));
-        assert_eq!(c.get(&QUIET), Some(true), "a bare flag is on");
+        assert!(c.get(&QUIET), "a bare flag is on");
         assert_eq!(c.iter().count(), 4);
         assert_eq!(Cmdline::parse("", KEYS).unwrap().iter().count(), 0);
         assert_eq!(Cmdline::parse("axiom-kernel rounds=1", KEYS).unwrap().iter().count(), 1);
@@ -611,13 +574,13 @@ mod tests {
     #[test]
     fn absent_keys_read_as_the_table_default() {
         let c = Cmdline::parse("", KEYS).unwrap();
-        assert_eq!(c.get(&ROUNDS), Some(5));
-        assert_eq!(c.get(&HEAP), Some(64 << 20));
-        assert_eq!(c.get(&QUIET), Some(false));
+        assert_eq!(c.get(&ROUNDS), 5);
+        assert_eq!(c.get(&HEAP), 64 << 20);
+        assert!(!c.get(&QUIET));
         assert_eq!(c.get(&SELFTEST), None, "no default");
         assert_eq!(c.get(&PROMPT), None);
-        assert_eq!(c.get(&MODEL), Some(ModelLocation::DEFAULT));
-        assert_eq!(c.get(&QD), Some(OrMax::Max));
+        assert_eq!(c.get(&MODEL), ModelLocation::DEFAULT);
+        assert_eq!(c.get(&QD), OrMax::Max);
         assert!(!c.has(&ROUNDS));
     }
 
@@ -647,7 +610,7 @@ mod tests {
         assert!(Cmdline::parse("top_p=0", KEYS).unwrap_err().to_string().ends_with("'0' is not a number in (0, 1]"));
         assert!(Cmdline::parse("top_p=1", KEYS).is_ok());
         assert!(Cmdline::parse("qd=0", KEYS).unwrap_err().to_string().ends_with("is not an integer from 1 to 1023 or max"));
-        assert_eq!(Cmdline::parse("qd=7", KEYS).unwrap().get(&QD), Some(OrMax::Value(7)));
+        assert_eq!(Cmdline::parse("qd=7", KEYS).unwrap().get(&QD), OrMax::Value(7));
     }
 
     #[test]
@@ -664,7 +627,7 @@ mod tests {
     #[test]
     fn model_locations() {
         fn at(v: &str) -> Result<ModelLocation, std::string::String> {
-            Cmdline::parse(v, KEYS).map(|c| c.get(&MODEL).unwrap()).map_err(|e| e.to_string())
+            Cmdline::parse(v, KEYS).map(|c| c.get(&MODEL)).map_err(|e| e.to_string())
         }
         assert_eq!(at("model=ns:2"), Ok(ModelLocation { nsid: Some(2), offset: 0 }));
         assert_eq!(at("model=ns:1,offset:1M"), Ok(ModelLocation { nsid: Some(1), offset: 1 << 20 }));

@@ -20,7 +20,7 @@ pub use icr::ApicMode;
 use icr::{Delivery, Destination};
 
 use crate::cpu::idt::{APIC_ERROR_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR_UNUSED, WAKE_VECTOR};
-use crate::cpu::{cpuid, percpu};
+use crate::cpu::{facts, percpu};
 use crate::mem;
 
 /// Read by the wake-up stub in `isr.s` to pick the EOI method.
@@ -61,7 +61,7 @@ pub fn mode() -> ApicMode {
     if READY.load(Ordering::Acquire) {
         return if axiom_lapic_is_x2apic.load(Ordering::Relaxed) != 0 { ApicMode::X2Apic } else { ApicMode::XApic };
     }
-    if cpuid(1, 0).ecx & (1 << 21) != 0 {
+    if facts::get().x2apic {
         ApicMode::X2Apic
     } else {
         ApicMode::XApic
