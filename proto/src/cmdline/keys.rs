@@ -65,7 +65,7 @@ keys! {
 
     // --- Inference (in the order `cargo axiom run` writes them) ------------
     PROMPT: Text = Key::<Text>::new(
-        flag(about("prompt", Inference, "the prompt, percent-encoded (every byte outside A-Za-z0-9._~- as %XX)"), "prompt"),
+        flag(about("prompt", Inference, "the prompt (on the command line every byte outside A-Za-z0-9._~- is %XX)"), "prompt"),
         MAX_TEXT,
     );
     INTERACTIVE: Flag = Key::<Flag>::new(

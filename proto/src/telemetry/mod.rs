@@ -95,7 +95,18 @@ macro_rules! schema {
         }
 
         $crate::schema!(@event $name [$($lt)?] $($event)?);
-    )*};
+    )*
+
+        /// Checks that `input()` holds an event called `name` as the schema
+        /// declares it (any of the events of that name; unknown fields are
+        /// allowed). `None` when the schema has no event of that name.
+        #[cfg(feature = "serde")]
+        pub fn check<'de, D: serde::Deserializer<'de>>(name: &str, input: impl Fn() -> D) -> Option<Result<(), D::Error>> {
+            let mut refused = None;
+            $($crate::schema!(@check $name name input refused $($event)?);)*
+            refused.map(Err)
+        }
+    };
     (@event $name:ident [$($lt:lifetime)?] $event:literal) => {
         impl $(<$lt>)? $crate::telemetry::Event for $name $(<$lt>)? {
             const NAME: &'static str = $event;
@@ -105,6 +116,15 @@ macro_rules! schema {
         }
     };
     (@event $name:ident [$($lt:lifetime)?]) => {};
+    (@check $name:ident $n:ident $input:ident $refused:ident $event:literal) => {
+        if $n == $event {
+            match <$name as serde::Deserialize>::deserialize($input()) {
+                Ok(_) => return Some(Ok(())),
+                Err(e) => $refused = Some(e),
+            }
+        }
+    };
+    (@check $name:ident $n:ident $input:ident $refused:ident) => {};
 }
 
 /// An address or register value, written as `"0x..."` (hex is what people

@@ -142,4 +142,16 @@ mod read_back {
         assert!(e.contains("missing field `text`"), "{e}");
         assert!(serde_json::from_str::<Error>(r#"{"msg":"x","rip":"123"}"#).is_err(), "hex needs its 0x");
     }
+
+    #[test]
+    fn check_accepts_any_schema_of_the_name() {
+        let smp = serde_json::json!({"test":"smp","cpus":2,"rounds":5,"counter_ok":true,"counter_errors":0,
+            "round_trip_ns":{"min":1,"median":2,"p99":3,"max":4,"mean":2},"spin_us":50,"park":"hlt","elapsed_ms":3});
+        assert!(matches!(check("summary", || &smp), Some(Ok(()))), "the self-test's @summary");
+        let broken = serde_json::json!({"test":"smp"});
+        assert!(matches!(check("summary", || &broken), Some(Err(_))));
+        assert!(check("future_event", || &broken).is_none(), "unknown events are not judged");
+        let token = serde_json::json!({"i":0,"id":1,"text":"x","us":2});
+        assert!(matches!(check("token", || &token), Some(Ok(()))));
+    }
 }
