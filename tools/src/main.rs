@@ -31,6 +31,8 @@ enum Command {
     Pack(cmd::pack::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
+    /// The kernel's command-line keys (the key table); --update-docs writes them into the docs.
+    Keys(cmd::keys::Args),
 }
 
 fn main() {
@@ -43,6 +45,7 @@ fn main() {
         Command::Perplexity(a) => cmd::perplexity::main(a),
         Command::Pack(a) => cmd::pack::main(a),
         Command::Sweep(a) => cmd::sweep::main(a),
+        Command::Keys(a) => cmd::keys::main(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

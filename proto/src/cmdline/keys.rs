@@ -40,10 +40,6 @@ use Group::{Boot, Inference, SelfTest};
 
 keys! {
     // --- The boot ---------------------------------------------------------
-    SELFTEST: OptChoice = Key::<OptChoice>::new(
-        about("selftest", Boot, "run a diagnostic instead of the default mode"),
-        &["smp", "fault", "panic", "mem", "nvme"],
-    );
     HEAP: Size = Key::<Size>::new(about("heap", Boot, "kernel heap size"), 64 << 20);
     MAX_CPUS: OptInt = Key::<OptInt>::new(noted(about("max_cpus", Boot, "start at most this many CPUs (0 counts as 1)"), "all"), 0, ANY);
     AP_TIMEOUT_MS: Int = Key::<Int>::new(about("ap_timeout_ms", Boot, "per-CPU start-up timeout in ms"), 0, ANY, 1000);
@@ -56,6 +52,10 @@ keys! {
     );
 
     // --- Self-tests -------------------------------------------------------
+    SELFTEST: OptChoice = Key::<OptChoice>::new(
+        about("selftest", SelfTest, "run a diagnostic instead of the default mode"),
+        &["smp", "fault", "panic", "mem", "nvme"],
+    );
     ROUNDS: Int = Key::<Int>::new(about("rounds", SelfTest, "selftest=smp barrier rounds"), 1, ANY, 10_000);
     FAULT: Choice = Key::<Choice>::new(about("fault", SelfTest, "selftest=fault exception"), &["pf", "gp", "ud", "de"], "pf");
     FAULT_CPU: OptInt = Key::<OptInt>::new(noted(about("fault_cpu", SelfTest, "selftest=fault CPU index"), "the last online CPU"), 0, ANY);
@@ -76,7 +76,7 @@ keys! {
     TOKENS: Int = Key::<Int>::new(flag(about("tokens", Inference, "most tokens to generate"), "tokens"), 1, ANY, 32);
     TEMP: Float = Key::<Float>::new(flag(about("temp", Inference, "sampling temperature, 0 = greedy"), "temp"), NON_NEGATIVE, 0.0);
     TOP_P: Float = Key::<Float>::new(flag(about("top_p", Inference, "nucleus sampling mass, 1 = off"), "top-p"), PROBABILITY, 1.0);
-    TOP_K: Int = Key::<Int>::new(flag(about("top_k", Inference, "keep the K most likely tokens, 0 = all"), "top-k"), 0, ANY, 0);
+    TOP_K: Int = Key::<Int>::new(flag(about("top_k", Inference, "keep the N most likely tokens, 0 = all"), "top-k"), 0, ANY, 0);
     SEED: Int = Key::<Int>::new(flag(about("seed", Inference, "sampling seed"), "seed"), 0, ANY, 0);
     BUDGET: OptSize = Key::<OptSize>::new(flag(
         noted(
@@ -85,7 +85,7 @@ keys! {
         ),
         "budget",
     ));
-    SLOTS: OptInt = Key::<OptInt>::new(flag(about("slots", Inference, "stream through exactly K layer slots (2 to the layer count)"), "slots"), 0, ANY);
+    SLOTS: OptInt = Key::<OptInt>::new(flag(about("slots", Inference, "stream through exactly N layer slots (2 to the layer count)"), "slots"), 0, ANY);
     IO_CORE: OptChoice = Key::<OptChoice>::new(
         flag(
             noted(about("io_core", Inference, "on: the last CPU streams weights; off: every CPU computes and loads synchronously"), "on with 2+ CPUs"),
