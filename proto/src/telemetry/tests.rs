@@ -1,7 +1,7 @@
 use super::events::*;
 use super::*;
 use crate::json::FixedBuf;
-use std::string::{String, ToString};
+use std::string::String;
 
 fn line<E: Event>(e: &E) -> String {
     let mut buf = FixedBuf::<MAX_EVENT>::new();
@@ -76,6 +76,7 @@ fn nested_objects_and_lists() {
 #[cfg(feature = "serde")]
 mod read_back {
     use super::*;
+    use std::string::ToString;
 
     fn json<E: Event>(e: &E) -> String {
         let l = line(e);
