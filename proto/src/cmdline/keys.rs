@@ -39,6 +39,12 @@ const ON_OFF: &[&str] = &["on", "off"];
 use Group::{Boot, Inference, SelfTest};
 
 keys! {
+    // The mode first: the unknown-key message starts with it.
+    SELFTEST: OptChoice = Key::<OptChoice>::new(
+        about("selftest", SelfTest, "run a diagnostic instead of the default mode"),
+        &["smp", "fault", "panic", "mem", "nvme"],
+    );
+
     // --- The boot ---------------------------------------------------------
     HEAP: Size = Key::<Size>::new(about("heap", Boot, "kernel heap size"), 64 << 20);
     MAX_CPUS: OptInt = Key::<OptInt>::new(noted(about("max_cpus", Boot, "start at most this many CPUs (0 counts as 1)"), "all"), 0, ANY);
@@ -51,11 +57,7 @@ keys! {
         u32::MAX as u64,
     );
 
-    // --- Self-tests -------------------------------------------------------
-    SELFTEST: OptChoice = Key::<OptChoice>::new(
-        about("selftest", SelfTest, "run a diagnostic instead of the default mode"),
-        &["smp", "fault", "panic", "mem", "nvme"],
-    );
+    // --- Self-tests (`selftest=` is first, above) ---------------------------
     ROUNDS: Int = Key::<Int>::new(about("rounds", SelfTest, "selftest=smp barrier rounds"), 1, ANY, 10_000);
     FAULT: Choice = Key::<Choice>::new(about("fault", SelfTest, "selftest=fault exception"), &["pf", "gp", "ud", "de"], "pf");
     FAULT_CPU: OptInt = Key::<OptInt>::new(noted(about("fault_cpu", SelfTest, "selftest=fault CPU index"), "the last online CPU"), 0, ANY);
