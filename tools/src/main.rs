@@ -55,3 +55,21 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn run_flags_write_kernel_keys_and_the_model_flag_is_the_file() {
+        // The kernel's `model` key (--model-at) and the runner's --model FILE side by side.
+        let cli = Cli::try_parse_from(["axiom", "run", "--model", "m.gguf", "--prompt", "Hi there", "--tokens", "8", "--model-at", "ns:2", "--chat"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.infer.model.as_deref(), Some(std::path::Path::new("m.gguf")));
+        assert_eq!(args.infer.keys.cmdline(), "prompt=Hi%20there chat=1 tokens=8 model=ns:2");
+        let e = Cli::try_parse_from(["axiom", "run", "--prompt", "x", "--top-p", "0"]).err().unwrap().to_string();
+        assert!(e.contains("command-line key 'top_p': value '0' is not a number in (0, 1]"), "{e}");
+    }
+}

@@ -89,6 +89,12 @@ fn flagged_keys() -> impl Iterator<Item = &'static KeySpec> {
     keys::KEYS.iter().copied().filter(|k| k.flag.is_some())
 }
 
+/// The clap id of a key's flag (`key.NAME`: the kernel's `model` key must
+/// not clash with the runner's own `--model FILE`).
+fn arg_id(key: &KeySpec) -> String {
+    format!("key.{}", key.name)
+}
+
 /// A switch (`--chat`) for a flag key that is off unless given; a value otherwise.
 fn is_switch(key: &KeySpec) -> bool {
     matches!(key.ty, Type::Flag { default: false })
@@ -101,7 +107,7 @@ fn flag_arg(key: &'static KeySpec) -> clap::Arg {
         Some(d) if !is_switch(key) => format!("{} [kernel default: {d}] (kernel key {}{encoded})", key.help, key.name),
         _ => format!("{} (kernel key {}{encoded})", key.help, key.name),
     };
-    let arg = clap::Arg::new(key.name).long(long).help(help);
+    let arg = clap::Arg::new(arg_id(key)).long(long).help(help);
     if is_switch(key) {
         return arg.action(clap::ArgAction::SetTrue);
     }
@@ -138,7 +144,8 @@ impl clap::FromArgMatches for InferArgs {
             self.model = Some(model.clone());
         }
         for key in flagged_keys() {
-            let value = if is_switch(key) { m.get_flag(key.name).then(|| "1".to_string()) } else { m.get_one::<String>(key.name).cloned() };
+            let id = arg_id(key);
+            let value = if is_switch(key) { m.get_flag(&id).then(|| "1".to_string()) } else { m.get_one::<String>(&id).cloned() };
             if let Some(v) = value {
                 self.keys.set(key, &v).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e:#}\n")))?;
             }
