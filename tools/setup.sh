@@ -3,7 +3,8 @@
 # one line per step otherwise; apt's full output only when it fails):
 # QEMU 10 from bookworm-backports (7.2 lacks x2APIC under TCG), GRUB for BIOS and UEFI ISOs,
 # xorriso + mtools for grub-mkrescue, OVMF for UEFI boots, python3-venv for the cached Python
-# tools (gguf reader for the pack tests, the AVX-512 emulator check, the sweep plot); then the default model.
+# tools (gguf reader for the pack tests, the AVX-512 emulator check, the sweep plot); then the default model
+# and the test data the repository cannot carry (tools/fetch-testdata.sh).
 set -euo pipefail
 
 SUDO=""
@@ -65,4 +66,6 @@ fi
 qemu_ok || { echo "setup: QEMU >= 10 is required and could not be installed" >&2; exit 1; }
 
 "$(dirname "$0")/fetch-model.sh" >/dev/null
+# Test data whose licence keeps it out of the repository (tools/fetch-testdata.sh says which).
+"$(dirname "$0")/fetch-testdata.sh" >/dev/null
 echo "setup: ok ($(qemu-system-x86_64 --version | head -n1))" >&2

@@ -17,19 +17,23 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use axiom_engine::cpu::CpuFeatures;
 use axiom_hw::acpi::{self, Platform, TableError};
 use axiom_hw::boot::info::{BootInfo, BootInfoError, MAX_CMDLINE};
-use axiom_hw::cpu::{features, percpu as hwcpu};
+use axiom_hw::cpu::facts::CpuFacts;
+use axiom_hw::cpu::percpu as hwcpu;
 use axiom_hw::{apic, mem, power, time};
+use axiom_proto::cmdline::{keys, Cmdline};
+use axiom_proto::json::FixedBuf;
+use axiom_proto::telemetry::events::{self, Framebuffer, Unanswered};
+use axiom_proto::telemetry::Hex;
 
-use crate::cmdline::{Cmdline, CmdlineError};
 use crate::infer::{self, InferArgs};
-use crate::json::FixedBuf;
 use crate::selftest::{self, SelfTest};
 use crate::smp::launch::{self, LaunchConfig};
 use crate::smp::startup::{self, StartOptions, StartReport};
 use crate::smp::{self, ParkMethod};
-use crate::{config, faults, println, telemetry};
+use crate::{faults, println, telemetry};
 
 /// A boot step failed. Fixed-size: the first steps run before the heap exists.
 type BootError = FixedBuf<512>;
@@ -50,6 +54,20 @@ fn fail(msg: core::fmt::Arguments) -> ! {
 pub struct Context<'a> {
     pub cmd: &'a Cmdline<'static>,
     pub platform: &'a Platform,
+}
+
+/// What the hardware layer needs to know about the CPU, read once through
+/// the engine's CPUID module (the one place that decodes CPUID; the
+/// hardware layer's entry calls this before anything else).
+pub fn cpu_facts() -> CpuFacts {
+    let f = CpuFeatures::detect();
+    CpuFacts {
+        x2apic: f.x2apic,
+        monitor: f.monitor,
+        hypervisor: f.hypervisor,
+        tsc_khz: f.tsc_leaf.and_then(|l| l.tsc_khz()),
+        base_mhz: f.base_mhz,
+    }
 }
 
 /// The kernel's entry on the boot CPU (see the module docs).
@@ -82,10 +100,10 @@ fn run(info: &'static BootInfo, cmd: &Cmdline<'static>) -> Result<(), BootError>
     Ok(())
 }
 
-/// The command line, checked against [`config::KEYS`] (an unknown key stops
-/// the boot with the list of valid keys).
+/// The command line, every key and value checked against the key table
+/// ([`keys::KEYS`]; an unknown key stops the boot with the list of valid keys).
 fn read_cmdline(info: &'static BootInfo) -> Cmdline<'static> {
-    let cmd = Cmdline::parse(info.cmdline(), config::KEYS).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let cmd = Cmdline::parse(info.cmdline(), keys::KEYS).unwrap_or_else(|e| fail(format_args!("{e}")));
     if info.cmdline_truncated {
         telemetry::warning(format_args!("command line longer than {MAX_CMDLINE} bytes was cut"));
     }
@@ -103,25 +121,21 @@ struct Settings {
 
 impl Settings {
     fn parse(cmd: &Cmdline) -> Result<Settings, BootError> {
-        let bad = |e: CmdlineError| err(format_args!("{e}"));
-        let dead_apic_id = match cmd.get("test_dead_cpu") {
-            None => None,
-            Some(_) => Some(cmd.u64_or("test_dead_cpu", 0).map_err(bad)? as u32),
-        };
         let start = StartOptions {
-            timeout_ms: cmd.u64_or("ap_timeout_ms", 1000).map_err(bad)?,
-            max_cpus: cmd.u64_or("max_cpus", crate::MAX_CPUS as u64).map_err(bad)?.max(1) as usize,
-            dead_apic_id,
+            timeout_ms: cmd.get(&keys::AP_TIMEOUT_MS),
+            max_cpus: cmd.get(&keys::MAX_CPUS).map_or(crate::MAX_CPUS, |n| n.max(1) as usize),
+            dead_apic_id: cmd.get(&keys::TEST_DEAD_CPU).map(|id| id as u32),
         };
-        let park = match cmd.choice_or("park", &["hlt", "mwait"], "hlt or mwait", "hlt").map_err(bad)? {
+        let park = match cmd.get(&keys::PARK) {
             "mwait" => ParkMethod::Mwait,
             _ => ParkMethod::Hlt,
         };
-        let selftest = match cmd.get("selftest") {
+        // The key's choices are the self-tests' names (a unit test keeps them equal).
+        let selftest = match cmd.get(&keys::SELFTEST) {
             None => None,
             Some(name) => Some(selftest::find(name).ok_or_else(|| err(format_args!("unknown selftest '{name}'; valid selftests: {}", selftest::NAMES)))?),
         };
-        Ok(Settings { heap: cmd.size_or("heap", 64 << 20).map_err(bad)?, start, spin_us: cmd.u64_or("spin_us", 50).map_err(bad)?, park, selftest })
+        Ok(Settings { heap: cmd.get(&keys::HEAP), start, spin_us: cmd.get(&keys::SPIN_US), park, selftest })
     }
 }
 
@@ -152,8 +166,8 @@ fn bring_up_this_cpu() -> Result<u32, BootError> {
 }
 
 /// Barrier spin and park method for every launch.
-fn configure_launches(s: &Settings) -> Result<features::Features, BootError> {
-    let features = features::detect();
+fn configure_launches(s: &Settings) -> Result<CpuFeatures, BootError> {
+    let features = CpuFeatures::detect();
     if s.park == ParkMethod::Mwait && !features.monitor {
         return Err(err(format_args!("park=mwait: this CPU has no MONITOR/MWAIT")));
     }
@@ -212,44 +226,39 @@ fn run_mode(mode: Mode, ctx: &Context) -> Result<(), BootError> {
     outcome.map_err(|msg| err(format_args!("{msg}")))
 }
 
-fn report_boot(info: &BootInfo, platform: &Platform, cpus: &StartReport, tsc_source: time::Source, features: &features::Features) {
+fn report_boot(info: &BootInfo, platform: &Platform, cpus: &StartReport, tsc_source: time::Source, features: &CpuFeatures) {
     let stats = mem::stats(info);
-    telemetry::emit("boot", |o| {
-        o.u64("cpus_found", cpus.found as u64).u64("cpus_online", smp::online_count() as u64);
-        o.u64("cpus_disabled", cpus.disabled as u64).u64("cpus_unanswered", cpus.unanswered.len() as u64);
-        if !cpus.unanswered.is_empty() {
-            o.array("unanswered", |a| {
-                for u in &cpus.unanswered {
-                    a.object(|x| {
-                        x.u64("apic_id", u.apic_id as u64).str("stage", u.progress.name());
-                    });
-                }
-            });
-        }
-        o.str("apic", apic::mode().name());
-        o.f64("tsc_mhz", time::mhz(), 1).str("tsc_source", tsc_source.name()).bool("tsc_invariant", features.invariant_tsc);
-        o.str("boot", info.protocol.name()).bool("acpi", platform.madt.is_ok());
-        if let Some(r) = &platform.rsdp {
-            o.str("rsdp", r.source.name());
-        }
-        o.u64("mem_usable_mib", stats.usable_bytes >> 20).u64("mem_free_mib", stats.free_bytes >> 20);
-        o.u64("heap_mib", stats.heap_bytes >> 20).u64("largest_free_mib", mem::largest_free() >> 20);
-        o.bool("avx", features.avx).bool("avx2", features.avx2).bool("fma", features.fma).bool("avx512f", features.avx512f);
-        o.fmt("xcr0", format_args!("{:#x}", features.xcr0));
-        if let Some(fb) = &info.framebuffer {
-            o.object("framebuffer", |f| {
-                f.u64("width", fb.width as u64).u64("height", fb.height as u64).u64("bpp", fb.bpp as u64);
-            });
-        }
-        o.str("cmdline", info.cmdline());
+    let unanswered: Vec<Unanswered> = cpus.unanswered.iter().map(|u| Unanswered { apic_id: u.apic_id as u64, stage: u.progress.name().into() }).collect();
+    telemetry::emit(&events::Boot {
+        cpus_found: cpus.found as u64,
+        cpus_online: smp::online_count() as u64,
+        cpus_disabled: cpus.disabled as u64,
+        cpus_unanswered: unanswered.len() as u64,
+        unanswered: (!unanswered.is_empty()).then(|| unanswered.as_slice().into()),
+        apic: apic::mode().name().into(),
+        tsc_mhz: time::mhz(),
+        tsc_source: tsc_source.name().into(),
+        tsc_invariant: features.invariant_tsc,
+        boot: info.protocol.name().into(),
+        acpi: platform.madt.is_ok(),
+        rsdp: platform.rsdp.as_ref().map(|r| r.source.name().into()),
+        mem_usable_mib: stats.usable_bytes >> 20,
+        mem_free_mib: stats.free_bytes >> 20,
+        heap_mib: stats.heap_bytes >> 20,
+        largest_free_mib: mem::largest_free() >> 20,
+        avx: features.avx,
+        avx2: features.avx2,
+        fma: features.fma,
+        avx512f: features.avx512f,
+        xcr0: Hex(features.xcr0),
+        framebuffer: info.framebuffer.as_ref().map(|fb| Framebuffer { width: fb.width as u64, height: fb.height as u64, bpp: fb.bpp as u64 }),
+        cmdline: info.cmdline().into(),
     });
 }
 
 /// One `@cpu` per online CPU, with its role.
 fn report_cpus() {
     for c in hwcpu::online() {
-        telemetry::emit("cpu", |o| {
-            o.u64("id", c.index() as u64).u64("apic_id", c.apic_id() as u64).str("role", smp::role(c.index()).name());
-        });
+        telemetry::emit(&events::Cpu { id: c.index() as u64, apic_id: c.apic_id() as u64, role: smp::role(c.index()).name().into() });
     }
 }

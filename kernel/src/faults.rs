@@ -6,7 +6,15 @@ use axiom_hw::cpu::percpu;
 use axiom_hw::cpu::trap::{self, Trap};
 use axiom_hw::power;
 
+use axiom_proto::json::Truncating;
+use axiom_proto::telemetry::Hex;
+
+use crate::telemetry::events::Error;
+use crate::telemetry::Message;
 use crate::{console, println, telemetry};
+
+/// A panic's `file:line`.
+type Location = Truncating<256>;
 
 /// Route CPU exceptions (on any CPU) to [`report_trap`].
 pub fn install() {
@@ -27,11 +35,15 @@ fn report_trap(t: &Trap) -> ! {
             f.rsp, f.rflags, f.cs, f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15
         ));
     }
-    telemetry::emit("error", |o| {
-        o.fmt("msg", format_args!("CPU {cpu}: {name} ({short}, vector {}) at RIP {:#x}", f.vector, f.rip));
-        o.str("kind", "exception");
-        o.u64("cpu", cpu as u64).u64("vector", f.vector).u64("error_code", f.error_code);
-        o.fmt("rip", format_args!("{:#x}", f.rip)).fmt("cr2", format_args!("{:#x}", t.cr2));
+    let msg = Message::format(format_args!("CPU {cpu}: {name} ({short}, vector {}) at RIP {:#x}", f.vector, f.rip));
+    telemetry::emit(&Error {
+        kind: Some("exception".into()),
+        cpu: Some(cpu as u64),
+        vector: Some(f.vector),
+        error_code: Some(f.error_code),
+        rip: Some(Hex(f.rip)),
+        cr2: Some(Hex(t.cr2)),
+        ..Error::msg(msg.as_str())
     });
     power::fail()
 }
@@ -41,12 +53,13 @@ pub fn panic(info: &core::panic::PanicInfo) -> ! {
     let cpu = percpu::current_index();
     let loc = info.location();
     println!("!!! CPU {cpu}: panic: {}", info.message());
-    telemetry::emit("error", |o| {
-        o.fmt("msg", format_args!("CPU {cpu} panicked: {}", info.message()));
-        o.str("kind", "panic").u64("cpu", cpu as u64);
-        if let Some(l) = loc {
-            o.fmt("location", format_args!("{}:{}", l.file(), l.line()));
-        }
+    let msg = Message::format(format_args!("CPU {cpu} panicked: {}", info.message()));
+    let location = loc.map(|l| Location::format(format_args!("{}:{}", l.file(), l.line())));
+    telemetry::emit(&Error {
+        kind: Some("panic".into()),
+        cpu: Some(cpu as u64),
+        location: location.as_ref().map(|l| l.as_str().into()),
+        ..Error::msg(msg.as_str())
     });
     power::fail()
 }

@@ -4,12 +4,11 @@
 //! this crate denies `unsafe_code`; the one exception is `infer/team.rs`,
 //! which implements the engine's `unsafe trait Worker` (see its SAFETY
 //! comment). The binary (`main.rs`) only declares the entry point and the
-//! panic handler.
+//! panic handler. The command-line keys and the telemetry events are
+//! declared in `axiom-proto`, shared with the host tools.
 //!
 //! Pure parts, unit-tested on the host (`cargo test -p axiom-kernel`):
 //! - [`smp::barrier`]: the sense-reversing lockstep barrier (spin, then park).
-//! - [`cmdline`]: `key=value` command line against one key table.
-//! - [`json`]: the telemetry JSON writer.
 //! - [`stats`]: min / median / p99 / max of samples.
 //! - [`tensor_plan`]: the tensor region's memory plan (resident or streaming).
 //! - [`line_reader`]: bounded lines from untrusted serial input.
@@ -23,12 +22,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod boot;
-pub mod cmdline;
-pub mod config;
 pub mod console;
 pub mod faults;
 pub mod infer;
-pub mod json;
 pub mod line_reader;
 pub mod selftest;
 pub mod smp;

@@ -6,7 +6,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-axiom_hw::entry!(axiom_kernel::boot::main);
+axiom_hw::entry!(axiom_kernel::boot::main, axiom_kernel::boot::cpu_facts);
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {

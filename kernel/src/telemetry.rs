@@ -1,6 +1,8 @@
 //! The machine-readable protocol on the serial line: every line starting
-//! with `@` is one event, `@name {json}`. Events are built in a fixed buffer
-//! (no heap needed, usable from fault handlers) and written as one line.
+//! with `@` is one event, `@name {json}`, whose name and fields are the
+//! structs of `axiom_proto::telemetry::events` (the host reads the same
+//! structs). Events are built in a fixed buffer (no heap needed, usable from
+//! fault handlers) and written as one line.
 //!
 //! ```text
 //! @boot {"cpus_found":4,"cpus_online":4,"apic":"x2apic","tsc_mhz":2995.1,...}
@@ -9,46 +11,46 @@
 //! @done {"status":"ok"}
 //! ```
 
-use crate::json::{FixedBuf, JsonObject};
+use axiom_proto::json::{FixedBuf, Truncating};
+use axiom_proto::telemetry::events::{Done, Error, Warning};
+use axiom_proto::telemetry::{write_event, Event, MAX_EVENT};
 
-/// Longest event line, in bytes.
-pub const MAX_EVENT: usize = 4096;
+pub use axiom_proto::telemetry::events;
 
-/// Emit `@name {json}`, the object filled by `fill`.
-pub fn emit(name: &str, fill: impl FnOnce(&mut JsonObject)) {
+/// Longest formatted message of `@error` and `@warning` (longer ones are
+/// cut, marked with `...`).
+pub const MAX_MSG: usize = 2048;
+
+/// Emit `event` as `@name {json}`.
+pub fn emit<E: Event>(event: &E) {
     let mut buf = FixedBuf::<MAX_EVENT>::new();
-    let mut obj = JsonObject::new(&mut buf);
-    fill(&mut obj);
-    if obj.finish().is_err() || buf.overflowed {
+    if write_event(event, &mut buf).is_err() || buf.overflowed {
         let mut c = crate::console::lock();
         c.write_fmt(format_args!(
             "@error {{\"msg\":\"telemetry event '{}' exceeds {} bytes and was dropped\"}}\n",
-            name.escape_default(),
+            E::NAME.escape_default(),
             MAX_EVENT
         ));
         return;
     }
     let mut c = crate::console::lock();
-    c.write_fmt(format_args!("@{} {}\n", name, buf.as_str()));
+    c.write_fmt(format_args!("{}\n", buf.as_str()));
 }
+
+/// A formatted message, cut to [`MAX_MSG`] bytes (no heap needed).
+pub type Message = Truncating<MAX_MSG>;
 
 /// `@error {"msg": ...}` with a formatted message.
 pub fn error(msg: core::fmt::Arguments) {
-    emit("error", |o| {
-        o.fmt("msg", msg);
-    });
+    emit(&Error::msg(Message::format(msg).as_str()));
 }
 
 /// `@warning {"msg": ...}`: something is wrong but the run goes on.
 pub fn warning(msg: core::fmt::Arguments) {
-    emit("warning", |o| {
-        o.fmt("msg", msg);
-    });
+    emit(&Warning::msg(Message::format(msg).as_str()));
 }
 
 /// `@done {"status":"ok"}`: the last line of a successful run.
 pub fn done_ok() {
-    emit("done", |o| {
-        o.str("status", "ok");
-    });
+    emit(&Done { status: "ok".into() });
 }

@@ -3,106 +3,118 @@
 //! model, and reading answers back out of the telemetry. Shared by
 //! `axiom run`, `axiom sweep` and the QEMU tests (`tools/tests/qemu_infer.rs`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use axiom_proto::cmdline::{
+    keys, Choice, Flag, Float, Int, IntOrMax, Key, KeySpec, Kind, Location, OptChoice, OptInt, OptSize, PercentEncoded, Size, SizeText, Text,
+    Type,
+};
+use axiom_proto::telemetry::events::{Summary, Token};
 use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::qemu::{workspace_root, Event, RunResult};
+use crate::qemu::{workspace_root, RunResult};
 
 /// The kernel truncates its command line past this many bytes.
 pub const CMDLINE_MAX: usize = 1024;
 
-/// `${AXIOM_CACHE:-$HOME/.cache/axiom}`.
-pub fn cache_dir() -> PathBuf {
-    match std::env::var_os("AXIOM_CACHE") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root")).join(".cache/axiom"),
-    }
+/// `${AXIOM_CACHE:-$HOME/.cache/axiom}`: models, packed images, fetched
+/// test data (the same place the tests and the scripts use).
+pub fn cache_dir() -> Result<PathBuf> {
+    axiom_testkit::try_cache_dir().map_err(|why| anyhow!(why))
 }
 
-/// Percent-encodes a command-line value: every byte outside
-/// `[A-Za-z0-9._~-]` becomes `%XX` (so spaces, `=`, `%` and UTF-8 survive the
-/// space-separated `key=value` syntax).
-pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for &b in value.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// The inference keys of the kernel command line (ISSUE5 contract, README).
-/// `None` leaves the kernel's default.
+/// Keys of the kernel command line, as the kernel's key table
+/// (`axiom_proto::cmdline::keys`) defines them: only those set are written
+/// (the kernel has defaults for the rest), in table order. Values are
+/// checked against the key's type as the kernel checks them, so a value the
+/// kernel would refuse is refused here, with the kernel's message.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct InferKeys {
-    pub prompt: Option<String>,
-    pub interactive: bool,
-    pub chat: bool,
-    pub tokens: Option<u32>,
-    pub temp: Option<f32>,
-    pub top_p: Option<f32>,
-    pub top_k: Option<u32>,
-    pub seed: Option<u64>,
-    /// Memory for weights, `SIZE` as the kernel parses it (`64M`, `1G`, bytes).
-    pub budget: Option<String>,
-    pub slots: Option<u32>,
-    /// `Some(true)` = `io_core=on`.
-    pub io_core: Option<bool>,
-    /// `first` or `always`.
-    pub verify: Option<String>,
-    /// `layer`, `token` or `off`.
-    pub telemetry: Option<String>,
-    pub ctx: Option<u32>,
+pub struct KernelArgs {
+    /// The value text for each key set, as it goes on the command line
+    /// (percent-encoded where the key is text).
+    values: Vec<(&'static KeySpec, String)>,
 }
 
-impl InferKeys {
-    /// Whether these keys put the kernel in inference mode.
-    pub fn is_inference(&self) -> bool {
-        self.prompt.is_some() || self.interactive
+/// A Rust value that can be a value of a key of kind `K`.
+pub trait KernelValue<K: Kind> {
+    /// The value as the user would write it (not yet percent-encoded).
+    fn text(&self) -> String;
+}
+
+macro_rules! kernel_values {
+    ($($t:ty => $($k:ty),+ : |$v:ident| $text:expr;)*) => {$($(
+        impl KernelValue<$k> for $t {
+            fn text(&self) -> String {
+                let $v = self;
+                $text
+            }
+        }
+    )+)*};
+}
+
+kernel_values! {
+    u64 => Int, OptInt, IntOrMax: |v| v.to_string();
+    u32 => Int, OptInt, IntOrMax: |v| v.to_string();
+    u64 => Size, OptSize: |v| SizeText(*v).to_string();
+    &str => Size, OptSize, Choice, OptChoice, Text, Location: |v| v.to_string();
+    String => Size, OptSize, Choice, OptChoice, Text, Location: |v| v.clone();
+    f32 => Float: |v| v.to_string();
+    bool => Flag: |v| if *v { "1" } else { "0" }.to_string();
+}
+
+impl KernelArgs {
+    /// Sets `key` to `value` (its text as the user would write it).
+    pub fn set(&mut self, key: &'static KeySpec, value: &str) -> Result<()> {
+        let text = match key.ty {
+            Type::Text { .. } => PercentEncoded(value).to_string(),
+            _ => value.to_string(),
+        };
+        key.check(&text).map_err(|e| anyhow!("{e}"))?;
+        self.values.retain(|(k, _)| k.name != key.name);
+        self.values.push((key, text));
+        Ok(())
     }
 
-    /// `key=value ...` in a fixed order, values percent-encoded where free text.
+    /// With `key` set to `value`. For values written in code: a value the
+    /// key refuses is a bug of the caller, reported by a panic.
+    pub fn with<K: Kind, V: KernelValue<K>>(mut self, key: &'static Key<K>, value: V) -> Self {
+        if let Err(e) = self.set(&key.spec, &value.text()) {
+            panic!("{e:#}");
+        }
+        self
+    }
+
+    /// The command-line text of `key`, if set.
+    pub fn get<K: Kind>(&self, key: &Key<K>) -> Option<&str> {
+        self.values.iter().find(|(k, _)| k.name == key.spec.name).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether these keys put the kernel in inference mode (as the kernel decides).
+    pub fn is_inference(&self) -> bool {
+        self.get(&keys::PROMPT).is_some() || self.get(&keys::INTERACTIVE).is_some_and(|v| v != "0" && v != "off")
+    }
+
+    /// `key=value ...` in the key table's order.
     pub fn cmdline(&self) -> String {
-        let mut keys: Vec<String> = Vec::new();
-        if let Some(p) = &self.prompt {
-            keys.push(format!("prompt={}", percent_encode(p)));
-        }
-        if self.interactive {
-            keys.push("interactive=1".into());
-        }
-        if self.chat {
-            keys.push("chat=1".into());
-        }
-        let mut num = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                keys.push(format!("{k}={v}"));
-            }
-        };
-        num("tokens", self.tokens.map(|v| v.to_string()));
-        num("temp", self.temp.map(|v| v.to_string()));
-        num("top_p", self.top_p.map(|v| v.to_string()));
-        num("top_k", self.top_k.map(|v| v.to_string()));
-        num("seed", self.seed.map(|v| v.to_string()));
-        num("budget", self.budget.as_deref().map(percent_encode));
-        num("slots", self.slots.map(|v| v.to_string()));
-        num("io_core", self.io_core.map(|on| if on { "on" } else { "off" }.to_string()));
-        num("verify", self.verify.as_deref().map(percent_encode));
-        num("telemetry", self.telemetry.as_deref().map(percent_encode));
-        num("ctx", self.ctx.map(|v| v.to_string()));
-        keys.join(" ")
+        keys::KEYS
+            .iter()
+            .filter_map(|spec| self.values.iter().find(|(k, _)| k.name == spec.name))
+            .map(|(k, v)| format!("{}={v}", k.name))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 /// Joins command-line fragments with single spaces, skipping empty ones.
 pub fn join_cmdline(parts: &[&str]) -> String {
     parts.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// The default model's path in the cache (where `tools/fetch-model.sh` puts it).
+pub fn default_model_path() -> Result<PathBuf> {
+    axiom_testkit::model_path(axiom_testkit::DEFAULT_MODEL).map_err(|why| anyhow!(why))
 }
 
 /// The default model's path, from `tools/fetch-model.sh` (which downloads
@@ -144,7 +156,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// `<cache>/images/<first 16 hex of sha256(model)>-v<pack version>.img`.
 pub fn image_path_for(model: &Path) -> Result<PathBuf> {
     let hash = sha256_file(model)?;
-    Ok(cache_dir().join("images").join(format!("{}-v{}.img", &hash[..16], axiom_engine::image::PACK_VERSION)))
+    Ok(cache_dir()?.join("images").join(format!("{}-v{}.img", &hash[..16], axiom_engine::image::PACK_VERSION)))
 }
 
 /// The packed disk image of `model`, packing it on first use with
@@ -189,7 +201,7 @@ fn pad_to_4k(path: &Path) -> Result<()> {
 pub struct Answer {
     pub ids: Vec<u32>,
     pub text: String,
-    pub summary: Option<Event>,
+    pub summary: Option<Summary<'static>>,
 }
 
 /// The answers in a run's telemetry, in order: each ends at a `@summary`
@@ -200,20 +212,14 @@ pub fn answers(result: &RunResult) -> Vec<Answer> {
     let mut cur = Answer::default();
     let mut open = false;
     for e in &result.events {
-        match e.name.as_str() {
-            "token" => {
-                open = true;
-                if let Some(id) = e.u64("id") {
-                    cur.ids.push(id as u32);
-                }
-                cur.text.push_str(e.str("text").unwrap_or(""));
-            }
-            "summary" => {
-                cur.summary = Some(e.clone());
-                out.push(std::mem::take(&mut cur));
-                open = false;
-            }
-            _ => {}
+        if let Some(t) = e.read::<Token>() {
+            open = true;
+            cur.ids.push(t.id);
+            cur.text.push_str(&t.text);
+        } else if let Some(s) = e.read::<Summary>() {
+            cur.summary = Some(s);
+            out.push(std::mem::take(&mut cur));
+            open = false;
         }
     }
     if open {
@@ -227,32 +233,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_encoding_keeps_only_unreserved_bytes() {
-        assert_eq!(percent_encode("The capital of France is"), "The%20capital%20of%20France%20is");
-        assert_eq!(percent_encode("a=b%c"), "a%3Db%25c");
-        assert_eq!(percent_encode("A-z0._~9"), "A-z0._~9");
-        assert_eq!(percent_encode("é\n"), "%C3%A9%0A");
+    fn cmdline_has_only_the_keys_given() {
+        let k = KernelArgs::default()
+            .with(&keys::PROMPT, "hi there")
+            .with(&keys::TOKENS, 16u32)
+            .with(&keys::TEMP, 0.0)
+            .with(&keys::BUDGET, "24M")
+            .with(&keys::SLOTS, 2u32)
+            .with(&keys::IO_CORE, "off");
+        assert_eq!(k.cmdline(), "prompt=hi%20there tokens=16 temp=0 budget=24M slots=2 io_core=off");
+        assert!(k.is_inference());
+        let k = KernelArgs::default().with(&keys::INTERACTIVE, true).with(&keys::CHAT, true).with(&keys::VERIFY, "always").with(&keys::TELEMETRY, "layer");
+        assert_eq!(k.cmdline(), "interactive=1 chat=1 verify=always telemetry=layer");
+        assert!(!KernelArgs::default().is_inference());
+        assert_eq!(join_cmdline(&["a=1", " ", "b=2 "]), "a=1 b=2");
+        assert_eq!(KernelArgs::default().with(&keys::BUDGET, 40u64 << 20).get(&keys::BUDGET), Some("40M"));
     }
 
     #[test]
-    fn cmdline_has_only_the_keys_given() {
-        let k = InferKeys { prompt: Some("hi there".into()), tokens: Some(16), temp: Some(0.0), budget: Some("24M".into()), slots: Some(2), io_core: Some(false), ..Default::default() };
-        assert_eq!(k.cmdline(), "prompt=hi%20there tokens=16 temp=0 budget=24M slots=2 io_core=off");
-        assert!(k.is_inference());
-        let k = InferKeys { interactive: true, chat: true, verify: Some("always".into()), telemetry: Some("layer".into()), ..Default::default() };
-        assert_eq!(k.cmdline(), "interactive=1 chat=1 verify=always telemetry=layer");
-        assert!(!InferKeys::default().is_inference());
-        assert_eq!(join_cmdline(&["a=1", " ", "b=2 "]), "a=1 b=2");
+    fn values_the_kernel_refuses_are_refused_with_its_message() {
+        let mut k = KernelArgs::default();
+        let e = k.set(&keys::TOKENS.spec, "0").unwrap_err().to_string();
+        assert_eq!(e, "command-line key 'tokens': value '0' is not an integer >= 1");
+        assert!(k.set(&keys::VERIFY.spec, "sometimes").unwrap_err().to_string().ends_with("is not first or always"));
+        assert!(k.set(&keys::TOP_P.spec, "1.5").is_err());
+        k.set(&keys::TOKENS.spec, "8").unwrap();
+        k.set(&keys::TOKENS.spec, "9").unwrap();
+        assert_eq!(k.cmdline(), "tokens=9", "a key set again keeps the last value");
     }
+
+    /// An answer's `@summary` as the kernel writes it (decode 1.5 tokens/s).
+    const SUMMARY: &str = r#"@summary {"mode":"resident","compute_cores":1,"io_core":false,"io_core_idle":true,"layers":"repacked","prompt_tokens":3,"generated":2,"stop":"limit","ttft_ms":1.0,"prefill_ms":1.0,"prefill_tok_s":3.000,"decode_tok_s":1.500,"stream_wait_frac":0.0,"attn_frac":0.5,"ffn_frac":0.5,"barrier_frac":0.0,"per_core_ms_per_token":[],"text":" Paris."}"#;
 
     #[test]
     fn answers_split_at_summaries() {
         let mut r = RunResult::default();
         for l in [
-            "@prompt {\"tokens\":3}",
+            r#"@prompt {"answer":0,"tokens":3,"max_new":4,"chat":false,"text":"Hi"}"#,
             "@token {\"i\":0,\"id\":5,\"text\":\" Paris\",\"us\":1}",
             "@token {\"i\":1,\"id\":13,\"text\":\".\",\"us\":1}",
-            "@summary {\"decode_tok_s\":1.5}",
+            SUMMARY,
             "@token {\"i\":0,\"id\":7,\"text\":\"x\",\"us\":1}",
         ] {
             r.push_line(l.to_string());
@@ -261,7 +281,7 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[0].ids, vec![5, 13]);
         assert_eq!(a[0].text, " Paris.");
-        assert!(a[0].summary.is_some());
+        assert_eq!(a[0].summary.as_ref().map(|s| s.decode_tok_s), Some(1.5));
         assert_eq!(a[1].ids, vec![7]);
         assert!(a[1].summary.is_none());
     }

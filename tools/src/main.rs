@@ -31,6 +31,8 @@ enum Command {
     Pack(cmd::pack::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
+    /// The kernel's command-line keys (the key table); --update-docs writes them into the docs.
+    Keys(cmd::keys::Args),
 }
 
 fn main() {
@@ -43,6 +45,7 @@ fn main() {
         Command::Perplexity(a) => cmd::perplexity::main(a),
         Command::Pack(a) => cmd::pack::main(a),
         Command::Sweep(a) => cmd::sweep::main(a),
+        Command::Keys(a) => cmd::keys::main(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -50,5 +53,23 @@ fn main() {
             eprintln!("axiom: error: {e:#}");
             std::process::exit(2);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn run_flags_write_kernel_keys_and_the_model_flag_is_the_file() {
+        // The kernel's `model` key (--model-at) and the runner's --model FILE side by side.
+        let cli = Cli::try_parse_from(["axiom", "run", "--model", "m.gguf", "--prompt", "Hi there", "--tokens", "8", "--model-at", "ns:2", "--chat"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.infer.model.as_deref(), Some(std::path::Path::new("m.gguf")));
+        assert_eq!(args.infer.keys.cmdline(), "prompt=Hi%20there chat=1 tokens=8 model=ns:2");
+        let e = Cli::try_parse_from(["axiom", "run", "--prompt", "x", "--top-p", "0"]).err().unwrap().to_string();
+        assert!(e.contains("command-line key 'top_p': value '0' is not a number in (0, 1]"), "{e}");
     }
 }

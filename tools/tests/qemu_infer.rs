@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use axiom_engine::gguf::Gguf;
 use axiom_engine::image::PackedLayout;
-use axiom_tools::infer::{self, InferKeys};
+use axiom_proto::cmdline::keys;
+use axiom_proto::telemetry::events::{CoreToken, Cpu, Error, Io, Load, LoadProgress, MemPlan, Model, Prompt, Ready, Summary, Token, Warning};
+use axiom_tools::infer::{self, KernelArgs};
 use axiom_tools::qemu::{self, QemuOptions, RunResult, SerialInput, Verdict, EXIT_FAILURE_STATUS};
 
 const PROMPT: &str = "The capital of France is";
@@ -93,14 +95,14 @@ fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-fn keys() -> InferKeys {
-    InferKeys { prompt: Some(PROMPT.into()), tokens: Some(TOKENS), temp: Some(0.0), ..Default::default() }
+fn args() -> KernelArgs {
+    KernelArgs::default().with(&keys::PROMPT, PROMPT).with(&keys::TOKENS, TOKENS).with(&keys::TEMP, 0.0)
 }
 
-fn boot(smp: u32, keys: &InferKeys, disk: &Path, timeout: Duration, input: SerialInput) -> RunResult {
+fn boot(smp: u32, args: &KernelArgs, disk: &Path, timeout: Duration, input: SerialInput) -> RunResult {
     let opts = QemuOptions {
         smp,
-        cmdline: keys.cmdline(),
+        cmdline: args.cmdline(),
         disk: Some(disk.to_path_buf()),
         timeout,
         serial_input: input,
@@ -117,69 +119,73 @@ fn boot(smp: u32, keys: &InferKeys, disk: &Path, timeout: Duration, input: Seria
 }
 
 /// A run that generated: success, the host's ids, consistent telemetry.
-fn generates_host_tokens(smp: u32, keys: &InferKeys, expect_mode: &str) -> RunResult {
+fn generates_host_tokens(smp: u32, args: &KernelArgs, expect_mode: &str) -> RunResult {
     let expected = host_ids().to_vec();
-    let r = boot(smp, keys, image(), GENERATE_TIMEOUT, SerialInput::None);
+    let r = boot(smp, args, image(), GENERATE_TIMEOUT, SerialInput::None);
     assert_eq!(r.verdict(), Verdict::Success);
     let answers = infer::answers(&r);
     assert_eq!(answers.len(), 1, "one answer");
     assert_eq!(answers[0].ids, expected, "kernel tokens (smp {smp}, {expect_mode}) differ from the host engine's");
-    let idx: Vec<u64> = r.events_named("token").map(|e| e.u64("i").unwrap()).collect();
+    let idx: Vec<u64> = r.all::<Token>().map(|t| t.i).collect();
     assert_eq!(idx, (0..expected.len() as u64).collect::<Vec<_>>(), "@token i counts from 0");
 
-    let m = r.first("model").expect("@model");
+    let m = r.first::<Model>().expect("@model");
     let layers = layout().layers.len() as u64;
-    assert_eq!(m.u64("layers"), Some(layers));
-    let mem = r.first("mem").expect("@mem");
-    assert_eq!(mem.str("mode"), Some(expect_mode), "{:?}", mem.data);
-    let s = r.first("summary").expect("@summary");
-    assert_eq!(s.str("mode"), Some(expect_mode));
-    assert_eq!(s.u64("generated"), Some(expected.len() as u64));
+    assert_eq!(m.layers, layers);
+    let mem = r.first::<MemPlan>().expect("@mem");
+    assert_eq!(mem.mode, expect_mode, "{mem:?}");
+    let s = r.first::<Summary>().expect("@summary");
+    assert_eq!(s.mode, expect_mode);
+    assert_eq!(s.generated, expected.len() as u64);
     // The roles follow `io_core` (on by default from two CPUs): the last CPU
     // is the I/O core, or every CPU computes.
-    let io_core = keys.io_core != Some(false) && smp >= 2;
+    let io_core = args.get(&keys::IO_CORE) != Some("off") && smp >= 2;
     let compute = smp as u64 - io_core as u64;
-    assert_eq!(s.u64("compute_cores"), Some(compute), "io_core {io_core}");
-    assert_eq!(s.bool("io_core"), Some(io_core && expect_mode == "streaming"), "the I/O core streams only in streaming mode");
-    let roles: Vec<&str> = r.events_named("cpu").map(|c| c.str("role").unwrap()).collect();
+    assert_eq!(s.compute_cores, compute, "io_core {io_core}");
+    assert_eq!(s.io_core, io_core && expect_mode == "streaming", "the I/O core streams only in streaming mode");
+    let roles: Vec<String> = r.all::<Cpu>().map(|c| c.role.into_owned()).collect();
     let mut expect_roles = vec!["bsp"];
     expect_roles.extend((1..compute).map(|_| "compute"));
     if io_core {
         expect_roles.push("io");
     }
     assert_eq!(roles, expect_roles, "@cpu roles with io_core {io_core}");
-    assert!(s.f64("decode_tok_s").unwrap() > 0.0);
-    assert!(r.first("prompt").and_then(|p| p.u64("tokens")).unwrap() > 0);
+    assert!(s.decode_tok_s > 0.0);
+    assert!(r.first::<Prompt>().expect("@prompt").tokens > 0);
     // telemetry=token (the default): one @core_token per compute core per forward pass.
-    let core_tokens = r.events_named("core_token").count() as u64;
+    let core_tokens = r.all::<CoreToken>().count() as u64;
     assert!(core_tokens > 0 && core_tokens.is_multiple_of(compute), "{core_tokens} @core_token events for {compute} cores");
-    let cores: std::collections::BTreeSet<u64> = r.events_named("core_token").map(|e| e.u64("cpu").unwrap()).collect();
+    let cores: std::collections::BTreeSet<u64> = r.all::<CoreToken>().map(|e| e.cpu).collect();
     assert_eq!(cores.len() as u64, compute, "every compute core reports, the I/O core does not: {cores:?}");
     r
 }
 
 fn resident(smp: u32) {
-    let r = generates_host_tokens(smp, &keys(), "resident");
-    let load = r.first("load").expect("@load (resident load)");
-    assert_eq!(load.u64("layers"), Some(layout().layers.len() as u64));
+    let r = generates_host_tokens(smp, &args(), "resident");
+    let load = r.first::<Load>().expect("@load (resident load)");
+    let layers = layout().layers.len() as u64;
+    assert_eq!(load.layers, layers);
+    // One @load_progress per layer read at boot, counting up to all of them.
+    let progress: Vec<LoadProgress> = r.all::<LoadProgress>().collect();
+    assert_eq!(progress.iter().map(|p| p.layer).collect::<Vec<_>>(), (1..=layers).collect::<Vec<_>>());
+    let total = layout().layers.iter().map(|e| e.size).sum::<u64>();
+    assert!(progress.iter().all(|p| p.layers == layers && p.total_bytes == total && p.bytes <= total));
+    assert!(progress.windows(2).all(|w| w[0].bytes < w[1].bytes), "bytes grow with every layer");
+    assert_eq!(progress.last().map(|p| p.bytes), Some(total));
 }
 
 /// Streaming through two layer slots: `slots=2`, or a `budget` equal to
 /// the `min_budget` the kernel reports (its globals plus two layer slots).
 fn streaming(smp: u32, by_budget: bool) {
-    let mut k = keys();
-    if by_budget {
-        k.budget = Some(too_small_budget_refusal().1.to_string());
-    } else {
-        k.slots = Some(2);
-    }
+    let k = if by_budget { args().with(&keys::BUDGET, too_small_budget_refusal().1) } else { args().with(&keys::SLOTS, 2u32) };
     let r = generates_host_tokens(smp, &k, "streaming");
-    assert_eq!(r.first("mem").unwrap().u64("slots"), Some(2));
-    assert_eq!(r.first("summary").unwrap().bool("io_core"), Some(true), "the I/O core streamed");
-    let io = r.first("io").expect("@io (the I/O core streamed)");
+    assert_eq!(r.first::<MemPlan>().unwrap().slots, 2);
+    assert!(r.first::<Summary>().unwrap().io_core, "the I/O core streamed");
+    let io = r.first::<Io>().expect("@io (the I/O core streamed)");
     let layers = layout().layers.len() as u64;
     // Every forward pass streams every layer (prefill passes + one per token after the first).
-    assert!(io.u64("layers_streamed").unwrap() >= layers * TOKENS as u64, "{:?}", io.data);
+    assert!(io.layers_streamed >= layers * TOKENS as u64, "{io:?}");
+    assert_eq!(r.all::<LoadProgress>().count(), 0, "streaming loads no layer at boot");
 }
 
 #[test]
@@ -206,11 +212,11 @@ fn streaming_budget_smp4_matches_host() {
 /// all three compute and compute worker 0 loads each layer itself.
 #[test]
 fn io_core_off_smp3_every_cpu_computes() {
-    let k = InferKeys { io_core: Some(false), slots: Some(2), ..keys() };
+    let k = args().with(&keys::IO_CORE, "off").with(&keys::SLOTS, 2u32);
     let r = generates_host_tokens(3, &k, "streaming");
     // Compute worker 0 streamed every layer of every pass itself.
-    let io = r.first("io").expect("@io (the synchronous loader's reads)");
-    assert!(io.u64("layers_streamed").unwrap() >= layout().layers.len() as u64 * TOKENS as u64, "{:?}", io.data);
+    let io = r.first::<Io>().expect("@io (the synchronous loader's reads)");
+    assert!(io.layers_streamed >= layout().layers.len() as u64 * TOKENS as u64, "{io:?}");
 }
 
 /// A run that must stop with an `@error` (through the kernel's failure exit).
@@ -218,7 +224,7 @@ fn fails_cleanly(r: &RunResult) -> Vec<String> {
     assert!(!r.done_ok());
     assert!(matches!(r.verdict(), Verdict::KernelFailed(_)), "{}", r.verdict());
     assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS), "the kernel's failure exit");
-    assert_eq!(r.events_named("token").count(), 0, "no token from a bad image");
+    assert_eq!(r.all::<Token>().count(), 0, "no token from a bad image");
     let errors = r.errors();
     assert!(!errors.is_empty(), "an @error");
     errors
@@ -234,7 +240,7 @@ fn corrupted_layer_7_stops_with_crc_error() {
     let path = scratch("corrupt-layer7.img");
     std::fs::write(&path, &bytes).unwrap();
     drop(bytes);
-    let k = InferKeys { verify: Some("always".into()), ..keys() };
+    let k = args().with(&keys::VERIFY, "always");
     let r = boot(2, &k, &path, FAILURE_TIMEOUT, SerialInput::None);
     let errors = fails_cleanly(&r);
     assert!(errors.iter().any(|e| e.contains("layer 7") && e.contains("CRC32C")), "{errors:?}");
@@ -249,7 +255,7 @@ fn truncated_image_stops_with_clear_error() {
     let bytes = std::fs::read(image()).unwrap();
     std::fs::write(&path, &bytes[..cut as usize]).unwrap();
     drop(bytes);
-    let r = boot(2, &keys(), &path, FAILURE_TIMEOUT, SerialInput::None);
+    let r = boot(2, &args(), &path, FAILURE_TIMEOUT, SerialInput::None);
     let errors = fails_cleanly(&r);
     let clear = |e: &str| {
         let e = e.to_ascii_lowercase();
@@ -270,7 +276,7 @@ fn non_gguf_disk_stops_with_clear_error() {
     }
     let path = scratch("random.img");
     std::fs::write(&path, &data).unwrap();
-    let r = boot(2, &keys(), &path, FAILURE_TIMEOUT, SerialInput::None);
+    let r = boot(2, &args(), &path, FAILURE_TIMEOUT, SerialInput::None);
     let errors = fails_cleanly(&r);
     assert!(errors.iter().any(|e| e.contains("GGUF")), "the error should say the disk is not GGUF: {errors:?}");
 }
@@ -280,11 +286,11 @@ fn non_gguf_disk_stops_with_clear_error() {
 fn too_small_budget_refusal() -> &'static (String, u64) {
     static REFUSAL: OnceLock<(String, u64)> = OnceLock::new();
     REFUSAL.get_or_init(|| {
-        let k = InferKeys { budget: Some("1M".into()), ..keys() };
+        let k = args().with(&keys::BUDGET, "1M");
         let r = boot(2, &k, image(), FAILURE_TIMEOUT, SerialInput::None);
         fails_cleanly(&r);
-        let e = r.first("error").unwrap();
-        (e.str("msg").unwrap().to_string(), e.u64("min_budget").expect("min_budget in the @error"))
+        let e = r.first::<Error>().unwrap();
+        (e.msg.into_owned(), e.min_budget.expect("min_budget in the @error"))
     })
 }
 
@@ -299,7 +305,7 @@ fn budget_below_two_layers_is_refused_with_minimum() {
 #[test]
 fn interactive_answers_two_prompts() {
     const ANSWER_TOKENS: u32 = 8;
-    let k = InferKeys { interactive: true, tokens: Some(ANSWER_TOKENS), temp: Some(0.0), ..Default::default() };
+    let k = KernelArgs::default().with(&keys::INTERACTIVE, true).with(&keys::TOKENS, ANSWER_TOKENS).with(&keys::TEMP, 0.0);
     // Untrusted input first: an overlong line and one that is not UTF-8 get
     // a @warning each and are skipped; then two prompts.
     let mut input = vec![b'x'; 600];
@@ -307,13 +313,13 @@ fn interactive_answers_two_prompts() {
     input.extend_from_slice(format!("{PROMPT}\nOne, two, three,\n/quit\n").as_bytes());
     let r = boot(2, &k, image(), GENERATE_TIMEOUT, SerialInput::Bytes(input));
     assert_eq!(r.verdict(), Verdict::Success);
-    assert!(r.first("ready").is_some(), "@ready before reading prompts");
-    let warnings: Vec<&str> = r.events_named("warning").filter_map(|w| w.str("msg")).collect();
+    assert!(r.first::<Ready>().is_some(), "@ready before reading prompts");
+    let warnings: Vec<String> = r.all::<Warning>().map(|w| w.msg.into_owned()).collect();
     assert_eq!(warnings.len(), 2, "one @warning per bad line: {warnings:?}");
     let answers = infer::answers(&r);
     assert_eq!(answers.len(), 2, "two answers");
     assert!(answers.iter().all(|a| a.summary.is_some() && !a.ids.is_empty()));
-    assert_eq!(r.events_named("summary").count(), 2);
+    assert_eq!(r.all::<Summary>().count(), 2);
     // The first prompt starts from an empty context: the host's greedy tokens.
     assert_eq!(answers[0].ids, host_ids()[..ANSWER_TOKENS as usize], "first answer differs from the host engine's");
 }

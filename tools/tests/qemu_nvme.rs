@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use axiom_proto::telemetry::events::{Nvme, NvmeRead};
+use axiom_proto::telemetry::Crc32c;
 use axiom_tools::qemu::{self, Machine, QemuOptions, RunResult};
 
 static QEMU: Mutex<()> = Mutex::new(());
@@ -67,20 +69,20 @@ fn boot(machine: Machine, cmdline: &str, disk: Option<&Path>) -> RunResult {
 /// Checks the identity, the PCI configuration mechanism (q35: ECAM from
 /// ACPI's MCFG; pc has no MCFG: the ports) and the checksum; returns the
 /// @nvme_read event.
-fn check_read(r: &RunResult, machine: Machine, expect_depth: u64) -> qemu::Event {
+fn check_read(r: &RunResult, machine: Machine, expect_depth: u64) -> NvmeRead {
     let img = image();
-    let id = r.first("nvme").expect("@nvme event");
+    let id = r.first::<Nvme>().expect("@nvme event");
     let config = if machine == Machine::Q35 { "ecam" } else { "ports" };
-    assert_eq!(id.str("pci_config"), Some(config), "{machine:?} reaches PCI configuration space through {config}");
-    assert_eq!(id.str("serial"), Some("axiom"));
-    assert_eq!(id.u64("lba_size"), Some(512));
-    assert_eq!(id.u64("lbas"), Some((IMAGE_BYTES / 512) as u64));
-    assert!(id.u64("mdts_bytes").unwrap() >= 4096);
-    let read = r.first("nvme_read").expect("@nvme_read event").clone();
-    assert_eq!(read.u64("bytes"), Some(IMAGE_BYTES as u64));
-    assert_eq!(read.str("crc32c"), Some(format!("{:08x}", img.crc).as_str()), "CRC32C of the namespace differs from the host's");
-    assert_eq!(read.u64("queue_depth"), Some(expect_depth));
-    assert!(read.u64("max_in_flight").unwrap() <= expect_depth);
+    assert_eq!(id.pci_config, config, "{machine:?} reaches PCI configuration space through {config}");
+    assert_eq!(id.serial, "axiom");
+    assert_eq!(id.lba_size, 512);
+    assert_eq!(id.lbas, (IMAGE_BYTES / 512) as u64);
+    assert!(id.mdts_bytes >= 4096);
+    let read = r.first::<NvmeRead>().expect("@nvme_read event");
+    assert_eq!(read.bytes, IMAGE_BYTES as u64);
+    assert_eq!(read.crc32c, Some(Crc32c(img.crc)), "CRC32C of the namespace differs from the host's");
+    assert_eq!(read.queue_depth, expect_depth);
+    assert!(read.max_in_flight <= expect_depth);
     read
 }
 
@@ -88,8 +90,8 @@ fn check_read(r: &RunResult, machine: Machine, expect_depth: u64) -> qemu::Event
 fn pc_queue_depth_1() {
     let r = boot(Machine::Pc, "selftest=nvme nvme_qd=1", Some(&image().path));
     let read = check_read(&r, Machine::Pc, 1);
-    assert_eq!(read.u64("max_in_flight"), Some(1));
-    assert_eq!(read.u64("commands"), read.u64("doorbells"), "QD1: one doorbell per command");
+    assert_eq!(read.max_in_flight, 1);
+    assert_eq!(read.commands, read.doorbells, "QD1: one doorbell per command");
 }
 
 #[test]
@@ -97,7 +99,7 @@ fn pc_deepest_queue() {
     let r = boot(Machine::Pc, "selftest=nvme nvme_qd=max", Some(&image().path));
     let read = check_read(&r, Machine::Pc, 1023);
     // Every MDTS-sized command of the image fits in the rotating buffers at once.
-    assert!(read.u64("max_in_flight").unwrap() >= 32, "{:?}", read.data);
+    assert!(read.max_in_flight >= 32, "{read:?}");
 }
 
 #[test]
@@ -111,9 +113,9 @@ fn q35_deepest_queue_with_4k_commands() {
     // 4 KiB commands so that the whole queue (1023 commands) is really in flight.
     let r = boot(Machine::Q35, "selftest=nvme nvme_xfer=4K", Some(&image().path));
     let read = check_read(&r, Machine::Q35, 1023);
-    assert_eq!(read.u64("max_in_flight"), Some(1023));
-    assert_eq!(read.u64("xfer_bytes"), Some(4096));
-    assert!(read.u64("doorbells").unwrap() < read.u64("commands").unwrap() / 8, "submissions are batched: {:?}", read.data);
+    assert_eq!(read.max_in_flight, 1023);
+    assert_eq!(read.xfer_bytes, 4096);
+    assert!(read.doorbells < read.commands / 8, "submissions are batched: {read:?}");
 }
 
 #[test]

@@ -10,6 +10,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use axiom_proto::telemetry::events::{Barrier, Boot as BootEvent, Cpu, Error, MemSelfTest, SmpSummary, Warning};
+use axiom_proto::telemetry::Hex;
 use axiom_tools::qemu::{self, Boot, QemuOptions, RunResult, Verdict, EXIT_FAILURE_STATUS};
 
 static QEMU: Mutex<()> = Mutex::new(());
@@ -35,32 +37,32 @@ fn smp_selftest(n: u32, xapic: bool, rounds: u32, spin_us: u32) {
     o.xapic = xapic;
     let r = run(o);
     assert_eq!(r.verdict(), Verdict::Success);
-    let boot = r.first("boot").expect("@boot");
-    assert_eq!(boot.u64("cpus_found"), Some(n as u64));
-    assert_eq!(boot.u64("cpus_online"), Some(n as u64), "every CPU came online");
-    assert_eq!(boot.str("apic"), Some(if xapic { "xapic" } else { "x2apic" }));
-    assert!(boot.data["tsc_mhz"].as_f64().unwrap() > 100.0);
-    let cpus: Vec<_> = r.events_named("cpu").collect();
+    let boot = r.first::<BootEvent>().expect("@boot");
+    assert_eq!(boot.cpus_found, n as u64);
+    assert_eq!(boot.cpus_online, n as u64, "every CPU came online");
+    assert_eq!(boot.apic, if xapic { "xapic" } else { "x2apic" });
+    assert!(boot.tsc_mhz > 100.0);
+    let cpus: Vec<Cpu> = r.all::<Cpu>().collect();
     assert_eq!(cpus.len(), n as usize);
-    assert_eq!(cpus[0].str("role"), Some("bsp"));
+    assert_eq!(cpus[0].role, "bsp");
     // A self-test has no I/O core: every other CPU joins the barrier and computes.
-    assert!(cpus[1..].iter().all(|c| c.str("role") == Some("compute")), "roles: {:?}", cpus.iter().map(|c| c.str("role")).collect::<Vec<_>>());
-    let mut ids: Vec<u64> = cpus.iter().map(|c| c.u64("apic_id").unwrap()).collect();
+    assert!(cpus[1..].iter().all(|c| c.role == "compute"), "roles: {:?}", cpus.iter().map(|c| &c.role).collect::<Vec<_>>());
+    let mut ids: Vec<u64> = cpus.iter().map(|c| c.apic_id).collect();
     ids.dedup();
     assert_eq!(ids.len(), n as usize, "distinct APIC ids");
-    let barriers: Vec<_> = r.events_named("barrier").collect();
+    let barriers: Vec<Barrier> = r.all::<Barrier>().collect();
     assert_eq!(barriers.len(), n as usize, "one @barrier per CPU");
     for b in &barriers {
-        assert_eq!(b.u64("rounds"), Some(rounds as u64));
-        assert_eq!(b.u64("counter_errors"), Some(0));
-        let w = &b.data["wait_ns"];
-        let (min, med, p99, max) = (w["min"].as_u64().unwrap(), w["median"].as_u64().unwrap(), w["p99"].as_u64().unwrap(), w["max"].as_u64().unwrap());
-        assert!(min <= med && med <= p99 && p99 <= max, "ordered wait statistics: {w}");
+        assert_eq!(b.rounds, rounds as u64);
+        assert_eq!(b.counter_errors, 0);
+        let w = &b.wait_ns;
+        let (min, med, p99, max) = (w.min, w.median, w.p99, w.max);
+        assert!(min <= med && med <= p99 && p99 <= max, "ordered wait statistics: {w:?}");
     }
-    let s = r.first("summary").expect("@summary");
-    assert_eq!(s.u64("cpus"), Some(n as u64));
-    assert_eq!(s.bool("counter_ok"), Some(true));
-    assert_eq!(s.u64("counter_errors"), Some(0));
+    let s = r.first::<SmpSummary>().expect("@summary");
+    assert_eq!(s.cpus, n as u64);
+    assert!(s.counter_ok);
+    assert_eq!(s.counter_errors, 0);
 }
 
 #[test]
@@ -112,11 +114,11 @@ fn iso_boot(boot: Boot) {
     }
     let r = run(o);
     assert_eq!(r.verdict(), Verdict::Success);
-    let boot = r.first("boot").unwrap();
-    assert_eq!(boot.str("boot"), Some("multiboot2"), "GRUB boots the kernel through Multiboot2");
-    assert_eq!(boot.str("rsdp"), Some("multiboot2"), "GRUB hands over the RSDP");
-    assert_eq!(boot.u64("cpus_online"), Some(2));
-    assert_eq!(boot.str("cmdline"), Some("selftest=smp rounds=500"));
+    let boot = r.first::<BootEvent>().unwrap();
+    assert_eq!(boot.boot, "multiboot2", "GRUB boots the kernel through Multiboot2");
+    assert_eq!(boot.rsdp.as_deref(), Some("multiboot2"), "GRUB hands over the RSDP");
+    assert_eq!(boot.cpus_online, 2);
+    assert_eq!(boot.cmdline, "selftest=smp rounds=500");
 }
 
 #[test]
@@ -135,12 +137,12 @@ fn no_acpi_runs_on_the_bsp_alone() {
     o.no_acpi = true;
     let r = run(o);
     assert_eq!(r.verdict(), Verdict::Success);
-    let warning = r.first("warning").expect("a clear @warning");
-    assert!(warning.str("msg").unwrap().contains("running on the BSP alone"), "{warning:?}");
-    let boot = r.first("boot").unwrap();
-    assert_eq!(boot.u64("cpus_online"), Some(1));
-    assert_eq!(boot.bool("acpi"), Some(false));
-    assert_eq!(r.first("summary").unwrap().u64("cpus"), Some(1));
+    let warning = r.first::<Warning>().expect("a clear @warning");
+    assert!(warning.msg.contains("running on the BSP alone"), "{warning:?}");
+    let boot = r.first::<BootEvent>().unwrap();
+    assert_eq!(boot.cpus_online, 1);
+    assert!(!boot.acpi);
+    assert_eq!(r.first::<SmpSummary>().unwrap().cpus, 1);
 }
 
 #[test]
@@ -153,7 +155,7 @@ fn unknown_cmdline_key_lists_valid_keys() {
     for key in ["rounds", "spin_us", "heap", "max_cpus"] {
         assert!(errors[0].contains(key), "valid key {key} listed");
     }
-    assert!(r.first("boot").is_none(), "boot stops before bring-up");
+    assert!(r.first::<BootEvent>().is_none(), "boot stops before bring-up");
 }
 
 #[test]
@@ -161,12 +163,12 @@ fn exception_on_an_ap_ends_in_error_not_hang() {
     let r = run(opts(2, "selftest=fault fault=pf"));
     assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS));
     assert!(matches!(r.verdict(), Verdict::KernelFailed(_)));
-    let e = r.first("error").expect("@error");
-    assert_eq!(e.str("kind"), Some("exception"));
-    assert_eq!(e.u64("vector"), Some(14));
-    assert_eq!(e.u64("cpu"), Some(1), "the fault was raised on the AP");
-    assert_eq!(e.str("cr2"), Some("0x7f00dead0000"));
-    assert!(e.str("rip").unwrap().starts_with("0x"));
+    let e = r.first::<Error>().expect("@error");
+    assert_eq!(e.kind.as_deref(), Some("exception"));
+    assert_eq!(e.vector, Some(14));
+    assert_eq!(e.cpu, Some(1), "the fault was raised on the AP");
+    assert_eq!(e.cr2, Some(Hex(0x7f00_dead_0000)));
+    assert!(e.rip.is_some());
     assert!(!r.done_ok());
 }
 
@@ -174,15 +176,15 @@ fn exception_on_an_ap_ends_in_error_not_hang() {
 fn invalid_opcode_on_the_bsp_and_panic_end_in_error() {
     let r = run(opts(2, "selftest=fault fault=ud fault_cpu=0"));
     assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS));
-    let e = r.first("error").expect("@error");
-    assert_eq!((e.u64("vector"), e.u64("cpu")), (Some(6), Some(0)));
+    let e = r.first::<Error>().expect("@error");
+    assert_eq!((e.vector, e.cpu), (Some(6), Some(0)));
 
     let r = run(opts(2, "selftest=panic"));
     assert_eq!(r.exit_status, Some(EXIT_FAILURE_STATUS));
-    let e = r.first("error").expect("@error");
-    assert_eq!(e.str("kind"), Some("panic"));
-    assert!(e.str("msg").unwrap().contains("panicking on purpose"));
-    assert!(e.str("location").unwrap().contains("selftest/fault.rs"));
+    let e = r.first::<Error>().expect("@error");
+    assert_eq!(e.kind.as_deref(), Some("panic"));
+    assert!(e.msg.contains("panicking on purpose"));
+    assert!(e.location.unwrap().contains("selftest/fault.rs"));
 }
 
 #[test]
@@ -190,21 +192,21 @@ fn unanswering_cpu_is_reported_and_boot_continues() {
     // APIC id 2 gets INIT but never a SIPI, so it cannot answer.
     let r = run(opts(4, "selftest=smp rounds=500 spin_us=0 test_dead_cpu=2 ap_timeout_ms=100"));
     assert_eq!(r.verdict(), Verdict::Success);
-    let w = r.first("warning").expect("@warning for the silent CPU");
-    assert!(w.str("msg").unwrap().contains("APIC id 2 did not answer"), "{w:?}");
-    let boot = r.first("boot").unwrap();
-    assert_eq!((boot.u64("cpus_found"), boot.u64("cpus_online"), boot.u64("cpus_unanswered")), (Some(4), Some(3), Some(1)));
-    assert_eq!(boot.data["unanswered"][0]["apic_id"].as_u64(), Some(2));
-    let ids: Vec<u64> = r.events_named("cpu").map(|c| c.u64("apic_id").unwrap()).collect();
+    let w = r.first::<Warning>().expect("@warning for the silent CPU");
+    assert!(w.msg.contains("APIC id 2 did not answer"), "{w:?}");
+    let boot = r.first::<BootEvent>().unwrap();
+    assert_eq!((boot.cpus_found, boot.cpus_online, boot.cpus_unanswered), (4, 3, 1));
+    assert_eq!(boot.unanswered.as_ref().and_then(|u| u.first()).map(|u| u.apic_id), Some(2));
+    let ids: Vec<u64> = r.all::<Cpu>().map(|c| c.apic_id).collect();
     assert_eq!(ids, [0, 1, 3]);
-    assert_eq!(r.first("summary").unwrap().u64("cpus"), Some(3));
+    assert_eq!(r.first::<SmpSummary>().unwrap().cpus, 3);
 }
 
 #[test]
 fn memory_api_selftest() {
     let r = run(opts(2, "selftest=mem"));
     assert_eq!(r.verdict(), Verdict::Success);
-    let m = r.first("mem").expect("@mem");
-    assert_eq!(m.u64("dma_bytes"), Some(3 * 4096 + 5));
-    assert!(m.u64("region_mib").unwrap() >= 256, "half of 1 GiB guest RAM reserved: {m:?}");
+    let m = r.first::<MemSelfTest>().expect("@mem");
+    assert_eq!(m.dma_bytes, 3 * 4096 + 5);
+    assert!(m.region_mib >= 256, "half of 1 GiB guest RAM reserved: {m:?}");
 }

@@ -1,7 +1,9 @@
 //! The tokenizers against llama.cpp's own outputs (test data in
 //! `kernel/engine/testdata/`, found through `axiom_testkit`):
 //! - `vocab/`: llama.cpp's tokenizer test vectors (`.inp` / `.out`) with
-//!   their vocab-only GGUFs (SentencePiece `llama-spm`, BPE `gpt-2`);
+//!   their vocab-only GGUFs (SentencePiece `llama-spm`, BPE `gpt-2`), which
+//!   their licences keep out of the repository: `tools/fetch-testdata.sh`
+//!   fetches them into the cache (`axiom_testkit::fetched_testdata`);
 //! - `smollm2/`: the same strings with the default model's vocabulary, and
 //!   the goldens' prompt ids (special tokens parsed).
 //!
@@ -18,8 +20,18 @@ use std::path::Path;
 
 use axiom_engine::gguf::{Gguf, GgufError};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
-use axiom_testkit::{default_model, read, testdata};
+use axiom_testkit::{default_model, fetched_testdata, read, testdata};
 use common::Rng;
+
+/// llama.cpp's SentencePiece test vocabulary (fetched: see the module docs).
+fn llama_spm() -> std::path::PathBuf {
+    fetched_testdata("vocab/ggml-vocab-llama-spm.gguf")
+}
+
+/// llama.cpp's GPT-2 test vocabulary (fetched: see the module docs).
+fn gpt2() -> std::path::PathBuf {
+    fetched_testdata("vocab/ggml-vocab-gpt-2.gguf")
+}
 
 /// Loads a tokenizer reading only the GGUF header, growing the prefix on
 /// `NeedMore` as the kernel does.
@@ -119,18 +131,16 @@ fn gpt2_detokenized(text: &str) -> String {
 
 #[test]
 fn llama_cpp_vectors_gpt2() {
-    let dir = testdata("vocab");
-    let tok = load_tokenizer(&dir.join("ggml-vocab-gpt-2.gguf"));
-    let (inp, out) = (dir.join("ggml-vocab-gpt-2.gguf.inp"), dir.join("ggml-vocab-gpt-2.gguf.out"));
+    let tok = load_tokenizer(&gpt2());
+    let (inp, out) = (fetched_testdata("vocab/ggml-vocab-gpt-2.gguf.inp"), fetched_testdata("vocab/ggml-vocab-gpt-2.gguf.out"));
     check_vectors(&tok, &inp, &out);
     assert_eq!(check_decode(&tok, &inp, &out, gpt2_detokenized), 2, "vectors whose spaces llama.cpp cleans up");
 }
 
 #[test]
 fn llama_cpp_vectors_llama_spm() {
-    let dir = testdata("vocab");
-    let tok = load_tokenizer(&dir.join("ggml-vocab-llama-spm.gguf"));
-    let (inp, out) = (dir.join("ggml-vocab-llama-spm.gguf.inp"), dir.join("ggml-vocab-llama-spm.gguf.out"));
+    let tok = load_tokenizer(&llama_spm());
+    let (inp, out) = (fetched_testdata("vocab/ggml-vocab-llama-spm.gguf.inp"), fetched_testdata("vocab/ggml-vocab-llama-spm.gguf.out"));
     check_vectors(&tok, &inp, &out);
     // Decoding removes the space the encoder put in front: the input again.
     assert_eq!(check_decode(&tok, &inp, &out, str::to_string), 0);
@@ -153,10 +163,9 @@ fn smollm2_vectors() {
 fn detokenizer_cleans_spaces_only_where_llama_cpp_does() {
     const TEXT: &str = "Hello , world ! Is it ok ? Yes . It 's hers ' here , I 'm sure they 're right and we 've won ; don 't 'RE";
     const CLEANED: &str = "Hello, world! Is it ok? Yes. It's hers'here, I'm sure they're right and we've won ; don 't 'RE";
-    let dir = testdata("vocab");
-    let gpt2 = load_tokenizer(&dir.join("ggml-vocab-gpt-2.gguf"));
+    let gpt2 = load_tokenizer(&gpt2());
     assert_eq!(String::from_utf8(gpt2.decode(&gpt2.encode(TEXT, false, false), false)).unwrap(), CLEANED);
-    for tok in [load_tokenizer(&dir.join("ggml-vocab-llama-spm.gguf")), load_tokenizer(&default_model())] {
+    for tok in [load_tokenizer(&llama_spm()), load_tokenizer(&default_model())] {
         assert_eq!(String::from_utf8(tok.decode(&tok.encode(TEXT, false, false), false)).unwrap(), TEXT);
     }
 }
@@ -237,7 +246,7 @@ fn byte_level_alphabets() {
     // gpt-2 has all 256 byte symbols; SmolLM2's vocabulary lacks 21 (control
     // bytes and lead bytes that valid UTF-8 never or rarely uses), which
     // its tokenizer, like llama.cpp's, drops from the input.
-    assert_eq!(missing(&load_tokenizer(&testdata("vocab/ggml-vocab-gpt-2.gguf"))), Vec::<u8>::new());
+    assert_eq!(missing(&load_tokenizer(&gpt2())), Vec::<u8>::new());
     assert_eq!(
         missing(&load_tokenizer(&default_model())),
         [0x04, 0x06, 0x13, 0x14, 0x16, 0x1d, 0xc0, 0xc1, 0xf1, 0xf2, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff]
@@ -263,10 +272,9 @@ fn random_text(rng: &mut Rng) -> String {
 
 #[test]
 fn random_text_never_panics_and_pieces_reassemble_it() {
-    let dir = testdata("vocab");
     let toks = [
-        load_tokenizer(&dir.join("ggml-vocab-gpt-2.gguf")),
-        load_tokenizer(&dir.join("ggml-vocab-llama-spm.gguf")),
+        load_tokenizer(&gpt2()),
+        load_tokenizer(&llama_spm()),
         load_tokenizer(&default_model()),
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

@@ -10,7 +10,8 @@
 //!   ([`boot::ap::ApStart`]); the runtime symbols a freestanding binary needs.
 //! - [`cpu`]: instructions (time stamp, sleeping, halting), the descriptor
 //!   tables and interrupt entry, the trap hook ([`cpu::trap`]), the CPU
-//!   registry with its GS-based per-CPU blocks ([`cpu::percpu`]), CPU features.
+//!   registry with its GS-based per-CPU blocks ([`cpu::percpu`]), the CPU facts
+//!   the kernel hands over ([`cpu::facts`]).
 //! - [`mem`]: free frames, the identity map, the heap, DMA memory, device
 //!   register mappings, the reserved tensor region with checked carving
 //!   ([`mem::Region`]) and the weight slot ring that hands DMA-filled slots
@@ -51,22 +52,24 @@ pub mod time;
 /// Most CPUs the kernel manages (per-CPU tables are sized by it).
 pub const MAX_CPUS: usize = 256;
 
-/// Declares the kernel's entry point: `entry!(path::to::main)` defines the
-/// symbol `boot/entry.s` calls on the boot CPU. Before `main` runs, the
-/// hardware layer has masked the legacy PICs, set up COM1, loaded the IDT and
-/// the boot CPU's GDT, TSS (IST stacks) and per-CPU block (so faults are
-/// reported from here on) and parsed the boot information. `main` receives
-/// that information (or why it could not be read) and never returns.
+/// Declares the kernel's entry point: `entry!(path::to::main,
+/// path::to::cpu_facts)` defines the symbol `boot/entry.s` calls on the boot
+/// CPU. Before `main` runs, the hardware layer has recorded the CPU facts
+/// `cpu_facts()` returns (the kernel reads CPUID; see [`cpu::facts`]),
+/// masked the legacy PICs, set up COM1, loaded the IDT and the boot CPU's
+/// GDT, TSS (IST stacks) and per-CPU block (so faults are reported from here
+/// on) and parsed the boot information. `main` receives that information (or
+/// why it could not be read) and never returns.
 ///
 /// This is the one `#[no_mangle]` item of the kernel crate; it expands only
 /// in the kernel binary, which enables the `runtime` feature.
 #[macro_export]
 macro_rules! entry {
-    ($main:path) => {
+    ($main:path, $cpu_facts:path) => {
         /// Called by `boot/entry.s` on the boot CPU in long mode.
         #[unsafe(no_mangle)]
         pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
-            $crate::boot::start(magic, info, $main)
+            $crate::boot::start(magic, info, $cpu_facts, $main)
         }
     };
 }

@@ -8,7 +8,7 @@
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::cpu::{halt_forever, percpu, under_hypervisor};
+use crate::cpu::{facts, halt_forever, percpu};
 use crate::legacy::{debug_exit, serial};
 use crate::{apic, time};
 
@@ -30,7 +30,7 @@ pub(crate) fn acknowledge_stop() -> ! {
 }
 
 fn exit(code: u8) -> ! {
-    if under_hypervisor() {
+    if facts::get().hypervisor {
         debug_exit::exit(code);
     }
     let _ = writeln!(serial::Writer, "AXIOM: halted ({}).", if code == EXIT_SUCCESS { "success" } else { "failure" });

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use axiom_drivers::hw::{Clock, Registers};
 
-use crate::cpu::{cpuid, rdtsc};
+use crate::cpu::{facts, rdtsc};
 use crate::legacy::pit;
 use crate::mem;
 
@@ -89,23 +89,11 @@ pub fn calibrate(hpet: Option<u64>) -> Result<Source, &'static str> {
 }
 
 fn from_cpuid_15() -> Option<u64> {
-    if cpuid(0, 0).eax < 0x15 {
-        return None;
-    }
-    let l = cpuid(0x15, 0);
-    let (den, num, crystal_hz) = (l.eax as u64, l.ebx as u64, l.ecx as u64);
-    if den == 0 || num == 0 || crystal_hz == 0 {
-        return None;
-    }
-    Some(crystal_hz * num / den / 1000)
+    facts::get().tsc_khz
 }
 
 fn from_cpuid_16() -> Option<u64> {
-    if cpuid(0, 0).eax < 0x16 {
-        return None;
-    }
-    let mhz = cpuid(0x16, 0).eax as u64 & 0xFFFF;
-    (mhz != 0).then_some(mhz * 1000)
+    facts::get().base_mhz.map(|mhz| mhz as u64 * 1000)
 }
 
 /// One 10 ms measurement with PIT channel 2, or None if the PIT does not count.

@@ -1,9 +1,11 @@
-//! The inference mode's command-line keys, checked once at start.
+//! The inference mode's settings, from the command line (whose keys and
+//! values the key table has checked at boot) and the CPU count.
 
-use alloc::format;
 use alloc::string::String;
 
-use crate::cmdline::{parse_size, parse_u64, percent_decode, Cmdline, CmdlineError, MAX_WORDS};
+use axiom_proto::cmdline::{keys, Cmdline, MAX_TEXT};
+
+pub use axiom_proto::cmdline::ModelLocation;
 
 /// Which telemetry the compute cores dump after each answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,15 +15,6 @@ pub enum Telemetry {
     /// `@core_token` per pass and core (layers summed).
     Token,
     Off,
-}
-
-/// Where the image starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ModelLocation {
-    /// `None`: the first active namespace.
-    pub nsid: Option<u32>,
-    /// Byte offset of the image inside the namespace (a multiple of the block size).
-    pub offset: u64,
 }
 
 pub struct InferArgs {
@@ -46,115 +39,84 @@ pub struct InferArgs {
     pub repack: bool,
 }
 
-/// Longest decoded prompt (the command line itself is at most 1 KiB).
-const MAX_PROMPT: usize = 1024;
-
-fn float(cmd: &Cmdline, key: &str, default: f32) -> Result<f32, String> {
-    match cmd.get(key) {
-        None => Ok(default),
-        Some(v) => v.parse::<f32>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("{key}={v}: expected a number")),
-    }
-}
-
-fn flag(cmd: &Cmdline, key: &str) -> Result<bool, String> {
-    match cmd.get(key) {
-        None | Some("0") | Some("off") => Ok(false),
-        Some("") | Some("1") | Some("on") => Ok(true),
-        Some(v) => Err(format!("{key}={v}: expected 1 or 0")),
-    }
-}
-
-fn model_location(v: &str) -> Result<ModelLocation, String> {
-    let mut loc = ModelLocation { nsid: None, offset: 0 };
-    for part in v.split(',') {
-        let bad = || format!("model={v}: expected ns:N and/or offset:BYTES (e.g. model=ns:1,offset:1M)");
-        if let Some(n) = part.strip_prefix("ns:") {
-            loc.nsid = Some(parse_u64(n).and_then(|n| u32::try_from(n).ok()).filter(|&n| n > 0).ok_or_else(bad)?);
-        } else if let Some(o) = part.strip_prefix("offset:") {
-            loc.offset = parse_size(o).ok_or_else(bad)?;
-        } else {
-            return Err(bad());
-        }
-    }
-    Ok(loc)
-}
-
 impl InferArgs {
     /// `None` when the command line asks for no inference (boot check only).
     pub fn parse(cmd: &Cmdline, cpus: usize) -> Result<Option<InferArgs>, String> {
-        let e = |e: CmdlineError| format!("{e}");
-        let interactive = flag(cmd, "interactive")?;
-        flag(cmd, "pack_head")?;
-        let prompt = match cmd.get("prompt") {
+        let interactive = cmd.get(&keys::INTERACTIVE);
+        let prompt = match cmd.get(&keys::PROMPT) {
             None => None,
-            Some(v) => {
-                let mut buf = [0u8; MAX_PROMPT];
-                let n = percent_decode(v, &mut buf).map_err(|why| format!("prompt: {why}"))?;
-                let text = core::str::from_utf8(&buf[..n]).map_err(|_| String::from("prompt: not valid UTF-8 after %-decoding"))?;
-                Some(String::from(text))
+            Some(encoded) => {
+                let mut buf = [0u8; MAX_TEXT];
+                Some(String::from(encoded.decode(&mut buf).map_err(|why| alloc::format!("prompt: {why}"))?))
             }
         };
         if prompt.is_none() && !interactive {
             return Ok(None);
         }
-        let tokens = cmd.u64_or("tokens", 32).map_err(e)?;
-        if tokens == 0 {
-            return Err(String::from("tokens must be at least 1"));
-        }
-        let temp = float(cmd, "temp", 0.0)?;
-        if temp < 0.0 {
-            return Err(String::from("temp must be >= 0"));
-        }
-        let top_p = float(cmd, "top_p", 1.0)?;
-        if !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(String::from("top_p must be in (0, 1]"));
-        }
-        let ctx = cmd.u64_or("ctx", 512).map_err(e)?;
-        if !(16..=1 << 17).contains(&ctx) {
-            return Err(String::from("ctx must be between 16 and 131072"));
-        }
-        let slots = match cmd.get("slots") {
-            None => None,
-            Some(_) => Some(cmd.u64_or("slots", 0).map_err(e)? as usize),
+        let io_core = match cmd.get(&keys::IO_CORE) {
+            None => cpus >= 2,
+            Some(on_off) => on_off == "on",
         };
-        let budget = match cmd.get("budget") {
-            None => None,
-            Some(_) => Some(cmd.size_or("budget", 0).map_err(e)?),
-        };
-        let io_default = if cpus >= 2 { "on" } else { "off" };
-        let io_core = cmd.choice_or("io_core", &["on", "off"], "on or off", io_default).map_err(e)? == "on";
         if io_core && cpus < 2 {
             return Err(String::from("io_core=on needs at least 2 CPUs (one computes, one streams)"));
         }
-        let verify = cmd.choice_or("verify", &["first", "always"], "first or always", "first").map_err(e)?;
-        let telemetry = match cmd.choice_or("telemetry", &["layer", "token", "off"], "layer, token or off", "token").map_err(e)? {
-            "layer" => Telemetry::Layer,
-            "off" => Telemetry::Off,
-            _ => Telemetry::Token,
-        };
-        let model = match cmd.get("model") {
-            None => ModelLocation { nsid: None, offset: 0 },
-            Some(v) => model_location(v)?,
-        };
-        const _: () = assert!(MAX_WORDS >= 24, "room for every inference key");
         Ok(Some(InferArgs {
             prompt,
-            chat: flag(cmd, "chat")?,
-            tokens: tokens as usize,
-            temp,
-            top_p,
-            top_k: cmd.u64_or("top_k", 0).map_err(e)? as usize,
-            seed: cmd.u64_or("seed", 0).map_err(e)?,
-            budget,
-            slots,
+            chat: cmd.get(&keys::CHAT),
+            tokens: cmd.get(&keys::TOKENS) as usize,
+            temp: cmd.get(&keys::TEMP),
+            top_p: cmd.get(&keys::TOP_P),
+            top_k: cmd.get(&keys::TOP_K) as usize,
+            seed: cmd.get(&keys::SEED),
+            budget: cmd.get(&keys::BUDGET),
+            slots: cmd.get(&keys::SLOTS).map(|k| k as usize),
             io_core,
-            verify_always: verify == "always",
-            telemetry,
-            ctx: ctx as usize,
+            verify_always: cmd.get(&keys::VERIFY) == "always",
+            telemetry: match cmd.get(&keys::TELEMETRY) {
+                "layer" => Telemetry::Layer,
+                "off" => Telemetry::Off,
+                _ => Telemetry::Token,
+            },
+            ctx: cmd.get(&keys::CTX) as usize,
             interactive,
-            model,
-            pack_head: cmd.get("pack_head") != Some("0"),
-            repack: cmd.choice_or("repack", &["auto", "off"], "auto or off", "auto").map_err(e)? == "auto",
+            model: cmd.get(&keys::MODEL),
+            pack_head: cmd.get(&keys::PACK_HEAD),
+            repack: cmd.get(&keys::REPACK) == "auto",
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, cpus: usize) -> Result<Option<InferArgs>, String> {
+        InferArgs::parse(&Cmdline::parse(text, keys::KEYS).unwrap(), cpus)
+    }
+
+    #[test]
+    fn no_prompt_no_inference() {
+        assert!(parse("tokens=5", 2).unwrap().is_none());
+        assert!(parse("interactive=1", 2).unwrap().is_some());
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let a = parse("prompt=The%20capital%20of%20France%20is", 3).unwrap().unwrap();
+        assert_eq!(a.prompt.as_deref(), Some("The capital of France is"));
+        assert_eq!((a.tokens, a.temp, a.top_p, a.top_k, a.seed, a.ctx), (32, 0.0, 1.0, 0, 0, 512));
+        assert!(a.io_core && !a.verify_always && a.pack_head && a.repack && !a.chat && !a.interactive);
+        assert_eq!((a.budget, a.slots, a.telemetry, a.model), (None, None, Telemetry::Token, ModelLocation::DEFAULT));
+        let a = parse("prompt=x chat=1 tokens=7 temp=0.5 budget=40M slots=2 io_core=off verify=always telemetry=layer repack=off pack_head=off", 3)
+            .unwrap()
+            .unwrap();
+        assert!(a.chat && !a.io_core && a.verify_always && !a.repack && !a.pack_head);
+        assert_eq!((a.tokens, a.temp, a.budget, a.slots, a.telemetry), (7, 0.5, Some(40 << 20), Some(2), Telemetry::Layer));
+    }
+
+    #[test]
+    fn the_io_core_follows_the_cpu_count() {
+        assert!(!parse("prompt=x", 1).unwrap().unwrap().io_core, "one CPU computes");
+        assert_eq!(parse("prompt=x io_core=on", 1).err().unwrap(), "io_core=on needs at least 2 CPUs (one computes, one streams)");
     }
 }

@@ -94,6 +94,9 @@ pub struct Streamer<'r> {
     /// Completions delivered by one poll (capacity: one per slot, so
     /// polling never allocates).
     done: Vec<ReadCompletion>,
+    /// While [`Streamer::load_reporting`] runs: `(reads, bytes)` after each
+    /// landed read (capacity one per slot, so landing never allocates).
+    landings: Option<Vec<(u64, u64)>>,
     pub stats: IoStats,
 }
 
@@ -116,6 +119,7 @@ impl<'r> Streamer<'r> {
             in_flight: (0..ring.len()).map(|_| None).collect(),
             reads_in_flight: 0,
             done: Vec::with_capacity(ring.len().max(16)),
+            landings: None,
             stats: IoStats::default(),
         }
     }
@@ -208,15 +212,39 @@ impl<'r> Streamer<'r> {
             self.verified[layer] = true;
             self.stats.verified += 1;
         }
-        filled.finish().map_err(|e| format!("weight slot ring: {e}"))
+        filled.finish().map_err(|e| format!("weight slot ring: {e}"))?;
+        if let Some(l) = &mut self.landings {
+            l.push((self.stats.reads, self.stats.bytes));
+        }
+        Ok(())
     }
 
     /// Streams until `ticket` is loaded (the synchronous path: boot loads
     /// and compute without an I/O core). Reads ahead only up to `ticket`.
     pub fn load(&mut self, ticket: u64) -> Result<(), String> {
+        self.load_until(ticket, &mut |_, _| {})
+    }
+
+    /// [`Streamer::load`], calling `landed(reads, bytes)` after each read
+    /// lands and is verified (counted from this call), in completion order.
+    pub fn load_reporting(&mut self, ticket: u64, landed: &mut dyn FnMut(u64, u64)) -> Result<(), String> {
+        self.landings = Some(Vec::with_capacity(self.ring.len().max(16)));
+        let result = self.load_until(ticket, landed);
+        self.landings = None;
+        result
+    }
+
+    fn load_until(&mut self, ticket: u64, landed: &mut dyn FnMut(u64, u64)) -> Result<(), String> {
         let deadline = tsc::deadline_us(30_000_000);
+        let (reads, bytes) = (self.stats.reads, self.stats.bytes);
         while self.next_ticket <= ticket || self.reads_in_flight > 0 {
-            if self.pump(ticket + 1)? {
+            let progressed = self.pump(ticket + 1)?;
+            if let Some(l) = &mut self.landings {
+                for (r, b) in l.drain(..) {
+                    landed(r - reads, b - bytes);
+                }
+            }
+            if progressed {
                 continue;
             }
             if tsc::passed(deadline) {

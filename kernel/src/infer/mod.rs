@@ -32,16 +32,18 @@ use axiom_drivers::nvme::{ControllerOptions, Namespace};
 use axiom_engine::image::ExtentId;
 use axiom_engine::matmul::{pack_into, packed_bytes, Kernels, Matrix, PackedView};
 use axiom_engine::model::Model;
-use axiom_engine::state::{SharedState, StateConfig};
+use axiom_engine::state::{SharedState, StateBytes, StateConfig};
 use axiom_hw::mem::slot_ring::SlotRing;
 use axiom_hw::{cpu, mem, power, time as tsc};
+use axiom_proto::telemetry::Hex;
 
 use crate::boot::Context;
 use crate::line_reader::{Line, LineReader};
 use crate::smp::{self, Role};
 use crate::storage::{self, NvmeQueuePair};
 use crate::tensor_plan::{self, Mib, Mode, PlanError, PlanInput, TensorPlan};
-use crate::{console, println, telemetry};
+use crate::telemetry::{self, events};
+use crate::{console, println};
 pub use args::InferArgs;
 use image::Image;
 use io::{IoWake, Streamer};
@@ -81,7 +83,7 @@ pub fn run(ctx: &Context, args: InferArgs) -> Result<(), String> {
     report_model(image, &ns, &args, &kernels);
     let memory = plan_memory(image, &args)?;
     let mut region = TensorRegion::reserve(&memory.plan)?;
-    report_memory(&memory, &region, image);
+    report_memory(&memory, &region);
 
     let t0 = tsc::now_ns();
     let model = load_globals(&mut qp, &ns, &args, image, &mut region, memory.head_bytes, kernels)?;
@@ -111,12 +113,21 @@ fn open_model_disk(ctx: &Context, args: &InferArgs) -> Result<(NvmeQueuePair, Na
 
 fn report_model(image: &Image, ns: &Namespace, args: &InferArgs, kernels: &Kernels) {
     let (cfg, extents) = (&image.config, &image.extents);
-    telemetry::emit("model", |o| {
-        o.str("arch", &image.arch).u64("layers", cfg.n_layers as u64).u64("n_embd", cfg.n_embd as u64).u64("n_ff", cfg.n_ff as u64);
-        o.u64("n_heads", cfg.n_heads as u64).u64("n_kv_heads", cfg.n_kv_heads as u64).u64("n_vocab", cfg.n_vocab as u64);
-        o.u64("model_bytes", image.file_size).u64("header_bytes", image.header_bytes as u64);
-        o.u64("globals_bytes", extents.globals.size).u64("max_layer_bytes", extents.max_layer_size());
-        o.str("isa", kernels.isa().name()).u64("nsid", ns.nsid as u64).u64("offset", args.model.offset);
+    telemetry::emit(&events::Model {
+        arch: image.arch.as_str().into(),
+        layers: cfg.n_layers as u64,
+        n_embd: cfg.n_embd as u64,
+        n_ff: cfg.n_ff as u64,
+        n_heads: cfg.n_heads as u64,
+        n_kv_heads: cfg.n_kv_heads as u64,
+        n_vocab: cfg.n_vocab as u64,
+        model_bytes: image.file_size,
+        header_bytes: image.header_bytes as u64,
+        globals_bytes: extents.globals.size,
+        max_layer_bytes: extents.max_layer_size(),
+        isa: kernels.isa().name().into(),
+        nsid: ns.nsid as u64,
+        offset: args.model.offset,
     });
 }
 
@@ -125,7 +136,8 @@ struct MemoryPlan {
     plan: TensorPlan,
     input: PlanInput,
     state_cfg: StateConfig,
-    kv_slab: usize,
+    /// The inference state's sizes, from the engine.
+    state: StateBytes,
     head_bytes: u64,
 }
 
@@ -136,9 +148,9 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
     let n_layers = cfg.n_layers;
     let n_ctx = args.ctx.min(cfg.n_ctx_train.max(16));
     let state_cfg = StateConfig { n_ctx, max_batch: MAX_BATCH, logit_rows: 1 };
-    let floats = SharedState::floats_needed(cfg, &state_cfg).ok_or("inference state size overflows")?;
-    let kv_slab = (n_ctx.next_multiple_of(8) + n_ctx) * cfg.kv_dim() * 4;
-    let kv_bytes = (kv_slab * n_layers) as u64;
+    let state = StateBytes::new(cfg, &state_cfg).ok_or_else(|| {
+        format!("the inference state (KV cache and activations) for ctx={n_ctx} and this model does not fit in the address space: lower ctx=")
+    })?;
     let head = image.layout.globals.output;
     let head_bytes = if args.pack_head { packed_bytes(head.ty, head.rows, head.cols).unwrap_or(0) as u64 } else { 0 };
     let input = PlanInput {
@@ -148,8 +160,8 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
         layers_bytes: extents.layers.iter().map(|e| e.size).sum(),
         max_layer_bytes: extents.max_layer_size(),
         n_layers,
-        kv_bytes,
-        activation_bytes: (floats * 4) as u64 - kv_bytes,
+        kv_bytes: state.kv as u64,
+        activation_bytes: state.other as u64,
         budget: args.budget,
         force_slots: args.slots,
         free_bytes: mem::largest_free(),
@@ -157,27 +169,37 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
     let plan = match tensor_plan::plan(&input) {
         Ok(p) => p,
         Err(e @ PlanError::BudgetTooSmall { min_budget, .. }) => {
-            telemetry::emit("error", |o| {
-                o.fmt("msg", format_args!("{e}")).u64("min_budget", min_budget);
-            });
+            let msg = telemetry::Message::format(format_args!("{e}"));
+            telemetry::emit(&events::Error { min_budget: Some(min_budget), ..events::Error::msg(msg.as_str()) });
             power::fail()
         }
         Err(e) => return Err(format!("{e}")),
     };
-    Ok(MemoryPlan { plan, input, state_cfg, kv_slab, head_bytes })
+    Ok(MemoryPlan { plan, input, state_cfg, state, head_bytes })
 }
 
-fn report_memory(m: &MemoryPlan, region: &TensorRegion, image: &Image) {
+fn report_memory(m: &MemoryPlan, region: &TensorRegion) {
     let (plan, input) = (&m.plan, &m.input);
     let repacked = plan.packed_layers_offset.is_some();
-    telemetry::emit("mem", |o| {
-        o.str("mode", plan.mode.name()).u64("region_bytes", plan.region_bytes).fmt("region_phys", format_args!("{:#x}", region.phys()));
-        o.u64("weight_pool_bytes", plan.weight_pool_bytes).u64("globals_bytes", input.globals_bytes).u64("packed_head_bytes", m.head_bytes);
-        o.u64("slots", plan.slots as u64).u64("slot_bytes", plan.slot_bytes);
-        o.bool("layers_repacked", repacked).u64("packed_layers_bytes", if repacked { input.packed_layers_bytes } else { 0 });
-        o.u64("kv_bytes", input.kv_bytes).u64("kv_slab_bytes", m.kv_slab as u64).u64("kv_slabs", image.config.n_layers as u64);
-        o.u64("n_ctx", m.state_cfg.n_ctx as u64).u64("activation_bytes", input.activation_bytes);
-        o.u64("model_bytes", input.resident_weights()).u64("budget", plan.budget).u64("min_budget", input.min_budget());
+    telemetry::emit(&events::MemPlan {
+        mode: plan.mode.name().into(),
+        region_bytes: plan.region_bytes,
+        region_phys: Hex(region.phys()),
+        weight_pool_bytes: plan.weight_pool_bytes,
+        globals_bytes: input.globals_bytes,
+        packed_head_bytes: m.head_bytes,
+        slots: plan.slots as u64,
+        slot_bytes: plan.slot_bytes,
+        layers_repacked: repacked,
+        packed_layers_bytes: if repacked { input.packed_layers_bytes } else { 0 },
+        kv_bytes: input.kv_bytes,
+        kv_slab_bytes: m.state.kv_per_layer as u64,
+        kv_slabs: m.state.layers as u64,
+        n_ctx: m.state_cfg.n_ctx as u64,
+        activation_bytes: input.activation_bytes,
+        model_bytes: input.resident_weights(),
+        budget: plan.budget,
+        min_budget: input.min_budget(),
     });
     println!(
         "memory plan: {} with {} slots; weights {}, KV {}, activations {}; budget {}",
@@ -235,7 +257,9 @@ fn load_resident_layers(
     let n_layers = image.extents.layers.len();
     let layers_bytes: u64 = image.extents.layers.iter().map(|e| e.size).sum();
     println!("loading {n_layers} layers ({}) into the weight pool ...", Mib(layers_bytes));
-    streamer.load(n_layers as u64 - 1)?;
+    streamer.load_reporting(n_layers as u64 - 1, &mut |layer, bytes| {
+        telemetry::emit(&events::LoadProgress { layer, layers: n_layers as u64, bytes, total_bytes: layers_bytes });
+    })?;
     if plan.packed_layers_offset.is_none() {
         return Ok(None);
     }
@@ -249,10 +273,13 @@ fn report_load(plan: &TensorPlan, image: &Image, load_ns: u64, streamer: &Stream
     let resident = plan.mode == Mode::Resident;
     let layers_bytes: u64 = image.extents.layers.iter().map(|e| e.size).sum();
     let loaded = image.extents.globals.size + if resident { layers_bytes } else { 0 };
-    telemetry::emit("load", |o| {
-        o.str("mode", plan.mode.name()).u64("layers", if resident { image.extents.layers.len() as u64 } else { 0 }).u64("bytes", loaded);
-        o.f64("ms", load_ns as f64 / 1e6, 1).f64("mib_per_s", loaded as f64 / (1 << 20) as f64 / (load_ns.max(1) as f64 / 1e9), 1);
-        o.u64("verified", 1 + streamer.stats.verified);
+    telemetry::emit(&events::Load {
+        mode: plan.mode.name().into(),
+        layers: if resident { image.extents.layers.len() as u64 } else { 0 },
+        bytes: loaded,
+        ms: load_ns as f64 / 1e6,
+        mib_per_s: loaded as f64 / (1 << 20) as f64 / (load_ns.max(1) as f64 / 1e9),
+        verified: 1 + streamer.stats.verified,
     });
 }
 
@@ -326,9 +353,7 @@ fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
         return Ok(());
     }
     let mut reader = LineReader::<MAX_LINE>::new();
-    telemetry::emit("ready", |o| {
-        o.bool("interactive", true).u64("max_line", MAX_LINE as u64);
-    });
+    telemetry::emit(&events::Ready { interactive: true, max_line: MAX_LINE as u64 });
     println!("> type a prompt and press Enter (/quit to end)");
     loop {
         let Some(byte) = console::try_read_byte() else {

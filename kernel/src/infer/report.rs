@@ -10,8 +10,9 @@ use super::args::Telemetry;
 use super::io::IoStats;
 use super::session::Team;
 use super::team::{LayerRecord, PassRecord};
-use crate::stats::Summary;
+use crate::stats::Summary as Spread;
 use crate::telemetry;
+use crate::telemetry::events::{CoreShare, CoreToken, Io, Layer, Summary};
 
 /// One compute core's records for one answer.
 pub struct CoreReport {
@@ -52,9 +53,15 @@ impl Totals {
         self.stream_wait + self.attn + self.ffn + self.barrier
     }
 
-    fn write(&self, o: &mut crate::json::JsonObject) {
-        o.u64("stream_wait_us", us(self.stream_wait)).u64("attn_us", us(self.attn)).u64("ffn_us", us(self.ffn));
-        o.u64("barrier_us", us(self.barrier)).u64("busy_us", us(self.attn + self.ffn));
+    /// A `@layer` event of these sums.
+    fn layer(&self, tok: u64, layer: u64, core: u64, cpu: u64) -> Layer {
+        let (stream_wait_us, attn_us, ffn_us, barrier_us, busy_us) = self.micros();
+        Layer { tok, layer, core, cpu, stream_wait_us, attn_us, ffn_us, barrier_us, busy_us }
+    }
+
+    /// Stream wait, attention, FFN, barrier and busy (attention + FFN) in µs.
+    fn micros(&self) -> (u64, u64, u64, u64, u64) {
+        (us(self.stream_wait), us(self.attn), us(self.ffn), us(self.barrier), us(self.attn + self.ffn))
     }
 }
 
@@ -64,12 +71,9 @@ pub fn per_core(mode: Telemetry, cores: &[CoreReport], n_layers: usize) {
         Telemetry::Layer => {
             for (core, c) in cores.iter().enumerate() {
                 for r in &c.layers {
-                    telemetry::emit("layer", |o| {
-                        o.u64("tok", r.pass as u64).u64("layer", r.layer as u64).u64("core", core as u64).u64("cpu", c.cpu as u64);
-                        let mut t = Totals::default();
-                        t.add(r);
-                        t.write(o);
-                    });
+                    let mut t = Totals::default();
+                    t.add(r);
+                    telemetry::emit(&t.layer(r.pass as u64, r.layer as u64, core as u64, c.cpu as u64));
                 }
             }
         }
@@ -79,10 +83,18 @@ pub fn per_core(mode: Telemetry, cores: &[CoreReport], n_layers: usize) {
                     let mut t = Totals::default();
                     chunk.iter().for_each(|r| t.add(r));
                     let outside = c.passes.get(pass).copied().unwrap_or_default();
-                    telemetry::emit("core_token", |o| {
-                        o.u64("tok", pass as u64).u64("core", core as u64).u64("cpu", c.cpu as u64);
-                        t.write(o);
-                        o.u64("embed_output_us", us(outside.compute)).u64("outside_barrier_us", us(outside.barrier));
+                    let (stream_wait_us, attn_us, ffn_us, barrier_us, busy_us) = t.micros();
+                    telemetry::emit(&CoreToken {
+                        tok: pass as u64,
+                        core: core as u64,
+                        cpu: c.cpu as u64,
+                        stream_wait_us,
+                        attn_us,
+                        ffn_us,
+                        barrier_us,
+                        busy_us,
+                        embed_output_us: us(outside.compute),
+                        outside_barrier_us: us(outside.barrier),
                     });
                 }
             }
@@ -92,11 +104,16 @@ pub fn per_core(mode: Telemetry, cores: &[CoreReport], n_layers: usize) {
 
 pub fn io(s: &IoStats, elapsed_ns: u64) {
     let secs = elapsed_ns.max(1) as f64 / 1e9;
-    telemetry::emit("io", |o| {
-        o.u64("bytes", s.bytes).u64("reads", s.reads).u64("layers_streamed", s.reads).u64("verified", s.verified);
-        o.f64("mib_per_s", s.bytes as f64 / (1 << 20) as f64 / secs, 1);
-        o.f64("busy", s.busy_ns as f64 / elapsed_ns.max(1) as f64, 3).f64("crc_ms", s.crc_ns as f64 / 1e6, 1);
-        o.f64("elapsed_ms", elapsed_ns as f64 / 1e6, 1);
+    telemetry::emit(&Io {
+        bytes: s.bytes,
+        reads: s.reads,
+        layers_streamed: s.reads,
+        verified: s.verified,
+        mib_per_s: s.bytes as f64 / (1 << 20) as f64 / secs,
+        busy: s.busy_ns as f64 / elapsed_ns.max(1) as f64,
+        crc_ms: s.crc_ns as f64 / 1e6,
+        parks: s.parks,
+        elapsed_ms: elapsed_ns as f64 / 1e6,
     });
 }
 
@@ -122,7 +139,7 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
         _ => 0,
     };
     let mut intervals: Vec<u64> = t.token_ns.windows(2).map(|w| w[1] - w[0]).collect();
-    let spread = if intervals.is_empty() { None } else { Some(Summary::of(&mut intervals)) };
+    let spread = if intervals.is_empty() { None } else { Some(Spread::of(&mut intervals)) };
     // Layer-time split over the decode passes (prefill passes are batched
     // and would dominate a short run).
     let prefill_passes = t.prompt_tokens.div_ceil(team.state_cfg.max_batch.min(t.prompt_tokens).max(1));
@@ -145,29 +162,34 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    telemetry::emit("summary", |o| {
-        o.str("mode", team.mode.name()).u64("compute_cores", team.compute.len() as u64);
-        o.bool("io_core", team.io_cpu.is_some()).bool("io_core_idle", team.io_core_idle);
-        o.str("layers", if team.shared.packed.is_some() { "repacked" } else { "ggml" });
-        o.u64("prompt_tokens", t.prompt_tokens as u64).u64("generated", generated as u64).str("stop", stop);
-        o.f64("ttft_ms", first.map(|f| ms(f - t.start_ns)).unwrap_or(0.0), 1);
-        o.f64("prefill_ms", ms(prefill), 1);
-        o.f64("prefill_tok_s", if prefill > 0 { t.prompt_tokens as f64 / (prefill as f64 / 1e9) } else { 0.0 }, 3);
-        o.f64("decode_tok_s", if decode_ns > 0 { decode_steps as f64 / (decode_ns as f64 / 1e9) } else { 0.0 }, 3);
-        if let Some(s) = &spread {
-            o.f64("decode_ms_median", ms(s.median), 2).f64("decode_ms_min", ms(s.min), 2).f64("decode_ms_max", ms(s.max), 2);
-        }
-        o.f64("stream_wait_frac", frac(all.stream_wait), 4).f64("attn_frac", frac(all.attn), 4);
-        o.f64("ffn_frac", frac(all.ffn), 4).f64("barrier_frac", frac(all.barrier), 4);
-        o.array("per_core_ms_per_token", |a| {
-            for (cpu, tot, passes) in &per_core {
-                let per = |c: u64| us(c) as f64 / 1e3 / (*passes).max(1) as f64;
-                a.object(|x| {
-                    x.u64("cpu", *cpu as u64).f64("stream_wait", per(tot.stream_wait), 2).f64("attn", per(tot.attn), 2);
-                    x.f64("ffn", per(tot.ffn), 2).f64("barrier", per(tot.barrier), 2);
-                });
-            }
-        });
-        o.str("text", &text[..cut]);
+    let shares: Vec<CoreShare> = per_core
+        .iter()
+        .map(|(cpu, tot, passes)| {
+            let per = |c: u64| us(c) as f64 / 1e3 / (*passes).max(1) as f64;
+            CoreShare { cpu: *cpu as u64, stream_wait: per(tot.stream_wait), attn: per(tot.attn), ffn: per(tot.ffn), barrier: per(tot.barrier) }
+        })
+        .collect();
+    telemetry::emit(&Summary {
+        mode: team.mode.name().into(),
+        compute_cores: team.compute.len() as u64,
+        io_core: team.io_cpu.is_some(),
+        io_core_idle: team.io_core_idle,
+        layers: if team.shared.packed.is_some() { "repacked" } else { "ggml" }.into(),
+        prompt_tokens: t.prompt_tokens as u64,
+        generated: generated as u64,
+        stop: stop.into(),
+        ttft_ms: first.map(|f| ms(f - t.start_ns)).unwrap_or(0.0),
+        prefill_ms: ms(prefill),
+        prefill_tok_s: if prefill > 0 { t.prompt_tokens as f64 / (prefill as f64 / 1e9) } else { 0.0 },
+        decode_tok_s: if decode_ns > 0 { decode_steps as f64 / (decode_ns as f64 / 1e9) } else { 0.0 },
+        decode_ms_median: spread.as_ref().map(|s| ms(s.median)),
+        decode_ms_min: spread.as_ref().map(|s| ms(s.min)),
+        decode_ms_max: spread.as_ref().map(|s| ms(s.max)),
+        stream_wait_frac: frac(all.stream_wait),
+        attn_frac: frac(all.attn),
+        ffn_frac: frac(all.ffn),
+        barrier_frac: frac(all.barrier),
+        per_core_ms_per_token: shares.as_slice().into(),
+        text: text[..cut].into(),
     });
 }

@@ -21,6 +21,7 @@ use super::report::{self, CoreReport};
 use super::stop_with_error;
 use super::team::{KernelWorker, TeamShared};
 use crate::tensor_plan::Mode;
+use crate::telemetry::events::{Prompt, Token};
 use crate::{print, smp, telemetry};
 
 /// Everything the answers share, set up once at boot and kept for the run.
@@ -88,9 +89,7 @@ impl TokenSink for SerialSink {
         let i = self.token_ns.len() - 1;
         match self.telemetry {
             Telemetry::Off => print!("{}", self.piece),
-            _ => telemetry::emit("token", |o| {
-                o.u64("i", i as u64).u64("id", id as u64).str("text", &self.piece).u64("us", (now - since) / 1000);
-            }),
+            _ => telemetry::emit(&Token { i: i as u64, id, text: self.piece.as_str().into(), us: (now - since) / 1000 }),
         }
         true
     }
@@ -154,16 +153,13 @@ impl Session {
     pub fn answer(&mut self, team: &'static Team, prompt: &str) -> Result<(), String> {
         let ids = self.encode(team, prompt)?;
         let tokens = self.tokens.min(team.state_cfg.n_ctx - ids.len());
-        telemetry::emit("prompt", |o| {
-            o.u64("answer", self.answers as u64).u64("tokens", ids.len() as u64).u64("max_new", tokens as u64).bool("chat", self.chat);
-            o.str("text", prompt);
-            if ids.len() <= 256 {
-                o.array("ids", |a| {
-                    for &id in &ids {
-                        a.u64(id as u64);
-                    }
-                });
-            }
+        telemetry::emit(&Prompt {
+            answer: self.answers as u64,
+            tokens: ids.len() as u64,
+            max_new: tokens as u64,
+            chat: self.chat,
+            text: prompt.into(),
+            ids: (ids.len() <= 256).then(|| ids.as_slice().into()),
         });
         let batch = team.state_cfg.max_batch.min(ids.len());
         let start_ns = tsc::now_ns();

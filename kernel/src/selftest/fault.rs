@@ -7,13 +7,15 @@ use alloc::string::String;
 
 use axiom_hw::cpu::fault::{self, Fault};
 
+use axiom_proto::cmdline::keys;
+
 use crate::boot::Context;
 use crate::println;
 use crate::smp;
 
 pub fn run_fault(ctx: &Context) -> Result<(), String> {
     let cmd = ctx.cmd;
-    let kind = cmd.choice_or("fault", &["pf", "gp", "ud", "de"], "pf, gp, ud or de", "pf").map_err(|e| format!("{e}"))?;
+    let kind = cmd.get(&keys::FAULT);
     let fault = match kind {
         "gp" => Fault::GeneralProtection,
         "ud" => Fault::InvalidOpcode,
@@ -22,7 +24,7 @@ pub fn run_fault(ctx: &Context) -> Result<(), String> {
     };
     let online = smp::online_indices();
     let last = *online.last().expect("the BSP is online");
-    let target = cmd.u64_or("fault_cpu", last as u64).map_err(|e| format!("{e}"))? as usize;
+    let target = cmd.get(&keys::FAULT_CPU).map_or(last, |cpu| cpu as usize);
     if !online.contains(&target) {
         return Err(format!("fault_cpu={target} is not an online CPU (online: {online:?})"));
     }

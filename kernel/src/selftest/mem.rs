@@ -7,6 +7,8 @@ use alloc::format;
 use alloc::string::String;
 
 use axiom_hw::mem::{self, dma, CarveError, MapError};
+use axiom_proto::telemetry::events::MemSelfTest;
+use axiom_proto::telemetry::Hex;
 
 use crate::boot::Context;
 use crate::telemetry;
@@ -58,10 +60,13 @@ pub fn run(_ctx: &Context) -> Result<(), String> {
     let (rs, re) = (region.phys(), region.phys() + region.len());
     check(buf.phys() + buf.len() as u64 <= rs || buf.phys() >= re, "DMA and region disjoint")?;
     check(mem::reserve_region(u64::MAX / 2, 4096).is_err(), "an impossible reservation fails cleanly")?;
-    telemetry::emit("mem", |o| {
-        o.fmt("dma_phys", format_args!("{:#x}", buf.phys())).u64("dma_bytes", buf.len() as u64);
-        o.fmt("region_phys", format_args!("{rs:#x}")).u64("region_mib", region.len() >> 20);
-        o.u64("largest_free_before_mib", before >> 20).u64("largest_free_after_mib", mem::largest_free() >> 20);
+    telemetry::emit(&MemSelfTest {
+        dma_phys: Hex(buf.phys()),
+        dma_bytes: buf.len() as u64,
+        region_phys: Hex(rs),
+        region_mib: region.len() >> 20,
+        largest_free_before_mib: before >> 20,
+        largest_free_after_mib: mem::largest_free() >> 20,
     });
     Ok(())
 }

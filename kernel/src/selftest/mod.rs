@@ -47,3 +47,15 @@ impl fmt::Display for Names {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axiom_proto::cmdline::{keys, Type};
+
+    #[test]
+    fn the_selftest_key_offers_exactly_these_selftests() {
+        let Type::Choice { choices, .. } = keys::SELFTEST.spec.ty else { panic!("selftest= is a choice") };
+        let names: std::vec::Vec<&str> = super::SELFTESTS.iter().map(|t| t.name).collect();
+        assert_eq!(choices, names.as_slice());
+    }
+}

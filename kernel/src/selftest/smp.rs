@@ -19,6 +19,9 @@ use axiom_hw::time as tsc;
 use crossbeam_utils::CachePadded;
 use spin::Mutex;
 
+use axiom_proto::cmdline::keys;
+use axiom_proto::telemetry::events::{Barrier, SmpSummary, Spread};
+
 use crate::boot::Context;
 use crate::smp::{self, launch};
 use crate::stats::Summary;
@@ -43,10 +46,8 @@ fn work(round: u64, core: usize) -> u64 {
 }
 
 pub fn run(ctx: &Context) -> Result<(), String> {
-    let rounds = ctx.cmd.u64_or("rounds", 10_000).map_err(|e| format!("{e}"))?;
-    if rounds == 0 {
-        return Err(String::from("rounds must be at least 1"));
-    }
+    // At least 1: the key table says so.
+    let rounds = ctx.cmd.get(&keys::ROUNDS);
     let team = smp::online_indices();
     let n = team.len();
     let cfg = launch::config();
@@ -115,23 +116,26 @@ pub fn run(ctx: &Context) -> Result<(), String> {
         if i == 0 {
             round_trip = Summary::of(&mut r.round_trips).map(tsc::cycles_to_ns_now);
         }
-        telemetry::emit("barrier", |o| {
-            o.u64("cpu", team[i] as u64).u64("apic_id", cpu.apic_id() as u64).str("role", smp::role(team[i]).name());
-            o.u64("rounds", rounds);
-            o.object("wait_ns", |s| {
-                s.u64("min", wait.min).u64("median", wait.median).u64("p99", wait.p99).u64("max", wait.max).u64("mean", wait.mean);
-            });
-            o.u64("parks", r.parks).u64("counter_errors", r.errors);
+        telemetry::emit(&Barrier {
+            cpu: team[i] as u64,
+            apic_id: cpu.apic_id() as u64,
+            role: smp::role(team[i]).name().into(),
+            rounds,
+            wait_ns: spread(&wait),
+            parks: r.parks,
+            counter_errors: r.errors,
         });
     }
-    telemetry::emit("summary", |o| {
-        o.str("test", "smp").u64("cpus", n as u64).u64("rounds", rounds);
-        o.bool("counter_ok", total_errors == 0).u64("counter_errors", total_errors);
-        o.object("round_trip_ns", |s| {
-            s.u64("min", round_trip.min).u64("median", round_trip.median).u64("p99", round_trip.p99).u64("max", round_trip.max);
-        });
-        o.u64("spin_us", tsc::cycles_to_ns_now(cfg.spin_cycles) / 1000).str("park", cfg.park.name());
-        o.u64("elapsed_ms", elapsed_ns / 1_000_000);
+    telemetry::emit(&SmpSummary {
+        test: "smp".into(),
+        cpus: n as u64,
+        rounds,
+        counter_ok: total_errors == 0,
+        counter_errors: total_errors,
+        round_trip_ns: spread(&round_trip),
+        spin_us: tsc::cycles_to_ns_now(cfg.spin_cycles) / 1000,
+        park: cfg.park.name().into(),
+        elapsed_ms: elapsed_ns / 1_000_000,
     });
     match first_error {
         None => Ok(()),
@@ -139,4 +143,8 @@ pub fn run(ctx: &Context) -> Result<(), String> {
             "barrier counter wrong {total_errors} times; first on CPU {cpu} in round {round}: expected {expect}, found {got}"
         )),
     }
+}
+
+fn spread(s: &Summary) -> Spread {
+    Spread { min: s.min, median: s.median, p99: s.p99, max: s.max, mean: s.mean }
 }

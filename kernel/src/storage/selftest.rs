@@ -14,10 +14,17 @@ use axiom_engine::crc32c::Crc32c;
 use axiom_hw::acpi::Platform;
 use axiom_hw::mem::dma;
 
+use axiom_proto::cmdline::{keys, OrMax};
+use axiom_proto::json::Truncating;
+use axiom_proto::telemetry::events::{Nvme, NvmeRead};
+use axiom_proto::telemetry::{Crc32c as Crc, Hex};
+
 use super::{probe, StorageError};
 use crate::boot::Context;
-use crate::cmdline::CmdlineError;
 use crate::telemetry;
+
+/// An identity string of the controller (model, serial, ...), formatted.
+type Text = Truncating<64>;
 
 /// Rotating buffers: one is being checksummed while the others fill.
 const SLOTS: usize = 8;
@@ -46,20 +53,22 @@ pub fn run(platform: &Platform, args: Args) -> Result<(), StorageError> {
     let id = *ctrl.identity();
     let mdts_bytes = ctrl.max_transfer_bytes();
     let (major, minor, ter) = ctrl.version();
-    telemetry::emit("nvme", |o| {
-        o.fmt("model", format_args!("{}", id.model))
-            .fmt("serial", format_args!("{}", id.serial))
-            .fmt("firmware", format_args!("{}", id.firmware))
-            .fmt("pci", format_args!("{}", storage.pci.bdf))
-            .str("pci_config", storage.config_access)
-            .fmt("bar0", format_args!("{:#x}", storage.bar0))
-            .fmt("version", format_args!("{major}.{minor}.{ter}"))
-            .u64("nsid", ns.nsid as u64)
-            .u64("lba_size", ns.block_size as u64)
-            .u64("lbas", ns.blocks)
-            .u64("mdts_bytes", mdts_bytes as u64)
-            .u64("max_queue_entries", ctrl.capabilities().max_queue_entries as u64)
-            .u64("page_size", ctrl.page_size() as u64);
+    let (model, serial, firmware) = (Text::format(format_args!("{}", id.model)), Text::format(format_args!("{}", id.serial)), Text::format(format_args!("{}", id.firmware)));
+    let (pci, version) = (Text::format(format_args!("{}", storage.pci.bdf)), Text::format(format_args!("{major}.{minor}.{ter}")));
+    telemetry::emit(&Nvme {
+        model: model.as_str().into(),
+        serial: serial.as_str().into(),
+        firmware: firmware.as_str().into(),
+        pci: pci.as_str().into(),
+        pci_config: storage.config_access.into(),
+        bar0: Hex(storage.bar0),
+        version: version.as_str().into(),
+        nsid: ns.nsid as u64,
+        lba_size: ns.block_size as u64,
+        lbas: ns.blocks,
+        mdts_bytes: mdts_bytes as u64,
+        max_queue_entries: ctrl.capabilities().max_queue_entries as u64,
+        page_size: ctrl.page_size() as u64,
     });
 
     let depth = args.queue_depth.unwrap_or(u32::MAX).clamp(1, storage.max_queue_depth());
@@ -79,22 +88,20 @@ pub fn run(platform: &Platform, args: Args) -> Result<(), StorageError> {
         }
     })?;
     let driver_busy = stats.driver_busy_ns as f64 / stats.elapsed_ns.max(1) as f64;
-    telemetry::emit("nvme_read", |o| {
-        o.u64("bytes", stats.bytes);
-        if args.crc {
-            o.fmt("crc32c", format_args!("{:08x}", crc.finish()));
-        }
-        o.f64("mib_per_s", stats.mib_per_s(), 1)
-            .u64("queue_depth", depth as u64)
-            .u64("max_in_flight", stats.max_in_flight as u64)
-            .u64("xfer_bytes", xfer as u64)
-            .u64("buffer_bytes", (slot_bytes * SLOTS) as u64)
-            .u64("requests", stats.requests)
-            .u64("commands", stats.commands)
-            .u64("doorbells", stats.doorbells)
-            .f64("elapsed_ms", stats.elapsed_ns as f64 / 1e6, 3)
-            .f64("busy_fraction", stats.busy_fraction(), 3)
-            .f64("driver_busy_fraction", driver_busy, 3);
+    telemetry::emit(&NvmeRead {
+        bytes: stats.bytes,
+        crc32c: args.crc.then(|| Crc(crc.finish())),
+        mib_per_s: stats.mib_per_s(),
+        queue_depth: depth as u64,
+        max_in_flight: stats.max_in_flight as u64,
+        xfer_bytes: xfer as u64,
+        buffer_bytes: (slot_bytes * SLOTS) as u64,
+        requests: stats.requests,
+        commands: stats.commands,
+        doorbells: stats.doorbells,
+        elapsed_ms: stats.elapsed_ns as f64 / 1e6,
+        busy_fraction: stats.busy_fraction(),
+        driver_busy_fraction: driver_busy,
     });
     storage.controller.shutdown()?;
     Ok(())
@@ -103,15 +110,11 @@ pub fn run(platform: &Platform, args: Args) -> Result<(), StorageError> {
 /// The `selftest=nvme` entry: command-line keys → [`run`].
 pub fn run_cmdline(ctx: &Context) -> Result<(), String> {
     let cmd = ctx.cmd;
-    let bad = |e: CmdlineError| format!("{e}");
-    let queue_depth = match cmd.get("nvme_qd") {
-        None | Some("max") => None,
-        Some(_) => Some(cmd.u64_or("nvme_qd", 1).map_err(bad)?.clamp(1, u32::MAX as u64) as u32),
+    let queue_depth = match cmd.get(&keys::NVME_QD) {
+        OrMax::Max => None,
+        OrMax::Value(qd) => Some(qd.clamp(1, u32::MAX as u64) as u32),
     };
-    let max_transfer = match cmd.get("nvme_xfer") {
-        None => None,
-        Some(_) => Some(cmd.size_or("nvme_xfer", 0).map_err(bad)? as usize),
-    };
-    let crc = cmd.choice_or("nvme_crc", &["on", "off"], "on or off", "on").map_err(bad)? == "on";
+    let max_transfer = cmd.get(&keys::NVME_XFER).map(|bytes| bytes as usize);
+    let crc = cmd.get(&keys::NVME_CRC) == "on";
     run(ctx.platform, Args { queue_depth, max_transfer, crc }).map_err(|e| format!("{e}"))
 }

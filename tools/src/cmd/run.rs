@@ -17,10 +17,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axiom_tools::infer::{self, InferKeys};
+use axiom_proto::cmdline::{keys, KeySpec, Type};
+use axiom_proto::telemetry::events::{self, Boot as BootEvent, Load, LoadProgress, Prompt, Ready, Summary, Token};
+use axiom_proto::telemetry::Event as _;
+use axiom_tools::infer::{self, KernelArgs};
 use axiom_tools::qemu::{self, Boot, Machine, QemuOptions, RunResult, SerialInput, Verdict};
 
-use crate::pack::{pack, ProgressLine, TypeChoice, TypeRules};
+use crate::pack::{pack, PackProgress, ProgressLine, TypeChoice, TypeRules};
 
 /// Default `--timeout` without and with inference (TCG decodes at about a
 /// token per second or less).
@@ -63,102 +66,91 @@ pub enum Show {
     Progress,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Verify {
-    First,
-    Always,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Telemetry {
-    Layer,
-    Token,
-    Off,
-}
-
-/// The inference options of `run` (also used by `sweep`).
-#[derive(clap::Args, Clone, Debug, Default)]
+/// The inference options of `run` (also used by `sweep`): `--model FILE`,
+/// and one flag for each key of the kernel's key table that names one
+/// (`axiom_proto::cmdline::keys`: a key added there is a flag here, with its
+/// help and default, checked as the kernel checks it).
+#[derive(Clone, Debug, Default)]
 pub struct InferArgs {
-    /// GGUF model to pack and boot (cached as
-    /// ${AXIOM_CACHE:-~/.cache/axiom}/images/<sha256>-v<N>.img) [default with
-    /// --prompt/--interactive: the default model from tools/fetch-model.sh].
-    #[arg(long, value_name = "FILE", conflicts_with = "disk")]
+    /// The GGUF model to pack and boot.
     pub model: Option<PathBuf>,
-    /// Generate from this prompt (inference mode).
-    #[arg(long)]
-    pub prompt: Option<String>,
-    /// Tokens to generate [kernel default: 32].
-    #[arg(long)]
-    pub tokens: Option<u32>,
-    /// Wrap the prompt in the model's chat template.
-    #[arg(long)]
-    pub chat: bool,
-    /// Sampling temperature [kernel default: 0 = greedy].
-    #[arg(long)]
-    pub temp: Option<f32>,
-    /// Nucleus sampling mass [kernel default: 1.0 = off].
-    #[arg(long)]
-    pub top_p: Option<f32>,
-    /// Keep the K most likely tokens [kernel default: 0 = off].
-    #[arg(long)]
-    pub top_k: Option<u32>,
-    /// RNG seed [kernel default: 0].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Memory for weights (globals + layer slots), e.g. 24M; less than the
-    /// model makes the kernel stream layers.
-    #[arg(long, value_name = "SIZE")]
-    pub budget: Option<String>,
-    /// Force streaming with exactly K layer slots.
-    #[arg(long, value_name = "K")]
-    pub slots: Option<u32>,
-    /// A dedicated I/O core (on: the last CPU streams; off: every CPU computes).
-    #[arg(long, value_enum)]
-    pub io_core: Option<OnOff>,
-    /// Check layer CRC32Cs on the first read or on every read.
-    #[arg(long, value_enum)]
-    pub verify: Option<Verify>,
-    /// Per-layer or per-token timing events, or none.
-    #[arg(long, value_enum)]
-    pub telemetry: Option<Telemetry>,
-    /// Context length [kernel default: 512].
-    #[arg(long)]
-    pub ctx: Option<u32>,
-    /// Chat over the serial line: type prompts (one per line), `/quit` or
-    /// end of input (Ctrl-D) ends.
-    #[arg(long)]
-    pub interactive: bool,
+    /// The kernel keys the flags set.
+    pub keys: KernelArgs,
 }
 
 impl InferArgs {
-    pub fn keys(&self) -> InferKeys {
-        InferKeys {
-            prompt: self.prompt.clone(),
-            interactive: self.interactive,
-            chat: self.chat,
-            tokens: self.tokens,
-            temp: self.temp,
-            top_p: self.top_p,
-            top_k: self.top_k,
-            seed: self.seed,
-            budget: self.budget.clone(),
-            slots: self.slots,
-            io_core: self.io_core.map(|v| v == OnOff::On),
-            verify: self.verify.map(|v| if v == Verify::First { "first" } else { "always" }.to_string()),
-            telemetry: self.telemetry.map(|t| match t {
-                Telemetry::Layer => "layer",
-                Telemetry::Token => "token",
-                Telemetry::Off => "off",
-            }
-            .to_string()),
-            ctx: self.ctx,
+    pub fn interactive(&self) -> bool {
+        self.keys.get(&keys::INTERACTIVE).is_some_and(|v| v != "0" && v != "off")
+    }
+}
+
+/// The keys that are `axiom run` flags.
+fn flagged_keys() -> impl Iterator<Item = &'static KeySpec> {
+    keys::KEYS.iter().copied().filter(|k| k.flag.is_some())
+}
+
+/// The clap id of a key's flag (`key.NAME`: the kernel's `model` key must
+/// not clash with the runner's own `--model FILE`).
+fn arg_id(key: &KeySpec) -> String {
+    format!("key.{}", key.name)
+}
+
+/// A switch (`--chat`) for a flag key that is off unless given; a value otherwise.
+fn is_switch(key: &KeySpec) -> bool {
+    matches!(key.ty, Type::Flag { default: false })
+}
+
+fn flag_arg(key: &'static KeySpec) -> clap::Arg {
+    let long = key.flag.expect("flagged keys only");
+    let encoded = if matches!(key.ty, Type::Text { .. }) { ", percent-encoded by the runner" } else { "" };
+    let help = match key.default_description() {
+        Some(d) if !is_switch(key) => format!("{} [kernel default: {d}] (kernel key {}{encoded})", key.help, key.name),
+        _ => format!("{} (kernel key {}{encoded})", key.help, key.name),
+    };
+    let arg = clap::Arg::new(arg_id(key)).long(long).help(help);
+    if is_switch(key) {
+        return arg.action(clap::ArgAction::SetTrue);
+    }
+    arg.value_name(key.ty.placeholder().to_string()).value_parser(move |value: &str| -> Result<String, String> {
+        KernelArgs::default().set(key, value).map(|()| value.to_string()).map_err(|e| e.to_string())
+    })
+}
+
+impl clap::Args for InferArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let model = clap::Arg::new("model")
+            .long("model")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .conflicts_with("disk")
+            .help("GGUF model to pack and boot (cached as ${AXIOM_CACHE:-~/.cache/axiom}/images/<sha256>-v<N>.img) [default with --prompt/--interactive: the default model from tools/fetch-model.sh]");
+        flagged_keys().fold(cmd.arg(model), |cmd, key| cmd.arg(flag_arg(key)))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for InferArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = InferArgs::default();
+        args.update_from_arg_matches(m)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        if let Some(model) = m.get_one::<PathBuf>("model") {
+            self.model = Some(model.clone());
         }
+        for key in flagged_keys() {
+            let id = arg_id(key);
+            let value = if is_switch(key) { m.get_flag(&id).then(|| "1".to_string()) } else { m.get_one::<String>(&id).cloned() };
+            if let Some(v) = value {
+                self.keys.set(key, &v).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e:#}\n")))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -201,15 +193,10 @@ pub fn print_answers(result: &RunResult) {
 }
 
 /// "--- resident mode, 2 compute cores: prefill 2.11 tok/s, ..." from a `@summary`.
-fn speed_line(s: &qemu::Event) -> String {
-    let num = |k: &str| s.f64(k).map_or("?".to_string(), |v| format!("{v:.2}"));
+fn speed_line(s: &Summary) -> String {
     format!(
-        "--- {} mode, {} compute cores: prefill {} tok/s, decode {} tok/s, first token after {} ms",
-        s.str("mode").unwrap_or("?"),
-        s.u64("compute_cores").map_or("?".to_string(), |v| v.to_string()),
-        num("prefill_tok_s"),
-        num("decode_tok_s"),
-        num("ttft_ms")
+        "--- {} mode, {} compute cores: prefill {:.2} tok/s, decode {:.2} tok/s, first token after {:.2} ms",
+        s.mode, s.compute_cores, s.prefill_tok_s, s.decode_tok_s, s.ttft_ms
     )
 }
 
@@ -218,11 +205,14 @@ fn speed_line(s: &qemu::Event) -> String {
 struct ProgressDisplay {
     /// An answer is being printed token by token (its line is open).
     in_answer: bool,
+    /// The resident load's progress line (on stderr, like packing's).
+    load: Option<ProgressLine>,
 }
 
 /// Telemetry `--show progress` leaves out: per-CPU roles, the memory plan
 /// (the kernel prints it as text too), per-core and I/O timings, the end.
-const QUIET_EVENTS: &[&str] = &["cpu", "mem", "core_token", "layer", "io", "done"];
+const QUIET_EVENTS: &[&str] =
+    &[events::Cpu::NAME, events::MemPlan::NAME, events::CoreToken::NAME, events::Layer::NAME, events::Io::NAME, events::Done::NAME];
 
 impl ProgressDisplay {
     /// What to print for one serial line (possibly nothing); tokens are
@@ -234,39 +224,44 @@ impl ProgressDisplay {
             _ => return self.own_line(line.to_string()),
         };
         const MIB: f64 = (1 << 20) as f64;
-        let num = |k: &str| event.f64(k).map_or("?".to_string(), |v| format!("{v}"));
-        let mib = |k: &str| event.f64(k).map_or("?".to_string(), |v| format!("{:.1}", v / MIB));
-        match event.name.as_str() {
-            "token" => {
-                let text = event.str("text").unwrap_or("");
-                if self.in_answer {
-                    text.to_string()
-                } else {
-                    self.in_answer = true;
-                    format!("answer: {text}")
-                }
+        if let Some(t) = event.read::<Token>() {
+            if self.in_answer {
+                t.text.into_owned()
+            } else {
+                self.in_answer = true;
+                format!("answer: {}", t.text)
             }
-            "summary" => self.own_line(speed_line(&event)),
-            "boot" => self.own_line(format!("boot: {} CPUs online ({})", num("cpus_online"), event.str("apic").unwrap_or("?"))),
-            "model" => self.own_line(format!(
-                "model: {}, {} layers, {} MiB",
-                event.str("arch").unwrap_or("?"),
-                num("layers"),
-                mib("model_bytes")
-            )),
-            "load" => self.own_line(format!(
-                "loaded {} layers ({} MiB, {}) in {:.1} s, {} MiB/s",
-                num("layers"),
-                mib("bytes"),
-                event.str("mode").unwrap_or("?"),
-                event.f64("ms").unwrap_or(0.0) / 1000.0,
-                num("mib_per_s")
-            )),
-            "prompt" => self.own_line(format!("prompt: {} tokens, generating up to {}", num("tokens"), num("max_new"))),
-            "ready" => self.own_line("ready: type a prompt per line; /quit or Ctrl-D ends".to_string()),
-            name if QUIET_EVENTS.contains(&name) => String::new(),
+        } else if let Some(s) = event.read::<Summary>() {
+            self.own_line(speed_line(&s))
+        } else if let Some(b) = event.read::<BootEvent>() {
+            self.own_line(format!("boot: {} CPUs online ({})", b.cpus_online, b.apic))
+        } else if let Some(m) = event.read::<events::Model>() {
+            self.own_line(format!("model: {}, {} layers, {:.1} MiB", m.arch, m.layers, m.model_bytes as f64 / MIB))
+        } else if let Some(p) = event.read::<LoadProgress>() {
+            let progress = PackProgress { globals_done: true, layers_done: p.layer as usize, layers: p.layers as usize, bytes: p.bytes, total_bytes: p.total_bytes };
+            self.load.get_or_insert_with(|| ProgressLine::new("load")).update(progress);
+            String::new()
+        } else if let Some(l) = event.read::<Load>() {
+            if let Some(mut progress) = self.load.take() {
+                progress.clear();
+            }
+            self.own_line(format!(
+                "loaded {} layers ({:.1} MiB, {}) in {:.1} s, {} MiB/s",
+                l.layers,
+                l.bytes as f64 / MIB,
+                l.mode,
+                l.ms / 1000.0,
+                l.mib_per_s
+            ))
+        } else if let Some(p) = event.read::<Prompt>() {
+            self.own_line(format!("prompt: {} tokens, generating up to {}", p.tokens, p.max_new))
+        } else if event.read::<Ready>().is_some() {
+            self.own_line("ready: type a prompt per line; /quit or Ctrl-D ends".to_string())
+        } else if QUIET_EVENTS.contains(&event.name.as_str()) {
+            String::new()
+        } else {
             // Errors, warnings and anything new, as the kernel wrote them.
-            _ => self.own_line(line.to_string()),
+            self.own_line(line.to_string())
         }
     }
 
@@ -331,11 +326,11 @@ impl Args {
         if let Some(n) = self.smp {
             return (n, None);
         }
-        if !self.infer.keys().is_inference() {
+        if !self.infer.keys.is_inference() {
             return (SELFTEST_SMP, None);
         }
         let cores = host_cores();
-        let io_core = self.infer.io_core != Some(OnOff::Off);
+        let io_core = self.infer.keys.get(&keys::IO_CORE) != Some("off");
         let n = inference_smp(cores, io_core);
         let plural = |n: u32| if n == 1 { "" } else { "s" };
         let why = if io_core {
@@ -357,7 +352,7 @@ impl Args {
         if smp == 0 || smp > MAX_SMP {
             bail!("--smp must be between 1 and {MAX_SMP}");
         }
-        let keys = self.infer.keys();
+        let keys = &self.infer.keys;
         let inference = keys.is_inference();
         if self.infer.model.is_some() && !inference {
             bail!("--model needs --prompt or --interactive (or use --disk to attach an image to a self-test)");
@@ -387,7 +382,7 @@ impl Args {
             disk,
             timeout: Duration::from_secs(timeout.max(1)),
             extra_args: self.qemu_args.clone(),
-            serial_input: if self.infer.interactive { SerialInput::Forward } else { SerialInput::None },
+            serial_input: if self.infer.interactive() { SerialInput::Forward } else { SerialInput::None },
         })
     }
 }
@@ -416,7 +411,7 @@ pub fn main(args: Args) -> Result<i32> {
         eprintln!("axiom run: ISO {}", iso.display());
     }
     let quiet = args.quiet;
-    let interactive = args.infer.interactive;
+    let interactive = args.infer.interactive();
     // In a chat, each answer is printed as its @summary arrives.
     let mut answer = String::new();
     let mut display = ProgressDisplay::default();
@@ -431,18 +426,16 @@ pub fn main(args: Args) -> Result<i32> {
         if !quiet {
             let _ = writeln!(out, "{line}");
         }
-        if interactive {
-            match qemu::Event::parse(line) {
-                Some(Ok(e)) if e.name == "token" => answer.push_str(e.str("text").unwrap_or("")),
-                Some(Ok(e)) if e.name == "summary" => {
-                    let _ = writeln!(out, "--- answer:\n{}\n---", std::mem::take(&mut answer));
-                }
-                _ => {}
+        if let (true, Some(Ok(e))) = (interactive, qemu::Event::parse(line)) {
+            if let Some(t) = e.read::<Token>() {
+                answer.push_str(&t.text);
+            } else if e.read::<Summary>().is_some() {
+                let _ = writeln!(out, "--- answer:\n{}\n---", std::mem::take(&mut answer));
             }
         }
         let _ = out.flush();
     };
-    if args.infer.interactive {
+    if interactive {
         eprintln!("axiom run: interactive: type a prompt per line once @ready appears; /quit or Ctrl-D ends");
     }
     let result = qemu::run_kernel(&kernel, &opts, &mut echo)?;
@@ -450,7 +443,7 @@ pub fn main(args: Args) -> Result<i32> {
         println!();
     }
     // The progress display printed each answer as it streamed.
-    if args.infer.keys().is_inference() && !interactive && !progress {
+    if args.infer.keys.is_inference() && !interactive && !progress {
         print_answers(&result);
     }
     let verdict = result.verdict();
@@ -466,6 +459,7 @@ pub fn main(args: Args) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axiom_proto::telemetry::events::CoreShare;
 
     #[test]
     fn inference_boots_a_compute_cpu_per_host_core_plus_the_io_core() {
@@ -482,17 +476,17 @@ mod tests {
     fn progress_display_shows_phases_and_streams_the_answer() {
         let serial = [
             "AXIOM kernel 0.1.0 booting",
-            r#"@boot {"cpus_found":3,"cpus_online":3,"apic":"x2apic","boot":"multiboot1"}"#,
+            r#"@boot {"cpus_found":3,"cpus_online":3,"cpus_disabled":0,"cpus_unanswered":0,"apic":"x2apic","tsc_mhz":2995.1,"tsc_source":"hpet","tsc_invariant":true,"boot":"multiboot1","acpi":true,"mem_usable_mib":1022,"mem_free_mib":950,"heap_mib":64,"largest_free_mib":880,"avx":true,"avx2":true,"fma":true,"avx512f":false,"xcr0":"0x7","cmdline":"prompt=x"}"#,
             r#"@cpu {"id":0,"apic_id":0,"role":"bsp"}"#,
             "loading 30 layers (63.6 MiB) into the weight pool ...",
-            r#"@model {"arch":"llama","layers":30,"model_bytes":98598912}"#,
-            r#"@mem {"mode":"resident","slots":30}"#,
+            r#"@model {"arch":"llama","layers":30,"n_embd":576,"n_ff":1536,"n_heads":9,"n_kv_heads":3,"n_vocab":49152,"model_bytes":98598912,"header_bytes":1,"globals_bytes":1,"max_layer_bytes":1,"isa":"avx2","nsid":1,"offset":0}"#,
+            r#"@load_progress {"layer":12,"layers":30,"bytes":41811968,"total_bytes":96808960}"#,
             r#"@load {"mode":"resident","layers":30,"bytes":96808960,"ms":1738.4,"mib_per_s":53.1,"verified":31}"#,
-            r#"@prompt {"answer":0,"tokens":5,"max_new":2,"chat":false}"#,
+            r#"@prompt {"answer":0,"tokens":5,"max_new":2,"chat":false,"text":"The capital of France is"}"#,
             r#"@token {"i":0,"id":7042,"text":" Paris","us":474221}"#,
             r#"@token {"i":1,"id":30,"text":".","us":444944}"#,
-            r#"@core_token {"tok":0,"core":0,"cpu":0,"attn_us":41409}"#,
-            r#"@summary {"mode":"resident","compute_cores":2,"prefill_tok_s":2.5,"decode_tok_s":2.25,"ttft_ms":474.2}"#,
+            r#"@core_token {"tok":0,"core":0,"cpu":0,"stream_wait_us":0,"attn_us":41409,"ffn_us":1,"barrier_us":1,"busy_us":2,"embed_output_us":1,"outside_barrier_us":1}"#,
+            &summary_line(),
             r#"@warning {"msg":"line too long"}"#,
             "@broken {not json",
             r#"@done {"status":"ok"}"#,
@@ -513,6 +507,37 @@ mod tests {
              @broken {not json\n"
         );
         assert!(!display.in_answer);
+    }
+
+    /// A `@summary` as the kernel writes it (2 compute cores, 2.5 / 2.25 tok/s).
+    fn summary_line() -> String {
+        let shares = [CoreShare { cpu: 0, stream_wait: 0.0, attn: 1.0, ffn: 2.0, barrier: 0.5 }];
+        let s = Summary {
+            mode: "resident".into(),
+            compute_cores: 2,
+            io_core: false,
+            io_core_idle: true,
+            layers: "repacked".into(),
+            prompt_tokens: 5,
+            generated: 2,
+            stop: "limit".into(),
+            ttft_ms: 474.2,
+            prefill_ms: 400.0,
+            prefill_tok_s: 2.5,
+            decode_tok_s: 2.25,
+            decode_ms_median: Some(444.9),
+            decode_ms_min: Some(444.9),
+            decode_ms_max: Some(444.9),
+            stream_wait_frac: 0.0,
+            attn_frac: 0.3,
+            ffn_frac: 0.6,
+            barrier_frac: 0.1,
+            per_core_ms_per_token: shares[..].into(),
+            text: " Paris.".into(),
+        };
+        let mut line = String::new();
+        axiom_proto::telemetry::write_event(&s, &mut line).unwrap();
+        line
     }
 
     #[test]

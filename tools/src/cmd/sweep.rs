@@ -15,10 +15,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axiom_tools::infer::{self, InferKeys};
+use axiom_proto::cmdline::keys as kernel_keys;
+use axiom_proto::telemetry::events::{Io, Summary};
+use axiom_tools::infer;
 use axiom_tools::qemu::{self, QemuOptions, RunResult};
 
-use super::run::{resolve_disk, OnOff};
+use super::run::{resolve_disk, InferArgs};
+
+/// The prompt of a sweep without `--prompt`.
+const DEFAULT_PROMPT: &str = "The capital of France is";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,26 +33,13 @@ pub struct Args {
     /// Boots per vCPU count.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Tokens to generate per run.
-    #[arg(long, default_value_t = 32)]
-    tokens: u32,
-    #[arg(long, default_value = "The capital of France is")]
-    prompt: String,
-    /// GGUF model to pack [default: the default model].
-    #[arg(long, value_name = "FILE", conflicts_with = "disk")]
-    model: Option<PathBuf>,
+    /// The inference flags of `axiom run` (--prompt defaults to "The
+    /// capital of France is").
+    #[command(flatten)]
+    infer: InferArgs,
     /// An already packed image to attach as it is.
     #[arg(long, value_name = "IMAGE")]
     disk: Option<PathBuf>,
-    /// Weight memory (streaming when below the model size).
-    #[arg(long, value_name = "SIZE")]
-    budget: Option<String>,
-    /// Force streaming with K layer slots.
-    #[arg(long, value_name = "K")]
-    slots: Option<u32>,
-    /// Dedicated I/O core.
-    #[arg(long, value_enum)]
-    io_core: Option<OnOff>,
     /// Guest RAM.
     #[arg(long, default_value = "1G")]
     mem: String,
@@ -65,7 +57,8 @@ pub struct Args {
     no_plot: bool,
 }
 
-/// The `@summary` fields kept per run, in CSV column order.
+/// The figures kept per run, in CSV column order (from `@summary`, and
+/// `io_mib_per_s` from `@io`).
 const FIELDS: [&str; 14] = [
     "compute_cores",
     "prompt_tokens",
@@ -83,6 +76,26 @@ const FIELDS: [&str; 14] = [
     "io_mib_per_s",
 ];
 
+/// The [`FIELDS`] of one run.
+fn values(s: &Summary, io: Option<&Io>) -> [Option<f64>; FIELDS.len()] {
+    [
+        Some(s.compute_cores as f64),
+        Some(s.prompt_tokens as f64),
+        Some(s.generated as f64),
+        Some(s.ttft_ms),
+        Some(s.prefill_tok_s),
+        Some(s.decode_tok_s),
+        s.decode_ms_median,
+        s.decode_ms_min,
+        s.decode_ms_max,
+        Some(s.stream_wait_frac),
+        Some(s.attn_frac),
+        Some(s.ffn_frac),
+        Some(s.barrier_frac),
+        io.map(|io| io.mib_per_s),
+    ]
+}
+
 struct Row {
     smp: u32,
     run: String,
@@ -98,22 +111,20 @@ pub fn main(args: Args) -> Result<i32> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let keys = InferKeys {
-        prompt: Some(args.prompt.clone()),
-        tokens: Some(args.tokens),
-        temp: Some(0.0),
-        budget: args.budget.clone(),
-        slots: args.slots,
-        io_core: args.io_core.map(|v| v == OnOff::On),
-        telemetry: Some("token".into()),
-        ..Default::default()
-    };
+    if args.infer.interactive() {
+        bail!("a sweep answers one prompt per boot: --interactive does not apply");
+    }
+    let mut keys = args.infer.keys.clone();
+    if keys.get(&kernel_keys::PROMPT).is_none() {
+        keys.set(&kernel_keys::PROMPT.spec, DEFAULT_PROMPT)?;
+    }
     let cmdline = infer::join_cmdline(&[&keys.cmdline(), &args.cmdline]);
-    let disk = resolve_disk(args.model.as_deref(), args.disk.as_deref(), true)?.expect("inference has a disk");
+    let disk = resolve_disk(args.infer.model.as_deref(), args.disk.as_deref(), true)?.expect("inference has a disk");
     let host_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u32;
     let qemu_version = qemu_version();
     let kernel = qemu::build_kernel()?;
-    let planned_mode = if args.budget.is_some() || args.slots.is_some() { "streaming" } else { "resident" };
+    let streams = keys.get(&kernel_keys::BUDGET).is_some() || keys.get(&kernel_keys::SLOTS).is_some();
+    let planned_mode = if streams { "streaming" } else { "resident" };
 
     let mut rows = Vec::new();
     let mut failures = 0;
@@ -203,17 +214,14 @@ pub fn main(args: Args) -> Result<i32> {
 }
 
 fn row_of(smp: u32, run: usize, r: &RunResult) -> Row {
-    let summary = r.events_named("summary").last();
-    let io = r.events_named("io").last();
-    let values = FIELDS
-        .iter()
-        .map(|&f| match f {
-            "io_mib_per_s" => io.and_then(|e| e.f64("mib_per_s")),
-            _ => summary.and_then(|e| e.f64(f)),
-        })
-        .collect();
+    let summary = r.last::<Summary>();
+    let io = r.last::<Io>();
+    let values = match &summary {
+        Some(s) => values(s, io.as_ref()).to_vec(),
+        None => vec![None; FIELDS.len()],
+    };
     let status = if r.success() && summary.is_some() { "ok".to_string() } else { r.verdict().to_string() };
-    let mode = summary.and_then(|s| s.str("mode")).unwrap_or("?").to_string();
+    let mode = summary.map_or("?".to_string(), |s| s.mode.into_owned());
     Row { smp, run: run.to_string(), status, mode, values }
 }
 

@@ -10,6 +10,7 @@ pub mod team;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use axiom_tools::infer::default_model_path;
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
 use axiom_engine::model::packed::aligned_part;
@@ -19,18 +20,6 @@ use axiom_engine::tokenizer::Tokenizer;
 use memmap2::Mmap;
 
 pub use team::HostTeam;
-
-/// The default model, as `tools/fetch-model.sh` caches it.
-pub const DEFAULT_MODEL_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-/// `${AXIOM_CACHE:-$HOME/.cache/axiom}/models/SmolLM2-135M-Instruct.Q4_1.gguf`.
-pub fn default_model_path() -> PathBuf {
-    let cache = std::env::var_os("AXIOM_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
-        home.join(".cache/axiom")
-    });
-    cache.join("models").join(DEFAULT_MODEL_NAME)
-}
 
 /// Options shared by `generate`, `score` and `perplexity`.
 #[derive(clap::Args, Clone, Debug)]
@@ -58,8 +47,11 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    pub fn model_path(&self) -> PathBuf {
-        self.model.clone().unwrap_or_else(default_model_path)
+    pub fn model_path(&self) -> Result<PathBuf> {
+        match &self.model {
+            Some(m) => Ok(m.clone()),
+            None => default_model_path(),
+        }
     }
 
     pub fn threads(&self) -> Result<usize> {
@@ -128,7 +120,7 @@ pub fn with_engine<R>(args: &EngineArgs, f: impl FnOnce(&Engine<'_>) -> Result<R
     let threads = args.threads()?;
     let kernels = args.kernels()?;
     let batch = args.batch()?;
-    let mapped = MappedModel::open(&args.model_path())?;
+    let mapped = MappedModel::open(&args.model_path()?)?;
     let gguf = mapped.gguf()?;
     let mut model = mapped.model(&gguf, kernels)?;
     let mut storage = Vec::new();
@@ -145,7 +137,7 @@ pub struct MappedModel {
 impl MappedModel {
     pub fn open(path: &Path) -> Result<Self> {
         if !path.exists() {
-            if path == default_model_path() {
+            if default_model_path().is_ok_and(|d| d == path) {
                 bail!("the default model is not at {}: run tools/fetch-model.sh to download it", path.display());
             }
             bail!("model file {} does not exist", path.display());

@@ -1,22 +1,31 @@
 //! The kernel's serial protocol: lines `@name {json}` are events; anything
 //! else is for humans. [`RunResult`] collects both and judges the run.
+//! Events are read as the structs of `axiom_proto::telemetry::events`, the
+//! schema the kernel writes with: each line is checked against it when it
+//! arrives (a field the schema requires and the line lacks, or a value of
+//! the wrong type, is a protocol error that fails the run); fields the
+//! schema does not know, and events it does not know, are tolerated (a newer
+//! kernel may add some).
 
+use axiom_proto::telemetry::{self, events};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt;
 use std::time::Duration;
 
 use super::EXIT_SUCCESS_STATUS;
 
-/// One `@name {json}` line.
+/// One `@name {json}` line, checked against the telemetry schema.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub name: String,
-    pub data: Value,
+    data: Value,
 }
 
 impl Event {
     /// Parse a serial line; `None` if it is not an event, `Some(Err)` if it
-    /// looks like one but its JSON is broken.
+    /// looks like one but its JSON is broken or does not match the schema's
+    /// event of that name.
     pub fn parse(line: &str) -> Option<Result<Event, String>> {
         let rest = line.strip_prefix('@')?;
         let (name, json) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -24,27 +33,27 @@ impl Event {
             return Some(Err(format!("malformed event name in {line:?}")));
         }
         Some(match serde_json::from_str::<Value>(json) {
-            Ok(data @ Value::Object(_)) => Ok(Event { name: name.to_string(), data }),
+            Ok(data @ Value::Object(_)) => match events::check(name, || &data) {
+                Some(Err(e)) => Err(format!("event @{name} does not match the telemetry schema ({e}): {line:?}")),
+                Some(Ok(())) | None => Ok(Event { name: name.to_string(), data }),
+            },
             Ok(_) => Err(format!("event @{name} is not a JSON object: {line:?}")),
             Err(e) => Err(format!("event @{name} has invalid JSON ({e}): {line:?}")),
         })
     }
 
-    pub fn str(&self, key: &str) -> Option<&str> {
-        self.data.get(key)?.as_str()
+    /// This event as `E`, if it is one (its name, and its fields: `@summary`
+    /// and `@mem` each have a self-test and an inference form).
+    pub fn read<E: telemetry::Event + DeserializeOwned>(&self) -> Option<E> {
+        if self.name != E::NAME {
+            return None;
+        }
+        E::deserialize(&self.data).ok()
     }
 
-    pub fn u64(&self, key: &str) -> Option<u64> {
-        self.data.get(key)?.as_u64()
-    }
-
-    /// A number field as f64 (integers too).
-    pub fn f64(&self, key: &str) -> Option<f64> {
-        self.data.get(key)?.as_f64()
-    }
-
-    pub fn bool(&self, key: &str) -> Option<bool> {
-        self.data.get(key)?.as_bool()
+    /// The event's JSON object, as the kernel wrote it.
+    pub fn json(&self) -> String {
+        self.data.to_string()
     }
 }
 
@@ -97,22 +106,29 @@ impl RunResult {
         self.lines.push(line);
     }
 
-    pub fn events_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Event> + 'a {
-        self.events.iter().filter(move |e| e.name == name)
+    /// Every event of type `E`, in order.
+    pub fn all<'a, E: telemetry::Event + DeserializeOwned + 'a>(&'a self) -> impl Iterator<Item = E> + 'a {
+        self.events.iter().filter_map(Event::read::<E>)
     }
 
-    pub fn first(&self, name: &str) -> Option<&Event> {
-        self.events.iter().find(|e| e.name == name)
+    /// The first event of type `E`.
+    pub fn first<E: telemetry::Event + DeserializeOwned>(&self) -> Option<E> {
+        self.all::<E>().next()
+    }
+
+    /// The last event of type `E`.
+    pub fn last<E: telemetry::Event + DeserializeOwned>(&self) -> Option<E> {
+        self.all::<E>().last()
     }
 
     /// `@done {"status":"ok"}` was the last event.
     pub fn done_ok(&self) -> bool {
-        self.events.last().is_some_and(|e| e.name == "done" && e.str("status") == Some("ok"))
+        self.events.last().and_then(Event::read::<events::Done>).is_some_and(|d| d.status == "ok")
     }
 
     /// The `msg` of every `@error`.
     pub fn errors(&self) -> Vec<String> {
-        self.events_named("error").map(|e| e.str("msg").unwrap_or("(no msg)").to_string()).collect()
+        self.all::<events::Error>().map(|e| e.msg.into_owned()).collect()
     }
 
     pub fn verdict(&self) -> Verdict {
@@ -170,17 +186,29 @@ mod tests {
 
     #[test]
     fn parses_events_and_ignores_prose() {
-        let r = result(&["AXIOM booting", "@boot {\"cpus_found\":2,\"apic\":\"x2apic\"}", "@done {\"status\":\"ok\"}"], Some(33));
+        let r = result(&["AXIOM booting", r#"@cpu {"id":1,"apic_id":2,"role":"compute"}"#, "@done {\"status\":\"ok\"}"], Some(33));
         assert_eq!(r.events.len(), 2);
-        assert_eq!(r.first("boot").unwrap().u64("cpus_found"), Some(2));
+        assert_eq!(r.first::<events::Cpu>().unwrap().apic_id, 2);
         assert_eq!(r.verdict(), Verdict::Success);
+    }
+
+    #[test]
+    fn events_are_checked_against_the_schema() {
+        // A field the host does not know is fine (a newer kernel), so is an unknown event.
+        let r = result(&[r#"@cpu {"id":1,"apic_id":2,"role":"io","numa":0}"#, r#"@future {"x":1}"#, r#"@done {"status":"ok"}"#], Some(33));
+        assert_eq!(r.verdict(), Verdict::Success);
+        assert_eq!(r.first::<events::Cpu>().unwrap().role, "io");
+        // A renamed or missing field is a protocol error, not a silent gap.
+        let r = result(&[r#"@cpu {"id":1,"apicid":2,"role":"io"}"#, r#"@done {"status":"ok"}"#], Some(33));
+        assert!(matches!(r.verdict(), Verdict::KernelFailed(m) if m.contains("does not match the telemetry schema") && m.contains("apic_id")), "{}", r.verdict());
+        assert!(r.first::<events::Cpu>().is_none());
     }
 
     #[test]
     fn judges_failures() {
         let r = result(&["@error {\"msg\":\"boom\"}"], Some(35));
         assert_eq!(r.verdict(), Verdict::KernelFailed("boom".into()));
-        let r = result(&["@boot {}"], Some(33));
+        let r = result(&["@ready {\"interactive\":true,\"max_line\":512}"], Some(33));
         assert!(matches!(r.verdict(), Verdict::KernelFailed(m) if m.contains("no @done")));
         let r = result(&["@done {\"status\":\"ok\"}"], Some(1));
         assert!(matches!(r.verdict(), Verdict::KernelFailed(m) if m.contains("instead of 33")));
@@ -189,7 +217,7 @@ mod tests {
         let mut r = result(&[], None);
         r.stderr = "qemu: bad option".into();
         assert!(matches!(r.verdict(), Verdict::QemuFailed(m) if m.contains("bad option")));
-        let mut r = result(&["@boot {}"], None);
+        let mut r = result(&["@ready {\"interactive\":true,\"max_line\":512}"], None);
         r.timed_out = true;
         assert!(r.verdict().to_string().starts_with("TIMEOUT"));
     }

@@ -1,9 +1,14 @@
-//! Where AXIOM's tests find their inputs, in one place:
+//! Where AXIOM finds its inputs, in one place (the tests and the `axiom`
+//! host tool both use it):
 //!
 //! - [`testdata`]: files under `kernel/engine/testdata/` in this repository
 //!   (llama.cpp's tokenizer vectors, llama.cpp's outputs for the default
 //!   model; their provenance is in that folder's README). Nothing outside
-//!   the clone is read, so a fresh `git clone` has everything.
+//!   the clone is read, so a fresh `git clone` has everything it may ship.
+//! - [`fetched_testdata`]: test data whose licence does not let the
+//!   repository carry it, which `tools/fetch-testdata.sh` (run by
+//!   `tools/setup.sh`) fetches, checked by SHA-256, into
+//!   `${AXIOM_CACHE:-~/.cache/axiom}/testdata/`.
 //! - [`default_model`], [`cached_model`]: models `tools/fetch-model.sh`
 //!   downloads into `${AXIOM_CACHE:-~/.cache/axiom}/models/` (models are
 //!   never committed). `./tools/test.sh` runs `tools/setup.sh`, which fetches
@@ -16,6 +21,12 @@ use std::path::{Path, PathBuf};
 
 /// The default model's file name, as `tools/fetch-model.sh` caches it.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Where a model of the cache lives, `<cache>/models/<file_name>` (which
+/// may not exist yet).
+pub fn model_path(file_name: &str) -> Result<PathBuf, &'static str> {
+    Ok(try_cache_dir()?.join("models").join(file_name))
+}
 
 /// The repository's root (this crate lives in `tools/testkit/`).
 pub fn repo_root() -> PathBuf {
@@ -45,20 +56,38 @@ pub fn read_testdata_string(rel: &str) -> String {
 }
 
 /// `${AXIOM_CACHE:-$HOME/.cache/axiom}`, where the tools cache models,
-/// packed images and Python environments.
-pub fn cache_dir() -> PathBuf {
+/// packed images, fetched test data and Python environments; `Err` says why
+/// it has no name (neither variable set).
+pub fn try_cache_dir() -> Result<PathBuf, &'static str> {
     match std::env::var_os("AXIOM_CACHE") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).expect("HOME is not set (or set AXIOM_CACHE)");
-            PathBuf::from(home).join(".cache/axiom")
-        }
+        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        _ => match std::env::var_os("HOME") {
+            Some(home) if !home.is_empty() => Ok(PathBuf::from(home).join(".cache/axiom")),
+            _ => Err("neither AXIOM_CACHE nor HOME is set: set AXIOM_CACHE to the cache directory"),
+        },
     }
+}
+
+/// [`try_cache_dir`] for tests (a missing name stops the test).
+pub fn cache_dir() -> PathBuf {
+    try_cache_dir().unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// Test data fetched into the cache (see the crate docs), which must exist:
+/// `<cache>/testdata/<rel>`.
+pub fn fetched_testdata(rel: &str) -> PathBuf {
+    let path = cache_dir().join("testdata").join(rel);
+    assert!(
+        path.is_file(),
+        "test data {} is missing: fetch it with tools/fetch-testdata.sh (./tools/test.sh runs tools/setup.sh, which does)",
+        path.display()
+    );
+    path
 }
 
 /// A model in the cache, `<cache>/models/<file_name>`, which must exist.
 pub fn cached_model(file_name: &str) -> PathBuf {
-    let path = cache_dir().join("models").join(file_name);
+    let path = model_path(file_name).unwrap_or_else(|why| panic!("{why}"));
     assert!(
         path.is_file(),
         "the model {} is missing: download it with tools/fetch-model.sh (./tools/test.sh runs tools/setup.sh, which fetches the default model)",
@@ -105,5 +134,21 @@ mod tests {
     #[should_panic(expected = "tools/fetch-model.sh")]
     fn missing_model_says_how_to_fetch_it() {
         cached_model("no-such-model.gguf");
+    }
+
+    #[test]
+    #[should_panic(expected = "tools/fetch-testdata.sh")]
+    fn missing_fetched_testdata_says_how_to_fetch_it() {
+        fetched_testdata("vocab/no-such-file");
+    }
+
+    #[test]
+    fn the_cache_is_where_the_scripts_put_it() {
+        let dir = try_cache_dir().unwrap();
+        match std::env::var_os("AXIOM_CACHE").filter(|d| !d.is_empty()) {
+            Some(d) => assert_eq!(dir, PathBuf::from(d)),
+            None => assert!(dir.ends_with(".cache/axiom")),
+        }
+        assert_eq!(model_path("m.gguf").unwrap(), dir.join("models/m.gguf"));
     }
 }

@@ -4,9 +4,25 @@
 //! x2APIC MSRs and encodes the interrupt command register for both modes.
 //!
 //! Every CPU enables its own LAPIC with the timer stopped and masked and
-//! LINT0/LINT1 masked: no time slicing anywhere. The kernel sends wake-up
-//! IPIs ([`send_wake`]); INIT and start-up IPIs are reserved to
-//! [`crate::boot::ap`], which aims them at a patched trampoline.
+//! LINT0/LINT1 masked: no time slicing anywhere. The enabling itself (the
+//! x2APIC mode bit, the spurious vector and software enable, the LVT timer
+//! and error vectors, the timer's mode, divider and initial count, the
+//! timer mask) is the `x2apic` crate's `LocalApic::enable`. We keep our own
+//! register access for what that crate gets wrong or does not offer:
+//! - its `enable` writes 0 to LVT LINT0/LINT1, which *unmasks* both pins
+//!   (fixed delivery, vector 0), and it has no call to mask them: we mask
+//!   them right after;
+//! - its IPIs put an xAPIC destination in ICR bits 32-63 instead of 56-63,
+//!   and its `id()` returns the raw register (the xAPIC id is bits 24-31):
+//!   every IPI goes through [`icr`]'s encoding, and the id through
+//!   [`icr::apic_id_from_register`] (both host-tested);
+//! - EOI is written by the wake-up stub in `isr.s` (no Rust runs there);
+//! - it chooses x2APIC by its own CPUID read: we check that the mode it
+//!   enabled is the one the kernel's CPUID facts chose.
+//!
+//! The kernel sends wake-up IPIs ([`send_wake`]); INIT and start-up IPIs
+//! are reserved to [`crate::boot::ap`], which aims them at a patched
+//! trampoline.
 
 pub mod icr;
 
@@ -14,13 +30,14 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use axiom_drivers::hw::{MmioRegion, Registers};
 use spin::Once;
+use x2apic::lapic::{LocalApicBuilder, TimerDivide, TimerMode};
 use x86_64::registers::model_specific::Msr;
 
 pub use icr::ApicMode;
 use icr::{Delivery, Destination};
 
 use crate::cpu::idt::{APIC_ERROR_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR_UNUSED, WAKE_VECTOR};
-use crate::cpu::{cpuid, percpu};
+use crate::cpu::{facts, percpu};
 use crate::mem;
 
 /// Read by the wake-up stub in `isr.s` to pick the EOI method.
@@ -42,17 +59,12 @@ const BASE_ADDRESS_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 const REG_ID: u32 = 0x20;
 const REG_EOI: u32 = 0xB0;
-const REG_SPURIOUS: u32 = 0xF0;
 const REG_ICR_LOW: u32 = 0x300;
 const REG_ICR_HIGH: u32 = 0x310;
-const REG_LVT_TIMER: u32 = 0x320;
 const REG_LVT_LINT0: u32 = 0x350;
 const REG_LVT_LINT1: u32 = 0x360;
-const REG_LVT_ERROR: u32 = 0x370;
-const REG_TIMER_INITIAL: u32 = 0x380;
 
 const LVT_MASKED: u32 = 1 << 16;
-const SPURIOUS_APIC_ENABLE: u32 = 1 << 8;
 const ICR_DELIVERY_PENDING: u32 = 1 << 12;
 
 /// The mode this machine's LAPICs run in: x2APIC exactly when CPUID.1:ECX
@@ -61,7 +73,7 @@ pub fn mode() -> ApicMode {
     if READY.load(Ordering::Acquire) {
         return if axiom_lapic_is_x2apic.load(Ordering::Relaxed) != 0 { ApicMode::X2Apic } else { ApicMode::XApic };
     }
-    if cpuid(1, 0).ecx & (1 << 21) != 0 {
+    if facts::get().x2apic {
         ApicMode::X2Apic
     } else {
         ApicMode::XApic
@@ -105,12 +117,18 @@ fn write(reg: u32, value: u32) {
 pub enum LapicError {
     /// The xAPIC register page could not be mapped.
     Unmapped { base: u64 },
+    /// The `x2apic` crate refused its configuration.
+    Builder(&'static str),
+    /// The `x2apic` crate enabled another mode than the kernel chose.
+    ModeMismatch { chosen: ApicMode },
 }
 
 impl core::fmt::Display for LapicError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             LapicError::Unmapped { base } => write!(f, "cannot map the xAPIC registers at {base:#x}"),
+            LapicError::Builder(why) => write!(f, "LAPIC configuration refused: {why}"),
+            LapicError::ModeMismatch { chosen } => write!(f, "the LAPIC did not come up in {} mode", chosen.name()),
         }
     }
 }
@@ -120,28 +138,49 @@ impl core::fmt::Display for LapicError {
 pub fn init_this_cpu() -> Result<u32, LapicError> {
     let mode = mode();
     let base = read_msr(IA32_APIC_BASE);
-    match mode {
-        ApicMode::X2Apic => {
-            write_msr(IA32_APIC_BASE, base | BASE_ENABLE | BASE_X2APIC);
-            axiom_lapic_is_x2apic.store(1, Ordering::Relaxed);
-        }
-        ApicMode::XApic => {
-            if base & BASE_ENABLE == 0 {
-                write_msr(IA32_APIC_BASE, base | BASE_ENABLE);
-            }
-            let phys = base & BASE_ADDRESS_MASK;
-            let regs = XAPIC.try_call_once(|| mem::paging::map_lapic(phys).map_err(|_| LapicError::Unmapped { base: phys }))?;
-            axiom_lapic_eoi_address.store(regs.base_address() as u64 + REG_EOI as u64, Ordering::Relaxed);
-        }
+    // The crate sets only the x2APIC bit, which is invalid on a globally
+    // disabled APIC: enable it first.
+    if base & BASE_ENABLE == 0 {
+        write_msr(IA32_APIC_BASE, base | BASE_ENABLE);
     }
-    // The timer stays stopped (initial count 0) and masked, one-shot: no
+    let mut builder = LocalApicBuilder::new();
+    // The timer stays stopped (one-shot, initial count 0) and masked: no
     // time slicing. The error LVT gets its vector, its mask as firmware left it.
-    write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR_UNUSED as u32);
-    write(REG_TIMER_INITIAL, 0);
-    write(REG_LVT_ERROR, (read(REG_LVT_ERROR) & LVT_MASKED) | APIC_ERROR_VECTOR as u32);
+    builder
+        .timer_vector(TIMER_VECTOR_UNUSED as usize)
+        .error_vector(APIC_ERROR_VECTOR as usize)
+        .spurious_vector(SPURIOUS_VECTOR as usize)
+        .timer_mode(TimerMode::OneShot)
+        .timer_divide(TimerDivide::Div1)
+        .timer_initial(0);
+    if mode == ApicMode::XApic {
+        let phys = base & BASE_ADDRESS_MASK;
+        let regs = XAPIC.try_call_once(|| mem::paging::map_lapic(phys).map_err(|_| LapicError::Unmapped { base: phys }))?;
+        builder.set_xapic_base(regs.base_address() as u64);
+        axiom_lapic_eoi_address.store(regs.base_address() as u64 + REG_EOI as u64, Ordering::Relaxed);
+    }
+    let mut lapic = builder.build().map_err(LapicError::Builder)?;
+    // SAFETY: `enable` and `disable_timer` program only this CPU's LAPIC:
+    // the x2APIC bit of IA32_APIC_BASE (set from an enabled APIC, above),
+    // the LVT timer and error vectors and the spurious vector (the IDT's
+    // stubs), the timer's mode, divider and a zero initial count (stopped),
+    // LINT0/LINT1 and the software enable. Interrupts are masked on this CPU
+    // while it runs. In xAPIC mode the registers it writes through raw
+    // pointers are the page mapped uncached above, which nothing else owns.
+    unsafe {
+        lapic.enable();
+        lapic.disable_timer();
+    }
+    let x2apic_on = read_msr(IA32_APIC_BASE) & BASE_X2APIC != 0;
+    if x2apic_on != (mode == ApicMode::X2Apic) {
+        return Err(LapicError::ModeMismatch { chosen: mode });
+    }
+    if mode == ApicMode::X2Apic {
+        axiom_lapic_is_x2apic.store(1, Ordering::Relaxed);
+    }
+    // `enable` left LINT0/LINT1 unmasked (see the module docs).
     write(REG_LVT_LINT0, LVT_MASKED);
     write(REG_LVT_LINT1, LVT_MASKED);
-    write(REG_SPURIOUS, SPURIOUS_APIC_ENABLE | SPURIOUS_VECTOR as u32);
     let id = icr::apic_id_from_register(mode, read(REG_ID));
     if let Some(me) = percpu::current() {
         me.block().set_apic_id(id);

@@ -44,14 +44,17 @@ mod bsp {
 }
 
 /// Early set-up on the boot CPU, then the kernel's `main` (called by the
-/// function [`crate::entry!`] defines; `info_addr` is EBX at entry).
+/// function [`crate::entry!`] defines; `info_addr` is EBX at entry;
+/// `cpu_facts` reads the CPU, see [`crate::cpu::facts`]).
 #[cfg(feature = "runtime")]
-pub fn start(magic: u32, info_addr: u32, main: KernelMain) -> ! {
+pub fn start(magic: u32, info_addr: u32, cpu_facts: fn() -> crate::cpu::facts::CpuFacts, main: KernelMain) -> ! {
     use spin::Once;
 
-    use crate::cpu::percpu;
+    use crate::cpu::{facts, percpu};
     use crate::legacy::{pic, serial};
 
+    // First: the exit path (QEMU's port or a halt) depends on them.
+    facts::set(cpu_facts());
     // Before anything else: the BIOS left the PIT ticking into the 8259s.
     pic::mask_all();
     serial::init();

@@ -1,34 +1,24 @@
 //! The CPU: instruction wrappers (each with its safety argument once, here),
 //! the descriptor tables and interrupt entry (`gdt`, `idt`, `isr.s`), traps
 //! ([`trap`]), the CPU registry and per-CPU blocks ([`percpu`]), deliberate
-//! faults for self-tests ([`fault`]) and feature detection ([`features`]).
+//! faults for self-tests ([`fault`]) and the CPU facts the kernel hands over
+//! ([`facts`]).
 
+pub mod facts;
 pub mod fault;
-pub mod features;
 pub(crate) mod gdt;
 pub(crate) mod idt;
 pub mod percpu;
 pub mod trap;
 
 use core::arch::asm;
-use core::arch::x86_64::{CpuidResult, __cpuid_count, _rdtsc};
+use core::arch::x86_64::_rdtsc;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicU8, Ordering};
 
 use x86_64::instructions::interrupts;
-use x86_64::registers::control::{Cr2, Cr4, Cr4Flags};
-use x86_64::registers::xcontrol::XCr0;
+use x86_64::registers::control::Cr2;
 
 pub use percpu::Cpu;
-
-/// CPUID leaf `leaf`, sub-leaf `sub`.
-pub fn cpuid(leaf: u32, sub: u32) -> CpuidResult {
-    // SAFETY: CPUID exists on every x86-64 CPU and has no side effects.
-    #[allow(unused_unsafe)]
-    unsafe {
-        __cpuid_count(leaf, sub)
-    }
-}
 
 /// The time-stamp counter.
 #[inline]
@@ -40,14 +30,6 @@ pub fn rdtsc() -> u64 {
 /// CR2: the faulting address of the last page fault.
 pub(crate) fn read_cr2() -> u64 {
     Cr2::read_raw()
-}
-
-/// XCR0: the register state the OS enabled (x87, SSE, AVX, AVX-512).
-pub fn xcr0() -> u64 {
-    if !Cr4::read().contains(Cr4Flags::OSXSAVE) {
-        return 0x3; // no XSAVE: x87 + SSE only
-    }
-    XCr0::read_raw()
 }
 
 /// Sleep until an interrupt arrives: `sti; hlt` (the STI shadow makes the
@@ -74,37 +56,20 @@ impl<'a> Watch<'a> {
     }
 }
 
-const MONITOR_UNKNOWN: u8 = 0;
-const MONITOR_YES: u8 = 1;
-const MONITOR_NO: u8 = 2;
-static MONITOR: AtomicU8 = AtomicU8::new(MONITOR_UNKNOWN);
-
-/// Whether this CPU has MONITOR/MWAIT (CPUID.1:ECX bit 3; asked once).
-pub fn has_monitor() -> bool {
-    match MONITOR.load(Ordering::Relaxed) {
-        MONITOR_YES => true,
-        MONITOR_NO => false,
-        _ => {
-            let yes = cpuid(1, 0).ecx & (1 << 3) != 0;
-            MONITOR.store(if yes { MONITOR_YES } else { MONITOR_NO }, Ordering::Relaxed);
-            yes
-        }
-    }
-}
-
 /// Arm MONITOR on `watch`, then `sti; mwait` unless `still_waiting()` turned
 /// false; interrupts are masked again on return. Without MONITOR/MWAIT this
 /// sleeps with `hlt` instead (woken by the same IPI).
 pub fn mwait_on(watch: Watch<'_>, still_waiting: &dyn Fn() -> bool) {
-    if !has_monitor() {
+    if !facts::get().monitor {
         if still_waiting() {
             sleep_until_interrupt();
         }
         return;
     }
     // SAFETY: MONITOR only records an address range to watch; `watch` comes
-    // from a live reference, so the address is mapped; the CPU has MONITOR
-    // (checked above).
+    // from a live reference, so the address is mapped. The CPU has MONITOR
+    // by the CPUID facts checked above (were they wrong, the instruction
+    // would raise #UD, which the trap report handles; no memory is touched).
     unsafe { asm!("monitor", in("rax") watch.addr, in("ecx") 0, in("edx") 0, options(nostack, preserves_flags)) }
     if still_waiting() {
         // SAFETY: MWAIT with hints 0 enters C1; an interrupt or a write to the
@@ -120,11 +85,6 @@ pub fn halt_forever() -> ! {
     loop {
         x86_64::instructions::hlt();
     }
-}
-
-/// True when running under a hypervisor (CPUID.1:ECX bit 31).
-pub fn under_hypervisor() -> bool {
-    cpuid(1, 0).ecx & (1 << 31) != 0
 }
 
 /// Read the per-CPU word at `gs:offset`.
