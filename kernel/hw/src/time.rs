@@ -2,7 +2,7 @@
 //! (CPUID 0x15 when it names the crystal, else the HPET, else the PIT, else
 //! CPUID 0x16's nominal frequency), then read with `rdtsc` on any core.
 //! The HPET goes before the PIT: under OVMF the PIT channel-2 measurement
-//! was seen 50% off, and a PIT whose three runs disagree is not used.
+//! was seen 50% off, and a PIT that never gives three agreeing runs is not used.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -112,15 +112,34 @@ fn pit_once() -> Option<u64> {
     Some(cycles / MS)
 }
 
+/// PIT measurements taken at most; three of them must agree.
+const PIT_RUNS: usize = 9;
+
 fn from_pit() -> Option<u64> {
-    let mut runs = [0u64; 3];
-    for r in runs.iter_mut() {
-        *r = pit_once()?;
+    let mut runs = [0u64; PIT_RUNS];
+    for taken in 0..PIT_RUNS {
+        runs[taken] = pit_once()?;
+        // Stop as soon as three runs agree (the usual case on a quiet machine).
+        if taken >= 2 {
+            if let Some(khz) = agreeing_three(&mut runs[..=taken]) {
+                return Some(khz);
+            }
+        }
     }
+    None
+}
+
+/// The median of the three closest measurements, if they lie within 2% of
+/// each other (and are plausible), else `None`: a run stretched because the
+/// CPU was taken away mid-measurement (a loaded emulator host) is outvoted
+/// instead of failing the calibration, and a PIT that never agrees with
+/// itself is not trusted.
+fn agreeing_three(runs: &mut [u64]) -> Option<u64> {
     runs.sort_unstable();
-    // Three runs within 2% of each other, or the PIT is not trustworthy.
-    let consistent = runs[2] - runs[0] <= runs[1] / 50;
-    (runs[1] > 1000 && consistent).then_some(runs[1])
+    runs.windows(3)
+        .filter(|w| w[1] > 1000 && w[2] - w[0] <= w[1] / 50)
+        .min_by_key(|w| w[2] - w[0])
+        .map(|w| w[1])
 }
 
 /// HPET registers (32-bit accesses): the counter period in femtoseconds is
@@ -185,6 +204,20 @@ impl Clock for TscClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pit_runs_need_three_that_agree() {
+        assert_eq!(agreeing_three(&mut [3_000_000, 3_010_000, 2_995_000]), Some(3_000_000));
+        // One run stretched by a descheduled CPU is outvoted.
+        assert_eq!(agreeing_three(&mut [3_000_000, 4_700_000, 3_010_000, 2_995_000]), Some(3_000_000));
+        // No three within 2%: not trusted.
+        assert_eq!(agreeing_three(&mut [3_000_000, 3_200_000, 3_400_000, 3_600_000]), None);
+        assert_eq!(agreeing_three(&mut [3_000_000, 3_000_000]), None);
+        // Implausibly small counts are refused.
+        assert_eq!(agreeing_three(&mut [500, 500, 500]), None);
+        // The tightest cluster wins.
+        assert_eq!(agreeing_three(&mut [2_000_000, 2_030_000, 2_039_000, 3_000_000, 3_001_000, 3_002_000]), Some(3_001_000));
+    }
 
     #[test]
     fn cycle_conversion() {
