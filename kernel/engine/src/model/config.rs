@@ -97,6 +97,14 @@ const MAX_WIDTH: u32 = 1 << 20;
 const MAX_HEADS: u32 = 1 << 12;
 
 impl ModelConfig {
+    /// The sliding attention window of `layer`: `Some(w)` means a query at
+    /// position `p` attends to positions `p + 1 - w ..= p` only (Gemma 3's
+    /// local layers); `None` is full causal attention. Every architecture
+    /// supported so far attends fully.
+    pub fn attention_window(&self, _layer: usize) -> Option<usize> {
+        None
+    }
+
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Self, GgufError> {
         let arch_name = g.req_str("general.architecture")?;
         let arch = Arch::from_name(arch_name).ok_or_else(|| GgufError::UnsupportedArchitecture { arch: arch_name.to_string() })?;
