@@ -189,6 +189,7 @@ unsafe fn group_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf
             let s = unsafe { core::slice::from_raw_parts(base[i].add(at::Q4_K_SCALES), 12) };
             core::array::from_fn(|j| scale_min_k4(j, s))
         });
+        #[allow(clippy::needless_range_loop)] // j also selects the quants and the qh bit
         for j in 0..SUB {
             let b = sb * SUB + j;
             // SAFETY: b < blocks.

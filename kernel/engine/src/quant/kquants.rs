@@ -147,9 +147,9 @@ pub mod at {
 /// Decodes a Q2_K super-block.
 pub fn decode_q2_k(b: &[u8]) -> Super {
     let mut s = Super { d: f16_to_f32(le16(b, at::Q2_K_D)), dmin: Some(f16_to_f32(le16(b, at::Q2_K_D + 2))), sc: [0; 16], m: [0; 16], q: [0; QK_K] };
-    for k in 0..16 {
-        s.sc[k] = (b[k] & 0x0f) as i32;
-        s.m[k] = (b[k] >> 4) as i32;
+    for (k, &byte) in b[..16].iter().enumerate() {
+        s.sc[k] = (byte & 0x0f) as i32;
+        s.m[k] = (byte >> 4) as i32;
     }
     // Element 128n + 32j + l takes bits 2j..2j+2 of qs[32n + l].
     for e in 0..QK_K {
@@ -179,15 +179,7 @@ pub fn decode_q3_k(b: &[u8]) -> Super {
 
 /// Decodes a Q4_K super-block.
 pub fn decode_q4_k(b: &[u8]) -> Super {
-    let mut s = Super { d: f16_to_f32(le16(b, 0)), dmin: Some(f16_to_f32(le16(b, 2))), sc: [0; 16], m: [0; 16], q: [0; QK_K] };
-    let scales = &b[at::Q4_K_SCALES..at::Q4_K_SCALES + 12];
-    for j in 0..8 {
-        let (sc, m) = scale_min_k4(j, scales);
-        s.sc[2 * j] = sc as i32;
-        s.sc[2 * j + 1] = sc as i32;
-        s.m[2 * j] = m as i32;
-        s.m[2 * j + 1] = m as i32;
-    }
+    let mut s = decode_q4_k_scales_only(b);
     // Sub-block j takes the low (j even) or high nibbles of qs[32 * (j / 2)..][..32].
     for e in 0..QK_K {
         let (j, l) = (e / 32, e % 32);
@@ -209,6 +201,8 @@ pub fn decode_q5_k(b: &[u8]) -> Super {
     s
 }
 
+/// Q4_K's and Q5_K's common head: `d`, `dmin` and the 8 scales and minimums
+/// (each covering two sub-blocks of 16); the quants are left zero.
 fn decode_q4_k_scales_only(b: &[u8]) -> Super {
     let mut s = Super { d: f16_to_f32(le16(b, 0)), dmin: Some(f16_to_f32(le16(b, 2))), sc: [0; 16], m: [0; 16], q: [0; QK_K] };
     let scales = &b[at::Q4_K_SCALES..at::Q4_K_SCALES + 12];
