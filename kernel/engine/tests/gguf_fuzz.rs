@@ -135,7 +135,7 @@ fn retyped(bytes: &[u8]) -> Vec<u8> {
         let dims: Vec<u64> = (0..t.n_dims).map(|i| u64::from_le_bytes(header[t.dims_at + 8 * i..][..8].try_into().unwrap())).collect();
         let mut ty = GgmlType::from_id(u32::from_le_bytes(header[t.type_at..][..4].try_into().unwrap())).unwrap();
         if t.n_dims >= 2 {
-            ty = if dims[0] % 256 == 0 {
+            ty = if dims[0].is_multiple_of(256) {
                 ki += 1;
                 k_quants[(ki - 1) % k_quants.len()]
             } else {
