@@ -114,6 +114,27 @@ pub fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
     }
 }
 
+/// All 8 of Q4_K/Q5_K's scales and minimums at once, branch-free (ggml's
+/// `utmp` trick in its x86 dot products): `[sc0..sc8, m0..m8]` as bytes
+/// (equal to [`scale_min_k4`] for every `j`; tested).
+#[inline]
+pub fn scales_mins_k4(s: &[u8]) -> [u8; 16] {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    let w = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+    let (u0, u1, u2) = (w(0), w(1), w(2));
+    let sc_lo = u0 & KMASK1;
+    let sc_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
+    let m_lo = u1 & KMASK1;
+    let m_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
+    let mut out = [0u8; 16];
+    for (i, v) in [sc_lo, sc_hi, m_lo, m_hi].into_iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 /// Q3_K's 16 6-bit scales (before subtracting 32) from its 12 packed bytes.
 #[inline]
 pub fn q3_k_scale(k: usize, s: &[u8]) -> u8 {
