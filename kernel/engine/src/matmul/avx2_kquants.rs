@@ -87,13 +87,28 @@ unsafe fn load_acts(acts: &ActBuf, t: usize, b: usize) -> __m256i {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q5<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
+    // SAFETY: forwarded.
+    unsafe { q5_from::<MIN>(ptrs, acts, t, 0, _mm256_setzero_ps()) }
+}
+
+/// Q5_0's blocks `start..` added to `acc` (the AVX-512 kernel's odd last block).
+///
+/// # Safety
+/// As [`group`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q5_0_tail(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize, start: usize, acc: __m256) -> __m256 {
+    // SAFETY: forwarded.
+    unsafe { q5_from::<false>(ptrs, acts, t, start, acc) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize, start: usize, mut acc: __m256) -> __m256 {
     let bb = if MIN { GgmlType::Q5_1.block_bytes() } else { GgmlType::Q5_0.block_bytes() };
     let qh_at = if MIN { Q5_1_QH_AT } else { Q5_0_QH_AT };
     let (d, s, sum) = (acts.d(t), acts.s(t), acts.sum(t));
     let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
-    for b in 0..d.len() {
+    for b in start..d.len() {
         // SAFETY: b < blocks.
         let a = unsafe { load_acts(acts, t, b) };
         prefetch_rows(ptrs, b, bb);
