@@ -22,7 +22,7 @@ use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
 use crate::quant::{round_f16, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 
-/// Which 512-bit kernels a ggml-layout matmul may use (`super::avx512_kquants`).
+/// Which AVX-512 instructions a ggml-layout matmul may use (`super::avx2_kquants::group_vnni`).
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Wide {
     /// AVX2 only.
@@ -257,8 +257,8 @@ unsafe fn matmul_quant(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out:
                     Quant::Q8_0 => group_q8_0(&ptrs, acts, t),
                     Quant::More(ty) => match wide {
                         Wide::No => super::avx2_kquants::group(ty, &ptrs, acts, t),
-                        Wide::Avx512(_) => super::avx512_kquants::group_avx512(ty, &ptrs, acts, t),
-                        Wide::Vnni(_) => super::avx512_kquants::group_vnni(ty, &ptrs, acts, t),
+                        Wide::Avx512(_) => super::avx2_kquants::group(ty, &ptrs, acts, t),
+                        Wide::Vnni(_) => super::avx2_kquants::group_vnni(ty, &ptrs, acts, t),
                     },
                 }
             };

@@ -5,7 +5,12 @@
 //! `small_dot` / `super_dot`). The K-quants' per-16 sub-block scales are
 //! applied in the integer domain (`vpmaddwd` with a vector holding the two
 //! sub-blocks' scales), so every block still yields one exact integer per row.
-//! The AVX-512 paths run these kernels too (ggml layout).
+//! The AVX-512 paths run these kernels too (ggml layout); on the VNNI path
+//! the types with unsigned quants (Q5_0, Q5_1, Q4_K, Q5_K) use a 256-bit
+//! `vpdpbusd` for their integer dot products ([`group_vnni`]), which is
+//! exact too, so the bits are the same. (512-bit versions, two blocks per
+//! vector, were measured slower on the Zen 4 development host: see
+//! docs/performance.md.)
 
 use core::arch::x86_64::*;
 
@@ -91,57 +96,6 @@ unsafe fn group_q5<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t:
     unsafe { q5_from::<MIN>(ptrs, acts, t, 0, _mm256_setzero_ps()) }
 }
 
-/// Q5_0's blocks `start..` added to `acc` (the AVX-512 kernel's odd last block).
-///
-/// # Safety
-/// As [`group`].
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q5_0_tail(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize, start: usize, acc: __m256) -> __m256 {
-    // SAFETY: forwarded.
-    unsafe { q5_from::<false>(ptrs, acts, t, start, acc) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize, start: usize, mut acc: __m256) -> __m256 {
-    let bb = if MIN { GgmlType::Q5_1.block_bytes() } else { GgmlType::Q5_0.block_bytes() };
-    let qh_at = if MIN { Q5_1_QH_AT } else { Q5_0_QH_AT };
-    let (d, s, sum) = (acts.d(t), acts.s(t), acts.sum(t));
-    let ones = _mm256_set1_epi16(1);
-    let mut macc = _mm256_setzero_ps();
-    for b in start..d.len() {
-        // SAFETY: b < blocks.
-        let a = unsafe { load_acts(acts, t, b) };
-        prefetch_rows(ptrs, b, bb);
-        let v: [__m256i; GROUP] = core::array::from_fn(|i| {
-            // SAFETY: block b of each row lies inside the row.
-            let q = unsafe {
-                let blk = ptrs[i].add(b * bb);
-                let qh = (blk.add(qh_at) as *const u32).read_unaligned();
-                _mm256_or_si256(unpack_nibbles(blk.add(qh_at + 4)), bits_to_0x10(qh))
-            };
-            _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones)
-        });
-        let mut isum = reduce8(&v);
-        if !MIN {
-            // sum((q - 16) * a) = sum(q * a) - 16 * sum(a), exactly.
-            isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(16 * sum[b]));
-        }
-        // SAFETY: d (and m) are the block's first bytes.
-        let dw = unsafe { gather_f16(ptrs, b * bb) };
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), _mm256_cvtepi32_ps(isum), acc);
-        if MIN {
-            // SAFETY: as above.
-            let mw = unsafe { gather_f16(ptrs, b * bb + 2) };
-            macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
-        }
-    }
-    if MIN {
-        _mm256_add_ps(acc, macc)
-    } else {
-        acc
-    }
-}
-
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_iq4_nl(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = GgmlType::IQ4_NL.block_bytes();
@@ -185,12 +139,56 @@ fn k_step(acc: &mut __m256, dw: __m256, da: f32, isum: __m256i) {
     *acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(da)), _mm256_cvtepi32_ps(isum), *acc);
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn group_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
+/// Generates the kernels whose quants are unsigned (Q5_0, Q5_1, Q4_K, Q5_K)
+/// for one ISA: `$dot(q, a)` gives 8 i32 lanes summing to the block's
+/// `sum(q * a)` (AVX2: `vpmaddubsw` + `vpmaddwd`; VNNI: one 256-bit `vpdpbusd`).
+macro_rules! unsigned_kernels {
+    ($feat:literal, $q5_from:ident, $q45_k:ident, $dot:ident) => {
+#[target_feature(enable = $feat)]
+unsafe fn $q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize, start: usize, mut acc: __m256) -> __m256 {
+    let bb = if MIN { GgmlType::Q5_1.block_bytes() } else { GgmlType::Q5_0.block_bytes() };
+    let qh_at = if MIN { Q5_1_QH_AT } else { Q5_0_QH_AT };
+    let (d, s, sum) = (acts.d(t), acts.s(t), acts.sum(t));
+    let mut macc = _mm256_setzero_ps();
+    for b in start..d.len() {
+        // SAFETY: b < blocks.
+        let a = unsafe { load_acts(acts, t, b) };
+        prefetch_rows(ptrs, b, bb);
+        let v: [__m256i; GROUP] = core::array::from_fn(|i| {
+            // SAFETY: block b of each row lies inside the row.
+            let q = unsafe {
+                let blk = ptrs[i].add(b * bb);
+                let qh = (blk.add(qh_at) as *const u32).read_unaligned();
+                _mm256_or_si256(unpack_nibbles(blk.add(qh_at + 4)), bits_to_0x10(qh))
+            };
+            $dot(q, a)
+        });
+        let mut isum = reduce8(&v);
+        if !MIN {
+            // sum((q - 16) * a) = sum(q * a) - 16 * sum(a), exactly.
+            isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(16 * sum[b]));
+        }
+        // SAFETY: d (and m) are the block's first bytes.
+        let dw = unsafe { gather_f16(ptrs, b * bb) };
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), _mm256_cvtepi32_ps(isum), acc);
+        if MIN {
+            // SAFETY: as above.
+            let mw = unsafe { gather_f16(ptrs, b * bb + 2) };
+            macc = _mm256_fmadd_ps(mw, _mm256_set1_ps(s[b]), macc);
+        }
+    }
+    if MIN {
+        _mm256_add_ps(acc, macc)
+    } else {
+        acc
+    }
+}
+
+#[target_feature(enable = $feat)]
+unsafe fn $q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = if FIVE { GgmlType::Q5_K.block_bytes() } else { GgmlType::Q4_K.block_bytes() };
     let qs_at = if FIVE { at::Q5_K_QS } else { at::Q4_K_QS };
     let (d, sum) = (acts.d(t), acts.sum(t));
-    let ones = _mm256_set1_epi16(1);
     let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
     for sb in 0..d.len() / SUB {
@@ -225,7 +223,7 @@ unsafe fn group_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf
                         low
                     }
                 };
-                _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones)
+                $dot(q, a)
             });
             // SAFETY: 8 bytes each.
             let (sc, m) = unsafe { (bytes8_to_i32(sc_t[j].as_ptr()), bytes8_to_i32(m_t[j].as_ptr())) };
@@ -238,6 +236,45 @@ unsafe fn group_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf
         }
     }
     _mm256_sub_ps(acc, macc)
+}
+
+    };
+}
+
+unsigned_kernels!("avx2,fma,f16c", q5_from, group_q45_k, dot_u8);
+unsigned_kernels!("avx2,fma,f16c,avx512vl,avx512vnni", q5_from_vnni, group_q45_k_vnni, dot_u8_vnni);
+
+/// `sum(q * a)` of unsigned `q` (< 128) and signed `a`, in 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_u8(q: __m256i, a: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1))
+}
+
+/// The same sums with one 256-bit `vpdpbusd` (AVX-512 VL + VNNI).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512vl,avx512vnni")]
+fn dot_u8_vnni(q: __m256i, a: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, a)
+}
+
+/// [`group`] on the AVX-512 VNNI path: the unsigned-quant types with
+/// `vpdpbusd`, the others as on AVX2 (same bits either way).
+///
+/// # Safety
+/// As [`group`], and the CPU has AVX-512 VL and VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512vl,avx512vnni")]
+pub(super) unsafe fn group_vnni(ty: GgmlType, ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
+    // SAFETY: forwarded.
+    unsafe {
+        match ty {
+            GgmlType::Q5_0 => q5_from_vnni::<false>(ptrs, acts, t, 0, _mm256_setzero_ps()),
+            GgmlType::Q5_1 => q5_from_vnni::<true>(ptrs, acts, t, 0, _mm256_setzero_ps()),
+            GgmlType::Q4_K => group_q45_k_vnni::<false>(ptrs, acts, t),
+            GgmlType::Q5_K => group_q45_k_vnni::<true>(ptrs, acts, t),
+            _ => group(ty, ptrs, acts, t),
+        }
+    }
 }
 
 /// 8 unsigned bytes at `p` as 8 i32 lanes.

@@ -50,9 +50,6 @@ mod avx2_packed;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512;
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod avx512_kquants;
 
 use alloc::vec;
 use alloc::vec::Vec;
