@@ -247,7 +247,26 @@ unsafe fn matmul_quant(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out:
             // SAFETY: r < w.rows and data holds rows * rb bytes (validated).
             unsafe { base.add(r * rb) }
         });
-        for t in 0..acts.batch {
+        // Prefill: the types with tile kernels decode each weight block once
+        // for up to TILE tokens (the same per-token operations, so the same bits).
+        let mut t = 0;
+        if let Quant::More(ty) = quant {
+            if acts.batch > 1 && super::avx2_kquants::has_tile(ty) {
+                while t < acts.batch {
+                    let nt = (acts.batch - t).min(super::avx2_kquants::TILE);
+                    // SAFETY: as below; tokens t..t + nt exist.
+                    let vs = unsafe { super::avx2_kquants::tile(ty, &ptrs, acts, t, nt) };
+                    for (k, v) in vs.iter().take(nt).enumerate() {
+                        let mut lanes = [0.0f32; GROUP];
+                        // SAFETY: lanes has room for 8 floats.
+                        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+                        out[(t + k) * n + (start - rows.start)..][..count].copy_from_slice(&lanes[..count]);
+                    }
+                    t += nt;
+                }
+            }
+        }
+        for t in t..acts.batch {
             // SAFETY: each pointer addresses a full row of w.cols / 32 blocks;
             // the activation slices hold w.cols quants and cols/32 scales.
             let v = unsafe {
