@@ -428,7 +428,7 @@ pub(super) const TILE: usize = 4;
 
 /// Whether `ty` has a tile kernel ([`tile`]).
 pub(super) fn has_tile(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q5_0 | GgmlType::Q4_K | GgmlType::Q6_K)
+    matches!(ty, GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
 }
 
 /// Tokens `t0..t0 + nt` (`nt <= TILE`) of [`group`] at once: each weight
@@ -442,8 +442,10 @@ pub(super) unsafe fn tile(ty: GgmlType, ptrs: &[*const u8; GROUP], acts: &ActBuf
     // SAFETY: forwarded.
     unsafe {
         match ty {
-            GgmlType::Q5_0 => tile_q5_0(ptrs, acts, t0, nt),
-            GgmlType::Q4_K => tile_q4_k(ptrs, acts, t0, nt),
+            GgmlType::Q5_0 => tile_q5::<false>(ptrs, acts, t0, nt),
+            GgmlType::Q5_1 => tile_q5::<true>(ptrs, acts, t0, nt),
+            GgmlType::Q4_K => tile_q45_k::<false>(ptrs, acts, t0, nt),
+            GgmlType::Q5_K => tile_q45_k::<true>(ptrs, acts, t0, nt),
             GgmlType::Q6_K => tile_q6_k(ptrs, acts, t0, nt),
             _ => unreachable!("has_tile"),
         }
@@ -451,37 +453,50 @@ pub(super) unsafe fn tile(ty: GgmlType, ptrs: &[*const u8; GROUP], acts: &ActBuf
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_q5_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
-    let bb = GgmlType::Q5_0.block_bytes();
+unsafe fn tile_q5<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
+    let bb = if MIN { GgmlType::Q5_1.block_bytes() } else { GgmlType::Q5_0.block_bytes() };
+    let qh_at = if MIN { Q5_1_QH_AT } else { Q5_0_QH_AT };
     let nb = acts.d(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
+    let mut macc = [_mm256_setzero_ps(); TILE];
     for b in 0..nb {
         prefetch_rows(ptrs, b, bb);
         let q: [__m256i; GROUP] = core::array::from_fn(|i| {
             // SAFETY: block b of each row lies inside the row.
             unsafe {
                 let blk = ptrs[i].add(b * bb);
-                let qh = (blk.add(Q5_0_QH_AT) as *const u32).read_unaligned();
-                _mm256_or_si256(unpack_nibbles(blk.add(Q5_0_QH_AT + 4)), bits_to_0x10(qh))
+                let qh = (blk.add(qh_at) as *const u32).read_unaligned();
+                _mm256_or_si256(unpack_nibbles(blk.add(qh_at + 4)), bits_to_0x10(qh))
             }
         });
-        // SAFETY: d is the block's first two bytes.
-        let dw = unsafe { gather_f16(ptrs, b * bb) };
-        for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+        // SAFETY: d (and m) are the block's first bytes.
+        let (dw, mw) = unsafe { (gather_f16(ptrs, b * bb), if MIN { gather_f16(ptrs, b * bb + 2) } else { _mm256_setzero_ps() }) };
+        for k in 0..nt {
             let t = t0 + k;
             // SAFETY: b < blocks.
             let a = unsafe { load_acts(acts, t, b) };
             let v: [__m256i; GROUP] = core::array::from_fn(|i| dot_u8(q[i], a));
-            let isum = _mm256_sub_epi32(reduce8(&v), _mm256_set1_epi32(16 * acts.sum(t)[b]));
-            *acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b])), _mm256_cvtepi32_ps(isum), *acc);
+            let mut isum = reduce8(&v);
+            if !MIN {
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(16 * acts.sum(t)[b]));
+            }
+            acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b])), _mm256_cvtepi32_ps(isum), acc[k]);
+            if MIN {
+                macc[k] = _mm256_fmadd_ps(mw, _mm256_set1_ps(acts.s(t)[b]), macc[k]);
+            }
         }
     }
-    acc
+    if MIN {
+        core::array::from_fn(|k| _mm256_add_ps(acc[k], macc[k]))
+    } else {
+        acc
+    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_q4_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
-    let bb = GgmlType::Q4_K.block_bytes();
+unsafe fn tile_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
+    let bb = if FIVE { GgmlType::Q5_K.block_bytes() } else { GgmlType::Q4_K.block_bytes() };
+    let qs_at = if FIVE { at::Q5_K_QS } else { at::Q4_K_QS };
     let nb = acts.d(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
     let mut macc = [_mm256_setzero_ps(); TILE];
@@ -503,8 +518,16 @@ unsafe fn tile_q4_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
         for j in 0..SUB {
             let b = sb * SUB + j;
             let q: [__m256i; GROUP] = core::array::from_fn(|i| {
-                // SAFETY: the quants lie inside the super-block.
-                unsafe { load_bits(base[i].add(at::Q4_K_QS + 32 * (j / 2)), 4 * (j as u32 & 1), 0x0f) }
+                // SAFETY: the quants (and qh) lie inside the super-block.
+                unsafe {
+                    let low = load_bits(base[i].add(qs_at + 32 * (j / 2)), 4 * (j as u32 & 1), 0x0f);
+                    if FIVE {
+                        let high = load_bits(base[i].add(at::Q5_K_QH), j as u32, 1);
+                        _mm256_or_si256(low, _mm256_slli_epi16(high, 4))
+                    } else {
+                        low
+                    }
+                }
             });
             // SAFETY: 8 bytes each.
             let (sc, m) = unsafe { (bytes8_to_i32(sc_t[j].as_ptr()), bytes8_to_i32(m_t[j].as_ptr())) };
