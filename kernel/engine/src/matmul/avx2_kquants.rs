@@ -93,7 +93,7 @@ unsafe fn load_acts(acts: &ActBuf, t: usize, b: usize) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q5<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     // SAFETY: forwarded.
-    unsafe { q5_from::<MIN>(ptrs, acts, t, 0, _mm256_setzero_ps()) }
+    unsafe { q5_from::<MIN>(ptrs, acts, t) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -150,12 +150,13 @@ fn k_step(acc: &mut __m256, dw: __m256, da: f32, isum: __m256i) {
 macro_rules! unsigned_kernels {
     ($feat:literal, $q5_from:ident, $q45_k:ident, $dot:ident) => {
 #[target_feature(enable = $feat)]
-unsafe fn $q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize, start: usize, mut acc: __m256) -> __m256 {
+unsafe fn $q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = if MIN { GgmlType::Q5_1.block_bytes() } else { GgmlType::Q5_0.block_bytes() };
     let qh_at = if MIN { Q5_1_QH_AT } else { Q5_0_QH_AT };
     let (d, s, sum) = (acts.d(t), acts.s(t), acts.sum(t));
+    let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
-    for b in start..d.len() {
+    for b in 0..d.len() {
         // SAFETY: b < blocks.
         let a = unsafe { load_acts(acts, t, b) };
         prefetch_rows(ptrs, b, bb);
@@ -273,8 +274,8 @@ pub(super) unsafe fn group_vnni(ty: GgmlType, ptrs: &[*const u8; GROUP], acts: &
     // SAFETY: forwarded.
     unsafe {
         match ty {
-            GgmlType::Q5_0 => q5_from_vnni::<false>(ptrs, acts, t, 0, _mm256_setzero_ps()),
-            GgmlType::Q5_1 => q5_from_vnni::<true>(ptrs, acts, t, 0, _mm256_setzero_ps()),
+            GgmlType::Q5_0 => q5_from_vnni::<false>(ptrs, acts, t),
+            GgmlType::Q5_1 => q5_from_vnni::<true>(ptrs, acts, t),
             GgmlType::Q4_K => group_q45_k_vnni::<false>(ptrs, acts, t),
             GgmlType::Q5_K => group_q45_k_vnni::<true>(ptrs, acts, t),
             _ => group(ty, ptrs, acts, t),
