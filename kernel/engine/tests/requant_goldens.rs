@@ -12,7 +12,15 @@
 //!
 //! The models are made by `benchmarks/engine/goldens/requantize.sh` (which
 //! builds llama.cpp's `llama-quantize` and checks each file's SHA-256) into
-//! the model cache; a missing one fails the test with that command.
+//! the model cache; `tools/setup.sh` runs it, and a missing model fails the
+//! test with that command.
+//!
+//! Measured (this machine): every type passes; top-1 equal at all 48-86
+//! confident positions per type; logits of llama.cpp's top-5 within max
+//! 0.77 (Q5_0) .. 1.91 (Q2_K pure), mean 0.18 .. 0.35, against 0.71 / 0.15
+//! on the Q4_1 default model. Both engines round activations to 8 bits, and
+//! for the K-quants ggml rounds per 256 (Q8_K) where AXIOM rounds per 32
+//! (Q8_0), so the logits are not asserted beyond the top-1 and greedy checks.
 //! Run in release: `cargo test --release -p axiom-engine --test requant_goldens`.
 
 mod common;
@@ -148,55 +156,46 @@ fn check(ty: &str) {
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn q4_k_m_matches_llama_cpp() {
     check("Q4_K_M");
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn q6_k_matches_llama_cpp() {
     check("Q6_K");
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn q5_0_matches_llama_cpp() {
     check("Q5_0");
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn q5_k_m_matches_llama_cpp() {
     check("Q5_K_M");
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn q3_k_m_matches_llama_cpp() {
     check("Q3_K_M");
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn q2_k_matches_llama_cpp() {
     check("Q2_K");
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn q2_k_pure_matches_llama_cpp() {
     check("Q2_K_PURE");
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn q5_1_matches_llama_cpp() {
     check("Q5_1");
 }
 
 #[test]
-#[ignore = "needs llama-quantize's outputs, which tools/setup.sh does not make yet: run benchmarks/engine/goldens/requantize.sh, then cargo test --release -p axiom-engine --test requant_goldens -- --ignored"]
 fn iq4_nl_matches_llama_cpp() {
     check("IQ4_NL");
 }
