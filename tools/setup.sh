@@ -67,6 +67,8 @@ fi
 qemu_ok || { echo "setup: QEMU >= 10 is required and could not be installed" >&2; exit 1; }
 
 "$(dirname "$0")/fetch-model.sh" >/dev/null
+# Test data whose licence keeps it out of the repository (tools/fetch-testdata.sh says which).
+"$(dirname "$0")/fetch-testdata.sh" >/dev/null
 # The default model requantized by llama.cpp's llama-quantize into Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K,
 # Q2_K (pure), Q5_0, Q5_1 and IQ4_NL, for kernel/engine/tests/requant_goldens.rs (SHA-256 pinned). The
 # first time this builds llama.cpp from the pinned sdist (benchmarks/engine/build-llama.sh, cached) and
@@ -75,6 +77,4 @@ if ! "$(dirname "$0")/../benchmarks/engine/goldens/requantize.sh" >/dev/null; th
     echo "setup: making the requantized models failed (benchmarks/engine/goldens/requantize.sh)" >&2
     exit 1
 fi
-# Test data whose licence keeps it out of the repository (tools/fetch-testdata.sh says which).
-"$(dirname "$0")/fetch-testdata.sh" >/dev/null
 echo "setup: ok ($(qemu-system-x86_64 --version | head -n1))" >&2
