@@ -38,9 +38,32 @@ struct Spec {
     /// Llama 3 per-dimension RoPE frequency factors (`rope_freqs.weight`).
     freqs: bool,
     ty: GgmlType,
+    /// `attention.key_length` (0: n_embd / n_heads, no key written).
+    head_dim: usize,
+    /// `rope.freq_base`.
+    base: f32,
+    /// `attention.sliding_window` (0: none written).
+    window: usize,
 }
 
-const BASE: Spec = Spec { arch: "llama", layers: 2, embd: 64, ff: 96, heads: 4, kv_heads: 2, vocab: 40, n_rot: 16, scale: 1.0, tied: true, biases: false, freqs: false, ty: GgmlType::F32 };
+const BASE: Spec = Spec {
+    arch: "llama",
+    layers: 2,
+    embd: 64,
+    ff: 96,
+    heads: 4,
+    kv_heads: 2,
+    vocab: 40,
+    n_rot: 16,
+    scale: 1.0,
+    tied: true,
+    biases: false,
+    freqs: false,
+    ty: GgmlType::F32,
+    head_dim: 0,
+    base: 10000.0,
+    window: 0,
+};
 
 struct Lcg(u64);
 
@@ -65,7 +88,8 @@ fn encode(ty: GgmlType, v: &[f32], cols: usize) -> Vec<u8> {
 
 fn build(spec: &Spec, seed: u64) -> Vec<u8> {
     let mut rng = Lcg(seed);
-    let hd = spec.embd / spec.heads;
+    let hd = if spec.head_dim == 0 { spec.embd / spec.heads } else { spec.head_dim };
+    let arch = crate::model::Arch::from_name(spec.arch).unwrap();
     let (q, kv) = (spec.heads * hd, spec.kv_heads * hd);
     let a = spec.arch;
     let mut b = GgufBuilder::new(3);
@@ -77,7 +101,14 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
     b.kv_u32(&format!("{a}.attention.head_count"), spec.heads as u32);
     b.kv_u32(&format!("{a}.attention.head_count_kv"), spec.kv_heads as u32);
     b.kv_f32(&format!("{a}.attention.layer_norm_rms_epsilon"), 1e-5);
-    b.kv_f32(&format!("{a}.rope.freq_base"), 10000.0);
+    b.kv_f32(&format!("{a}.rope.freq_base"), spec.base);
+    if spec.head_dim != 0 {
+        b.kv_u32(&format!("{a}.attention.key_length"), hd as u32);
+        b.kv_u32(&format!("{a}.attention.value_length"), hd as u32);
+    }
+    if spec.window != 0 {
+        b.kv_u32(&format!("{a}.attention.sliding_window"), spec.window as u32);
+    }
     b.kv_u32(&format!("{a}.rope.dimension_count"), spec.n_rot as u32);
     if spec.scale != 1.0 {
         b.kv_str(&format!("{a}.rope.scaling.type"), "linear");
@@ -102,6 +133,18 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
             b.tensor_f32(&format!("blk.{l}.attn_q.bias"), &[q as u64], &r2.vec(q, 0.5));
             b.tensor_f32(&format!("blk.{l}.attn_k.bias"), &[kv as u64], &r2.vec(kv, 0.5));
             b.tensor_f32(&format!("blk.{l}.attn_v.bias"), &[kv as u64], &r2.vec(kv, 0.5));
+        }
+        if arch.has_qk_norm() {
+            for name in ["attn_q_norm", "attn_k_norm"] {
+                let norm: Vec<f32> = r2.vec(hd, 0.35).iter().map(|x| 1.0 + x).collect();
+                b.tensor_f32(&format!("blk.{l}.{name}.weight"), &[hd as u64], &norm);
+            }
+        }
+        if arch.has_post_norms() {
+            for name in ["post_attention_norm", "post_ffw_norm"] {
+                let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
+                b.tensor_f32(&format!("blk.{l}.{name}.weight"), &[spec.embd as u64], &norm);
+            }
         }
         let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
         b.tensor_f32(&format!("blk.{l}.ffn_norm.weight"), &[spec.embd as u64], &norm);
@@ -216,6 +259,42 @@ fn rope_frequency_factors_match_reference() {
     check_against_reference(Spec { freqs: true, n_rot: 8, scale: 2.0, ..BASE });
 }
 
+/// Qwen 3: per-head Q/K RMSNorm before RoPE, head size != n_embd / n_heads.
+#[test]
+fn qwen3_qk_norms_match_reference() {
+    check_against_reference(Spec { arch: "qwen3", head_dim: 24, n_rot: 24, ..BASE });
+    check_against_reference(Spec { arch: "qwen3", tied: false, kv_heads: 1, ..BASE });
+}
+
+/// Gemma 3: scaled embeddings, Q/K norms, post-norms, GELU, and sliding
+/// windows shorter than the tokens on five layers of six, whose RoPE base
+/// (10,000) differs from the global layer's.
+const GEMMA3: Spec = Spec { arch: "gemma3", layers: 6, heads: 4, kv_heads: 1, head_dim: 32, n_rot: 32, base: 1e6, window: 4, ..BASE };
+
+#[test]
+fn gemma3_matches_reference() {
+    check_against_reference(GEMMA3);
+    check_against_reference(Spec { window: 0, ..GEMMA3 });
+    check_against_reference(Spec { tied: false, layers: 7, ff: 32, scale: 8.0, ..GEMMA3 });
+}
+
+#[test]
+fn gemma3_sliding_window_and_local_rope_change_the_logits() {
+    let (with, without) = (build(&GEMMA3, 42), build(&Spec { window: 0, ..GEMMA3 }, 42));
+    let (a, b) = (run(&with, &TOKENS, 1, 4, Isa::Scalar), run(&without, &TOKENS, 1, 4, Isa::Scalar));
+    // The first positions see no more than the window either way.
+    let differs = |p: usize| a[p].iter().zip(&b[p]).any(|(x, y)| x != y);
+    assert!(differs(1), "the local layers' RoPE base must differ from the global one");
+    assert!(differs(10), "the window must cut the last position's attention");
+    let g = Gguf::parse(&with).unwrap();
+    let cfg = crate::model::ModelConfig::from_gguf(&g).unwrap();
+    let windows: Vec<Option<usize>> = (0..6).map(|l| cfg.attention_window(l)).collect();
+    assert_eq!(windows, [Some(4), Some(4), Some(4), Some(4), Some(4), None]);
+    assert_eq!(cfg.rope_of(0).freq_base, 10000.0);
+    assert_eq!(cfg.rope_of(5).freq_base, 1e6);
+    assert_eq!(cfg.embd_scale, 8.0);
+}
+
 #[test]
 fn neox_with_biases_matches_reference() {
     check_against_reference(Spec { arch: "qwen2", biases: true, tied: false, ..BASE });
@@ -225,8 +304,11 @@ fn neox_with_biases_matches_reference() {
 /// Logits with `isa`'s kernels are the scalar single-worker ones, bit for
 /// bit, for any worker count, prefill batch and weight layout.
 fn bit_identical_across_workers_batches_and_layouts(isa: Isa) {
-    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16] {
-        let bytes = build(&Spec { ty, heads: 8, kv_heads: 2, embd: 128, ff: 160, ..BASE }, 7);
+    let gemma3 = Spec { ty: GgmlType::Q8_0, embd: 128, ff: 160, window: 3, ..GEMMA3 };
+    let qwen3 = Spec { arch: "qwen3", ty: GgmlType::Q4_0, heads: 8, embd: 128, head_dim: 32, n_rot: 32, ff: 160, ..BASE };
+    let specs = [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16].map(|ty| Spec { ty, heads: 8, kv_heads: 2, embd: 128, ff: 160, ..BASE });
+    for spec in specs.into_iter().chain([gemma3, qwen3]) {
+        let (ty, bytes) = (spec.ty, build(&spec, 7));
         let want = run(&bytes, &TOKENS, 1, 11, Isa::Scalar);
         for (workers, batch) in [(1, 11), (2, 11), (3, 3), (4, 1), (4, 5)] {
             for packed in [false, true] {
