@@ -212,7 +212,21 @@ fn bad_rows_are_rejected() {
     use crate::ggml_type::GgmlType;
     let mut out = [0.0f32; 32];
     assert_eq!(
+        dequantize_row(GgmlType::IQ2_XS, &[0; 74], &mut out),
+        Err(QuantError::Unsupported(GgmlType::IQ2_XS))
+    );
+    // A K-quant row must be whole super-blocks of 256, and exactly as long as its blocks.
+    assert_eq!(
         dequantize_row(GgmlType::Q4_K, &[0; 144], &mut out),
+        Err(QuantError::RaggedRow { ty: GgmlType::Q4_K, elems: 32 })
+    );
+    let mut long = [0.0f32; 256];
+    assert_eq!(
+        dequantize_row(GgmlType::Q6_K, &[0; 209], &mut long),
+        Err(QuantError::WrongByteLength { ty: GgmlType::Q6_K, elems: 256, expected: 210, got: 209 })
+    );
+    assert_eq!(
+        quantize_row(GgmlType::Q4_K, &long, &mut [0; 144]),
         Err(QuantError::Unsupported(GgmlType::Q4_K))
     );
     assert!(matches!(
