@@ -4,6 +4,7 @@
 //!   biases) and `qwen3` (per-head Q/K norms, head size != n_embd / n_head),
 //!   written by `benchmarks/engine/goldens/synth-models.sh` (see
 //!   `testdata/synthetic/README.md`);
+//! - Gemma 3 270M Q4_K_M, the real file (`testdata/gemma3-270m/README.md`).
 //!
 //! For each prompt: our tokenizer gives llama.cpp's prompt ids (special
 //! tokens parsed, BOS as the vocabulary says); teacher-forced, our top-1 is
@@ -188,4 +189,18 @@ fn synthetic_qwen2_matches_llama_cpp() {
 #[test]
 fn synthetic_qwen3_matches_llama_cpp() {
     check_synthetic("qwen3");
+}
+
+/// Gemma 3 270M, Q4_K_M (`tools/fetch-model.sh --model gemma3-270m`): a
+/// real file from the ecosystem (Q8_0 tied embedding, Q5_0, Q4_K, Q6_K),
+/// against `testdata/gemma3-270m/goldens-q4_k_m.json`. Both engines quantize
+/// activations to 8 bits and llama.cpp's variants of the same computation
+/// disagree by up to 2 (its `spread`): top-1 and greedy are the contract.
+#[test]
+fn gemma3_270m_matches_llama_cpp() {
+    let path = axiom_testkit::cached_model(axiom_testkit::GEMMA3_MODEL);
+    let (checked, worst) = check_model(&path, "gemma3-270m/goldens-q4_k_m.json");
+    // testdata/gemma3-270m/README.md: 163 positions with margin > max(0.5, 2 x spread).
+    assert_eq!(checked, 163, "confident positions");
+    assert!(worst < 1.5, "a logit differs from llama.cpp's by {worst} beyond its spread");
 }
