@@ -44,6 +44,8 @@ struct Spec {
     base: f32,
     /// `attention.sliding_window` (0: none written).
     window: usize,
+    /// An architecture tensor left out (`blk.L.NAME.weight` of the last layer), for error tests.
+    omit: &'static str,
 }
 
 const BASE: Spec = Spec {
@@ -63,6 +65,7 @@ const BASE: Spec = Spec {
     head_dim: 0,
     base: 10000.0,
     window: 0,
+    omit: "",
 };
 
 struct Lcg(u64);
@@ -135,13 +138,13 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
             b.tensor_f32(&format!("blk.{l}.attn_v.bias"), &[kv as u64], &r2.vec(kv, 0.5));
         }
         if arch.has_qk_norm() {
-            for name in ["attn_q_norm", "attn_k_norm"] {
+            for name in ["attn_q_norm", "attn_k_norm"].into_iter().filter(|n| !(*n == spec.omit && l + 1 == spec.layers)) {
                 let norm: Vec<f32> = r2.vec(hd, 0.35).iter().map(|x| 1.0 + x).collect();
                 b.tensor_f32(&format!("blk.{l}.{name}.weight"), &[hd as u64], &norm);
             }
         }
         if arch.has_post_norms() {
-            for name in ["post_attention_norm", "post_ffw_norm"] {
+            for name in ["post_attention_norm", "post_ffw_norm"].into_iter().filter(|n| !(*n == spec.omit && l + 1 == spec.layers)) {
                 let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
                 b.tensor_f32(&format!("blk.{l}.{name}.weight"), &[spec.embd as u64], &norm);
             }
@@ -293,6 +296,20 @@ fn gemma3_sliding_window_and_local_rope_change_the_logits() {
     assert_eq!(cfg.rope_of(0).freq_base, 10000.0);
     assert_eq!(cfg.rope_of(5).freq_base, 1e6);
     assert_eq!(cfg.embd_scale, 8.0);
+}
+
+/// A file of an architecture that lacks one of its norms: a clear error
+/// naming the architecture and the tensor, no panic.
+#[test]
+fn missing_architecture_norms_are_named() {
+    for (arch, omit, layers) in [("gemma3", "post_ffw_norm", 6), ("gemma3", "attn_k_norm", 6), ("qwen3", "attn_q_norm", 2)] {
+        let bytes = build(&Spec { arch, omit, layers, ..GEMMA3 }, 1);
+        let g = Gguf::parse(&bytes).unwrap();
+        let err = Model::from_gguf(&g, Kernels::for_isa(Isa::Scalar).unwrap()).err().expect("a missing norm must be refused");
+        let msg = format!("{err}");
+        let tensor = format!("blk.{}.{omit}.weight", layers - 1);
+        assert!(msg.contains(&format!("{arch:?}")) && msg.contains(&tensor), "{arch}: {msg}");
+    }
 }
 
 #[test]
