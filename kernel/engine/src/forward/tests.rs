@@ -80,6 +80,15 @@ impl Lcg {
     }
 }
 
+/// `v` encoded as `ty` where the engine has a quantizer for it; otherwise
+/// random blocks of `ty` with small scales (the matmul tests' generator).
+fn encode_or_random(ty: GgmlType, v: &[f32], cols: usize, rng: &mut crate::quant::tests::Rng) -> Vec<u8> {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => encode(ty, v, cols),
+        _ => crate::matmul::tests::random_matrix(rng, ty, v.len() / cols, cols),
+    }
+}
+
 fn encode(ty: GgmlType, v: &[f32], cols: usize) -> Vec<u8> {
     let row = ty.row_bytes(cols as u64).unwrap() as usize;
     let mut out = vec![0u8; v.len() / cols * row];
@@ -117,14 +126,15 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
         b.kv_str(&format!("{a}.rope.scaling.type"), "linear");
         b.kv_f32(&format!("{a}.rope.scaling.factor"), spec.scale);
     }
+    let mut blocks = crate::quant::tests::Rng::new(seed);
     let mut matrix = |b: &mut GgufBuilder, name: &str, cols: usize, rows: usize, amp: f32| {
         let v = rng.vec(cols * rows, amp);
-        b.tensor_raw(name, &[cols as u64, rows as u64], spec.ty, &encode(spec.ty, &v, cols));
+        b.tensor_raw(name, &[cols as u64, rows as u64], spec.ty, &encode_or_random(spec.ty, &v, cols, &mut blocks));
     };
     let emb_ty = spec.ty;
     let mut r2 = Lcg(seed ^ 0x55);
     let emb = r2.vec(spec.embd * spec.vocab, 1.0);
-    b.tensor_raw("token_embd.weight", &[spec.embd as u64, spec.vocab as u64], emb_ty, &encode(emb_ty, &emb, spec.embd));
+    b.tensor_raw("token_embd.weight", &[spec.embd as u64, spec.vocab as u64], emb_ty, &encode_or_random(emb_ty, &emb, spec.embd, &mut crate::quant::tests::Rng::new(seed ^ 0x55)));
     for l in 0..spec.layers {
         let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
         b.tensor_f32(&format!("blk.{l}.attn_norm.weight"), &[spec.embd as u64], &norm);
@@ -342,6 +352,50 @@ fn bit_identical_across_workers_batches_and_layouts(isa: Isa) {
 #[test]
 fn scalar_results_are_bit_identical_across_workers_batches_and_layouts() {
     bit_identical_across_workers_batches_and_layouts(Isa::Scalar);
+}
+
+/// The block types beyond Q4/Q8 (Q5_0, Q5_1, IQ4_NL, the K-quants, BF16) in
+/// a whole model, 256 wide so that K-quant rows are whole super-blocks: logits
+/// are finite and bit-identical to the scalar single-worker ones for `isa`,
+/// any worker count, prefill batch and layout (these types stay in ggml's
+/// layout when the others are packed).
+fn new_types_bit_identical(isa: Isa) {
+    use GgmlType as T;
+    for ty in [T::Q5_0, T::Q5_1, T::IQ4_NL, T::Q2_K, T::Q3_K, T::Q4_K, T::Q5_K, T::Q6_K, T::BF16] {
+        let bytes = build(&Spec { ty, heads: 8, kv_heads: 2, embd: 256, ff: 512, ..BASE }, 7);
+        let want = run(&bytes, &TOKENS, 1, 11, Isa::Scalar);
+        assert!(want.iter().flatten().all(|v| v.is_finite()), "{ty}: non-finite logits");
+        for (workers, batch, packed) in [(1, 11, false), (2, 11, true), (3, 3, false), (4, 5, true)] {
+            let got = run_with(&bytes, &TOKENS, workers, batch, isa, packed);
+            assert!(
+                want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{ty}: {workers} workers, batch {batch}, {isa}, packed {packed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn new_types_scalar_results_are_bit_identical_across_workers_and_batches() {
+    new_types_bit_identical(Isa::Scalar);
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx2), ignore = "this machine lacks AVX2+FMA+F16C")]
+fn new_types_avx2_results_are_bit_identical_to_scalar() {
+    new_types_bit_identical(isa_kernels(Isa::Avx2).isa());
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx512), ignore = "this machine lacks AVX-512 F/BW/VL")]
+fn new_types_avx512_results_are_bit_identical_to_scalar() {
+    new_types_bit_identical(isa_kernels(Isa::Avx512).isa());
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx512vnni), ignore = "this machine lacks AVX-512 VNNI")]
+fn new_types_avx512vnni_results_are_bit_identical_to_scalar() {
+    new_types_bit_identical(isa_kernels(Isa::Avx512Vnni).isa());
 }
 
 #[test]

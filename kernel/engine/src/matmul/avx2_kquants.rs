@@ -12,7 +12,7 @@ use core::arch::x86_64::*;
 use super::avx2::{gather_f16, prefetch_rows, reduce8, unpack_nibbles, GROUP};
 use super::ActBuf;
 use crate::ggml_type::GgmlType;
-use crate::quant::kquants::{at, q3_k_scale, scale_min_k4, KVALUES_IQ4NL, Q5_0_QH_AT, Q5_1_QH_AT, QK_K};
+use crate::quant::kquants::{at, q3_k_scale, scales_mins_k4, KVALUES_IQ4NL, Q5_0_QH_AT, Q5_1_QH_AT, QK_K};
 use crate::quant::QK;
 
 /// Blocks of 32 in a super-block.
@@ -183,12 +183,18 @@ unsafe fn group_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: super-block sb of each row lies inside the row: d, dmin first.
         let (dw, dmin) = unsafe { (gather_f16(&base, 0), gather_f16(&base, 2)) };
-        // Each row's 8 scales and minimums.
-        let sm: [[(u8, u8); SUB]; GROUP] = core::array::from_fn(|i| {
+        // The 8 rows' scales and minimums, transposed: `sc_t[j]` holds the 8
+        // rows' scale of sub-block j (bytes), `m_t[j]` their minimums.
+        let mut sc_t = [[0u8; GROUP]; SUB];
+        let mut m_t = [[0u8; GROUP]; SUB];
+        for (i, p) in base.iter().enumerate() {
             // SAFETY: the 12 scale bytes follow d and dmin.
-            let s = unsafe { core::slice::from_raw_parts(base[i].add(at::Q4_K_SCALES), 12) };
-            core::array::from_fn(|j| scale_min_k4(j, s))
-        });
+            let s = scales_mins_k4(unsafe { core::slice::from_raw_parts(p.add(at::Q4_K_SCALES), 12) });
+            for j in 0..SUB {
+                sc_t[j][i] = s[j];
+                m_t[j][i] = s[SUB + j];
+            }
+        }
         for j in 0..SUB {
             let b = sb * SUB + j;
             // SAFETY: b < blocks.
@@ -206,19 +212,25 @@ unsafe fn group_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf
                 };
                 _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones)
             });
-            let sc = _mm256_setr_epi32(
-                sm[0][j].0 as i32, sm[1][j].0 as i32, sm[2][j].0 as i32, sm[3][j].0 as i32, sm[4][j].0 as i32, sm[5][j].0 as i32, sm[6][j].0 as i32, sm[7][j].0 as i32,
-            );
-            let m = _mm256_setr_epi32(
-                sm[0][j].1 as i32, sm[1][j].1 as i32, sm[2][j].1 as i32, sm[3][j].1 as i32, sm[4][j].1 as i32, sm[5][j].1 as i32, sm[6][j].1 as i32, sm[7][j].1 as i32,
-            );
+            // SAFETY: 8 bytes each.
+            let (sc, m) = unsafe { (bytes8_to_i32(sc_t[j].as_ptr()), bytes8_to_i32(m_t[j].as_ptr())) };
             let isum = _mm256_mullo_epi32(reduce8(&v), sc);
-            let msum = _mm256_mullo_epi32(m, _mm256_set1_epi32(sum[b]));
+            // m * sum(a) is below 2^24 (63 * 32 * 127): exact in f32, so the
+            // float product equals the integer one converted.
+            let msum = _mm256_mul_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(sum[b] as f32));
             k_step(&mut acc, dw, d[b], isum);
-            k_step(&mut macc, dmin, d[b], msum);
+            macc = _mm256_fmadd_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(d[b])), msum, macc);
         }
     }
     _mm256_sub_ps(acc, macc)
+}
+
+/// 8 unsigned bytes at `p` as 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bytes8_to_i32(p: *const u8) -> __m256i {
+    // SAFETY: caller guarantees 8 readable bytes.
+    _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(p as *const __m128i) })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -231,25 +243,46 @@ unsafe fn group_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
         let dw = unsafe { gather_f16(&base, at::Q6_K_D) };
+        // SAFETY: the 16 i8 scales lie inside the super-block.
+        let scales: [[__m256i; 2]; GROUP] = core::array::from_fn(|i| unsafe {
+            let p = base[i].add(at::Q6_K_SCALES) as *const __m128i;
+            let v = _mm_loadu_si128(p);
+            [doubled(_mm256_cvtepi8_epi32(v)), doubled(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)))]
+        });
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, k) = (j / 4, j % 4);
             // SAFETY: b < blocks.
             let a = unsafe { load_acts(acts, t, b) };
             let v: [__m256i; GROUP] = core::array::from_fn(|i| {
-                // SAFETY: ql, qh and the scales lie inside the super-block.
-                unsafe {
+                // SAFETY: ql and qh lie inside the super-block.
+                let q = unsafe {
                     let low = load_bits(base[i].add(64 * n + 32 * (k & 1)), 4 * (k as u32 >> 1), 0x0f);
                     let high = load_bits(base[i].add(at::Q6_K_QH + 32 * n), 2 * k as u32, 3);
-                    let q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 4)), _mm256_set1_epi8(32));
-                    let sc = base[i].add(at::Q6_K_SCALES + 8 * n + 2 * k) as *const i8;
-                    _mm256_madd_epi16(mul_signed(q, a), scale_pair(*sc as i32, *sc.add(1) as i32))
-                }
+                    _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 4)), _mm256_set1_epi8(32))
+                };
+                _mm256_madd_epi16(mul_signed(q, a), pair(scales[i][n], k))
             });
             k_step(&mut acc, dw, d[b], reduce8(&v));
         }
     }
     acc
+}
+
+/// Each i32 lane `s` (a scale in i16 range) as the i16 pair `(s, s)`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn doubled(v: __m256i) -> __m256i {
+    _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(v, 16))
+}
+
+/// From 8 doubled scales (`doubled`), the i16 vector of sub-blocks `2k` (first
+/// 8 lanes: elements 0..16 of a block) and `2k + 1` (last 8), k in 0..4.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pair(doubled: __m256i, k: usize) -> __m256i {
+    let (lo, hi) = (2 * k as i32, 2 * k as i32 + 1);
+    _mm256_permutevar8x32_epi32(doubled, _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -262,10 +295,12 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
         let dw = unsafe { gather_f16(&base, at::Q3_K_D) };
-        let scales: [[i32; 16]; GROUP] = core::array::from_fn(|i| {
+        let scales: [[__m256i; 2]; GROUP] = core::array::from_fn(|i| {
             // SAFETY: the 12 scale bytes lie inside the super-block.
             let s = unsafe { core::slice::from_raw_parts(base[i].add(at::Q3_K_SCALES), 12) };
-            core::array::from_fn(|k| q3_k_scale(k, s) as i32 - 32)
+            let sc: [i32; 16] = core::array::from_fn(|k| q3_k_scale(k, s) as i32 - 32);
+            // SAFETY: sc holds 16 i32.
+            unsafe { [doubled(_mm256_loadu_si256(sc.as_ptr() as *const __m256i)), doubled(_mm256_loadu_si256(sc.as_ptr().add(8) as *const __m256i))] }
         });
         for j in 0..SUB {
             let b = sb * SUB + j;
@@ -280,8 +315,7 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
                     // low - 4 + 4 * high, in -4..4.
                     _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), _mm256_set1_epi8(4))
                 };
-                let sc = &scales[i];
-                _mm256_madd_epi16(mul_signed(q, a), scale_pair(sc[2 * j], sc[2 * j + 1]))
+                _mm256_madd_epi16(mul_signed(q, a), pair(scales[i][n], jj))
             });
             k_step(&mut acc, dw, d[b], reduce8(&v));
         }

@@ -46,7 +46,7 @@ fn can_quantize(ty: GgmlType) -> bool {
 /// Random weights of type `ty`: half the time quantized from floats (realistic
 /// blocks), otherwise random bytes with sane scales (every quant value,
 /// including Q8_0's -128, appears).
-fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+pub(crate) fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let rb = ty.row_bytes(cols as u64).unwrap() as usize;
     let mut data = vec![0u8; rows * rb];
     for row in data.chunks_exact_mut(rb) {

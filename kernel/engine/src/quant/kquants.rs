@@ -114,6 +114,27 @@ pub fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
     }
 }
 
+/// All 8 of Q4_K/Q5_K's scales and minimums at once, branch-free (ggml's
+/// `utmp` trick in its x86 dot products): `[sc0..sc8, m0..m8]` as bytes
+/// (equal to [`scale_min_k4`] for every `j`; tested).
+#[inline]
+pub fn scales_mins_k4(s: &[u8]) -> [u8; 16] {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    let w = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+    let (u0, u1, u2) = (w(0), w(1), w(2));
+    let sc_lo = u0 & KMASK1;
+    let sc_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
+    let m_lo = u1 & KMASK1;
+    let m_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
+    let mut out = [0u8; 16];
+    for (i, v) in [sc_lo, sc_hi, m_lo, m_hi].into_iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 /// Q3_K's 16 6-bit scales (before subtracting 32) from its 12 packed bytes.
 #[inline]
 pub fn q3_k_scale(k: usize, s: &[u8]) -> u8 {
@@ -147,9 +168,9 @@ pub mod at {
 /// Decodes a Q2_K super-block.
 pub fn decode_q2_k(b: &[u8]) -> Super {
     let mut s = Super { d: f16_to_f32(le16(b, at::Q2_K_D)), dmin: Some(f16_to_f32(le16(b, at::Q2_K_D + 2))), sc: [0; 16], m: [0; 16], q: [0; QK_K] };
-    for k in 0..16 {
-        s.sc[k] = (b[k] & 0x0f) as i32;
-        s.m[k] = (b[k] >> 4) as i32;
+    for (k, &byte) in b[..16].iter().enumerate() {
+        s.sc[k] = (byte & 0x0f) as i32;
+        s.m[k] = (byte >> 4) as i32;
     }
     // Element 128n + 32j + l takes bits 2j..2j+2 of qs[32n + l].
     for e in 0..QK_K {
@@ -179,15 +200,7 @@ pub fn decode_q3_k(b: &[u8]) -> Super {
 
 /// Decodes a Q4_K super-block.
 pub fn decode_q4_k(b: &[u8]) -> Super {
-    let mut s = Super { d: f16_to_f32(le16(b, 0)), dmin: Some(f16_to_f32(le16(b, 2))), sc: [0; 16], m: [0; 16], q: [0; QK_K] };
-    let scales = &b[at::Q4_K_SCALES..at::Q4_K_SCALES + 12];
-    for j in 0..8 {
-        let (sc, m) = scale_min_k4(j, scales);
-        s.sc[2 * j] = sc as i32;
-        s.sc[2 * j + 1] = sc as i32;
-        s.m[2 * j] = m as i32;
-        s.m[2 * j + 1] = m as i32;
-    }
+    let mut s = decode_q4_k_scales_only(b);
     // Sub-block j takes the low (j even) or high nibbles of qs[32 * (j / 2)..][..32].
     for e in 0..QK_K {
         let (j, l) = (e / 32, e % 32);
@@ -209,6 +222,8 @@ pub fn decode_q5_k(b: &[u8]) -> Super {
     s
 }
 
+/// Q4_K's and Q5_K's common head: `d`, `dmin` and the 8 scales and minimums
+/// (each covering two sub-blocks of 16); the quants are left zero.
 fn decode_q4_k_scales_only(b: &[u8]) -> Super {
     let mut s = Super { d: f16_to_f32(le16(b, 0)), dmin: Some(f16_to_f32(le16(b, 2))), sc: [0; 16], m: [0; 16], q: [0; QK_K] };
     let scales = &b[at::Q4_K_SCALES..at::Q4_K_SCALES + 12];

@@ -302,3 +302,16 @@ fn quantizers_match_ggml_bit_for_bit() {
     }
     assert_eq!(at, golden.len());
 }
+
+#[test]
+fn q4_k_scales_branch_free_equals_get_scale_min_k4() {
+    use super::kquants::{scale_min_k4, scales_mins_k4};
+    let mut rng = Rng::new(77);
+    for _ in 0..2000 {
+        let s: [u8; 12] = core::array::from_fn(|_| rng.next_u64() as u8);
+        let all = scales_mins_k4(&s);
+        for j in 0..8 {
+            assert_eq!((all[j], all[8 + j]), scale_min_k4(j, &s), "{s:?} j {j}");
+        }
+    }
+}
