@@ -206,7 +206,7 @@ pub fn geglu(k: &Kernels, g: &mut [f32], u: &[f32]) {
 
 #[inline(always)]
 fn geglu_impl(g: &mut [f32], u: &[f32]) {
-    const TWO_SQRT_2_OVER_PI: f32 = 1.595_769_1;
+    const TWO_SQRT_2_OVER_PI: f32 = 1.595_769; // 2·√(2/π), rounded to f32
     const COEF_A: f32 = 0.044_715;
     for (gv, &uv) in g.iter_mut().zip(u) {
         let x = *gv;
