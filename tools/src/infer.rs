@@ -120,8 +120,40 @@ pub fn default_model_path() -> Result<PathBuf> {
 /// The default model's path, from `tools/fetch-model.sh` (which downloads
 /// and checks it on first use): the last line of its stdout.
 pub fn default_model() -> Result<PathBuf> {
+    fetch_model(None)
+}
+
+/// `--model` as given: an existing file, else the name of a model
+/// `tools/fetch-model.sh --model NAME` knows (`smollm2-135m`,
+/// `gemma3-270m`), fetched on first use and then taken from the cache; any
+/// other value is returned as a path (its opener says it does not exist).
+pub fn resolve_model(arg: &Path) -> Result<PathBuf> {
+    if arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    match arg.to_str().and_then(|name| axiom_testkit::known_model_file(name).map(|file| (name, file))) {
+        Some((name, file)) => {
+            let cached = axiom_testkit::model_path(file).map_err(|why| anyhow!(why))?;
+            // A cached file was checked by SHA-256 when the script stored it.
+            if cached.is_file() {
+                Ok(cached)
+            } else {
+                fetch_model(Some(name))
+            }
+        }
+        None => Ok(arg.to_path_buf()),
+    }
+}
+
+/// Runs `tools/fetch-model.sh [--model NAME]` and returns the path it prints
+/// (the last line of its stdout).
+fn fetch_model(name: Option<&str>) -> Result<PathBuf> {
     let script = workspace_root().join("tools/fetch-model.sh");
-    let out = Command::new(&script)
+    let mut cmd = Command::new(&script);
+    if let Some(name) = name {
+        cmd.args(["--model", name]);
+    }
+    let out = cmd
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("running {}", script.display()))?;
