@@ -598,7 +598,11 @@ impl Kernels {
             (Path::Scalar, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
             (Path::Scalar, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
-            (Path::Avx2(simd) | Path::Avx512(simd, _) | Path::Avx512Vnni(simd, _), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out),
+            (Path::Avx2(simd), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::No),
+            #[cfg(target_arch = "x86_64")]
+            (Path::Avx512(simd, w), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::Avx512(w)),
+            #[cfg(target_arch = "x86_64")]
+            (Path::Avx512Vnni(simd, w), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::Vnni(w)),
             #[cfg(target_arch = "x86_64")]
             (Path::Avx2(simd), Matrix::Packed(p)) => packed_driver::matmul_packed(simd, p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
