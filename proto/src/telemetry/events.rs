@@ -210,6 +210,13 @@ schema! {
         pub packed_head_bytes: u64,
         pub slots: u64,
         pub slot_bytes: u64,
+        /// Layers kept in memory (all when resident) and streamed every token.
+        pub pinned_layers: u64,
+        pub streamed_layers: u64,
+        /// Bytes of the pinned layers' extents, read once at boot.
+        pub pinned_bytes: u64,
+        /// Bytes of the streamed layers' extents: read from disk every token.
+        pub streamed_bytes_per_token: u64,
         pub layers_repacked: bool,
         pub packed_layers_bytes: u64,
         pub kv_bytes: u64,
@@ -354,13 +361,17 @@ schema! {
         pub attn_frac: f64,
         pub ffn_frac: f64,
         pub barrier_frac: f64,
+        /// Weight bytes read from disk per forward pass of the answer (0
+        /// when resident), and the I/O core's read rate over the answer.
+        pub bytes_per_token: u64,
+        pub io_mib_per_s: f64,
         pub per_core_ms_per_token: List<'a, CoreShare>,
         /// The answer (its first 1.5 KiB).
         pub text: Str<'a>,
     }
     decimals {
         ttft_ms: 1, prefill_ms: 1, decode_ms_median: 2, decode_ms_min: 2, decode_ms_max: 2,
-        stream_wait_frac: 4, attn_frac: 4, ffn_frac: 4, barrier_frac: 4,
+        stream_wait_frac: 4, attn_frac: 4, ffn_frac: 4, barrier_frac: 4, io_mib_per_s: 1,
     }
 
     /// One compute core's milliseconds per decode token.
