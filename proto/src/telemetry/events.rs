@@ -137,6 +137,12 @@ schema! {
         pub region_mib: u64,
         pub largest_free_before_mib: u64,
         pub largest_free_after_mib: u64,
+        /// Every free 4 KiB frame written and read back (tagged words at
+        /// both ends), of them at or above 4 GiB, and the end of the
+        /// highest one.
+        pub frames_checked: u64,
+        pub frames_above_4g: u64,
+        pub highest_frame_end: Hex,
     }
 
     /// `@nvme` of `selftest=nvme`: the controller and namespace.
