@@ -59,7 +59,14 @@ pub struct PlanInput {
     pub force_pinned: Option<usize>,
     /// The largest contiguous free physical range.
     pub free_bytes: u64,
+    /// The next largest free ranges (0: none): pinned layers that do not
+    /// fit beside the rest in the largest range go there, whole spans each
+    /// (on a 4 GiB machine, the RAM above 4 GiB beside the 3 GiB below).
+    pub spill_bytes: [u64; MAX_SPILL],
 }
+
+/// Most free ranges besides the largest that a plan puts pinned layers in.
+pub const MAX_SPILL: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -102,14 +109,27 @@ pub struct TensorPlan {
     pub activation_offset: u64,
     pub activation_bytes: u64,
     pub region_bytes: u64,
-    /// The weight budget the plan was made for.
+    /// The weight budget the plan was made for (spill ranges included).
     pub budget: u64,
+    /// Pinned layers placed in each spill range (`spill_bytes` order):
+    /// pinned ranks `pinned - spilled() ..` in order, `pinned_span` each.
+    pub spill: [usize; MAX_SPILL],
 }
 
 impl TensorPlan {
     /// Layers read from disk every token.
     pub fn streamed(&self) -> usize {
         self.n_layers - self.pinned
+    }
+
+    /// Pinned layers outside the main region.
+    pub fn spilled(&self) -> usize {
+        self.spill.iter().sum()
+    }
+
+    /// Pinned layers inside the main region (the first ranks).
+    pub fn pinned_in_region(&self) -> usize {
+        self.pinned - self.spilled()
     }
 
     /// Whether `layer` stays in memory (every layer when resident).
@@ -242,13 +262,50 @@ impl PlanInput {
         align(self.kv_bytes)?.checked_add(align(self.activation_bytes)?)
     }
 
+    /// Pinned layers the spill ranges hold.
+    fn spill_capacity(&self) -> usize {
+        let span = self.pinned_span().unwrap_or(u64::MAX).max(1);
+        self.spill_bytes.iter().map(|&b| (b / span) as usize).sum()
+    }
+
+    /// How `pinned` layers split between the spill ranges (as many as they
+    /// hold, in order) and the main region.
+    fn spill_of(&self, pinned: usize) -> [usize; MAX_SPILL] {
+        let span = self.pinned_span().unwrap_or(u64::MAX).max(1);
+        let mut left = pinned;
+        let mut out = [0; MAX_SPILL];
+        for (o, &b) in out.iter_mut().zip(&self.spill_bytes) {
+            *o = ((b / span) as usize).min(left);
+            left -= *o;
+        }
+        out
+    }
+
+    /// Whether `pinned` layers and `k` slots fit: the main region's weights
+    /// within `limits.main`, everything within `limits.total`.
+    fn fits(&self, pinned: usize, k: usize, limits: Limits) -> bool {
+        let spilled: usize = self.spill_of(pinned).iter().sum();
+        let Some(main) = self.streaming_weights(pinned - spilled, k) else {
+            return false;
+        };
+        let spill = (spilled as u64).checked_mul(self.pinned_span().unwrap_or(u64::MAX));
+        main <= limits.main && spill.and_then(|s| s.checked_add(main)).is_some_and(|t| t <= limits.total)
+    }
+
     /// The most layers that can be pinned beside `k` slots (or as many
-    /// slots as layers stream, when fewer) within `budget`, at most `n - 1`.
-    fn max_pinned(&self, k: usize, budget: u64) -> Option<usize> {
+    /// slots as layers stream, when fewer), at most `n - 1`.
+    fn max_pinned(&self, k: usize, limits: Limits) -> Option<usize> {
         let n = self.n_layers;
         // Few candidates (layer counts are small): walk down from n - 1.
-        (0..n).rev().find(|&p| self.streaming_weights(p, k.min(n - p)).is_some_and(|w| w <= budget))
+        (0..n).rev().find(|&p| self.fits(p, k.min(n - p), limits))
     }
+}
+
+/// Weight memory limits: of the main region, and in all (spill included).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    main: u64,
+    total: u64,
 }
 
 /// Chooses the mode, the pinned layers and the slot count and lays out the
@@ -258,10 +315,18 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
     let n = input.n_layers;
     let resident_weights = input.resident_weights().ok_or(PlanError::Overflow)?;
     let min_budget = input.min_budget();
-    let budget = match input.budget {
-        Some(b) => b,
-        None => input.free_bytes.saturating_sub(state.saturating_add(PART_ALIGN)),
+    // An explicit budget counts every weight byte, wherever it lies; by
+    // default the main region gets what the state leaves of the largest
+    // range and the spill ranges add the pinned spans they hold.
+    let spill_room = (input.spill_capacity() as u64).saturating_mul(input.pinned_span().unwrap_or(u64::MAX));
+    let limits = match input.budget {
+        Some(b) => Limits { main: b, total: b },
+        None => {
+            let main = input.free_bytes.saturating_sub(state.saturating_add(PART_ALIGN));
+            Limits { main, total: main.saturating_add(spill_room) }
+        }
     };
+    let budget = limits.total;
     let too_small = || {
         if input.budget.is_none() {
             let needed = align(min_budget).and_then(|m| m.checked_add(state)).unwrap_or(u64::MAX);
@@ -271,7 +336,7 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
         }
     };
     let forced = input.force_slots.is_some() || input.force_pinned.is_some();
-    let (mode, pinned, slots) = if !forced && resident_weights <= budget {
+    let (mode, pinned, slots) = if !forced && resident_weights <= limits.main {
         (Mode::Resident, n, n)
     } else {
         if let Some(p) = input.force_pinned.filter(|&p| p >= n) {
@@ -281,17 +346,17 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
         if let Some(k) = input.force_slots.filter(|&k| k < 2 || k > n) {
             return Err(PlanError::BadSlotCount { slots: k, n_layers: n });
         }
-        if budget < min_budget {
+        if limits.main < min_budget {
             return Err(too_small());
         }
         // The most slots up to the default (or the forced count) that fit
         // beside nothing pinned; then as many pinned layers as fit beside them.
         let want_slots = input.force_slots.unwrap_or(DEFAULT_STREAM_SLOTS);
-        let slots = (2..=want_slots.max(2)).rev().find(|&k| input.streaming_weights(0, k.min(n)).is_some_and(|w| w <= budget)).ok_or_else(too_small)?;
+        let slots = (2..=want_slots.max(2)).rev().find(|&k| input.streaming_weights(0, k.min(n)).is_some_and(|w| w <= limits.main)).ok_or_else(too_small)?;
         if input.force_slots.is_some() && slots != want_slots {
             return Err(PlanError::BudgetTooSmall { budget, min_budget: input.streaming_weights(0, want_slots).unwrap_or(u64::MAX) });
         }
-        let max_pinned = input.max_pinned(slots, budget).ok_or_else(too_small)?;
+        let max_pinned = input.max_pinned(slots, limits).ok_or_else(too_small)?;
         let pinned = match pinned_fixed {
             Some(p) if p > max_pinned => return Err(PlanError::BadPinCount { pinned: p, max_pinned, n_layers: n }),
             Some(p) => p,
@@ -299,16 +364,18 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
         };
         (Mode::Streaming, pinned, slots.min(n - pinned))
     };
+    let spill = if mode == Mode::Streaming { input.spill_of(pinned) } else { [0; MAX_SPILL] };
+    let pinned_in_region = pinned - spill.iter().sum::<usize>();
     let weights = match mode {
         Mode::Resident => resident_weights,
-        Mode::Streaming => input.streaming_weights(pinned, slots).ok_or(PlanError::Overflow)?,
+        Mode::Streaming => input.streaming_weights(pinned_in_region, slots).ok_or(PlanError::Overflow)?,
     };
     let head_offset = weights - input.head_bytes;
     // Resident with room to spare: add the repacked layer copies.
     let with_packed = page(weights).and_then(|w| w.checked_add(input.packed_layers_bytes)).ok_or(PlanError::Overflow)?;
     let packed_layers_offset = (mode == Mode::Resident
         && input.packed_layers_bytes > 0
-        && with_packed <= budget
+        && with_packed <= limits.main
         && align(with_packed).and_then(|w| w.checked_add(state)).is_some_and(|r| r <= input.free_bytes))
     .then(|| page(weights).unwrap_or(weights));
     let weights = if packed_layers_offset.is_some() { with_packed } else { weights };
@@ -323,7 +390,7 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
         Mode::Resident => (0, 0),
         Mode::Streaming => (
             input.pinned_offset().ok_or(PlanError::Overflow)?,
-            input.slots_offset(pinned).ok_or(PlanError::Overflow)?,
+            input.slots_offset(pinned_in_region).ok_or(PlanError::Overflow)?,
         ),
     };
     Ok(TensorPlan {
@@ -344,6 +411,7 @@ pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
         activation_bytes: input.activation_bytes,
         region_bytes,
         budget,
+        spill,
     })
 }
 
@@ -369,6 +437,7 @@ mod tests {
             force_slots: None,
             force_pinned: None,
             free_bytes: 900 * MIB,
+            spill_bytes: [0; MAX_SPILL],
         }
     }
 
@@ -424,6 +493,7 @@ mod tests {
                     assert!(p.slots >= 2 || p.streamed() == 1);
                     // Disjoint parts in order, inside the pool and the region.
                     assert!(p.pinned_offset >= base.globals_bytes);
+                    assert_eq!(p.spilled(), 0);
                     assert_eq!(p.slots_offset, p.pinned_offset + p.pinned as u64 * p.pinned_span);
                     assert!(p.pinned_span >= base.max_layer_bytes);
                     assert!(p.slots_offset + p.slots as u64 * p.slot_bytes <= p.head_offset);
@@ -546,6 +616,43 @@ mod tests {
         // An explicit budget larger than the machine.
         let e = plan(&PlanInput { budget: Some(800 * MIB), free_bytes: 100 * MIB, ..input() }).unwrap_err();
         assert!(matches!(e, PlanError::OutOfMemory { .. }), "{e:?}");
+    }
+
+    /// A 4 GiB machine: 3 GiB below the PCI hole, 1 GiB above 4 GiB. The
+    /// pinned layers that do not fit beside the rest in the largest range go
+    /// to the next ranges, whole spans each.
+    #[test]
+    fn pinned_layers_spill_into_the_other_free_ranges() {
+        let span = 117 * MIB;
+        let big = PlanInput {
+            globals_bytes: 400 * MIB,
+            layers_bytes: 32 * span,
+            max_layer_bytes: span,
+            head_bytes: 0,
+            n_layers: 32,
+            kv_bytes: 64 * MIB,
+            activation_bytes: 8 * MIB,
+            free_bytes: 2900 * MIB,
+            spill_bytes: [1000 * MIB, 200 * MIB, 100 * MIB, 0],
+            ..input()
+        };
+        let alone = plan(&PlanInput { spill_bytes: [0; MAX_SPILL], ..big }).unwrap();
+        let p = plan(&big).unwrap();
+        assert_eq!(p.mode, Mode::Streaming);
+        // 1000 MiB holds 8 spans, 200 MiB one, 100 MiB none.
+        assert_eq!(p.spill, [8, 1, 0, 0]);
+        assert_eq!((p.pinned, p.pinned_in_region(), p.slots), (alone.pinned + 9, alone.pinned, alone.slots));
+        assert_eq!(p.slots_offset, p.pinned_offset + p.pinned_in_region() as u64 * p.pinned_span);
+        assert_eq!(p.region_bytes, alone.region_bytes, "the main region is laid out as without the spill");
+        assert_eq!(p.budget, alone.budget + 9 * span);
+        // An explicit budget counts the spilled layers too.
+        let p = plan(&PlanInput { budget: Some(alone.budget), ..big }).unwrap();
+        assert_eq!(p.pinned, alone.pinned, "same weight bytes, placed partly above 4 GiB");
+        assert!(p.spilled() > 0);
+        assert!(p.weight_pool_bytes + p.spilled() as u64 * span <= alone.budget + PART_ALIGN);
+        // A forced count beyond what the ranges hold is refused.
+        let e = plan(&PlanInput { force_pinned: Some(31), ..big }).unwrap_err();
+        assert!(matches!(e, PlanError::BadPinCount { max_pinned, .. } if max_pinned == alone.pinned + 9), "{e:?}");
     }
 
     #[test]

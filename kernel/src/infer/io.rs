@@ -168,7 +168,12 @@ impl<'r> Streamer<'r> {
             };
             let extent = self.layers[layer];
             let (flight, dst) = filling.start_read(extent.size as usize).map_err(|e| format!("layer {layer}: {e}"))?;
-            let lba = (self.base + extent.offset) / self.ns.block_size as u64;
+            // In the namespace (checked when the image was read); checked again
+            // rather than wrapped.
+            let Some(at) = self.base.checked_add(extent.offset) else {
+                return Err(format!("layer {layer}: offset {} + {} overflows", self.base, extent.offset));
+            };
+            let lba = at / self.ns.block_size as u64;
             // On an error the token is dropped: the slot is marked failed.
             self.qp.submit_read(&self.ns, lba, dst, ticket).map_err(|e| format!("layer {layer}: {e}"))?;
             self.in_flight[self.ring.slot_of(ticket)] = Some(flight);

@@ -200,6 +200,7 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
         force_slots: args.slots,
         force_pinned: args.pin,
         free_bytes: mem::largest_free(),
+        spill_bytes: spill_ranges(),
     };
     let plan = match tensor_plan::plan(&input) {
         Ok(p) => p,
@@ -208,9 +209,27 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
             telemetry::emit(&events::Error { min_budget: Some(min_budget), ..events::Error::msg(msg.as_str()) });
             power::fail()
         }
+        Err(e @ PlanError::OutOfMemory { .. }) => {
+            return Err(format!(
+                "{e}; of that, the KV cache for ctx={n_ctx} takes {} bytes ({}) and the activations {} bytes: lower ctx= (the model allows up to {})",
+                input.kv_bytes,
+                Mib(input.kv_bytes),
+                input.activation_bytes,
+                cfg.n_ctx_train
+            ))
+        }
         Err(e) => return Err(format!("{e}")),
     };
     Ok(MemoryPlan { plan, input, state_cfg, state, head_bytes })
+}
+
+/// The free ranges after the largest (where pinned layers can spill), largest first.
+fn spill_ranges() -> [u64; tensor_plan::MAX_SPILL] {
+    let mut out = [0; tensor_plan::MAX_SPILL];
+    for (o, r) in out.iter_mut().zip(mem::free_ranges().iter().skip(1)) {
+        *o = r.len();
+    }
+    out
 }
 
 fn report_memory(m: &MemoryPlan, image: &Image, region: &TensorRegion) {
@@ -227,6 +246,8 @@ fn report_memory(m: &MemoryPlan, image: &Image, region: &TensorRegion) {
         slots: plan.slots as u64,
         slot_bytes: plan.slot_bytes,
         pinned_layers: plan.pinned as u64,
+        spilled_layers: plan.spilled() as u64,
+        spill_phys: region.spill_phys().as_slice().into(),
         streamed_layers: plan.streamed() as u64,
         pinned_bytes,
         streamed_bytes_per_token: streamed_bytes,
@@ -270,7 +291,8 @@ fn load_globals(
 ) -> Result<&'static Model<'static>, String> {
     let extent = &image.extents.globals;
     let globals = region.globals(extent.size)?;
-    let lba = (args.model.offset + extent.offset) / ns.block_size as u64;
+    let at = args.model.offset.checked_add(extent.offset).ok_or("the globals' offset overflows")?;
+    let lba = at / ns.block_size as u64;
     qp.read(ns, lba, globals).map_err(|e| format!("reading the globals: {e}"))?;
     io::verify_extent(extent, ExtentId::Globals, globals)?;
     let globals: &'static [u8] = globals;

@@ -45,6 +45,8 @@ pub struct LayerRings {
 /// The reserved region and the plan it is carved by.
 pub struct TensorRegion {
     region: Region,
+    /// Regions in other free ranges holding the spilled pinned layers.
+    spill: Vec<Region>,
     plan: TensorPlan,
 }
 
@@ -56,7 +58,17 @@ impl TensorRegion {
     /// Reserves the plan's region (2 MiB aligned).
     pub fn reserve(plan: &TensorPlan) -> Result<TensorRegion, String> {
         let region = mem::reserve_region(plan.region_bytes, tensor_plan::PART_ALIGN).map_err(|e| format!("tensor region: {e}"))?;
-        Ok(TensorRegion { region, plan: *plan })
+        let mut spill = Vec::new();
+        for &count in plan.spill.iter().filter(|&&c| c > 0) {
+            let bytes = count as u64 * plan.pinned_span;
+            spill.push(mem::reserve_region(bytes, 4096).map_err(|e| format!("spill region for {count} pinned layers: {e}"))?);
+        }
+        Ok(TensorRegion { region, spill, plan: *plan })
+    }
+
+    /// Physical addresses of the spill regions.
+    pub fn spill_phys(&self) -> Vec<axiom_proto::telemetry::Hex> {
+        self.spill.iter().map(|r| axiom_proto::telemetry::Hex(r.phys())).collect()
     }
 
     /// Physical address of the region.
@@ -95,12 +107,17 @@ impl TensorRegion {
             let memory = self.region.carve_slots(parts).map_err(carve_error)?;
             return Ok(LayerRings { pinned: Some(SlotRing::new(memory, consumers, Reuse::Keep)), streamed: None });
         }
-        let pinned_parts: Vec<(u64, u64)> = (0..layers.len())
-            .filter(|&l| plan.is_pinned(l))
-            .enumerate()
-            .map(|(j, l)| (plan.pinned_offset + j as u64 * plan.pinned_span, layers[l].size))
-            .collect();
-        let pinned = self.region.carve_slots(pinned_parts).map_err(carve_error)?;
+        // Pinned ranks 0.. in the region, the rest in the spill regions in order.
+        let sizes: Vec<u64> = (0..layers.len()).filter(|&l| plan.is_pinned(l)).map(|l| layers[l].size).collect();
+        let (here, mut spilled) = sizes.split_at(plan.pinned_in_region());
+        let parts = here.iter().enumerate().map(|(j, &size)| (plan.pinned_offset + j as u64 * plan.pinned_span, size));
+        let mut pinned = self.region.carve_slots(parts).map_err(carve_error)?;
+        for (region, &count) in self.spill.iter_mut().zip(plan.spill.iter().filter(|&&c| c > 0)) {
+            let (these, rest) = spilled.split_at(count.min(spilled.len()));
+            spilled = rest;
+            let parts = these.iter().enumerate().map(|(j, &size)| (j as u64 * plan.pinned_span, size));
+            pinned.extend(region.carve_slots(parts).map_err(carve_error)?);
+        }
         let slot = plan.slot_bytes;
         let slots = self.region.carve_slots((0..plan.slots as u64).map(|i| (plan.slots_offset + i * slot, slot))).map_err(carve_error)?;
         Ok(LayerRings {

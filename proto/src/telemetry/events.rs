@@ -218,6 +218,10 @@ schema! {
         pub slot_bytes: u64,
         /// Layers kept in memory (all when resident) and streamed every token.
         pub pinned_layers: u64,
+        /// Pinned layers placed outside the region, in other free ranges
+        /// (e.g. above 4 GiB), and where those ranges start.
+        pub spilled_layers: u64,
+        pub spill_phys: List<'a, Hex>,
         pub streamed_layers: u64,
         /// Bytes of the pinned layers' extents, read once at boot.
         pub pinned_bytes: u64,
