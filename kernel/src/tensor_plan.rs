@@ -505,7 +505,7 @@ mod tests {
                     assert!(p.pinned >= last_pinned, "more memory never pins fewer layers");
                     last_pinned = p.pinned;
                 } else {
-                    assert_eq!(budget >= resident, true);
+                    assert!(budget >= resident);
                 }
                 assert!(p.weight_pool_bytes <= p.kv_offset && p.kv_offset + align(p.kv_bytes).unwrap() == p.activation_offset);
                 assert_eq!(p.region_bytes, p.activation_offset + align(p.activation_bytes).unwrap());

@@ -269,7 +269,7 @@ pub fn synth(shape: &Shape, types: Types, seed: u64, tokenizer_model: &Path, out
             bail!("unsupported type {t:?}: use q4_0, q4_1, q8_0, f16 or f32");
         }
     }
-    if shape.n_embd % shape.n_heads != 0 || shape.n_heads % shape.n_kv_heads != 0 {
+    if !shape.n_embd.is_multiple_of(shape.n_heads) || !shape.n_heads.is_multiple_of(shape.n_kv_heads) {
         bail!("shape {}: heads do not divide the width", shape.name);
     }
     let src = GgufFile::open(tokenizer_model)?;
