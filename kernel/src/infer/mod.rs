@@ -191,7 +191,7 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
         head_bytes,
         packed_layers_bytes: if args.repack { pool::packed_layers_bytes(&image.layout.layers) } else { 0 },
         globals_bytes: extents.globals.size,
-        layers_bytes: extents.layers.iter().map(|e| e.size).sum(),
+        layers_bytes: extents.layers.iter().try_fold(0u64, |sum, e| sum.checked_add(e.size)).ok_or("the layer extents' sizes overflow 64 bits")?,
         max_layer_bytes: extents.max_layer_size(),
         n_layers,
         kv_bytes: state.kv as u64,
