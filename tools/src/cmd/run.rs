@@ -532,6 +532,8 @@ mod tests {
             attn_frac: 0.3,
             ffn_frac: 0.6,
             barrier_frac: 0.1,
+            bytes_per_token: 0,
+            io_mib_per_s: 0.0,
             per_core_ms_per_token: shares[..].into(),
             text: " Paris.".into(),
         };
