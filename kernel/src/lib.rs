@@ -12,6 +12,8 @@
 //! - [`stats`]: min / median / p99 / max of samples.
 //! - [`tensor_plan`]: the tensor region's memory plan (resident or streaming).
 //! - [`line_reader`]: bounded lines from untrusted serial input.
+//! - [`input`]: PS/2 scancodes (set 1 and 2, US layout) and the keyboard's
+//!   line editor; [`screen`] draws with the host-tested `axiom-screen`.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -25,7 +27,9 @@ pub mod boot;
 pub mod console;
 pub mod faults;
 pub mod infer;
+pub mod input;
 pub mod line_reader;
+pub mod screen;
 pub mod selftest;
 pub mod smp;
 pub mod stats;

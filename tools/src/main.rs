@@ -31,6 +31,8 @@ enum Command {
     Pack(cmd::pack::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
+    /// Write the bootable ISO for a real PC (GRUB menu: chat, self-test smp, self-test nvme).
+    Iso(cmd::iso::Args),
     /// The kernel's command-line keys (the key table); --update-docs writes them into the docs.
     Keys(cmd::keys::Args),
 }
@@ -46,6 +48,7 @@ fn main() {
         Command::Pack(a) => cmd::pack::main(a),
         Command::Sweep(a) => cmd::sweep::main(a),
         Command::Keys(a) => cmd::keys::main(a),
+        Command::Iso(a) => cmd::iso::main(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -2,7 +2,7 @@
 //! `multiboot` command hand over). Its fields point to scattered structures,
 //! read through [`PhysMem`].
 
-use super::{le_u32, le_u64, read_c_string, BootInfo, BootInfoError, Framebuffer, PhysMem, Protocol, RegionKind};
+use super::{le_u32, le_u64, read_c_string, BootInfo, BootInfoError, Framebuffer, PhysMem, Protocol, RegionKind, RgbFields};
 
 pub const MULTIBOOT1_MAGIC: u32 = 0x2BAD_B002;
 
@@ -71,6 +71,7 @@ pub(super) fn parse(info: u64, mem: &dyn PhysMem) -> Result<BootInfo, BootInfoEr
             height: le_u32(b, 104),
             bpp: b[108],
             kind: b[109],
+            rgb: RgbFields::parse(b[109], &b[110..116]),
         });
     }
     Ok(out)
