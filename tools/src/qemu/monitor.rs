@@ -55,7 +55,8 @@ impl Monitor {
     }
 
     /// Types `text` on the guest keyboard, one `sendkey` per character
-    /// (`\n` is Enter); see [`key_name`] for the characters it knows.
+    /// (`\n` is Enter, `\u{8}` Backspace); see [`key_name`] for the
+    /// characters it knows.
     pub fn type_text(&mut self, text: &str) -> Result<()> {
         for c in text.chars() {
             let key = key_name(c).ok_or_else(|| anyhow!("no QEMU key for {c:?}"))?;
@@ -80,7 +81,7 @@ impl Monitor {
 /// characters), or `None`.
 pub fn key_name(c: char) -> Option<String> {
     const PLAIN: &[(char, &str)] = &[
-        (' ', "spc"), ('\n', "ret"), ('-', "minus"), ('=', "equal"), ('[', "bracket_left"), (']', "bracket_right"),
+        (' ', "spc"), ('\n', "ret"), ('\u{8}', "backspace"), ('-', "minus"), ('=', "equal"), ('[', "bracket_left"), (']', "bracket_right"),
         (';', "semicolon"), ('\'', "apostrophe"), ('`', "grave_accent"), ('\\', "backslash"), (',', "comma"), ('.', "dot"), ('/', "slash"),
     ];
     const SHIFTED: &[(char, &str)] = &[
@@ -157,8 +158,8 @@ mod tests {
 
     #[test]
     fn key_names_for_a_prompt() {
-        let keys: Vec<String> = "Hi, 2+2?\n/quit".chars().map(|c| key_name(c).unwrap()).collect();
-        assert_eq!(keys, ["shift-h", "i", "comma", "spc", "2", "shift-equal", "2", "shift-slash", "ret", "slash", "q", "u", "i", "t"]);
+        let keys: Vec<String> = "Hi, 2+2?\n/quit\u{8}".chars().map(|c| key_name(c).unwrap()).collect();
+        assert_eq!(keys, ["shift-h", "i", "comma", "spc", "2", "shift-equal", "2", "shift-slash", "ret", "slash", "q", "u", "i", "t", "backspace"]);
         assert_eq!(key_name('é'), None);
     }
 
