@@ -41,16 +41,21 @@ fn axiom() -> Command {
     Command::new(env!("CARGO_BIN_EXE_axiom"))
 }
 
-/// The packed default model (the image cache `axiom run` uses).
+/// The packed default model: a copy of the image `axiom run` caches, so
+/// that QEMU's write lock on this test's disk never collides with another
+/// run using the cached file.
 fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        infer::cached_image(&axiom_testkit::default_model(), |src, out| {
+        let cached = infer::cached_image(&axiom_testkit::default_model(), |src, out| {
             let status = axiom().arg("pack").arg(src).arg(out).status()?;
             anyhow::ensure!(status.success(), "axiom pack failed ({status})");
             Ok(())
         })
-        .expect("packing the default model")
+        .expect("packing the default model");
+        let copy = scratch("model.img");
+        std::fs::copy(&cached, &copy).expect("copying the packed model");
+        copy
     })
 }
 
@@ -62,10 +67,12 @@ fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// The screen the kernel must show for the serial lines it printed: human
-/// lines as they are, `@warning`/`@error` as the screen's alert lines.
+/// The screen the kernel must show for the serial lines it printed from
+/// its first line on (firmware and GRUB print before it): human lines as
+/// they are, `@warning`/`@error` as the screen's alert lines.
 fn replay(grid: &mut TextGrid, serial: &[String]) {
-    for line in serial {
+    let first = serial.iter().position(|l| l.starts_with("AXIOM kernel ") && l.ends_with(" booting")).unwrap_or(serial.len());
+    for line in &serial[first..] {
         if let Some(json) = line.strip_prefix("@warning ").or_else(|| line.strip_prefix("@error ")) {
             let v: serde_json::Value = serde_json::from_str(json).unwrap();
             let kind = if line.starts_with("@warning") { "warning" } else { "error" };

@@ -109,7 +109,7 @@ impl LinearFramebuffer {
         let (width, height, pitch) = (fb.width as usize, fb.height as usize, fb.pitch as usize);
         let geometry = DisplayError::Geometry { width: fb.width, height: fb.height, pitch: fb.pitch };
         let len = pitch.checked_mul(height).ok_or(geometry)?;
-        if width == 0 || height == 0 || pitch < width * format.bytes_per_pixel || !pitch.is_multiple_of(4) || fb.addr % 4096 != 0 {
+        if width == 0 || height == 0 || pitch < width * format.bytes_per_pixel || !pitch.is_multiple_of(4) || !fb.addr.is_multiple_of(4) {
             return Err(geometry);
         }
         if TAKEN.swap(true, Ordering::SeqCst) {

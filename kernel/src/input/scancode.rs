@@ -121,13 +121,9 @@ impl Decoder {
                     return (plain == 'd').then_some(Key::EndOfInput);
                 }
                 let shift = self.left_shift || self.right_shift;
-                let c = if plain.is_ascii_lowercase() && self.caps_lock != shift {
-                    shifted
-                } else if !plain.is_ascii_lowercase() && shift {
-                    shifted
-                } else {
-                    plain
-                };
+                // Caps Lock inverts Shift for letters only.
+                let shifted_now = if plain.is_ascii_lowercase() { shift != self.caps_lock } else { shift };
+                let c = if shifted_now { shifted } else { plain };
                 return Some(Key::Char(c));
             }
         }
