@@ -280,3 +280,41 @@ fn uefi_chat_on_screen_and_keyboard() {
     let (result, found) = chat_on_screen("uefi", opts);
     assert_chat_on_screen(&result, &found);
 }
+
+/// One self-test boot (no model): quick, for the `console` key.
+fn selftest_boot(boot: Boot, cmdline: &str) -> RunResult {
+    let _serial = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let kernel = qemu::build_kernel().expect("kernel builds");
+    let opts = QemuOptions { boot, cmdline: cmdline.into(), timeout: Duration::from_secs(300), ..Default::default() };
+    println!("--- {boot:?}: {cmdline}");
+    let r = qemu::run_kernel(&kernel, &opts, &mut |line| println!("{line}")).expect("QEMU runs");
+    println!("--- verdict: {}", r.verdict());
+    assert!(!r.timed_out, "the run hit the runner's timeout");
+    assert_eq!(r.verdict(), Verdict::Success);
+    r
+}
+
+/// `console=fb`: once the screen is up, the human text goes there only and
+/// serial keeps the telemetry; `console=serial` leaves the framebuffer
+/// alone; `console=fb` without a framebuffer (Multiboot1 direct boot, no
+/// graphics mode) warns and keeps the text on serial.
+#[test]
+fn console_key_routes_the_human_text() {
+    const SELFTEST: &str = "selftest=smp rounds=10";
+    let selftest_line = |r: &RunResult| r.lines.iter().any(|l| l.starts_with("running selftest 'smp'"));
+
+    let fb = selftest_boot(Boot::IsoBios, &format!("console=fb {SELFTEST}"));
+    assert!(fb.first::<BootEvent>().unwrap().framebuffer.is_some(), "GRUB set a graphics mode");
+    assert!(fb.lines.iter().any(|l| l.starts_with("screen: ")), "the screen came up");
+    assert!(!selftest_line(&fb), "console=fb: the self-test's human line went to the screen only");
+
+    let serial = selftest_boot(Boot::IsoBios, &format!("console=serial {SELFTEST}"));
+    assert!(serial.first::<BootEvent>().unwrap().framebuffer.is_some());
+    assert!(!serial.lines.iter().any(|l| l.starts_with("screen: ")), "console=serial: no screen");
+    assert!(selftest_line(&serial));
+
+    let direct = selftest_boot(Boot::Direct, &format!("console=fb {SELFTEST}"));
+    let warnings: Vec<String> = direct.all::<axiom_proto::telemetry::events::Warning>().map(|w| w.msg.into_owned()).collect();
+    assert!(warnings.iter().any(|w| w.starts_with("console=fb: the boot loader gave no framebuffer")), "{warnings:?}");
+    assert!(selftest_line(&direct), "without a screen the text stays on serial");
+}

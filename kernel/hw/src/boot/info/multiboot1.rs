@@ -139,6 +139,28 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_vbe_framebuffer_with_its_channels() {
+        let mut mem = qemu_like(true);
+        let info = &mut mem.chunks.iter_mut().find(|c| c.0 == 0x9500).unwrap().1;
+        let flags = u32::from_le_bytes(info[0..4].try_into().unwrap()) | FLAG_FRAMEBUFFER;
+        info[0..4].copy_from_slice(&flags.to_le_bytes());
+        info[88..96].copy_from_slice(&0xFD00_0000u64.to_le_bytes());
+        info[96..100].copy_from_slice(&3072u32.to_le_bytes());
+        info[100..104].copy_from_slice(&1024u32.to_le_bytes());
+        info[104..108].copy_from_slice(&768u32.to_le_bytes());
+        info[108] = 24;
+        info[109] = 1;
+        info[110..116].copy_from_slice(&[16, 8, 8, 8, 0, 8]);
+        let fb = BootInfo::parse(MULTIBOOT1_MAGIC, 0x9500, &mem).unwrap().framebuffer.unwrap();
+        assert_eq!((fb.addr, fb.pitch, fb.width, fb.height, fb.bpp), (0xFD00_0000, 3072, 1024, 768, 24));
+        assert_eq!(fb.rgb, Some(RgbFields { red: (16, 8), green: (8, 8), blue: (0, 8) }));
+        // EGA text mode has no RGB fields.
+        let info = &mut mem.chunks.iter_mut().find(|c| c.0 == 0x9500).unwrap().1;
+        info[109] = 2;
+        assert_eq!(BootInfo::parse(MULTIBOOT1_MAGIC, 0x9500, &mem).unwrap().framebuffer.unwrap().rgb, None);
+    }
+
+    #[test]
     fn falls_back_to_mem_upper_without_a_map() {
         let mem = qemu_like(false);
         let info = BootInfo::parse(MULTIBOOT1_MAGIC, 0x9500, &mem).unwrap();
