@@ -2,7 +2,8 @@
 //! (`console=fb|both`), beside or instead of the serial line's text. It
 //! shows the kernel's messages, warnings and errors, the prompt being typed,
 //! the answer as it streams and a status line (tokens/s, per-core shares)
-//! on the bottom row. Telemetry `@events` never come here.
+//! on the bottom row, and an underline cursor where the next character
+//! goes. Telemetry `@events` never come here.
 //!
 //! The grid and the rendering are `axiom_screen` (host-tested); the pixels
 //! go out through `axiom_hw::display`. Every call is a no-op while there is
@@ -18,7 +19,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use axiom_hw::boot::info::BootInfo;
 use axiom_hw::display::LinearFramebuffer;
-use axiom_screen::{render_row, Layout, Style, TextGrid, BACKGROUND};
+use axiom_screen::{draw_cursor, render_row, Layout, Style, TextGrid, BACKGROUND};
 
 struct Screen {
     fb: LinearFramebuffer,
@@ -26,15 +27,27 @@ struct Screen {
     grid: TextGrid,
     /// One character row of pixels, reused.
     pixels: Vec<u32>,
+    /// Where the text cursor was drawn.
+    cursor: (usize, usize),
 }
 
 impl Screen {
-    /// Draws the rows that changed.
+    /// Draws the rows that changed, and the text cursor (an underline) where
+    /// the next character goes.
     fn flush(&mut self) {
-        let Screen { fb, layout, grid, pixels } = self;
+        let cursor = self.grid.cursor();
+        if cursor != self.cursor {
+            self.grid.mark_dirty(self.cursor.1);
+            self.grid.mark_dirty(cursor.1);
+            self.cursor = cursor;
+        }
+        let Screen { fb, layout, grid, pixels, .. } = self;
         grid.draw_dirty(|row, cells| {
             let fill = cells.first().map_or(BACKGROUND, |c| c.style.colors().1);
             render_row(&layout.font, cells, fill, pixels, layout.width_px);
+            if row == cursor.1 {
+                draw_cursor(&layout.font, cursor.0, pixels, layout.width_px);
+            }
             fb.write_rows(layout.row_y(row), pixels);
         });
     }
@@ -56,7 +69,9 @@ pub fn init(info: &BootInfo) -> Result<Option<(usize, usize)>, String> {
     let layout = Layout::new(lfb.width(), lfb.height())
         .ok_or_else(|| alloc::format!("a {}x{} framebuffer is too small for a text console", fb.width, fb.height))?;
     lfb.fill_rows(0, lfb.height(), BACKGROUND);
-    let screen = Screen { grid: TextGrid::new(layout.cols, layout.rows), pixels: vec![0; layout.width_px * layout.font.cell_height()], fb: lfb, layout };
+    let mut screen =
+        Screen { grid: TextGrid::new(layout.cols, layout.rows), pixels: vec![0; layout.width_px * layout.font.cell_height()], fb: lfb, layout, cursor: (0, 0) };
+    screen.flush();
     *SCREEN.lock() = Some(screen);
     ACTIVE.store(true, Ordering::Release);
     Ok(Some((layout.cols, layout.rows)))

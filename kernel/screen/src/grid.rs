@@ -196,6 +196,14 @@ impl TextGrid {
         self.dirty[self.rows] |= changed;
     }
 
+    /// Screen row `row` is drawn again at the next [`Self::draw_dirty`]
+    /// (e.g. the text cursor moved off it).
+    pub fn mark_dirty(&mut self, row: usize) {
+        if let Some(d) = self.dirty.get_mut(row) {
+            *d = true;
+        }
+    }
+
     /// Calls `draw(row, cells)` for every screen row changed since the last
     /// call and marks them drawn.
     pub fn draw_dirty(&mut self, mut draw: impl FnMut(usize, &[Cell])) {
@@ -291,5 +299,9 @@ mod tests {
         assert!(dirty_rows(&mut g).is_empty(), "an unchanged status is not redrawn");
         g.set_status("a status longer than the row");
         assert_eq!(g.row_text(3), "a status l");
+        let _ = dirty_rows(&mut g);
+        g.mark_dirty(1);
+        g.mark_dirty(99);
+        assert_eq!(dirty_rows(&mut g), [1]);
     }
 }

@@ -25,4 +25,4 @@ pub mod render;
 
 pub use font::{Font, Layout};
 pub use grid::{Cell, Style, TextGrid};
-pub use render::{render_row, render_text_row, BACKGROUND};
+pub use render::{draw_cursor, render_row, render_text_row, BACKGROUND};

@@ -45,6 +45,22 @@ pub fn render_row(font: &Font, cells: &[Cell], fill: u32, out: &mut [u32], width
     }
 }
 
+/// The text cursor's colour and height (an underline, in pixel lines).
+pub const CURSOR: u32 = 0x00FF_D75F;
+pub const CURSOR_LINES: usize = 2;
+
+/// Draws the text cursor (an underline) under cell `col` of a row rendered
+/// by [`render_row`] into `out`; nothing if the cell is past `width_px`.
+pub fn draw_cursor(font: &Font, col: usize, out: &mut [u32], width_px: usize) {
+    let (cw, ch) = (font.cell_width(), font.cell_height());
+    if (col + 1) * cw > width_px {
+        return;
+    }
+    for y in ch - CURSOR_LINES..ch {
+        out[y * width_px + col * cw..y * width_px + (col + 1) * cw].fill(CURSOR);
+    }
+}
+
 /// The pixels of a whole screen row showing `text` in `style` (padded with
 /// blank cells to `cols`): what the host tests expect to find in a screendump.
 pub fn render_text_row(font: &Font, text: &str, style: Style, cols: usize, width_px: usize) -> Vec<u32> {
@@ -90,6 +106,25 @@ mod tests {
         }
         let text = render_text_row(&font, "Hi", Style::Text, 4, width);
         assert_eq!(&text[..cw], &out[..cw], "the first cell matches");
+    }
+
+    #[test]
+    fn the_cursor_underlines_one_cell() {
+        let font = Font::for_height(768);
+        let (cw, ch) = (font.cell_width(), font.cell_height());
+        let width = 3 * cw;
+        let mut out = vec![0; width * ch];
+        render_row(&font, &[Cell::BLANK; 3], 0, &mut out, width);
+        draw_cursor(&font, 1, &mut out, width);
+        for y in 0..ch {
+            for x in 0..width {
+                let under = y >= ch - CURSOR_LINES && (cw..2 * cw).contains(&x);
+                assert_eq!(out[y * width + x], if under { CURSOR } else { BACKGROUND }, "({x},{y})");
+            }
+        }
+        let before = out.clone();
+        draw_cursor(&font, 3, &mut out, width);
+        assert_eq!(out, before, "a cursor past the row's end is not drawn");
     }
 
     #[test]

@@ -129,10 +129,13 @@ pub struct ScreenView {
 }
 
 impl ScreenView {
-    /// Starts an answer computed by `cores` compute cores.
-    pub fn begin(cores: usize, echo: bool) -> ScreenView {
+    /// Starts an answer to a prompt of `prompt_tokens` tokens, computed by
+    /// `cores` compute cores (the status line says the prompt is being read:
+    /// on a slow machine that is the long wait before the first token).
+    pub fn begin(cores: usize, prompt_tokens: usize, echo: bool) -> ScreenView {
         if screen::is_active() {
             screen::finish_line();
+            screen::status(&alloc::format!("AXIOM | reading the prompt ({prompt_tokens} tokens) ..."));
         }
         let start: Vec<Shares> = (0..cores).map(meter::read).collect();
         ScreenView { echo, now: start.clone(), start, first_token_ns: None, tokens: 0 }

@@ -176,7 +176,7 @@ impl Session {
             prefill_ns: None,
             token_ns: Vec::with_capacity(tokens),
             text: String::with_capacity(tokens * 16),
-            screen: ScreenView::begin(team.compute.len(), self.telemetry != Telemetry::Off),
+            screen: ScreenView::begin(team.compute.len(), ids.len(), self.telemetry != Telemetry::Off),
         };
         let n = team.compute.len();
         let engine = EngineTeam::new(team.model, team.state, n).map_err(|e| alloc::format!("compute team: {e}"))?;
