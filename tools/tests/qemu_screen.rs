@@ -318,3 +318,18 @@ fn console_key_routes_the_human_text() {
     assert!(warnings.iter().any(|w| w.starts_with("console=fb: the boot loader gave no framebuffer")), "{warnings:?}");
     assert!(selftest_line(&direct), "without a screen the text stays on serial");
 }
+
+/// `axiom iso` checks every menu entry's command line before writing
+/// anything: a typo, or a key an entry already sets, is a clear error.
+#[test]
+fn iso_refuses_a_bad_cmdline() {
+    let out_path = scratch("refused.iso");
+    let _ = std::fs::remove_file(&out_path);
+    for (cmdline, expect) in [("tokns=5", "unknown command-line key 'tokns'"), ("interactive=1", "'interactive' is given more than once")] {
+        let out = axiom().args(["iso", "--out"]).arg(&out_path).args(["--cmdline", cmdline]).output().expect("running axiom iso");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmdline}: {stderr}");
+        assert!(stderr.contains("menu entry \"chat\"") && stderr.contains(expect), "{cmdline}: {stderr}");
+        assert!(!out_path.exists(), "nothing written for {cmdline}");
+    }
+}
