@@ -34,6 +34,8 @@ enum Command {
     Synth(cmd::synth::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
+    /// Write the bootable ISO for a real PC (GRUB menu: chat, self-test smp, self-test nvme).
+    Iso(cmd::iso::Args),
     /// The kernel's command-line keys (the key table); --update-docs writes them into the docs.
     Keys(cmd::keys::Args),
 }
@@ -50,6 +52,7 @@ fn main() {
         Command::Sweep(a) => cmd::sweep::main(a),
         Command::Synth(a) => cmd::synth::main(a),
         Command::Keys(a) => cmd::keys::main(a),
+        Command::Iso(a) => cmd::iso::main(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

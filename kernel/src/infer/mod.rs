@@ -6,7 +6,9 @@
 //! in resident mode, every layer), then answer: the compute cores run the
 //! engine's `generate` in lockstep while the I/O core streams layer extents
 //! into the weight slot ring. Per-core timings, `@io` and `@summary` follow
-//! each answer. With `interactive=1` prompts keep coming from the serial line.
+//! each answer. With `interactive=1` prompts keep coming from the serial line
+//! and the PS/2 keyboard (`crate::input`); `screen_view` shows the answer on
+//! the screen.
 //!
 //! Files: `args` (command line), `image` (header), `pool` (the region and
 //! its parts), `io` (the streamer), `team` (the compute cores' engine
@@ -19,6 +21,7 @@ mod image;
 mod io;
 mod pool;
 mod report;
+mod screen_view;
 mod session;
 mod team;
 
@@ -38,12 +41,12 @@ use axiom_hw::{cpu, mem, power, time as tsc};
 use axiom_proto::telemetry::Hex;
 
 use crate::boot::Context;
-use crate::line_reader::{Line, LineReader};
+use crate::input::{InputLine, Lines};
 use crate::smp::{self, Role};
 use crate::storage::{self, NvmeQueuePair};
 use crate::tensor_plan::{self, Mib, Mode, PlanError, PlanInput, TensorPlan};
 use crate::telemetry::{self, events};
-use crate::{console, println};
+use crate::println;
 pub use args::InferArgs;
 use image::Image;
 use io::{IoWake, Streamer};
@@ -423,35 +426,36 @@ fn assemble_team(
 }
 
 /// The prompt from the command line, then (`interactive=1`) prompts read
-/// line by line from the serial port until `/quit` or Ctrl-D.
+/// line by line from the serial port or the keyboard until `/quit` or Ctrl-D.
 fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
     let mut session = Session::new(args);
     if let Some(prompt) = &args.prompt {
+        screen_view::show_prompt(prompt);
         session.answer(team, prompt)?;
     }
     if !args.interactive {
         return Ok(());
     }
-    let mut reader = LineReader::<MAX_LINE>::new();
+    let mut input = Lines::<MAX_LINE>::new();
     telemetry::emit(&events::Ready { interactive: true, max_line: MAX_LINE as u64 });
     println!("> type a prompt and press Enter (/quit to end)");
     loop {
-        let Some(byte) = console::try_read_byte() else {
+        // Serial and keyboard lines, whichever comes first (crate::input).
+        let Some(event) = input.poll() else {
             core::hint::spin_loop();
             continue;
         };
-        let line = match reader.push(byte) {
-            None => continue,
-            Some(Line::End) => return Ok(()),
-            Some(Line::TooLong { len }) => {
+        let line = match event {
+            InputLine::End => return Ok(()),
+            InputLine::TooLong { len } => {
                 telemetry::warning(format_args!("input line of {len} bytes is longer than {MAX_LINE}: ignored"));
                 continue;
             }
-            Some(Line::InvalidUtf8 { at }) => {
+            InputLine::InvalidUtf8 { at } => {
                 telemetry::warning(format_args!("input line is not valid UTF-8 (byte {at}): ignored"));
                 continue;
             }
-            Some(Line::Text(t)) => String::from(t.trim()),
+            InputLine::Text(t) => String::from(t.trim()),
         };
         if line == "/quit" {
             return Ok(());

@@ -18,6 +18,7 @@ use axiom_hw::time as tsc;
 use super::args::{InferArgs, Telemetry};
 use super::io::{IoStats, IoWake, Streamer};
 use super::report::{self, CoreReport};
+use super::screen_view::{self, ScreenView};
 use super::stop_with_error;
 use super::team::{KernelWorker, TeamShared};
 use crate::tensor_plan::Mode;
@@ -68,6 +69,8 @@ struct SerialSink {
     prefill_ns: Option<u64>,
     token_ns: Vec<u64>,
     text: String,
+    /// The answer on the screen.
+    screen: ScreenView,
 }
 
 impl TokenSink for SerialSink {
@@ -91,6 +94,7 @@ impl TokenSink for SerialSink {
             Telemetry::Off => print!("{}", self.piece),
             _ => telemetry::emit(&Token { i: i as u64, id, text: self.piece.as_str().into(), us: (now - since) / 1000 }),
         }
+        self.screen.token(&self.piece, now);
         true
     }
 }
@@ -172,6 +176,7 @@ impl Session {
             prefill_ns: None,
             token_ns: Vec::with_capacity(tokens),
             text: String::with_capacity(tokens * 16),
+            screen: ScreenView::begin(team.compute.len(), ids.len(), self.telemetry != Telemetry::Off),
         };
         let n = team.compute.len();
         let engine = EngineTeam::new(team.model, team.state, n).map_err(|e| alloc::format!("compute team: {e}"))?;
@@ -187,6 +192,7 @@ impl Session {
             engine,
         });
         let io = launch(team, &answer);
+        screen_view::answer_done();
         if self.telemetry == Telemetry::Off {
             crate::println!();
         }

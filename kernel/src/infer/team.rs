@@ -14,6 +14,7 @@ use axiom_hw::{power, time as tsc};
 
 use super::io::{IoWake, Streamer};
 use super::pool::PackedLayer;
+use super::screen_view::meter;
 use super::stop_with_error;
 use crate::smp::LaunchedCpu;
 
@@ -149,6 +150,7 @@ impl Worker for KernelWorker<'_, '_> {
     /// The launch's barrier (spin, then park until the IPI), timed.
     fn wait_for_team(&self) {
         let out = self.cpu.borrow_mut().barrier();
+        meter::barrier(self.index(), out.cycles);
         if self.in_layer.get() {
             self.with_layer(|r| r.barrier += out.cycles);
         } else {
@@ -181,6 +183,7 @@ impl Worker for KernelWorker<'_, '_> {
             stop_with_error(&alloc::format!("compute core waiting for layer {layer}: {e}"));
         }
         let waited = rdtsc() - start;
+        meter::stream_wait(self.index(), waited);
         self.push_layer(LayerRecord { pass: self.passes.get().saturating_sub(1) as u32, layer: layer as u32, stream_wait: waited, ..Default::default() });
         self.in_layer.set(true);
         #[allow(unsafe_code)]
@@ -231,6 +234,7 @@ impl Worker for KernelWorker<'_, '_> {
 
     fn phase_end(&self, phase: Phase) {
         let took = rdtsc() - self.phase_start.get();
+        meter::busy(self.index(), took);
         match phase {
             Phase::Attention { .. } => self.with_layer(|r| r.attn += took),
             Phase::Ffn { .. } => self.with_layer(|r| r.ffn += took),

@@ -51,6 +51,11 @@ keys! {
     AP_TIMEOUT_MS: Int = Key::<Int>::new(about("ap_timeout_ms", Boot, "per-CPU start-up timeout in ms"), 0, ANY, 1000);
     SPIN_US: Int = Key::<Int>::new(about("spin_us", Boot, "barrier spin before parking, microseconds"), 0, ANY, 50);
     PARK: Choice = Key::<Choice>::new(about("park", Boot, "how waiting cores sleep"), &["hlt", "mwait"], "hlt");
+    CONSOLE: Choice = Key::<Choice>::new(
+        about("console", Boot, "where the human-readable text goes: the serial line, the framebuffer (screen) or both; @events stay on serial"),
+        &["both", "serial", "fb"],
+        "both",
+    );
     TEST_DEAD_CPU: OptInt = Key::<OptInt>::new(
         about("test_dead_cpu", Boot, "testing: never send SIPI to this APIC id (exercises the start-up timeout)"),
         0,
@@ -179,6 +184,9 @@ mod tests {
         assert_eq!(c.get(&SELFTEST), Some("smp"));
         assert_eq!((c.get(&ROUNDS), c.get(&SPIN_US), c.get(&HEAP), c.get(&PARK)), (1000, 0, 128 << 20, "mwait"));
         assert_eq!((c.get(&MAX_CPUS), c.get(&AP_TIMEOUT_MS), c.get(&NVME_QD)), (None, 1000, crate::cmdline::OrMax::Max));
+        assert_eq!(c.get(&CONSOLE), "both");
+        assert_eq!(Cmdline::parse("console=fb", KEYS).unwrap().get(&CONSOLE), "fb");
+        assert!(Cmdline::parse("console=vga", KEYS).is_err());
         let c = Cmdline::parse("prompt=Hi tokens=16 temp=0.7 top_p=0.9 io_core=off pack_head=0", KEYS).unwrap();
         assert_eq!((c.get(&TOKENS), c.get(&TEMP), c.get(&TOP_P), c.get(&IO_CORE)), (16, 0.7, 0.9, Some("off")));
         assert_eq!((c.get(&PACK_HEAD), c.get(&CHAT), c.get(&CTX), c.get(&TELEMETRY)), (false, false, 512, "token"));

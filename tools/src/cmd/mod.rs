@@ -2,6 +2,7 @@
 //! `main(Args) -> anyhow::Result<i32>` returning the process exit code.
 
 pub mod generate;
+pub mod iso;
 pub mod keys;
 pub mod pack;
 pub mod perplexity;

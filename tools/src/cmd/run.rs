@@ -383,6 +383,8 @@ impl Args {
             timeout: Duration::from_secs(timeout.max(1)),
             extra_args: self.qemu_args.clone(),
             serial_input: if self.infer.interactive() { SerialInput::Forward } else { SerialInput::None },
+            monitor: None,
+            iso: None,
         })
     }
 }
