@@ -13,10 +13,20 @@ use alloc::vec::Vec;
 
 use crate::matmul::Matrix;
 use crate::model::{F32Vector, LayerSource, Model, ModelConfig, RopeLayout};
+use crate::state::KvType;
 
 /// The logits of every position of `tokens` (a fresh context, positions
 /// `0..tokens.len()`), in f64. Panics on a token id outside the vocabulary.
 pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Vec<Vec<f64>> {
+    logits_with_kv(model, layers, tokens, KvType::F32)
+}
+
+/// [`logits`] with a KV cache of type `kv`: each head's key (after RoPE)
+/// and value go through the cache's encoding ([`KvType::encode`], from the
+/// f32 rounding of the f64 value) before attention reads them, as the
+/// engine's cache holds them. With `KvType::F32` the keys and values keep
+/// their f64 values.
+pub fn logits_with_kv(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], kv: KvType) -> Vec<Vec<f64>> {
     let c = &model.config;
     let eps = c.rms_eps as f64;
     let embeddings = Dense::from(model.globals.token_embd);
@@ -38,9 +48,15 @@ pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Ve
             for head in q.chunks_mut(c.head_dim).chain(k.chunks_mut(c.head_dim)) {
                 rope(model, head, p);
             }
+            if kv != KvType::F32 {
+                for head in k.chunks_mut(c.head_dim).chain(v.chunks_mut(c.head_dim)) {
+                    through_cache(kv, head);
+                }
+            }
             keys.push(k);
             values.push(v);
-            let att = attention(c, &q, &keys, &values);
+            let window = c.attention_window(l).map_or(0, |w| (p + 1).saturating_sub(w));
+            let att = attention(c, &q, &keys[window..], &values[window..]);
             add_vec(x, &wo.times(&att));
 
             // Feed-forward (SwiGLU).
@@ -54,8 +70,18 @@ pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Ve
     xs.iter().map(|x| output.times(&rmsnorm(x, model.globals.output_norm, eps))).collect()
 }
 
+/// A head's row as the KV cache stores it: rounded to f32, encoded, decoded.
+fn through_cache(kv: KvType, head: &mut [f64]) {
+    let row: Vec<f32> = head.iter().map(|&v| v as f32).collect();
+    let mut bytes = vec![0u8; kv.row_bytes(row.len()).expect("a KV type that holds the head")];
+    kv.encode(&row, &mut bytes);
+    let mut back = vec![0f32; row.len()];
+    kv.decode(&bytes, &mut back);
+    head.iter_mut().zip(back).for_each(|(h, b)| *h = b as f64);
+}
+
 /// Causal attention of one position's query (all heads) over the keys and
-/// values of positions `0..=p` (`keys.len() == p + 1`): per query head `h`,
+/// values it sees (positions `0..=p`, or its sliding window): per query head `h`,
 /// K/V head `h / (n_heads / n_kv_heads)`, scores `q·k · attn_scale`,
 /// softmax, weighted sum of the values.
 fn attention(c: &ModelConfig, q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {

@@ -32,7 +32,7 @@ use axiom_drivers::nvme::{ControllerOptions, Namespace};
 use axiom_engine::image::ExtentId;
 use axiom_engine::matmul::{pack_into, packed_bytes, Kernels, Matrix, PackedView};
 use axiom_engine::model::Model;
-use axiom_engine::state::{SharedState, StateBytes, StateConfig};
+use axiom_engine::state::{KvType, SharedState, StateBytes, StateConfig};
 use axiom_hw::mem::slot_ring::SlotRing;
 use axiom_hw::{cpu, mem, power, time as tsc};
 use axiom_proto::telemetry::Hex;
@@ -147,7 +147,7 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
     let (cfg, extents) = (&image.config, &image.extents);
     let n_layers = cfg.n_layers;
     let n_ctx = args.ctx.min(cfg.n_ctx_train.max(16));
-    let state_cfg = StateConfig { n_ctx, max_batch: MAX_BATCH, logit_rows: 1 };
+    let state_cfg = StateConfig { n_ctx, max_batch: MAX_BATCH, logit_rows: 1, kv_type: KvType::default() };
     let state = StateBytes::new(cfg, &state_cfg).ok_or_else(|| {
         format!("the inference state (KV cache and activations) for ctx={n_ctx} and this model does not fit in the address space: lower ctx=")
     })?;

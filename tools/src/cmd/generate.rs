@@ -131,7 +131,7 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     if prompt.len() >= n_ctx {
         bail!("the prompt has {} tokens, which does not leave room to generate in a context of {n_ctx}", prompt.len());
     }
-    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(prompt.len()), logit_rows: 1 };
+    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(prompt.len()), logit_rows: 1, kv_type: engine.kv_type };
     let mut memory = engine.state_memory(&state_cfg)?;
     let state = SharedState::new(model, state_cfg, &mut memory)?;
     let layers = engine.weights.source();
