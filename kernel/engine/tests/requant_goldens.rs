@@ -22,7 +22,7 @@ use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::Kernels;
 use axiom_engine::model::{LayerSource, Model, ResidentLayers};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{Scratch, SharedState, StateConfig};
+use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
 use common::run_team;
 use serde_json::Value;
 
@@ -65,7 +65,7 @@ fn goldens(ty: &str) -> (String, Vec<Case>) {
 
 /// Logits of every position of `tokens` (teacher-forced), 2 threads, one batch.
 fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Vec<Vec<f32>> {
-    let sc = StateConfig { n_ctx: tokens.len(), max_batch: tokens.len(), logit_rows: tokens.len() };
+    let sc = StateConfig { n_ctx: tokens.len(), max_batch: tokens.len(), logit_rows: tokens.len(), kv_type: KvType::default() };
     let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let mut state = SharedState::new(model, sc, &mut mem).unwrap();
     let mut scratches: Vec<Scratch> = (0..2).map(|_| Scratch::new(&model.config, &sc)).collect();
@@ -86,7 +86,7 @@ impl TokenSink for Collect {
 }
 
 fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize) -> Vec<u32> {
-    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: 16, logit_rows: 1 };
+    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: 16, logit_rows: 1, kv_type: KvType::default() };
     let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(model, sc, &mut mem).unwrap();
     let mut scratches: Vec<Scratch> = (0..2).map(|_| Scratch::new(&model.config, &sc)).collect();

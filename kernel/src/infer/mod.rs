@@ -184,7 +184,13 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
     let (cfg, extents) = (&image.config, &image.extents);
     let n_layers = cfg.n_layers;
     let n_ctx = args.ctx.min(cfg.n_ctx_train.max(16));
-    let state_cfg = StateConfig { n_ctx, max_batch: MAX_BATCH, logit_rows: 1 };
+    if n_ctx < args.ctx {
+        println!("ctx={} is longer than this model's training context: using ctx={n_ctx}", args.ctx);
+    }
+    if args.kv_type.row_bytes(cfg.head_dim).is_none() {
+        return Err(format!("kv_type={}: this model's head size {} is not a multiple of 32; use kv_type=f16 or f32", args.kv_type, cfg.head_dim));
+    }
+    let state_cfg = StateConfig { n_ctx, max_batch: MAX_BATCH, logit_rows: 1, kv_type: args.kv_type };
     let state = StateBytes::new(cfg, &state_cfg).ok_or_else(|| {
         format!("the inference state (KV cache and activations) for ctx={n_ctx} and this model does not fit in the address space: lower ctx=")
     })?;
@@ -259,6 +265,8 @@ fn report_memory(m: &MemoryPlan, image: &Image, region: &TensorRegion) {
         kv_bytes: input.kv_bytes,
         kv_slab_bytes: m.state.kv_per_layer as u64,
         kv_slabs: m.state.layers as u64,
+        kv_type: m.state_cfg.kv_type.name().into(),
+        kv_bytes_per_token: m.state.kv_per_token as u64,
         n_ctx: m.state_cfg.n_ctx as u64,
         activation_bytes: input.activation_bytes,
         model_bytes: input.resident_weights().unwrap_or(u64::MAX),
@@ -266,7 +274,7 @@ fn report_memory(m: &MemoryPlan, image: &Image, region: &TensorRegion) {
         min_budget: input.min_budget(),
     });
     println!(
-        "memory plan: {} with {} slots, {} of {} layers pinned ({}), {} streamed per token; weights {}, KV {}, activations {}; budget {}",
+        "memory plan: {} with {} slots, {} of {} layers pinned ({}), {} streamed per token; weights {}, KV {} ({}, {} positions, {} bytes each), activations {}; budget {}",
         plan.mode.name(),
         plan.slots,
         plan.pinned,
@@ -275,6 +283,9 @@ fn report_memory(m: &MemoryPlan, image: &Image, region: &TensorRegion) {
         Mib(streamed_bytes),
         Mib(plan.weight_pool_bytes),
         Mib(input.kv_bytes),
+        m.state_cfg.kv_type,
+        m.state_cfg.n_ctx,
+        m.state.kv_per_token,
         Mib(input.activation_bytes),
         Mib(plan.budget)
     );

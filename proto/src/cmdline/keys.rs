@@ -125,7 +125,12 @@ keys! {
         &["layer", "token", "off"],
         "token",
     );
-    CTX: Int = Key::<Int>::new(flag(about("ctx", Inference, "context length in tokens"), "ctx"), 16, 1 << 17, 512);
+    CTX: Int = Key::<Int>::new(flag(about("ctx", Inference, "context length in tokens (at most the model's training context)"), "ctx"), 16, 1 << 17, 512);
+    KV_TYPE: Choice = Key::<Choice>::new(
+        flag(about("kv_type", Inference, "KV cache type: f16 (half of f32's memory), q8_0 (about a quarter), f32 (the reference)"), "kv-type"),
+        &["f16", "q8_0", "f32"],
+        "f16",
+    );
     MODEL: Location = Key::<Location>::new(flag(
         noted(about("model", Inference, "where the packed image is on the NVMe disk"), "the first namespace, offset 0"),
         "model-at",
@@ -190,7 +195,7 @@ mod tests {
         let c = Cmdline::parse("prompt=Hi tokens=16 temp=0.7 top_p=0.9 io_core=off pack_head=0", KEYS).unwrap();
         assert_eq!((c.get(&TOKENS), c.get(&TEMP), c.get(&TOP_P), c.get(&IO_CORE)), (16, 0.7, 0.9, Some("off")));
         assert_eq!((c.get(&PACK_HEAD), c.get(&CHAT), c.get(&CTX), c.get(&TELEMETRY)), (false, false, 512, "token"));
-        assert_eq!((c.get(&BUDGET), c.get(&SLOTS), c.get(&REPACK)), (None, None, "auto"));
+        assert_eq!((c.get(&BUDGET), c.get(&SLOTS), c.get(&REPACK), c.get(&KV_TYPE)), (None, None, "auto", "f16"));
         let e = Cmdline::parse("tokens=0", KEYS).unwrap_err().to_string();
         assert_eq!(e, "command-line key 'tokens': value '0' is not an integer >= 1");
     }

@@ -232,6 +232,10 @@ schema! {
         pub kv_bytes: u64,
         pub kv_slab_bytes: u64,
         pub kv_slabs: u64,
+        /// `f16`, `q8_0` or `f32`.
+        pub kv_type: Str<'a>,
+        /// KV cache bytes per position (all layers, K and V).
+        pub kv_bytes_per_token: u64,
         pub n_ctx: u64,
         pub activation_bytes: u64,
         /// Weights resident in memory.

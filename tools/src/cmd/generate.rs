@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use axiom_engine::forward::{generate, GenerateParams, Leader, StopReason, TokenSink};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{SharedState, StateConfig};
+use axiom_engine::state::{SharedState, StateBytes, StateConfig};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
 
 use crate::host::{with_engine, Engine, EngineArgs};
@@ -131,7 +131,7 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     if prompt.len() >= n_ctx {
         bail!("the prompt has {} tokens, which does not leave room to generate in a context of {n_ctx}", prompt.len());
     }
-    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(prompt.len()), logit_rows: 1 };
+    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(prompt.len()), logit_rows: 1, kv_type: engine.kv_type };
     let mut memory = engine.state_memory(&state_cfg)?;
     let state = SharedState::new(model, state_cfg, &mut memory)?;
     let layers = engine.weights.source();
@@ -195,7 +195,7 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     );
     // Key order as issue 3 specifies it (serde_json would sort the keys).
     eprintln!(
-        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\",\"ids\":{:?}}}",
+        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\",\"kv_type\":\"{}\",\"kv_bytes_per_token\":{},\"ids\":{:?}}}",
         prompt.len(),
         rate(prompt.len(), prefill_s),
         sink.generated,
@@ -205,6 +205,8 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
         model.kernels.isa().name(),
         seed,
         stop,
+        state_cfg.kv_type,
+        StateBytes::new(&model.config, &state_cfg).map_or(0, |b| b.kv_per_token),
         sink.ids
     );
     if let Some(e) = sink.io_error {
