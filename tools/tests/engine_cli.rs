@@ -136,3 +136,36 @@ fn bad_input_gets_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("tools/fetch-model.sh"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The generated ids from `axiom generate`'s statistics line.
+fn generated_ids(stderr: &str) -> Vec<u64> {
+    let stats: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    stats["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
+}
+
+#[test]
+fn messages_are_one_conversation_in_the_chat_template() {
+    let model = default_model();
+    let m = model.to_str().unwrap();
+    let base = ["generate", "--model", m, "--chat", "--temp", "0", "--tokens", "6"];
+    let (_, one_shot) = ok(&[&base[..], &["--prompt", "Hi"]].concat());
+    let (_, listed) = ok(&[&base[..], &["--messages", r#"[{"role":"user","content":"Hi"}]"#]].concat());
+    assert_eq!(generated_ids(&listed), generated_ids(&one_shot), "one user message is --prompt --chat");
+    // A follow-up: the earlier turns are part of the context.
+    let convo = r#"[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"},{"role":"user","content":"Name a color."}]"#;
+    let (_, follow) = ok(&[&base[..], &["--messages", convo]].concat());
+    let stats: Value = serde_json::from_str(follow.lines().last().unwrap()).unwrap();
+    let (_, alone) = ok(&[&base[..], &["--prompt", "Name a color."]].concat());
+    let alone: Value = serde_json::from_str(alone.lines().last().unwrap()).unwrap();
+    assert!(stats["prefill_tokens"].as_u64().unwrap() > alone["prefill_tokens"].as_u64().unwrap(), "the context holds the earlier turns");
+    for (bad, why) in [
+        (r#"[{"role":"assistant","content":"x"}]"#, "the last message must be the user's"),
+        (r#"[{"role":"user","content":"a"},{"role":"user","content":"b"}]"#, "must alternate"),
+        (r#"[{"role":"bot","content":"a"}]"#, "is not system, user or assistant"),
+        (r#"{"role":"user"}"#, "JSON list"),
+    ] {
+        let out = axiom(&[&base[..], &["--messages", bad]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(why), "--messages {bad}: {stderr}");
+    }
+}

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use axiom_engine::conversation::Conversation;
 use axiom_engine::forward::{generate, GenerateParams, Leader, StopReason, TokenSink};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{SharedState, StateConfig};
@@ -25,9 +26,16 @@ pub struct Args {
     #[command(flatten)]
     engine: EngineArgs,
     /// The prompt. Special tokens written in it (`<|im_start|>`) are parsed as special tokens.
+    #[arg(long, required_unless_present = "messages", conflicts_with = "messages")]
+    prompt: Option<String>,
+    /// A conversation to answer: a JSON list of `{"role": .., "content": ..}`
+    /// (`system` first, optional; then `user` and `assistant` alternating,
+    /// ending with `user`), inline or `@FILE`. The context is the whole
+    /// conversation, as the kernel's `interactive=1` keeps it: with the same
+    /// turns, the answer is the kernel's.
     #[arg(long)]
-    prompt: String,
-    /// Wrap the prompt as a user message in the model's chat template.
+    messages: Option<String>,
+    /// Wrap the prompt (or the messages) in the model's chat template.
     #[arg(long)]
     chat: bool,
     /// Most tokens to generate.
@@ -114,23 +122,22 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     let model = &engine.model;
     let threads = engine.threads;
     let tokenizer = engine.tokenizer()?;
-    let prompt: Vec<u32> = if args.chat {
-        tokenizer.encode_chat(&[ChatMessage { role: "user", content: &args.prompt }], true)?
-    } else {
-        tokenizer.encode(&args.prompt, true, true)
+    let owned_messages = match (&args.prompt, &args.messages) {
+        (_, Some(json)) => read_messages(json)?,
+        (Some(prompt), None) => vec![(String::from("user"), prompt.clone())],
+        (None, None) => bail!("give --prompt or --messages"),
     };
-    if prompt.is_empty() {
-        bail!("the prompt encodes to no tokens");
+    let messages: Vec<ChatMessage<'_>> = owned_messages.iter().map(|(role, content)| ChatMessage { role, content }).collect();
+    // Without --ctx, the context is as long as this answer needs (the
+    // conversation is planned in the model's training context).
+    let n_ctx_train = model.config.n_ctx_train.max(1);
+    let (mut conversation, user) = Conversation::from_messages(&tokenizer, args.chat, &messages, args.ctx.unwrap_or(n_ctx_train))?;
+    let plan = conversation.plan(&tokenizer, user, args.tokens)?;
+    if plan.dropped_turns > 0 {
+        eprintln!("axiom generate: warning: the context is full: dropped the oldest {} turn(s), the system prompt kept", plan.dropped_turns);
     }
-
-    let n_ctx_train = model.config.n_ctx_train;
-    let n_ctx = match args.ctx {
-        Some(c) => c,
-        None => (prompt.len() + args.tokens).min(n_ctx_train.max(prompt.len() + 1)),
-    };
-    if prompt.len() >= n_ctx {
-        bail!("the prompt has {} tokens, which does not leave room to generate in a context of {n_ctx}", prompt.len());
-    }
+    let prompt = plan.tokens;
+    let n_ctx = args.ctx.unwrap_or(prompt.len() + plan.max_new);
     let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(prompt.len()), logit_rows: 1 };
     let mut memory = engine.state_memory(&state_cfg)?;
     let state = SharedState::new(model, state_cfg, &mut memory)?;
@@ -156,7 +163,7 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     let params = GenerateParams {
         prompt: &prompt,
         start_pos: 0,
-        max_new_tokens: args.tokens,
+        max_new_tokens: plan.max_new,
         stop_tokens: if args.ignore_eos { &[] } else { tokenizer.eog_ids() },
         prefill_batch: state_cfg.max_batch,
     };
@@ -213,4 +220,25 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The `--messages` list (inline JSON, or `@FILE`) as (role, content) pairs.
+fn read_messages(arg: &str) -> Result<Vec<(String, String)>> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading --messages file {path}"))?,
+        None => arg.to_string(),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Message {
+        role: String,
+        content: String,
+    }
+    let list: Vec<Message> = serde_json::from_str(&text).context("--messages must be a JSON list of {\"role\": .., \"content\": ..}")?;
+    for m in &list {
+        if !["system", "user", "assistant"].contains(&m.role.as_str()) {
+            bail!("--messages: role {:?} is not system, user or assistant", m.role);
+        }
+    }
+    Ok(list.into_iter().map(|m| (m.role, m.content)).collect())
 }
