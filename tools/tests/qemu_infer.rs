@@ -8,7 +8,10 @@
 //! the runner's timeout: a flipped byte in layer 7 (CRC32C), a truncated
 //! image, a disk that is not GGUF, a budget below two layers. Last, the
 //! serial chat (`interactive=1`) answering two prompts after skipping an
-//! overlong line and one that is not UTF-8.
+//! overlong line and one that is not UTF-8; a three-turn conversation in the
+//! chat template whose follow-ups evaluate only their new tokens and answer
+//! as the host engine answers the same conversation; a small context that
+//! overflows, drops the oldest turn with a `@warning` and keeps answering.
 //!
 //! The packed image is built once (in the image cache that `axiom run` uses);
 //! QEMU runs are serialized (the host may have two cores). Each test prints
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use axiom_engine::gguf::Gguf;
 use axiom_engine::image::PackedLayout;
 use axiom_proto::cmdline::keys;
-use axiom_proto::telemetry::events::{CoreToken, Cpu, Error, Io, Load, LoadProgress, MemPlan, Model, Prompt, Ready, Summary, Token, Warning};
+use axiom_proto::telemetry::events::{ChatStats, CoreToken, Cpu, Error, Io, Load, LoadProgress, MemPlan, Model, Prompt, Ready, Summary, Token, Warning};
 use axiom_tools::infer::{self, KernelArgs};
 use axiom_tools::qemu::{self, QemuOptions, RunResult, SerialInput, Verdict, EXIT_FAILURE_STATUS};
 
@@ -322,4 +325,108 @@ fn interactive_answers_two_prompts() {
     assert_eq!(r.all::<Summary>().count(), 2);
     // The first prompt starts from an empty context: the host's greedy tokens.
     assert_eq!(answers[0].ids, host_ids()[..ANSWER_TOKENS as usize], "first answer differs from the host engine's");
+}
+
+/// The host engine's greedy answer to a conversation (`axiom generate --chat
+/// --messages`): `turns` are the earlier (user, answer) pairs.
+fn host_chat_ids(turns: &[(&str, &str)], user: &str, tokens: u32, ctx: Option<u32>) -> Vec<u32> {
+    let mut messages: Vec<serde_json::Value> = Vec::new();
+    for (u, a) in turns {
+        messages.push(serde_json::json!({"role": "user", "content": u}));
+        messages.push(serde_json::json!({"role": "assistant", "content": a}));
+    }
+    messages.push(serde_json::json!({"role": "user", "content": user}));
+    let mut cmd = axiom();
+    cmd.args(["generate", "--chat", "--temp", "0", "--tokens", &tokens.to_string(), "--messages", &serde_json::Value::Array(messages).to_string()]);
+    if let Some(c) = ctx {
+        cmd.args(["--ctx", &c.to_string()]);
+    }
+    let out = cmd.arg("--model").arg(model()).output().expect("running axiom generate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "axiom generate --messages failed:\n{stderr}");
+    let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("stats JSON line");
+    stats["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect()
+}
+
+/// Tokens the cache holds after an answer: its context and the generated
+/// tokens, less the last one when the limit stopped it (sampled, never
+/// evaluated); an end-of-turn stop token is not counted in `generated`.
+fn cached_after(p: &Prompt, s: &Summary) -> u64 {
+    p.tokens + s.generated - u64::from(s.stop == "limit")
+}
+
+const CHAT_TOKENS: u32 = 4;
+
+fn chat_args() -> KernelArgs {
+    KernelArgs::default().with(&keys::INTERACTIVE, true).with(&keys::CHAT, true).with(&keys::TOKENS, CHAT_TOKENS).with(&keys::TEMP, 0.0)
+}
+
+#[test]
+fn conversation_reuses_the_cache_and_matches_the_host() {
+    let lines = ["Hi", "Name a color.", "Thanks"];
+    let input = format!("{}\n/stats\n/quit\n", lines.join("\n"));
+    let r = boot(2, &chat_args(), image(), GENERATE_TIMEOUT, SerialInput::Bytes(input.into_bytes()));
+    assert_eq!(r.verdict(), Verdict::Success);
+    let prompts: Vec<Prompt> = r.all::<Prompt>().collect();
+    let summaries: Vec<Summary> = r.all::<Summary>().collect();
+    let answers = infer::answers(&r);
+    assert_eq!((prompts.len(), summaries.len(), answers.len()), (3, 3, 3), "three turns, three answers");
+    assert_eq!(prompts[0].reused_tokens, 0, "the first turn starts from an empty cache");
+    for i in 0..3 {
+        let p = &prompts[i];
+        assert_eq!((p.turn, p.text.as_ref()), (i as u64, lines[i]));
+        assert_eq!(p.new_tokens + p.reused_tokens, p.tokens, "turn {i}: the context is the reused and the new tokens");
+        assert_eq!(summaries[i].prompt_tokens, p.new_tokens, "turn {i}: only the new tokens are evaluated");
+        if i > 0 {
+            let before = cached_after(&prompts[i - 1], &summaries[i - 1]);
+            assert_eq!(p.reused_tokens, before, "turn {i} reuses every token the cache holds");
+            assert!(p.new_tokens < p.tokens / 2, "turn {i} evaluates only its own tokens: {} of {}", p.new_tokens, p.tokens);
+        }
+    }
+    // The same conversation on the host, whole: the same answers.
+    let mut turns: Vec<(&str, &str)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        assert!(!answers[i].ids.is_empty() || summaries[i].stop == "eos");
+        assert_eq!(answers[i].ids, host_chat_ids(&turns, line, CHAT_TOKENS, None), "turn {i}: the kernel's answer differs from the host engine's");
+        turns.push((line, &answers[i].text));
+    }
+    let stats = r.first::<ChatStats>().expect("/stats writes @chat_stats");
+    assert_eq!((stats.answers, stats.turn, stats.turns_kept, stats.dropped_turns), (3, 3, 3, 0));
+    assert_eq!(stats.cached_tokens, cached_after(&prompts[2], &summaries[2]));
+    assert_eq!(stats.reused_tokens, prompts[1].reused_tokens + prompts[2].reused_tokens);
+    assert!(stats.decode_tok_s > 0.0 || summaries[2].generated < 2);
+}
+
+#[test]
+fn a_full_context_drops_the_oldest_turns_and_keeps_answering() {
+    // SmolLM2's template: a turn is about 31 tokens with the system prompt,
+    // each follow-up about 15 more: the third or fourth overflows 64.
+    const CTX: u32 = 64;
+    let lines = ["Hi", "Name a color.", "Name a fruit.", "Thanks"];
+    let input = format!("{}\n/reset\nHi\n/quit\n", lines.join("\n"));
+    let r = boot(2, &chat_args().with(&keys::CTX, CTX), image(), GENERATE_TIMEOUT, SerialInput::Bytes(input.into_bytes()));
+    assert_eq!(r.verdict(), Verdict::Success);
+    let prompts: Vec<Prompt> = r.all::<Prompt>().collect();
+    let summaries: Vec<Summary> = r.all::<Summary>().collect();
+    let answers = infer::answers(&r);
+    assert_eq!((prompts.len(), summaries.len()), (5, 5), "every line answered");
+    let warnings: Vec<String> = r.all::<Warning>().map(|w| w.msg.into_owned()).collect();
+    let drops: Vec<usize> = (1..4).filter(|&i| prompts[i].reused_tokens < cached_after(&prompts[i - 1], &summaries[i - 1])).collect();
+    assert!(!drops.is_empty(), "four turns overflow ctx={CTX}: {prompts:?}");
+    assert_eq!(warnings.len(), drops.len(), "one @warning per drop: {warnings:?}");
+    assert!(warnings.iter().all(|w| w.contains("dropped the oldest") && w.contains("system prompt")), "{warnings:?}");
+    for p in &prompts {
+        assert!(p.tokens + p.max_new <= CTX as u64, "the context and the answer fit: {p:?}");
+    }
+    // The first turn that dropped answers as the host does for the whole
+    // conversation in the same context (which drops the same turns).
+    let d = drops[0];
+    let turns: Vec<(&str, &str)> = (0..d).map(|i| (lines[i], answers[i].text.as_str())).collect();
+    assert_eq!(answers[d].ids, host_chat_ids(&turns, lines[d], CHAT_TOKENS, Some(CTX)), "turn {d} after the drop differs from the host's");
+    // After /reset, "Hi" is a first turn again: the first answer, reusing
+    // the cached system prompt.
+    assert_eq!(prompts[4].turn, 0);
+    assert_eq!(prompts[4].tokens, prompts[0].tokens);
+    assert!(prompts[4].reused_tokens > 0);
+    assert_eq!(answers[4].ids, answers[0].ids);
 }

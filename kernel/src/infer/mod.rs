@@ -48,7 +48,7 @@ pub use args::InferArgs;
 use image::Image;
 use io::{IoWake, Streamer};
 use pool::{PackedLayer, TensorRegion};
-use session::{Session, Team};
+use session::{AnswerError, Session, Team};
 use team::TeamShared;
 
 /// Largest prompt prefill chunk (tokens per forward call), as on the host.
@@ -342,19 +342,23 @@ fn assemble_team(
     })
 }
 
-/// The prompt from the command line, then (`interactive=1`) prompts read
-/// line by line from the serial port until `/quit` or Ctrl-D.
+/// The prompt from the command line, then (`interactive=1`) lines read from
+/// the serial port, all one conversation, until `/quit` or Ctrl-D: `/reset`
+/// starts a new conversation, `/stats` reports the speeds.
 fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
-    let mut session = Session::new(args);
+    let mut session = Session::new(args, team)?;
     if let Some(prompt) = &args.prompt {
-        session.answer(team, prompt)?;
+        match session.answer(team, prompt) {
+            Ok(()) => {}
+            Err(AnswerError::Input(msg) | AnswerError::Fatal(msg)) => return Err(msg),
+        }
     }
     if !args.interactive {
         return Ok(());
     }
     let mut reader = LineReader::<MAX_LINE>::new();
     telemetry::emit(&events::Ready { interactive: true, max_line: MAX_LINE as u64 });
-    println!("> type a prompt and press Enter (/quit to end)");
+    println!("> type a prompt and press Enter (/reset starts over, /stats, /quit ends)");
     loop {
         let Some(byte) = console::try_read_byte() else {
             core::hint::spin_loop();
@@ -373,13 +377,17 @@ fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
             }
             Some(Line::Text(t)) => String::from(t.trim()),
         };
-        if line == "/quit" {
-            return Ok(());
+        match line.as_str() {
+            "" => continue,
+            "/quit" => return Ok(()),
+            "/reset" => session.reset(),
+            "/stats" => session.stats(),
+            _ => match session.answer(team, &line) {
+                Ok(()) => {}
+                Err(AnswerError::Input(msg)) => telemetry::warning(format_args!("{msg}: line ignored")),
+                Err(AnswerError::Fatal(msg)) => return Err(msg),
+            },
         }
-        if line.is_empty() {
-            continue;
-        }
-        session.answer(team, &line)?;
         println!("> ");
     }
 }

@@ -482,7 +482,7 @@ mod tests {
             r#"@model {"arch":"llama","layers":30,"n_embd":576,"n_ff":1536,"n_heads":9,"n_kv_heads":3,"n_vocab":49152,"model_bytes":98598912,"header_bytes":1,"globals_bytes":1,"max_layer_bytes":1,"isa":"avx2","nsid":1,"offset":0}"#,
             r#"@load_progress {"layer":12,"layers":30,"bytes":41811968,"total_bytes":96808960}"#,
             r#"@load {"mode":"resident","layers":30,"bytes":96808960,"ms":1738.4,"mib_per_s":53.1,"verified":31}"#,
-            r#"@prompt {"answer":0,"tokens":5,"max_new":2,"chat":false,"text":"The capital of France is"}"#,
+            r#"@prompt {"answer":0,"turn":0,"tokens":5,"new_tokens":5,"reused_tokens":0,"max_new":2,"chat":false,"text":"The capital of France is"}"#,
             r#"@token {"i":0,"id":7042,"text":" Paris","us":474221}"#,
             r#"@token {"i":1,"id":30,"text":".","us":444944}"#,
             r#"@core_token {"tok":0,"core":0,"cpu":0,"stream_wait_us":0,"attn_us":41409,"ffn_us":1,"barrier_us":1,"busy_us":2,"embed_output_us":1,"outside_barrier_us":1}"#,
