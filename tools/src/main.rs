@@ -29,6 +29,8 @@ enum Command {
     Perplexity(cmd::perplexity::Args),
     /// Write a layer-ordered, 4 KiB-aligned, checksummed GGUF (the kernel's disk image).
     Pack(cmd::pack::Args),
+    /// A GPT disk image with the packed model in an `axiom-model` partition beside a data partition.
+    Disk(cmd::disk::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
     /// The kernel's command-line keys (the key table); --update-docs writes them into the docs.
@@ -44,6 +46,7 @@ fn main() {
         Command::Tokenize(a) => cmd::tokenize::main(a),
         Command::Perplexity(a) => cmd::perplexity::main(a),
         Command::Pack(a) => cmd::pack::main(a),
+        Command::Disk(a) => cmd::disk::main(a),
         Command::Sweep(a) => cmd::sweep::main(a),
         Command::Keys(a) => cmd::keys::main(a),
     };

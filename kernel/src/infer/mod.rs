@@ -17,6 +17,7 @@
 mod args;
 mod image;
 mod io;
+mod locate;
 mod pool;
 mod report;
 mod session;
@@ -47,6 +48,7 @@ use crate::{console, println};
 pub use args::InferArgs;
 use image::Image;
 use io::{IoWake, Streamer};
+use locate::ModelPlace;
 use pool::{PackedLayer, TensorRegion};
 use session::{AnswerError, Session, Team};
 use team::TeamShared;
@@ -77,19 +79,20 @@ fn keep<T>(value: T) -> &'static mut T {
 /// Runs the inference mode (the boot has checked `args` and given the CPUs
 /// their roles from them).
 pub fn run(ctx: &Context, args: InferArgs) -> Result<(), String> {
-    let (mut qp, ns) = open_model_disk(ctx, &args)?;
-    let image: &'static Image = keep(image::read(&mut qp, &ns, args.model.offset)?);
+    let (mut qp, place) = open_model_disk(ctx, &args)?;
+    let image: &'static Image = keep(image::read(&mut qp, &place)?);
+    let ns = place.ns;
     let kernels = Kernels::detect();
-    report_model(image, &ns, &args, &kernels);
+    report_model(image, &place, &kernels);
     let memory = plan_memory(image, &args)?;
     let mut region = TensorRegion::reserve(&memory.plan)?;
     report_memory(&memory, &region);
 
     let t0 = tsc::now_ns();
-    let model = load_globals(&mut qp, &ns, &args, image, &mut region, memory.head_bytes, kernels)?;
+    let model = load_globals(&mut qp, &ns, place.offset, image, &mut region, memory.head_bytes, kernels)?;
     let cpus = TeamCpus::from_roles();
     let ring: &'static SlotRing = keep(region.slot_ring(&image.extents.globals, &image.extents.layers, cpus.compute.len())?);
-    let mut streamer = Streamer::new(qp, ns, args.model.offset, &image.extents, ring, args.verify_always);
+    let mut streamer = Streamer::new(qp, ns, place.offset, &image.extents, ring, args.verify_always);
     let packed = load_resident_layers(&memory.plan, image, &mut region, &mut streamer, ring)?;
     report_load(&memory.plan, image, tsc::now_ns() - t0, &streamer);
 
@@ -98,21 +101,23 @@ pub fn run(ctx: &Context, args: InferArgs) -> Result<(), String> {
     answer_prompts(team, &args)
 }
 
-/// The NVMe namespace holding the image (`model=ns:N`, default the first)
-/// and an I/O queue pair at the deepest queue depth.
-fn open_model_disk(ctx: &Context, args: &InferArgs) -> Result<(NvmeQueuePair, Namespace), String> {
+/// Where the image is (`model=`: a GPT partition, by default `axiom-model`
+/// on any namespace; or a namespace and offset) and an I/O queue pair at the
+/// deepest queue depth.
+fn open_model_disk(ctx: &Context, args: &InferArgs) -> Result<(NvmeQueuePair, ModelPlace), String> {
     let mut storage =
         storage::probe(ctx.platform, ControllerOptions::default()).map_err(|e| format!("inference needs the model image on an NVMe namespace: {e}"))?;
-    let ns = match args.model.nsid {
-        None => storage.namespace,
-        Some(nsid) => storage.controller.namespace(nsid).map_err(|e| format!("model=ns:{nsid}: {e}"))?,
-    };
-    let qp = storage.create_io_queue_pair(None, 256, None).map_err(|e| format!("NVMe I/O queue pair: {e}"))?;
-    Ok((qp, ns))
+    let mut qp = storage.create_io_queue_pair(None, 256, None).map_err(|e| format!("NVMe I/O queue pair: {e}"))?;
+    let place = locate::find(&mut storage, &mut qp, &args.model)?;
+    if place.partition.is_some() {
+        println!("model image: {}", place.describe());
+    }
+    Ok((qp, place))
 }
 
-fn report_model(image: &Image, ns: &Namespace, args: &InferArgs, kernels: &Kernels) {
+fn report_model(image: &Image, place: &ModelPlace, kernels: &Kernels) {
     let (cfg, extents) = (&image.config, &image.extents);
+    let partition = place.partition_name();
     telemetry::emit(&events::Model {
         arch: image.arch.as_str().into(),
         layers: cfg.n_layers as u64,
@@ -126,8 +131,10 @@ fn report_model(image: &Image, ns: &Namespace, args: &InferArgs, kernels: &Kerne
         globals_bytes: extents.globals.size,
         max_layer_bytes: extents.max_layer_size(),
         isa: kernels.isa().name().into(),
-        nsid: ns.nsid as u64,
-        offset: args.model.offset,
+        nsid: place.ns.nsid as u64,
+        offset: place.offset,
+        partition: partition.as_deref().map(Into::into),
+        region_bytes: place.len,
     });
 }
 
@@ -218,7 +225,7 @@ fn report_memory(m: &MemoryPlan, region: &TensorRegion) {
 fn load_globals(
     qp: &mut NvmeQueuePair,
     ns: &Namespace,
-    args: &InferArgs,
+    image_offset: u64,
     image: &'static Image,
     region: &mut TensorRegion,
     head_bytes: u64,
@@ -226,7 +233,7 @@ fn load_globals(
 ) -> Result<&'static Model<'static>, String> {
     let extent = &image.extents.globals;
     let globals = region.globals(extent.size)?;
-    let lba = (args.model.offset + extent.offset) / ns.block_size as u64;
+    let lba = (image_offset + extent.offset) / ns.block_size as u64;
     qp.read(ns, lba, globals).map_err(|e| format!("reading the globals: {e}"))?;
     io::verify_extent(extent, ExtentId::Globals, globals)?;
     let globals: &'static [u8] = globals;

@@ -107,7 +107,10 @@ keys! {
     );
     CTX: Int = Key::<Int>::new(flag(about("ctx", Inference, "context length in tokens"), "ctx"), 16, 1 << 17, 512);
     MODEL: Location = Key::<Location>::new(flag(
-        noted(about("model", Inference, "where the packed image is on the NVMe disk"), "the first namespace, offset 0"),
+        noted(
+            about("model", Inference, "where the packed image is on the NVMe disk: a GPT partition by name, or a namespace and byte offset"),
+            "the GPT partition named axiom-model (or of AXIOM's type GUID) on any namespace; without GPT, the first namespace at offset 0",
+        ),
         "model-at",
     ));
     REPACK: Choice = Key::<Choice>::new(

@@ -196,7 +196,12 @@ schema! {
         /// The engine's kernels (`scalar`, `avx2`, ...).
         pub isa: Str<'a>,
         pub nsid: u64,
+        /// Byte offset of the image in the namespace.
         pub offset: u64,
+        /// The GPT partition's name, when the image is in one.
+        pub partition: Option<Str<'a>>,
+        /// Bytes of the image's place (the partition, or the namespace from `offset`).
+        pub region_bytes: u64,
     }
 
     /// `@mem` of the inference mode: the tensor region's plan.
