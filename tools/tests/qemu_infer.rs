@@ -567,3 +567,41 @@ fn partition_too_small_for_its_image_stops_with_clear_error() {
     let errors = fails_cleanly(&r);
     assert!(errors.iter().any(|e| e.contains("truncated") && e.contains("partition is too small for its image")), "{errors:?}");
 }
+
+/// Issue 11's bug: `axiom run --interactive` read its stdin as UTF-8 lines,
+/// so a line that was not UTF-8 ended the input at once, silently. Now the
+/// bytes reach the kernel, which refuses that line with its own `@warning`
+/// and answers the next.
+#[test]
+fn run_interactive_forwards_a_line_that_is_not_utf8_and_goes_on() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let _serial = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = axiom()
+        .args(["run", "--interactive", "--tokens", "2", "--temp", "0", "--smp", "2", "--show", "lines", "--timeout", "600", "--model"])
+        .arg(model())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running axiom run");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut input = b"\xff\xfeab\n".to_vec();
+    input.extend_from_slice(format!("{PROMPT}\n/quit\n").as_bytes());
+    stdin.write_all(&input).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "axiom run --interactive failed ({})", out.status);
+    let mut r = RunResult::default();
+    for line in stdout.lines() {
+        r.push_line(line.to_string());
+    }
+    let warnings: Vec<String> = r.all::<Warning>().map(|w| w.msg.into_owned()).collect();
+    assert!(warnings.iter().any(|w| w.contains("not valid UTF-8")), "the kernel refuses the bad line: {warnings:?}");
+    let answers = infer::answers(&r);
+    assert_eq!(answers.len(), 1, "the line after the bad one is answered");
+    assert_eq!(answers[0].ids, host_ids()[..2], "the answer to {PROMPT:?}");
+    assert!(r.done_ok());
+}
