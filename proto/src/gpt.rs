@@ -223,7 +223,7 @@ impl GptHeader {
             return Err(GptError::Bounds("the usable blocks are not inside the disk"));
         }
         let es = self.entry_size;
-        if es < ENTRY_SIZE as u32 || !(es / ENTRY_SIZE as u32).is_power_of_two() || es % ENTRY_SIZE as u32 != 0 {
+        if es < ENTRY_SIZE as u32 || !es.is_multiple_of(ENTRY_SIZE as u32) || !(es / ENTRY_SIZE as u32).is_power_of_two() {
             return Err(GptError::BadEntrySize(es));
         }
         let bytes = self.num_entries as u64 * es as u64;

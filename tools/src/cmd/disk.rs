@@ -110,7 +110,10 @@ pub fn write_disk(image: &Path, out: &Path, size: u64, name: &str) -> Result<Dis
     let model_blocks = (image_len.div_ceil(BLOCK)).div_ceil(ALIGN) * ALIGN;
     // The model at the end, the data partition before it (at least 1 MiB).
     let model_first = (last_usable + 1).saturating_sub(model_blocks) / ALIGN * ALIGN;
-    if size % BLOCK != 0 || model_first < 2 * ALIGN {
+    if !size.is_multiple_of(BLOCK) {
+        bail!("--size {size}: not a multiple of {BLOCK}-byte blocks");
+    }
+    if model_first < 2 * ALIGN {
         let need = (2 * ALIGN + model_blocks + 1 + ENTRY_BLOCKS) * BLOCK;
         bail!("--size {size}: too small for a {image_len}-byte image and a data partition (at least {} MiB)", need.div_ceil(1 << 20));
     }
@@ -204,7 +207,7 @@ mod tests {
             assert!(parts[0].has_name("axiom-data") && parts[1].has_name("axiom-model"));
             assert_eq!(parts[1].type_guid, gpt::MODEL_TYPE);
             assert_eq!(parts[1], layout.model);
-            assert!(parts[0].last_lba < parts[1].first_lba && parts[1].first_lba % ALIGN == 0);
+            assert!(parts[0].last_lba < parts[1].first_lba && parts[1].first_lba.is_multiple_of(ALIGN));
             assert!(parts[1].last_lba <= h.last_usable_lba);
             let start = (parts[1].first_lba * BLOCK) as usize;
             assert_eq!(&d[start..start + payload.len()], &payload[..], "the image at the partition's start");
