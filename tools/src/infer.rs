@@ -301,7 +301,7 @@ mod tests {
     fn answers_split_at_summaries() {
         let mut r = RunResult::default();
         for l in [
-            r#"@prompt {"answer":0,"tokens":3,"max_new":4,"chat":false,"text":"Hi"}"#,
+            r#"@prompt {"answer":0,"turn":0,"tokens":3,"new_tokens":3,"reused_tokens":0,"max_new":4,"chat":false,"text":"Hi"}"#,
             "@token {\"i\":0,\"id\":5,\"text\":\" Paris\",\"us\":1}",
             "@token {\"i\":1,\"id\":13,\"text\":\".\",\"us\":1}",
             SUMMARY,

@@ -32,6 +32,8 @@ enum Command {
     Pack(cmd::pack::Args),
     /// A synthetic LLaMA-shaped GGUF of a real size (default model's tokenizer, random weights).
     Synth(cmd::synth::Args),
+    /// A GPT disk image with the packed model in an `axiom-model` partition beside a data partition.
+    Disk(cmd::disk::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
     /// Write the bootable ISO for a real PC (GRUB menu: chat, self-test smp, self-test nvme).
@@ -49,6 +51,7 @@ fn main() {
         Command::Tokenize(a) => cmd::tokenize::main(a),
         Command::Perplexity(a) => cmd::perplexity::main(a),
         Command::Pack(a) => cmd::pack::main(a),
+        Command::Disk(a) => cmd::disk::main(a),
         Command::Sweep(a) => cmd::sweep::main(a),
         Command::Synth(a) => cmd::synth::main(a),
         Command::Keys(a) => cmd::keys::main(a),

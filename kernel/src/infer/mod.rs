@@ -19,6 +19,7 @@
 mod args;
 mod image;
 mod io;
+mod locate;
 mod pool;
 mod report;
 mod screen_view;
@@ -50,8 +51,9 @@ use crate::println;
 pub use args::InferArgs;
 use image::Image;
 use io::{IoWake, Streamer};
+use locate::ModelPlace;
 use pool::{PackedLayer, TensorRegion};
-use session::{Session, Team};
+use session::{AnswerError, Session, Team};
 use team::{Place, TeamShared};
 
 /// Largest prompt prefill chunk (tokens per forward call), as on the host.
@@ -80,16 +82,17 @@ fn keep<T>(value: T) -> &'static mut T {
 /// Runs the inference mode (the boot has checked `args` and given the CPUs
 /// their roles from them).
 pub fn run(ctx: &Context, args: InferArgs) -> Result<(), String> {
-    let (mut qp, ns) = open_model_disk(ctx, &args)?;
-    let image: &'static Image = keep(image::read(&mut qp, &ns, args.model.offset)?);
+    let (mut qp, place) = open_model_disk(ctx, &args)?;
+    let image: &'static Image = keep(image::read(&mut qp, &place)?);
+    let ns = place.ns;
     let kernels = Kernels::detect();
-    report_model(image, &ns, &args, &kernels);
+    report_model(image, &place, &kernels);
     let memory = plan_memory(image, &args)?;
     let mut region = TensorRegion::reserve(&memory.plan)?;
     report_memory(&memory, image, &region);
 
     let t0 = tsc::now_ns();
-    let model = load_globals(&mut qp, &ns, &args, image, &mut region, memory.head_bytes, kernels)?;
+    let model = load_globals(&mut qp, &ns, place.offset, image, &mut region, memory.head_bytes, kernels)?;
     let cpus = TeamCpus::from_roles();
     let rings = region.layer_rings(&image.extents.globals, &image.extents.layers, cpus.compute.len())?;
     let rings = Rings { pinned: rings.pinned.map(|r| &*keep(r)), streamed: rings.streamed.map(|r| &*keep(r)) };
@@ -99,7 +102,7 @@ pub fn run(ctx: &Context, args: InferArgs) -> Result<(), String> {
         (None, Some(r)) => (r, streamed_order.clone()),
         (None, None) => return Err(String::from("the memory plan holds no layer")),
     };
-    let mut streamer = Streamer::new(qp, ns, args.model.offset, &image.extents, first_ring, first_order, args.verify_always);
+    let mut streamer = Streamer::new(qp, ns, place.offset, &image.extents, first_ring, first_order, args.verify_always);
     let packed = load_pinned_layers(&memory.plan, image, &mut region, &mut streamer, rings.pinned)?;
     report_load(&memory.plan, image, tsc::now_ns() - t0, &streamer);
     let streamer = match (rings.pinned, rings.streamed) {
@@ -135,21 +138,23 @@ fn pinned_and_streamed_bytes(plan: &TensorPlan, image: &Image) -> (u64, u64) {
     (pinned, streamed)
 }
 
-/// The NVMe namespace holding the image (`model=ns:N`, default the first)
-/// and an I/O queue pair at the deepest queue depth.
-fn open_model_disk(ctx: &Context, args: &InferArgs) -> Result<(NvmeQueuePair, Namespace), String> {
+/// Where the image is (`model=`: a GPT partition, by default `axiom-model`
+/// on any namespace; or a namespace and offset) and an I/O queue pair at the
+/// deepest queue depth.
+fn open_model_disk(ctx: &Context, args: &InferArgs) -> Result<(NvmeQueuePair, ModelPlace), String> {
     let mut storage =
         storage::probe(ctx.platform, ControllerOptions::default()).map_err(|e| format!("inference needs the model image on an NVMe namespace: {e}"))?;
-    let ns = match args.model.nsid {
-        None => storage.namespace,
-        Some(nsid) => storage.controller.namespace(nsid).map_err(|e| format!("model=ns:{nsid}: {e}"))?,
-    };
-    let qp = storage.create_io_queue_pair(None, 256, None).map_err(|e| format!("NVMe I/O queue pair: {e}"))?;
-    Ok((qp, ns))
+    let mut qp = storage.create_io_queue_pair(None, 256, None).map_err(|e| format!("NVMe I/O queue pair: {e}"))?;
+    let place = locate::find(&mut storage, &mut qp, &args.model)?;
+    if place.partition.is_some() {
+        println!("model image: {}", place.describe());
+    }
+    Ok((qp, place))
 }
 
-fn report_model(image: &Image, ns: &Namespace, args: &InferArgs, kernels: &Kernels) {
+fn report_model(image: &Image, place: &ModelPlace, kernels: &Kernels) {
     let (cfg, extents) = (&image.config, &image.extents);
+    let partition = place.partition_name();
     telemetry::emit(&events::Model {
         arch: image.arch.as_str().into(),
         layers: cfg.n_layers as u64,
@@ -163,8 +168,10 @@ fn report_model(image: &Image, ns: &Namespace, args: &InferArgs, kernels: &Kerne
         globals_bytes: extents.globals.size,
         max_layer_bytes: extents.max_layer_size(),
         isa: kernels.isa().name().into(),
-        nsid: ns.nsid as u64,
-        offset: args.model.offset,
+        nsid: place.ns.nsid as u64,
+        offset: place.offset,
+        partition: partition.as_deref().map(Into::into),
+        region_bytes: place.len,
     });
 }
 
@@ -297,7 +304,7 @@ fn report_memory(m: &MemoryPlan, image: &Image, region: &TensorRegion) {
 fn load_globals(
     qp: &mut NvmeQueuePair,
     ns: &Namespace,
-    args: &InferArgs,
+    image_offset: u64,
     image: &'static Image,
     region: &mut TensorRegion,
     head_bytes: u64,
@@ -305,7 +312,7 @@ fn load_globals(
 ) -> Result<&'static Model<'static>, String> {
     let extent = &image.extents.globals;
     let globals = region.globals(extent.size)?;
-    let at = args.model.offset.checked_add(extent.offset).ok_or("the globals' offset overflows")?;
+    let at = image_offset.checked_add(extent.offset).ok_or("the globals' offset overflows")?;
     let lba = at / ns.block_size as u64;
     qp.read(ns, lba, globals).map_err(|e| format!("reading the globals: {e}"))?;
     io::verify_extent(extent, ExtentId::Globals, globals)?;
@@ -436,20 +443,24 @@ fn assemble_team(
     })
 }
 
-/// The prompt from the command line, then (`interactive=1`) prompts read
-/// line by line from the serial port or the keyboard until `/quit` or Ctrl-D.
+/// The prompt from the command line, then (`interactive=1`) lines read from
+/// the serial port or the keyboard, all one conversation, until `/quit` or Ctrl-D: `/reset`
+/// starts a new conversation, `/stats` reports the speeds.
 fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
-    let mut session = Session::new(args);
+    let mut session = Session::new(args, team)?;
     if let Some(prompt) = &args.prompt {
         screen_view::show_prompt(prompt);
-        session.answer(team, prompt)?;
+        match session.answer(team, prompt) {
+            Ok(()) => {}
+            Err(AnswerError::Input(msg) | AnswerError::Fatal(msg)) => return Err(msg),
+        }
     }
     if !args.interactive {
         return Ok(());
     }
     let mut input = Lines::<MAX_LINE>::new();
     telemetry::emit(&events::Ready { interactive: true, max_line: MAX_LINE as u64 });
-    println!("> type a prompt and press Enter (/quit to end)");
+    println!("> type a prompt and press Enter (/reset starts over, /stats, /quit ends)");
     loop {
         // Serial and keyboard lines, whichever comes first (crate::input).
         let Some(event) = input.poll() else {
@@ -468,13 +479,17 @@ fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
             }
             InputLine::Text(t) => String::from(t.trim()),
         };
-        if line == "/quit" {
-            return Ok(());
+        match line.as_str() {
+            "" => continue,
+            "/quit" => return Ok(()),
+            "/reset" => session.reset(),
+            "/stats" => session.stats(),
+            _ => match session.answer(team, &line) {
+                Ok(()) => {}
+                Err(AnswerError::Input(msg)) => telemetry::warning(format_args!("{msg}: line ignored")),
+                Err(AnswerError::Fatal(msg)) => return Err(msg),
+            },
         }
-        if line.is_empty() {
-            continue;
-        }
-        session.answer(team, &line)?;
         println!("> ");
     }
 }

@@ -132,7 +132,10 @@ keys! {
         "f16",
     );
     MODEL: Location = Key::<Location>::new(flag(
-        noted(about("model", Inference, "where the packed image is on the NVMe disk"), "the first namespace, offset 0"),
+        noted(
+            about("model", Inference, "where the packed image is on the NVMe disk: a GPT partition by name, or a namespace and byte offset"),
+            "the GPT partition named axiom-model (or of AXIOM's type GUID) on any namespace; without GPT, the first namespace at offset 0",
+        ),
         "model-at",
     ));
     REPACK: Choice = Key::<Choice>::new(

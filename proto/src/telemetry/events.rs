@@ -202,7 +202,12 @@ schema! {
         /// The engine's kernels (`scalar`, `avx2`, ...).
         pub isa: Str<'a>,
         pub nsid: u64,
+        /// Byte offset of the image in the namespace.
         pub offset: u64,
+        /// The GPT partition's name, when the image is in one.
+        pub partition: Option<Str<'a>>,
+        /// Bytes of the image's place (the partition, or the namespace from `offset`).
+        pub region_bytes: u64,
     }
 
     /// `@mem` of the inference mode: the tensor region's plan.
@@ -278,13 +283,20 @@ schema! {
     pub struct Prompt<'a> = "prompt" {
         /// Answer number of the run, from 0.
         pub answer: u64,
-        /// Prompt tokens.
+        /// Turn of the conversation, from 0 (`/reset` starts again at 0).
+        pub turn: u64,
+        /// Tokens of the context this answer follows: the whole conversation
+        /// so far (system prompt, earlier turns, this line, the reply prompt).
         pub tokens: u64,
+        /// Of those, the ones evaluated now (the rest are in the KV cache).
+        pub new_tokens: u64,
+        /// Of those, the ones whose keys and values were cached by earlier turns.
+        pub reused_tokens: u64,
         /// Most tokens this answer generates.
         pub max_new: u64,
         pub chat: bool,
         pub text: Str<'a>,
-        /// The prompt's token ids (up to 256 of them).
+        /// The ids of the new tokens (up to 256 of them).
         pub ids: Option<List<'a, u32>>,
     }
 
@@ -397,6 +409,29 @@ schema! {
         pub barrier: f64,
     }
     decimals { stream_wait: 2, attn: 2, ffn: 2, barrier: 2 }
+
+    /// `@chat_stats` (the `/stats` command of `interactive=1`): the
+    /// conversation and the speeds.
+    pub struct ChatStats = "chat_stats" {
+        /// Answers of the run.
+        pub answers: u64,
+        /// Turns since the start or the last `/reset`.
+        pub turn: u64,
+        /// Earlier turns in the context now.
+        pub turns_kept: u64,
+        /// Turns dropped because the context was full (over the run).
+        pub dropped_turns: u64,
+        /// Tokens whose keys and values are in the cache.
+        pub cached_tokens: u64,
+        pub n_ctx: u64,
+        /// Over the run: context tokens evaluated, reused from the cache, generated.
+        pub evaluated_tokens: u64,
+        pub reused_tokens: u64,
+        pub generated_tokens: u64,
+        /// The last answer's speeds.
+        pub prefill_tok_s: f64,
+        pub decode_tok_s: f64,
+    }
 }
 
 impl<'a> Error<'a> {

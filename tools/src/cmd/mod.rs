@@ -1,6 +1,7 @@
 //! One module per `axiom` subcommand. Each exposes `Args` (clap) and
 //! `main(Args) -> anyhow::Result<i32>` returning the process exit code.
 
+pub mod disk;
 pub mod generate;
 pub mod iso;
 pub mod keys;

@@ -211,6 +211,30 @@ fn tempdir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Copies `from` to `to` line by line, as bytes: a line that is not UTF-8
+/// goes to the kernel like any other (its line reader warns and skips it).
+/// At the end of `from`, `/quit` is sent; a failed write (QEMU gone) stops.
+pub fn forward_lines(from: &mut impl BufRead, to: &mut impl Write) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match from.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => {
+                let _ = to.write_all(b"/quit\n").and_then(|_| to.flush());
+                return;
+            }
+            Ok(_) => {
+                if line.last() != Some(&b'\n') {
+                    line.push(b'\n');
+                }
+                if to.write_all(&line).and_then(|_| to.flush()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_line: &mut dyn FnMut(&str)) -> Result<RunResult> {
     let qemu = qemu_binary();
     let mut child = Command::new(&qemu)
@@ -260,25 +284,7 @@ fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_l
                 stdin
             }
             SerialInput::Forward => {
-                let mut line = String::new();
-                let mut from = std::io::stdin().lock();
-                loop {
-                    line.clear();
-                    match from.read_line(&mut line) {
-                        Ok(0) | Err(_) => {
-                            let _ = stdin.write_all(b"/quit\n").and_then(|_| stdin.flush());
-                            break;
-                        }
-                        Ok(_) => {
-                            if !line.ends_with('\n') {
-                                line.push('\n');
-                            }
-                            if stdin.write_all(line.as_bytes()).and_then(|_| stdin.flush()).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
+                forward_lines(&mut std::io::stdin().lock(), &mut stdin);
                 stdin
             }
             SerialInput::None => stdin,
@@ -332,4 +338,38 @@ fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_l
     result.timeout = timeout;
     result.exit_status = if timed_out { None } else { status.code() };
     Ok(result)
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::forward_lines;
+
+    /// The bug of issue 11: a line that is not UTF-8 ended the input (read_line
+    /// into a String fails on it), and every line after it was lost.
+    #[test]
+    fn lines_that_are_not_utf8_are_forwarded_as_bytes() {
+        let mut from: &[u8] = b"\xff\xfeab\nHi\n/reset\nlast line without newline";
+        let mut to = Vec::new();
+        forward_lines(&mut from, &mut to);
+        assert_eq!(to, b"\xff\xfeab\nHi\n/reset\nlast line without newline\n/quit\n");
+    }
+
+    #[test]
+    fn a_closed_serial_port_stops_forwarding() {
+        struct Closed(usize);
+        impl std::io::Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                self.0 += 1;
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut from: &[u8] = b"a\nb\n";
+        let mut to = Closed(0);
+        forward_lines(&mut from, &mut to);
+        assert_eq!(to.0, 1, "no write after the first failed one");
+        assert_eq!(from, b"b\n", "no line read after it");
+    }
 }
