@@ -89,11 +89,13 @@ const LAYER_ORDER: &[&str] = &[
     "attn_output.weight",
     "attn_output.bias",
     "attn_post_norm.weight",
+    "post_attention_norm.weight",
     "ffn_norm.weight",
     "ffn_gate.weight",
     "ffn_up.weight",
     "ffn_down.weight",
     "ffn_post_norm.weight",
+    "post_ffw_norm.weight",
 ];
 const GLOBAL_ORDER: &[&str] = &["token_embd.weight", "output_norm.weight", "output.weight", "rope_freqs.weight"];
 

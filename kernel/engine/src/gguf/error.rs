@@ -57,6 +57,8 @@ pub enum GgufError {
     /// A model feature this engine does not implement (e.g. YaRN RoPE scaling).
     UnsupportedFeature { what: String },
     MissingTensor { name: String },
+    /// A tensor the model's architecture needs (e.g. Gemma 3's post-norms).
+    MissingArchTensor { arch: &'static str, name: String },
     ShapeMismatch { tensor: String, expected: [u64; 4], expected_dims: u8, found: [u64; 4], found_dims: u8 },
     /// Layer bytes handed to a layout that do not match its extent.
     ExtentMismatch { what: &'static str, expected: u64, found: u64 },
@@ -128,6 +130,7 @@ impl fmt::Display for GgufError {
             ),
             UnsupportedFeature { what } => write!(f, "unsupported model feature: {what}"),
             MissingTensor { name } => write!(f, "model lacks the tensor {name:?}"),
+            MissingArchTensor { arch, name } => write!(f, "model architecture {arch:?} needs the tensor {name:?}, which the file lacks"),
             ShapeMismatch { tensor, expected, expected_dims, found, found_dims } => {
                 write!(f, "tensor {tensor:?} has shape ")?;
                 write_shape(f, found, *found_dims)?;
