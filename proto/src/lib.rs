@@ -21,5 +21,6 @@ extern crate alloc;
 extern crate std;
 
 pub mod cmdline;
+pub mod gpt;
 pub mod json;
 pub mod telemetry;

@@ -295,13 +295,13 @@ mod tests {
     }
 
     /// An answer's `@summary` as the kernel writes it (decode 1.5 tokens/s).
-    const SUMMARY: &str = r#"@summary {"mode":"resident","compute_cores":1,"io_core":false,"io_core_idle":true,"layers":"repacked","prompt_tokens":3,"generated":2,"stop":"limit","ttft_ms":1.0,"prefill_ms":1.0,"prefill_tok_s":3.000,"decode_tok_s":1.500,"stream_wait_frac":0.0,"attn_frac":0.5,"ffn_frac":0.5,"barrier_frac":0.0,"per_core_ms_per_token":[],"text":" Paris."}"#;
+    const SUMMARY: &str = r#"@summary {"mode":"resident","compute_cores":1,"io_core":false,"io_core_idle":true,"layers":"repacked","prompt_tokens":3,"generated":2,"stop":"limit","ttft_ms":1.0,"prefill_ms":1.0,"prefill_tok_s":3.000,"decode_tok_s":1.500,"stream_wait_frac":0.0,"attn_frac":0.5,"ffn_frac":0.5,"barrier_frac":0.0,"bytes_per_token":0,"io_mib_per_s":0.0,"per_core_ms_per_token":[],"text":" Paris."}"#;
 
     #[test]
     fn answers_split_at_summaries() {
         let mut r = RunResult::default();
         for l in [
-            r#"@prompt {"answer":0,"tokens":3,"max_new":4,"chat":false,"text":"Hi"}"#,
+            r#"@prompt {"answer":0,"turn":0,"tokens":3,"new_tokens":3,"reused_tokens":0,"max_new":4,"chat":false,"text":"Hi"}"#,
             "@token {\"i\":0,\"id\":5,\"text\":\" Paris\",\"us\":1}",
             "@token {\"i\":1,\"id\":13,\"text\":\".\",\"us\":1}",
             SUMMARY,

@@ -128,6 +128,10 @@ fn check_layout(bytes: &[u8]) -> ((u64, u64), Vec<(u64, u64)>) {
     assert_eq!(packed.layers.iter().map(|e| (e.offset, e.size)).collect::<Vec<_>>(), layers);
     let header = Gguf::parse_header(&bytes[..g.data_offset() as usize], bytes.len() as u64).unwrap();
     assert_eq!(PackedLayout::from_gguf(&header).unwrap(), packed);
+    // In a larger place (a partition), the table says where the image ends.
+    let roomy = Gguf::parse_header(&bytes[..g.data_offset() as usize], bytes.len() as u64 + (1 << 20)).unwrap();
+    assert_eq!(PackedLayout::declared_size(&roomy), Some(bytes.len() as u64));
+    assert!(PackedLayout::from_gguf(&roomy).is_err(), "the extents must tile the image exactly");
     packed.verify(ExtentId::Globals, extent(globals)).unwrap();
     for (i, &l) in layers.iter().enumerate() {
         packed.verify(ExtentId::Layer(i), extent(l)).unwrap();

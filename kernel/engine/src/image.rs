@@ -155,6 +155,22 @@ impl PackedLayout {
         Ok(layout)
     }
 
+    /// Where the image ends by its own extent table (the end of the last
+    /// extent), unchecked; `None` without a readable table. A disk region
+    /// (a partition) larger than its image is read up to here.
+    pub fn declared_size(g: &Gguf<'_>) -> Option<u64> {
+        let n = usize::try_from(g.get("axiom.layer.count")?.as_u64()?).ok()?;
+        let (offset, size) = match n.checked_sub(1) {
+            None => (g.get("axiom.globals.offset")?.as_u64()?, g.get("axiom.globals.size")?.as_u64()?),
+            Some(last) => {
+                let offsets = g.get_array("axiom.layer.offset")?;
+                let sizes = g.get_array("axiom.layer.size")?;
+                (offsets.get(last)?.as_u64()?, sizes.get(last)?.as_u64()?)
+            }
+        };
+        offset.checked_add(size)
+    }
+
     /// The extent `id`, if it exists.
     pub fn extent(&self, id: ExtentId) -> Option<&Extent> {
         match id {

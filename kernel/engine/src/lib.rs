@@ -27,6 +27,7 @@ pub mod image;
 pub mod team;
 pub mod sampler;
 pub mod tokenizer;
+pub mod conversation;
 pub mod matmul;
 pub mod quant;
 pub mod forward;

@@ -15,10 +15,20 @@ use alloc::vec::Vec;
 
 use crate::matmul::Matrix;
 use crate::model::{F32Vector, FfnActivation, LayerSource, Model, ModelConfig, RopeConfig, RopeLayout};
+use crate::state::KvType;
 
 /// The logits of every position of `tokens` (a fresh context, positions
 /// `0..tokens.len()`), in f64. Panics on a token id outside the vocabulary.
 pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Vec<Vec<f64>> {
+    logits_with_kv(model, layers, tokens, KvType::F32)
+}
+
+/// [`logits`] with a KV cache of type `kv`: each head's key (after RoPE)
+/// and value go through the cache's encoding ([`KvType::encode`], from the
+/// f32 rounding of the f64 value) before attention reads them, as the
+/// engine's cache holds them. With `KvType::F32` the keys and values keep
+/// their f64 values.
+pub fn logits_with_kv(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], kv: KvType) -> Vec<Vec<f64>> {
     let c = &model.config;
     let eps = c.rms_eps as f64;
     let embeddings = Dense::from(model.globals.token_embd);
@@ -45,6 +55,11 @@ pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Ve
                         head.copy_from_slice(&normed);
                     }
                     rope(model, c.rope_of(l), c.rope_table_of(l) == 0, head, p);
+                }
+            }
+            if kv != KvType::F32 {
+                for head in k.chunks_mut(c.head_dim).chain(v.chunks_mut(c.head_dim)) {
+                    through_cache(kv, head);
                 }
             }
             keys.push(k);
@@ -78,8 +93,18 @@ fn post_norm(out: Vec<f64>, weight: Option<F32Vector<'_>>, eps: f64) -> Vec<f64>
     }
 }
 
+/// A head's row as the KV cache stores it: rounded to f32, encoded, decoded.
+fn through_cache(kv: KvType, head: &mut [f64]) {
+    let row: Vec<f32> = head.iter().map(|&v| v as f32).collect();
+    let mut bytes = vec![0u8; kv.row_bytes(row.len()).expect("a KV type that holds the head")];
+    kv.encode(&row, &mut bytes);
+    let mut back = vec![0f32; row.len()];
+    kv.decode(&bytes, &mut back);
+    head.iter_mut().zip(back).for_each(|(h, b)| *h = b as f64);
+}
+
 /// Causal attention of one position's query (all heads) over the keys and
-/// values of the positions it sees (`0..=p`, or the window's): per query head `h`,
+/// values it sees (positions `0..=p`, or its sliding window): per query head `h`,
 /// K/V head `h / (n_heads / n_kv_heads)`, scores `q·k · attn_scale`,
 /// softmax, weighted sum of the values.
 fn attention(c: &ModelConfig, q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {

@@ -22,7 +22,7 @@ use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::Kernels;
 use axiom_engine::model::{LayerSource, Model, ResidentLayers};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{Scratch, SharedState, StateConfig};
+use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
 use axiom_engine::tokenizer::Tokenizer;
 use common::run_team;
 use serde_json::Value;
@@ -73,7 +73,7 @@ fn goldens(rel: &str) -> Vec<Case> {
 
 /// Logits of every position of `tokens`, prefilled in batches of `batch` by `workers` threads.
 fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], workers: usize, batch: usize) -> Vec<Vec<f32>> {
-    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch };
+    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch, kv_type: KvType::default() };
     let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let mut state = SharedState::new(model, sc, &mut mem).unwrap();
     let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
@@ -110,7 +110,7 @@ impl TokenSink for Collect {
 }
 
 fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize, stop: &[u32], workers: usize) -> Vec<u32> {
-    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: 16, logit_rows: 1 };
+    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: 16, logit_rows: 1, kv_type: KvType::default() };
     let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(model, sc, &mut mem).unwrap();
     let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();

@@ -13,6 +13,7 @@ use axiom_engine::image::PackedLayout;
 use axiom_engine::model::{ModelConfig, ModelLayout};
 use axiom_engine::tokenizer::Tokenizer;
 
+use super::locate::ModelPlace;
 use crate::println;
 use crate::storage::NvmeQueuePair;
 
@@ -44,16 +45,21 @@ fn image_error(e: impl core::fmt::Display) -> String {
     format!("model image: {e}")
 }
 
-/// Reads and validates the image header at byte `base` of `ns`.
-pub fn read(qp: &mut NvmeQueuePair, ns: &Namespace, base: u64) -> Result<Image, String> {
+/// Reads and validates the image header at the start of `place`; the image
+/// must fit in it.
+pub fn read(qp: &mut NvmeQueuePair, place: &ModelPlace) -> Result<Image, String> {
+    let (ns, base) = (&place.ns, place.offset);
     let block = ns.block_size as u64;
     if !base.is_multiple_of(block) {
         return Err(format!("model offset {base} is not a multiple of the namespace's {block}-byte blocks"));
     }
-    if base >= ns.bytes() {
+    if base >= ns.bytes() || place.len == 0 {
         return Err(format!("model offset {base} lies beyond the namespace ({} bytes)", ns.bytes()));
     }
+    // The header is parsed against the rest of the namespace, so that an
+    // image larger than its partition is reported as such (below).
     let file_size = ns.bytes() - base;
+    let where_ = || place.describe();
     let mut want = FIRST_READ.min(file_size as usize);
     let prefix = loop {
         let buf = read_prefix(qp, ns, base, want)?;
@@ -62,7 +68,7 @@ pub fn read(qp: &mut NvmeQueuePair, ns: &Namespace, base: u64) -> Result<Image, 
             Err(GgufError::NeedMore { bytes }) => {
                 let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
                 if bytes as u64 > file_size {
-                    return Err(format!("model image is truncated: its header needs {bytes} bytes, the disk holds {file_size}"));
+                    return Err(format!("model image is truncated: its header needs {bytes} bytes, {} holds {file_size}", where_()));
                 }
                 if bytes > MAX_HEADER {
                     return Err(format!("model image header of {bytes} bytes is larger than the {MAX_HEADER}-byte limit"));
@@ -72,8 +78,24 @@ pub fn read(qp: &mut NvmeQueuePair, ns: &Namespace, base: u64) -> Result<Image, 
                 }
                 want = bytes;
             }
-            Err(e) => return Err(format!("the disk does not hold a usable GGUF model image: {e}")),
+            Err(e) => return Err(format!("{} does not hold a usable GGUF model image: {e}", where_())),
         }
+    };
+    let g = Gguf::parse_header(&prefix, file_size).map_err(image_error)?;
+    // The image may be shorter than its place (a partition rounded up).
+    let file_size = match PackedLayout::declared_size(&g) {
+        Some(end) if end > place.len && place.partition.is_some() => {
+            return Err(format!(
+                "the partition is too small for its image: {} holds {} bytes, the model image needs {end} (it is truncated)",
+                where_(),
+                place.len
+            ));
+        }
+        Some(end) if end > place.len => {
+            return Err(format!("model image is truncated: its extents end at byte {end}, {} holds {}", where_(), place.len));
+        }
+        Some(end) => end,
+        None => place.len,
     };
     let g = Gguf::parse_header(&prefix, file_size).map_err(image_error)?;
     let config = ModelConfig::from_gguf(&g).map_err(image_error)?;
@@ -81,7 +103,7 @@ pub fn read(qp: &mut NvmeQueuePair, ns: &Namespace, base: u64) -> Result<Image, 
     let extents = PackedLayout::from_gguf(&g).map_err(image_error)?;
     let tokenizer = Tokenizer::from_gguf(&g).map_err(image_error)?;
     let arch = String::from(g.get_str("general.architecture").unwrap_or("?"));
-    check_extents(&layout, &extents, file_size)?;
+    check_extents(&layout, &extents, file_size).map_err(|e| format!("{e} ({})", where_()))?;
     println!("model image: GGUF v{}, header {} bytes, {} layers, file {} bytes", g.version(), g.header_len(), config.n_layers, file_size);
     Ok(Image { config, layout, extents, tokenizer, file_size, header_bytes: prefix.len(), arch })
 }
@@ -93,10 +115,13 @@ fn check_extents(layout: &ModelLayout, extents: &PackedLayout, file_size: u64) -
         return Err(format!("model image: {} layer extents for {} layers", extents.layers.len(), layout.layers.len()));
     }
     let inside = |what: &str, span: &core::ops::Range<u64>, e: &axiom_engine::image::Extent| {
-        if span.start != e.offset || span.end > e.end() {
-            Err(format!("model image: {what} tensors span {}..{} but its extent is {}..{}", span.start, span.end, e.offset, e.end()))
-        } else if e.end() > file_size {
-            Err(format!("model image is truncated: {what} ends at byte {} but the disk holds {file_size}", e.end()))
+        let Some(end) = e.offset.checked_add(e.size) else {
+            return Err(format!("model image: the {what} extent ({} bytes at {}) ends beyond 64 bits", e.size, e.offset));
+        };
+        if span.start != e.offset || span.end > end {
+            Err(format!("model image: {what} tensors span {}..{} but its extent is {}..{end}", span.start, span.end, e.offset))
+        } else if end > file_size {
+            Err(format!("model image is truncated: {what} ends at byte {end} but its place holds {file_size} bytes"))
         } else {
             Ok(())
         }

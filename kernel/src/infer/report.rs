@@ -124,12 +124,23 @@ pub struct Timing<'a> {
     /// When each generated token was sampled.
     pub token_ns: &'a [u64],
     pub prompt_tokens: usize,
+    /// Forward passes of the answer.
+    pub passes: usize,
+    /// The weight reads of the answer (streaming) and its length.
+    pub io: Option<(IoStats, u64)>,
+}
+
+/// An answer's speeds (for `/stats`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Speeds {
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
 }
 
 /// Most bytes of the answer repeated in `@summary` (the event has a size limit).
 const SUMMARY_TEXT: usize = 1536;
 
-pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, stop: &str, text: &str) {
+pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, stop: &str, text: &str) -> Speeds {
     let ms = |ns: u64| ns as f64 / 1e6;
     let prefill = t.prefill_ns.map(|p| p - t.start_ns).unwrap_or(0);
     let first = t.token_ns.first().copied();
@@ -169,6 +180,10 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
             CoreShare { cpu: *cpu as u64, stream_wait: per(tot.stream_wait), attn: per(tot.attn), ffn: per(tot.ffn), barrier: per(tot.barrier) }
         })
         .collect();
+    let speeds = Speeds {
+        prefill_tok_s: if prefill > 0 { t.prompt_tokens as f64 / (prefill as f64 / 1e9) } else { 0.0 },
+        decode_tok_s: if decode_ns > 0 { decode_steps as f64 / (decode_ns as f64 / 1e9) } else { 0.0 },
+    };
     telemetry::emit(&Summary {
         mode: team.mode.name().into(),
         compute_cores: team.compute.len() as u64,
@@ -180,8 +195,8 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
         stop: stop.into(),
         ttft_ms: first.map(|f| ms(f - t.start_ns)).unwrap_or(0.0),
         prefill_ms: ms(prefill),
-        prefill_tok_s: if prefill > 0 { t.prompt_tokens as f64 / (prefill as f64 / 1e9) } else { 0.0 },
-        decode_tok_s: if decode_ns > 0 { decode_steps as f64 / (decode_ns as f64 / 1e9) } else { 0.0 },
+        prefill_tok_s: speeds.prefill_tok_s,
+        decode_tok_s: speeds.decode_tok_s,
         decode_ms_median: spread.as_ref().map(|s| ms(s.median)),
         decode_ms_min: spread.as_ref().map(|s| ms(s.min)),
         decode_ms_max: spread.as_ref().map(|s| ms(s.max)),
@@ -189,7 +204,10 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
         attn_frac: frac(all.attn),
         ffn_frac: frac(all.ffn),
         barrier_frac: frac(all.barrier),
+        bytes_per_token: t.io.map(|(io, _)| io.bytes / t.passes.max(1) as u64).unwrap_or(0),
+        io_mib_per_s: t.io.map(|(io, ns)| io.bytes as f64 / (1 << 20) as f64 / (ns.max(1) as f64 / 1e9)).unwrap_or(0.0),
         per_core_ms_per_token: shares.as_slice().into(),
         text: text[..cut].into(),
     });
+    speeds
 }

@@ -1,28 +1,33 @@
-//! One answer: tokenize the prompt, launch the compute team (and the I/O
-//! core beside it when streaming) on the engine's `generate`, stream the
-//! tokens to serial as they come, then report the timings.
+//! One conversation, one answer at a time: plan the turn with the engine's
+//! [`Conversation`] (the context is the whole conversation; the tokens the KV
+//! cache holds from earlier turns are reused, only the new ones evaluated),
+//! launch the compute team (and the I/O core beside it when streaming) on the
+//! engine's `generate` from the first new position, stream the tokens to
+//! serial as they come, then report the timings.
 
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use axiom_engine::conversation::{Conversation, ConversationError, TurnPlan};
 use axiom_engine::forward::{generate, GenerateOutcome, GenerateParams, Leader, StopReason, TokenSink};
 use axiom_engine::model::Model;
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{Scratch, SharedState, StateConfig};
 use axiom_engine::team::Team as EngineTeam;
-use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
+use axiom_engine::tokenizer::{Tokenizer, Utf8Stream};
 use axiom_hw::time as tsc;
 
 use super::args::{InferArgs, Telemetry};
 use super::io::{IoStats, IoWake, Streamer};
 use super::report::{self, CoreReport};
+use super::screen_view::{self, ScreenView};
 use super::stop_with_error;
 use super::team::{KernelWorker, TeamShared};
 use crate::tensor_plan::Mode;
-use crate::telemetry::events::{Prompt, Token};
-use crate::{print, smp, telemetry};
+use crate::telemetry::events::{ChatStats, Prompt, Token};
+use crate::{print, println, smp, telemetry};
 
 /// Everything the answers share, set up once at boot and kept for the run.
 pub struct Team {
@@ -56,6 +61,36 @@ pub struct Session {
     /// Forward passes run so far (streaming tickets continue across answers).
     passes: u64,
     answers: usize,
+    conversation: Conversation,
+    /// Turns since the start or the last `/reset`.
+    turn: u64,
+    dropped_turns: u64,
+    /// The last answer's speeds, and sums over the run (for `/stats`).
+    last: Option<report::Speeds>,
+    evaluated_tokens: u64,
+    reused_tokens: u64,
+    generated_tokens: u64,
+}
+
+/// Why a line got no answer.
+pub enum AnswerError {
+    /// The line cannot be answered (too long for the context, no tokens):
+    /// in interactive mode the next line may do better.
+    Input(String),
+    /// The run cannot go on.
+    Fatal(String),
+}
+
+impl From<String> for AnswerError {
+    fn from(msg: String) -> Self {
+        AnswerError::Fatal(msg)
+    }
+}
+
+impl From<&str> for AnswerError {
+    fn from(msg: &str) -> Self {
+        AnswerError::Fatal(String::from(msg))
+    }
 }
 
 /// The leader's sink: `@token` per token (or raw text with telemetry off).
@@ -67,7 +102,11 @@ struct SerialSink {
     start_ns: u64,
     prefill_ns: Option<u64>,
     token_ns: Vec<u64>,
+    /// The generated ids, for the conversation.
+    ids: Vec<u32>,
     text: String,
+    /// The answer on the screen.
+    screen: ScreenView,
 }
 
 impl TokenSink for SerialSink {
@@ -81,6 +120,7 @@ impl TokenSink for SerialSink {
         if self.token_ns.len() < self.token_ns.capacity() {
             self.token_ns.push(now);
         }
+        self.ids.push(id);
         self.piece.clear();
         self.utf8.push(self.tokenizer.token_piece(id), &mut self.piece);
         if self.text.len() + self.piece.len() <= self.text.capacity() {
@@ -91,13 +131,17 @@ impl TokenSink for SerialSink {
             Telemetry::Off => print!("{}", self.piece),
             _ => telemetry::emit(&Token { i: i as u64, id, text: self.piece.as_str().into(), us: (now - since) / 1000 }),
         }
+        self.screen.token(&self.piece, now);
         true
     }
 }
 
 /// What one answer's launch shares between its CPUs.
 struct Answer {
+    /// The tokens to evaluate, from position `start_pos` (the cache holds
+    /// the conversation's tokens before it).
     prompt: Vec<u32>,
+    start_pos: usize,
     max_new_tokens: usize,
     prefill_batch: usize,
     /// Forward-pass number the launch starts at; passes it may run at most.
@@ -120,45 +164,98 @@ struct LaunchResult {
 }
 
 impl Session {
-    pub fn new(args: &InferArgs) -> Session {
-        Session {
+    pub fn new(args: &InferArgs, team: &Team) -> Result<Session, String> {
+        let conversation = Conversation::new(team.tokenizer, args.chat, None, team.state_cfg.n_ctx).map_err(|e| alloc::format!("{e}"))?;
+        Ok(Session {
             chat: args.chat,
             tokens: args.tokens,
             sampler: SamplerConfig { temperature: args.temp, top_k: args.top_k, top_p: args.top_p, repetition_penalty: 1.0, repeat_last_n: 64, seed: args.seed },
             telemetry: args.telemetry,
             passes: 0,
             answers: 0,
-        }
+            conversation,
+            turn: 0,
+            dropped_turns: 0,
+            last: None,
+            evaluated_tokens: 0,
+            reused_tokens: 0,
+            generated_tokens: 0,
+        })
     }
 
-    /// The prompt's token ids, checked against the context.
-    fn encode(&self, team: &Team, prompt: &str) -> Result<Vec<u32>, String> {
-        let tok = team.tokenizer;
-        let ids = if self.chat {
-            tok.encode_chat(&[ChatMessage { role: "user", content: prompt }], true).map_err(|e| alloc::format!("chat template: {e}"))?
-        } else {
-            tok.encode(prompt, true, true)
-        };
-        let n_ctx = team.state_cfg.n_ctx;
-        if ids.is_empty() {
-            return Err(String::from("the prompt encodes to no tokens"));
-        }
-        if ids.len() >= n_ctx {
-            return Err(alloc::format!("the prompt has {} tokens; the context holds {n_ctx} (raise ctx=)", ids.len()));
-        }
-        Ok(ids)
+    /// `/reset`: a new conversation (the system prompt's cache is kept).
+    pub fn reset(&mut self) {
+        self.conversation.reset();
+        self.turn = 0;
+        println!("conversation reset");
     }
 
-    /// Answers `prompt` on the team; reports tokens, timings and a summary.
-    pub fn answer(&mut self, team: &'static Team, prompt: &str) -> Result<(), String> {
-        let ids = self.encode(team, prompt)?;
-        let tokens = self.tokens.min(team.state_cfg.n_ctx - ids.len());
+    /// `/stats`: `@chat_stats` and a line for people.
+    pub fn stats(&self) {
+        let last = self.last.unwrap_or_default();
+        let c = &self.conversation;
+        telemetry::emit(&ChatStats {
+            answers: self.answers as u64,
+            turn: self.turn,
+            turns_kept: c.turns().len() as u64,
+            dropped_turns: self.dropped_turns,
+            cached_tokens: c.cached_tokens() as u64,
+            n_ctx: c.n_ctx() as u64,
+            evaluated_tokens: self.evaluated_tokens,
+            reused_tokens: self.reused_tokens,
+            generated_tokens: self.generated_tokens,
+            prefill_tok_s: last.prefill_tok_s,
+            decode_tok_s: last.decode_tok_s,
+        });
+        println!(
+            "stats: {} answers, {} turns in the context ({} dropped), {}/{} context tokens cached; last answer: prefill {:.2} tokens/s, decode {:.2} tokens/s; \
+             {} tokens evaluated, {} reused, {} generated",
+            self.answers,
+            c.turns().len(),
+            self.dropped_turns,
+            c.cached_tokens(),
+            c.n_ctx(),
+            last.prefill_tok_s,
+            last.decode_tok_s,
+            self.evaluated_tokens,
+            self.reused_tokens,
+            self.generated_tokens
+        );
+    }
+
+    /// The next turn's context, with a `@warning` when old turns had to go.
+    fn plan(&mut self, team: &Team, line: &str) -> Result<TurnPlan, AnswerError> {
+        let plan = self.conversation.plan(team.tokenizer, line, self.tokens).map_err(|e| match e {
+            ConversationError::TooLong { .. } | ConversationError::Empty => AnswerError::Input(alloc::format!("{e}")),
+            _ => AnswerError::Fatal(alloc::format!("{e}")),
+        })?;
+        if plan.dropped_turns > 0 {
+            self.dropped_turns += plan.dropped_turns as u64;
+            telemetry::warning(format_args!(
+                "the context ({} tokens) is full: dropped the oldest {} turn(s), kept the system prompt; evaluating the {} tokens after it again",
+                team.state_cfg.n_ctx,
+                plan.dropped_turns,
+                plan.new_tokens().len()
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// Answers `line`, the next turn of the conversation, on the team;
+    /// reports tokens, timings and a summary.
+    pub fn answer(&mut self, team: &'static Team, line: &str) -> Result<(), AnswerError> {
+        let plan = self.plan(team, line)?;
+        let ids = plan.new_tokens().to_vec();
+        let tokens = plan.max_new;
         telemetry::emit(&Prompt {
             answer: self.answers as u64,
-            tokens: ids.len() as u64,
+            turn: self.turn,
+            tokens: plan.tokens.len() as u64,
+            new_tokens: ids.len() as u64,
+            reused_tokens: plan.reused as u64,
             max_new: tokens as u64,
             chat: self.chat,
-            text: prompt.into(),
+            text: line.into(),
             ids: (ids.len() <= 256).then(|| ids.as_slice().into()),
         });
         let batch = team.state_cfg.max_batch.min(ids.len());
@@ -171,13 +268,16 @@ impl Session {
             start_ns,
             prefill_ns: None,
             token_ns: Vec::with_capacity(tokens),
+            ids: Vec::with_capacity(tokens),
             text: String::with_capacity(tokens * 16),
+            screen: ScreenView::begin(team.compute.len(), ids.len(), self.telemetry != Telemetry::Off),
         };
         let n = team.compute.len();
         let engine = EngineTeam::new(team.model, team.state, n).map_err(|e| alloc::format!("compute team: {e}"))?;
         let answer = Arc::new(Answer {
             max_passes: ids.len().div_ceil(batch) + tokens,
             prompt: ids,
+            start_pos: plan.start_pos(),
             max_new_tokens: tokens,
             prefill_batch: batch,
             first_pass: self.passes,
@@ -187,6 +287,7 @@ impl Session {
             engine,
         });
         let io = launch(team, &answer);
+        screen_view::answer_done();
         if self.telemetry == Telemetry::Off {
             crate::println!();
         }
@@ -194,7 +295,7 @@ impl Session {
         self.passes += result.passes as u64;
         self.answers += 1;
         let Some(outcome) = result.outcome else {
-            return Err(String::from("the compute team ended without an outcome"));
+            return Err("the compute team ended without an outcome".into());
         };
         let stop = match outcome.stop {
             StopReason::StopToken => "eos",
@@ -204,13 +305,26 @@ impl Session {
         };
         let cores: Vec<CoreReport> = result.cores.into_iter().flatten().collect();
         report::per_core(self.telemetry, &cores, team.model.config.n_layers);
+        let elapsed_ns = tsc::now_ns() - start_ns;
         if let Some(io) = &io {
-            report::io(io, tsc::now_ns() - start_ns);
+            report::io(io, elapsed_ns);
         }
         let leader = answer.leader.lock();
         let (_, sink) = leader.as_ref().ok_or("the leader's sink was not handed back")?;
-        let timing = report::Timing { start_ns, prefill_ns: sink.prefill_ns, token_ns: &sink.token_ns, prompt_tokens: answer.prompt.len() };
-        report::summary(team, &timing, &cores, outcome.generated, stop, &sink.text);
+        let timing = report::Timing {
+            start_ns,
+            prefill_ns: sink.prefill_ns,
+            token_ns: &sink.token_ns,
+            prompt_tokens: answer.prompt.len(),
+            passes: result.passes,
+            io: io.map(|s| (s, elapsed_ns)),
+        };
+        self.last = Some(report::summary(team, &timing, &cores, outcome.generated, stop, &sink.text));
+        self.evaluated_tokens += answer.prompt.len() as u64;
+        self.reused_tokens += plan.reused as u64;
+        self.generated_tokens += outcome.generated as u64;
+        self.conversation.finish(team.tokenizer, plan, line, &sink.ids, outcome.end_pos);
+        self.turn += 1;
         Ok(())
     }
 }
@@ -246,7 +360,7 @@ fn compute(team: &Team, answer: &Answer, cpu: &mut smp::LaunchedCpu) {
     };
     let params = GenerateParams {
         prompt: &answer.prompt,
-        start_pos: 0,
+        start_pos: answer.start_pos,
         max_new_tokens: answer.max_new_tokens,
         stop_tokens: team.tokenizer.eog_ids(),
         prefill_batch: answer.prefill_batch,

@@ -162,7 +162,7 @@ impl fmt::Display for Expected<'_> {
             Type::Flag { .. } => f.write_str("1 or 0"),
             Type::Choice { choices, .. } => write_alternatives(f, choices, ", ", " or "),
             Type::Text { max_bytes } => write!(f, "percent-encoded UTF-8 text of at most {max_bytes} bytes"),
-            Type::Location => f.write_str("ns:N and/or offset:BYTES (e.g. model=ns:1,offset:1M)"),
+            Type::Location => f.write_str("part:NAME, ns:N and/or offset:BYTES (e.g. model=part:axiom-model or model=ns:1,offset:1M)"),
         }
     }
 }
@@ -180,7 +180,7 @@ impl fmt::Display for Placeholder<'_> {
             Type::Flag { .. } => f.write_str("1|0"),
             Type::Choice { choices, .. } => write_alternatives(f, choices, "|", "|"),
             Type::Text { .. } => f.write_str("TEXT"),
-            Type::Location => f.write_str("ns:N,offset:BYTES"),
+            Type::Location => f.write_str("part:NAME|ns:N,offset:BYTES"),
         }
     }
 }
@@ -312,7 +312,7 @@ kinds! {
     OptChoice: default (), value<'a> Option<&'a str> = |raw, d| raw;
     /// [`Type::Text`] as `Option<`[`Encoded`]`>` (decoded into the caller's buffer).
     Text: default (), value<'a> Option<Encoded<'a>> = |raw, d| raw.map(Encoded);
-    /// [`Type::Location`] as [`ModelLocation`] (absent: the first namespace, offset 0).
+    /// [`Type::Location`] as [`ModelLocation`] (absent: [`ModelLocation::DEFAULT`], a partition search).
     Location: default (), value<'a> ModelLocation = |raw, d| raw.and_then(ModelLocation::parse).unwrap_or(ModelLocation::DEFAULT);
 }
 
@@ -335,28 +335,87 @@ impl<'a> Encoded<'a> {
     }
 }
 
-/// Where the model image starts (`model=ns:N,offset:BYTES`).
+/// Where the model image is (`model=part:NAME`, `model=ns:N,offset:BYTES`,
+/// or absent: found by its GPT partition).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelLocation {
-    /// `None`: the first active namespace.
+    /// `None`: any namespace when searching for a partition, else the first
+    /// active namespace.
     pub nsid: Option<u32>,
-    /// Byte offset of the image inside the namespace (a multiple of the block size).
+    /// Byte offset of the image inside the namespace (a multiple of the
+    /// block size), when no partition is looked for.
     pub offset: u64,
+    pub part: PartSelect,
+}
+
+/// Which GPT partition holds the model image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartSelect {
+    /// `model=` not given: the partition named `axiom-model` or of AXIOM's
+    /// type GUID on any namespace; on a disk without GPT, the image at the
+    /// start of the first namespace.
+    Search,
+    /// `model=part:NAME`: the partition of that name.
+    Named(PartName),
+    /// `model=ns:N` and/or `offset:BYTES`: no partition table is read.
+    Raw,
+}
+
+/// A partition name from the command line (at most 36 characters of
+/// `A-Z a-z 0-9 . _ -`, the length a GPT entry holds).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PartName {
+    bytes: [u8; crate::gpt::NAME_UNITS],
+    len: u8,
+}
+
+impl PartName {
+    pub fn new(name: &str) -> Option<PartName> {
+        let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if name.is_empty() || name.len() > crate::gpt::NAME_UNITS || !name.bytes().all(ok) {
+            return None;
+        }
+        let mut bytes = [0u8; crate::gpt::NAME_UNITS];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Some(PartName { bytes, len: name.len() as u8 })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored.
+        core::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for PartName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
 }
 
 impl ModelLocation {
-    pub const DEFAULT: ModelLocation = ModelLocation { nsid: None, offset: 0 };
+    pub const DEFAULT: ModelLocation = ModelLocation { nsid: None, offset: 0, part: PartSelect::Search };
 
     fn parse(v: &str) -> Option<ModelLocation> {
-        let mut loc = ModelLocation::DEFAULT;
+        let mut loc = ModelLocation { part: PartSelect::Raw, ..ModelLocation::DEFAULT };
+        let mut named = None;
+        let mut offset = false;
         for part in v.split(',') {
             if let Some(n) = part.strip_prefix("ns:") {
                 loc.nsid = Some(parse_u64(n).and_then(|n| u32::try_from(n).ok()).filter(|&n| n > 0)?);
             } else if let Some(o) = part.strip_prefix("offset:") {
                 loc.offset = parse_size(o)?;
+                offset = true;
+            } else if let Some(name) = part.strip_prefix("part:") {
+                named = Some(PartName::new(name)?);
             } else {
                 return None;
             }
+        }
+        if let Some(name) = named {
+            if offset {
+                return None; // the partition says where the image starts
+            }
+            loc.part = PartSelect::Named(name);
         }
         Some(loc)
     }
@@ -629,12 +688,19 @@ mod tests {
         fn at(v: &str) -> Result<ModelLocation, std::string::String> {
             Cmdline::parse(v, KEYS).map(|c| c.get(&MODEL)).map_err(|e| e.to_string())
         }
-        assert_eq!(at("model=ns:2"), Ok(ModelLocation { nsid: Some(2), offset: 0 }));
-        assert_eq!(at("model=ns:1,offset:1M"), Ok(ModelLocation { nsid: Some(1), offset: 1 << 20 }));
-        assert_eq!(at("model=offset:4096"), Ok(ModelLocation { nsid: None, offset: 4096 }));
-        for bad in ["model=ns:0", "model=disk:1", "model=ns:x", "model=ns:1,offset:1Q"] {
+        let raw = |nsid, offset| ModelLocation { nsid, offset, part: PartSelect::Raw };
+        assert_eq!(at("model=ns:2"), Ok(raw(Some(2), 0)));
+        assert_eq!(at("model=ns:1,offset:1M"), Ok(raw(Some(1), 1 << 20)));
+        assert_eq!(at("model=offset:4096"), Ok(raw(None, 4096)));
+        assert_eq!(at(""), Ok(ModelLocation::DEFAULT));
+        assert_eq!(ModelLocation::DEFAULT.part, PartSelect::Search);
+        let named = |nsid, name| ModelLocation { nsid, offset: 0, part: PartSelect::Named(PartName::new(name).unwrap()) };
+        assert_eq!(at("model=part:my-model_2.v1"), Ok(named(None, "my-model_2.v1")));
+        assert_eq!(at("model=ns:2,part:m"), Ok(named(Some(2), "m")));
+        let long = std::format!("model=part:{}", "x".repeat(37));
+        for bad in ["model=ns:0", "model=disk:1", "model=ns:x", "model=ns:1,offset:1Q", "model=part:", "model=part:a/b", "model=part:m,offset:1M", &long] {
             let e = at(bad).unwrap_err();
-            assert!(e.ends_with("is not ns:N and/or offset:BYTES (e.g. model=ns:1,offset:1M)"), "{bad}: {e}");
+            assert!(e.ends_with("is not part:NAME, ns:N and/or offset:BYTES (e.g. model=part:axiom-model or model=ns:1,offset:1M)"), "{bad}: {e}");
         }
     }
 

@@ -42,8 +42,8 @@ fn absent_options_are_left_out_and_hex_is_a_string() {
 #[test]
 fn nested_objects_and_lists() {
     let ids = [1u32, 2, 3];
-    let p = Prompt { answer: 0, tokens: 3, max_new: 16, chat: false, text: "Hi".into(), ids: Some(ids[..].into()) };
-    assert_eq!(line(&p), r#"@prompt {"answer":0,"tokens":3,"max_new":16,"chat":false,"text":"Hi","ids":[1,2,3]}"#);
+    let p = Prompt { answer: 0, turn: 0, tokens: 3, new_tokens: 3, reused_tokens: 0, max_new: 16, chat: false, text: "Hi".into(), ids: Some(ids[..].into()) };
+    assert_eq!(line(&p), r#"@prompt {"answer":0,"turn":0,"tokens":3,"new_tokens":3,"reused_tokens":0,"max_new":16,"chat":false,"text":"Hi","ids":[1,2,3]}"#);
     let shares = [CoreShare { cpu: 0, stream_wait: 0.0, attn: 12.345, ffn: 20.0, barrier: 1.0 }];
     let s = Summary {
         mode: "resident".into(),
@@ -65,6 +65,8 @@ fn nested_objects_and_lists() {
         attn_frac: 0.4,
         ffn_frac: 0.5,
         barrier_frac: 0.1,
+        bytes_per_token: 0,
+        io_mib_per_s: 0.0,
         per_core_ms_per_token: shares[..].into(),
         text: " Paris.".into(),
     };

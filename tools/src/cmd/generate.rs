@@ -8,26 +8,43 @@
 //! (the forward passes of batch 1 between them); `prefill_tok_s` over the
 //! prompt's forward passes.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use axiom_engine::conversation::{Conversation, ConversationError, TurnPlan};
 use axiom_engine::forward::{generate, GenerateParams, Leader, StopReason, TokenSink};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{SharedState, StateConfig};
+use axiom_engine::state::{SharedState, StateBytes, StateConfig};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
 
-use crate::host::{with_engine, Engine, EngineArgs};
+use crate::host::{with_engine, Engine, EngineArgs, HostTeam};
+
+/// `--interactive`'s context without `--ctx`: the kernel's `ctx=` default.
+const CHAT_CTX: usize = 512;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     engine: EngineArgs,
     /// The prompt. Special tokens written in it (`<|im_start|>`) are parsed as special tokens.
+    #[arg(long, required_unless_present_any = ["messages", "interactive"], conflicts_with_all = ["messages", "interactive"])]
+    prompt: Option<String>,
+    /// A conversation to answer: a JSON list of `{"role": .., "content": ..}`
+    /// (`system` first, optional; then `user` and `assistant` alternating,
+    /// ending with `user`), inline or `@FILE`. The context is the whole
+    /// conversation, as the kernel's `interactive=1` keeps it: with the same
+    /// turns, the answer is the kernel's.
+    #[arg(long, conflicts_with = "interactive")]
+    messages: Option<String>,
+    /// One conversation from stdin, a line per turn, as the kernel's
+    /// `interactive=1` holds it: each turn evaluates only its new tokens
+    /// (the cache of earlier turns is reused); `/reset`, `/stats`, `/quit`.
+    /// A statistics line per answer on stderr.
     #[arg(long)]
-    prompt: String,
-    /// Wrap the prompt as a user message in the model's chat template.
+    interactive: bool,
+    /// Wrap the prompt (or the messages) in the model's chat template.
     #[arg(long)]
     chat: bool,
     /// Most tokens to generate.
@@ -51,7 +68,7 @@ pub struct Args {
     /// Keep generating past end-of-generation tokens (for benchmarks).
     #[arg(long)]
     ignore_eos: bool,
-    /// Context length [default: prompt + tokens, at most the model's].
+    /// Context length [default: prompt + tokens, at most the model's; with --interactive, 512].
     #[arg(long)]
     ctx: Option<usize>,
 }
@@ -112,37 +129,62 @@ pub fn main(args: Args) -> Result<i32> {
 
 fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     let model = &engine.model;
-    let threads = engine.threads;
     let tokenizer = engine.tokenizer()?;
-    let prompt: Vec<u32> = if args.chat {
-        tokenizer.encode_chat(&[ChatMessage { role: "user", content: &args.prompt }], true)?
-    } else {
-        tokenizer.encode(&args.prompt, true, true)
-    };
-    if prompt.is_empty() {
-        bail!("the prompt encodes to no tokens");
+    let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+    if args.interactive {
+        return chat(args, engine, &tokenizer, seed);
     }
-
-    let n_ctx_train = model.config.n_ctx_train;
-    let n_ctx = match args.ctx {
-        Some(c) => c,
-        None => (prompt.len() + args.tokens).min(n_ctx_train.max(prompt.len() + 1)),
+    let owned_messages = match (&args.prompt, &args.messages) {
+        (_, Some(json)) => read_messages(json)?,
+        (Some(prompt), None) => vec![(String::from("user"), prompt.clone())],
+        (None, None) => bail!("give --prompt, --messages or --interactive"),
     };
-    if prompt.len() >= n_ctx {
-        bail!("the prompt has {} tokens, which does not leave room to generate in a context of {n_ctx}", prompt.len());
-    }
-    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(prompt.len()), logit_rows: 1 };
+    let messages: Vec<ChatMessage<'_>> = owned_messages.iter().map(|(role, content)| ChatMessage { role, content }).collect();
+    // Without --ctx, the context is as long as this answer needs (the
+    // conversation is planned in the model's training context).
+    let n_ctx_train = model.config.n_ctx_train.max(1);
+    let (mut conversation, user) = Conversation::from_messages(&tokenizer, args.chat, &messages, args.ctx.unwrap_or(n_ctx_train))?;
+    let plan = conversation.plan(&tokenizer, user, args.tokens)?;
+    warn_dropped(&plan);
+    let n_ctx = args.ctx.unwrap_or(plan.tokens.len() + plan.max_new);
+    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(plan.tokens.len()), logit_rows: 1, kv_type: engine.kv_type };
     let mut memory = engine.state_memory(&state_cfg)?;
     let state = SharedState::new(model, state_cfg, &mut memory)?;
-    let layers = engine.weights.source();
     let mut team = engine.team(&state_cfg);
+    answer(args, engine, &tokenizer, &mut team, &state, &plan, seed)?;
+    Ok(0)
+}
 
-    let seed = args.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+fn warn_dropped(plan: &TurnPlan) {
+    if plan.dropped_turns > 0 {
+        eprintln!(
+            "axiom generate: warning: the context is full: dropped the oldest {} turn(s), kept the system prompt; evaluating the {} tokens after it again",
+            plan.dropped_turns,
+            plan.new_tokens().len()
+        );
+    }
+}
+
+/// What one answer generated.
+struct Answered {
+    ids: Vec<u32>,
+    /// The next free position (the generation's `end_pos`).
+    end_pos: usize,
+    prefill_tok_s: f64,
+    decode_tok_s: f64,
+}
+
+/// Generates the answer `plan` prepares, evaluating its new tokens from
+/// `plan.start_pos()` on the cache `state` holds; streams the text to stdout
+/// and the statistics to stderr.
+fn answer(args: &Args, engine: &Engine<'_>, tokenizer: &Tokenizer, team: &mut HostTeam, state: &SharedState<'_>, plan: &TurnPlan, seed: u64) -> Result<Answered> {
+    let model = &engine.model;
+    let prompt = plan.new_tokens();
     let sampler_cfg = SamplerConfig { temperature: args.temp, top_k: args.top_k, top_p: args.top_p, repetition_penalty: args.repeat_penalty, repeat_last_n: 64, seed };
     let mut sampler = Sampler::new(sampler_cfg, model.config.n_vocab);
     let start = Instant::now();
     let mut sink = Stream {
-        tokenizer: &tokenizer,
+        tokenizer,
         utf8: Utf8Stream::default(),
         text: String::new(),
         start,
@@ -154,14 +196,15 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
         io_error: None,
     };
     let params = GenerateParams {
-        prompt: &prompt,
-        start_pos: 0,
-        max_new_tokens: args.tokens,
+        prompt,
+        start_pos: plan.start_pos(),
+        max_new_tokens: plan.max_new,
         stop_tokens: if args.ignore_eos { &[] } else { tokenizer.eog_ids() },
-        prefill_batch: state_cfg.max_batch,
+        prefill_batch: state.config().max_batch.min(prompt.len()),
     };
+    let layers = engine.weights.source();
     let leader = Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
-    let outcome = team.run(model, &state, layers, |seat, scratch| {
+    let outcome = team.run(model, state, layers, |seat, scratch| {
         let lead = if seat.index() == 0 { leader.lock().unwrap().take() } else { None };
         generate(seat, scratch, &params, lead)
     });
@@ -186,25 +229,32 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
         StopReason::ContextFull => "context-full",
     };
     eprintln!(
-        "axiom generate: {} prompt tokens in {:.1} ms, {} tokens generated ({stop}), {} threads, {} kernels, seed {seed}",
+        "axiom generate: {} prompt tokens in {:.1} ms ({} reused from the cache), {} tokens generated ({stop}), {} threads, {} kernels, seed {seed}",
         prompt.len(),
         prefill_s * 1e3,
+        plan.reused,
         sink.generated,
-        threads,
+        engine.threads,
         model.kernels.isa()
     );
-    // Key order as issue 3 specifies it (serde_json would sort the keys).
+    // Key order as issue 3 specifies it (serde_json would sort the keys);
+    // `prefill_tokens` are the evaluated ones, `reused_tokens` those of the
+    // context (`context_tokens`) the cache already held.
     eprintln!(
-        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\",\"ids\":{:?}}}",
+        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\",\"kv_type\":\"{}\",\"kv_bytes_per_token\":{},\"context_tokens\":{},\"reused_tokens\":{},\"ids\":{:?}}}",
         prompt.len(),
         rate(prompt.len(), prefill_s),
         sink.generated,
         rate(decode_steps, decode_s),
         sink.first_token.map(|t| (t - sink.start).as_secs_f64() * 1e3).unwrap_or(0.0),
-        threads,
+        engine.threads,
         model.kernels.isa().name(),
         seed,
         stop,
+        state.config().kv_type,
+        StateBytes::new(&model.config, state.config()).map_or(0, |b| b.kv_per_token),
+        plan.tokens.len(),
+        plan.reused,
         sink.ids
     );
     if let Some(e) = sink.io_error {
@@ -212,5 +262,86 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
             return Err(e).context("writing to stdout");
         }
     }
-    Ok(0)
+    Ok(Answered { ids: sink.ids, end_pos: outcome.end_pos, prefill_tok_s: rate(prompt.len(), prefill_s), decode_tok_s: rate(decode_steps, decode_s) })
+}
+
+/// `--interactive`: one conversation from stdin, a line per turn, as the
+/// kernel's `interactive=1` holds it (the cache of earlier turns reused,
+/// the oldest turns dropped when the context fills); `/reset`, `/stats`,
+/// `/quit`. Lines are read as bytes: one that is not UTF-8 is refused with
+/// a warning and the next is read.
+fn chat(args: &Args, engine: &Engine<'_>, tokenizer: &Tokenizer, seed: u64) -> Result<i32> {
+    let model = &engine.model;
+    // The kernel's default context (ctx=512), within the model's.
+    let n_ctx = args.ctx.unwrap_or(CHAT_CTX).min(model.config.n_ctx_train.max(16));
+    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch, logit_rows: 1, kv_type: engine.kv_type };
+    let mut memory = engine.state_memory(&state_cfg)?;
+    let state = SharedState::new(model, state_cfg, &mut memory)?;
+    let mut team = engine.team(&state_cfg);
+    let mut conversation = Conversation::new(tokenizer, args.chat, None, n_ctx)?;
+    let mut input = std::io::stdin().lock();
+    let mut line = Vec::new();
+    let mut last: Option<(f64, f64)> = None;
+    eprintln!("axiom generate: one conversation, a line per turn (context {n_ctx} tokens); /reset starts over, /stats, /quit or end of input ends");
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).context("reading stdin")? == 0 {
+            return Ok(0);
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            eprintln!("axiom generate: warning: input line is not valid UTF-8: ignored");
+            continue;
+        };
+        match text.trim() {
+            "" => {}
+            "/quit" => return Ok(0),
+            "/reset" => {
+                conversation.reset();
+                eprintln!("axiom generate: conversation reset");
+            }
+            "/stats" => {
+                let (prefill, decode) = last.unwrap_or_default();
+                eprintln!(
+                    "axiom generate: stats: {} turns in the context, {}/{n_ctx} context tokens cached; last answer: prefill {prefill:.2} tokens/s, decode {decode:.2} tokens/s",
+                    conversation.turns().len(),
+                    conversation.cached_tokens()
+                );
+            }
+            user => {
+                let plan = match conversation.plan(tokenizer, user, args.tokens) {
+                    Ok(p) => p,
+                    Err(e @ (ConversationError::TooLong { .. } | ConversationError::Empty)) => {
+                        eprintln!("axiom generate: warning: {e}: line ignored");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                warn_dropped(&plan);
+                let answered = answer(args, engine, tokenizer, &mut team, &state, &plan, seed)?;
+                last = Some((answered.prefill_tok_s, answered.decode_tok_s));
+                conversation.finish(tokenizer, plan, user, &answered.ids, answered.end_pos);
+            }
+        }
+    }
+}
+
+/// The `--messages` list (inline JSON, or `@FILE`) as (role, content) pairs.
+fn read_messages(arg: &str) -> Result<Vec<(String, String)>> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading --messages file {path}"))?,
+        None => arg.to_string(),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Message {
+        role: String,
+        content: String,
+    }
+    let list: Vec<Message> = serde_json::from_str(&text).context("--messages must be a JSON list of {\"role\": .., \"content\": ..}")?;
+    for m in &list {
+        if !["system", "user", "assistant"].contains(&m.role.as_str()) {
+            bail!("--messages: role {:?} is not system, user or assistant", m.role);
+        }
+    }
+    Ok(list.into_iter().map(|m| (m.role, m.content)).collect())
 }

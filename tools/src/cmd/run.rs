@@ -254,9 +254,10 @@ impl ProgressDisplay {
                 l.mib_per_s
             ))
         } else if let Some(p) = event.read::<Prompt>() {
-            self.own_line(format!("prompt: {} tokens, generating up to {}", p.tokens, p.max_new))
+            let reused = if p.reused_tokens > 0 { format!(" ({} new, {} reused from earlier turns)", p.new_tokens, p.reused_tokens) } else { String::new() };
+            self.own_line(format!("prompt: {} tokens{reused}, generating up to {}", p.tokens, p.max_new))
         } else if event.read::<Ready>().is_some() {
-            self.own_line("ready: type a prompt per line; /quit or Ctrl-D ends".to_string())
+            self.own_line("ready: type a prompt per line (one conversation); /reset starts over, /stats, /quit or Ctrl-D ends".to_string())
         } else if QUIET_EVENTS.contains(&event.name.as_str()) {
             String::new()
         } else {
@@ -383,6 +384,8 @@ impl Args {
             timeout: Duration::from_secs(timeout.max(1)),
             extra_args: self.qemu_args.clone(),
             serial_input: if self.infer.interactive() { SerialInput::Forward } else { SerialInput::None },
+            monitor: None,
+            iso: None,
         })
     }
 }
@@ -436,7 +439,7 @@ pub fn main(args: Args) -> Result<i32> {
         let _ = out.flush();
     };
     if interactive {
-        eprintln!("axiom run: interactive: type a prompt per line once @ready appears; /quit or Ctrl-D ends");
+        eprintln!("axiom run: interactive: type a prompt per line once @ready appears (one conversation: /reset starts over, /stats shows speeds); /quit or Ctrl-D ends");
     }
     let result = qemu::run_kernel(&kernel, &opts, &mut echo)?;
     if progress && display.in_answer {
@@ -479,10 +482,10 @@ mod tests {
             r#"@boot {"cpus_found":3,"cpus_online":3,"cpus_disabled":0,"cpus_unanswered":0,"apic":"x2apic","tsc_mhz":2995.1,"tsc_source":"hpet","tsc_invariant":true,"boot":"multiboot1","acpi":true,"mem_usable_mib":1022,"mem_free_mib":950,"heap_mib":64,"largest_free_mib":880,"avx":true,"avx2":true,"fma":true,"avx512f":false,"xcr0":"0x7","cmdline":"prompt=x"}"#,
             r#"@cpu {"id":0,"apic_id":0,"role":"bsp"}"#,
             "loading 30 layers (63.6 MiB) into the weight pool ...",
-            r#"@model {"arch":"llama","layers":30,"n_embd":576,"n_ff":1536,"n_heads":9,"n_kv_heads":3,"n_vocab":49152,"model_bytes":98598912,"header_bytes":1,"globals_bytes":1,"max_layer_bytes":1,"isa":"avx2","nsid":1,"offset":0}"#,
+            r#"@model {"arch":"llama","layers":30,"n_embd":576,"n_ff":1536,"n_heads":9,"n_kv_heads":3,"n_vocab":49152,"model_bytes":98598912,"header_bytes":1,"globals_bytes":1,"max_layer_bytes":1,"isa":"avx2","nsid":1,"offset":0,"region_bytes":98598912}"#,
             r#"@load_progress {"layer":12,"layers":30,"bytes":41811968,"total_bytes":96808960}"#,
             r#"@load {"mode":"resident","layers":30,"bytes":96808960,"ms":1738.4,"mib_per_s":53.1,"verified":31}"#,
-            r#"@prompt {"answer":0,"tokens":5,"max_new":2,"chat":false,"text":"The capital of France is"}"#,
+            r#"@prompt {"answer":0,"turn":0,"tokens":5,"new_tokens":5,"reused_tokens":0,"max_new":2,"chat":false,"text":"The capital of France is"}"#,
             r#"@token {"i":0,"id":7042,"text":" Paris","us":474221}"#,
             r#"@token {"i":1,"id":30,"text":".","us":444944}"#,
             r#"@core_token {"tok":0,"core":0,"cpu":0,"stream_wait_us":0,"attn_us":41409,"ffn_us":1,"barrier_us":1,"busy_us":2,"embed_output_us":1,"outside_barrier_us":1}"#,
@@ -532,6 +535,8 @@ mod tests {
             attn_frac: 0.3,
             ffn_frac: 0.6,
             barrier_frac: 0.1,
+            bytes_per_token: 0,
+            io_mib_per_s: 0.0,
             per_core_ms_per_token: shares[..].into(),
             text: " Paris.".into(),
         };

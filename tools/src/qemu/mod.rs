@@ -9,11 +9,12 @@
 mod build;
 mod events;
 mod iso;
+pub mod monitor;
 mod nvme;
 
 pub use build::{build_kernel, kernel_target_dir, workspace_root};
 pub use events::{Event, RunResult, Verdict};
-pub use iso::build_iso;
+pub use iso::{box_menu, build_iso, grub_menu_cfg, write_iso, MenuEntry};
 pub use nvme::nvme_args;
 
 use anyhow::{bail, Context, Result};
@@ -84,6 +85,12 @@ pub struct QemuOptions {
     pub extra_args: Vec<String>,
     /// What QEMU's `-serial stdio` receives (the kernel's COM1 input).
     pub serial_input: SerialInput,
+    /// QEMU's monitor on this Unix socket ([`monitor::Monitor`]: keys and
+    /// screendumps) instead of none.
+    pub monitor: Option<PathBuf>,
+    /// For the ISO boots: this ISO (e.g. `axiom iso`'s) instead of one built
+    /// from the kernel and `cmdline`.
+    pub iso: Option<PathBuf>,
 }
 
 /// Bytes for the guest's serial port (QEMU's stdin). Nothing is written
@@ -117,6 +124,8 @@ impl Default for QemuOptions {
             timeout: Duration::from_secs(120),
             extra_args: Vec::new(),
             serial_input: SerialInput::None,
+            monitor: None,
+            iso: None,
         }
     }
 }
@@ -133,7 +142,11 @@ impl QemuOptions {
         push(&["-cpu", if self.xapic { "max,-x2apic" } else { "max" }]);
         push(&["-smp", &self.smp.to_string()]);
         push(&["-m", &self.mem]);
-        push(&["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"]);
+        let monitor = match &self.monitor {
+            Some(path) => format!("unix:{},server=on,wait=off", path.display()),
+            None => "none".to_string(),
+        };
+        push(&["-display", "none", "-serial", "stdio", "-monitor", &monitor, "-no-reboot"]);
         push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         match self.boot {
             Boot::Direct => {
@@ -177,7 +190,10 @@ pub fn run_kernel(kernel: &Path, opts: &QemuOptions, on_line: &mut dyn FnMut(&st
     let scratch = tempdir()?;
     let image: PathBuf = match opts.boot {
         Boot::Direct => kernel.to_path_buf(),
-        Boot::IsoBios | Boot::IsoUefi => build_iso(kernel, &opts.cmdline)?,
+        Boot::IsoBios | Boot::IsoUefi => match &opts.iso {
+            Some(iso) => iso.clone(),
+            None => build_iso(kernel, &opts.cmdline)?,
+        },
     };
     let args = opts.qemu_args(&image, &scratch)?;
     let result = spawn_and_watch(&args, opts.timeout, &opts.serial_input, on_line);
@@ -193,6 +209,30 @@ fn tempdir() -> Result<PathBuf> {
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+/// Copies `from` to `to` line by line, as bytes: a line that is not UTF-8
+/// goes to the kernel like any other (its line reader warns and skips it).
+/// At the end of `from`, `/quit` is sent; a failed write (QEMU gone) stops.
+pub fn forward_lines(from: &mut impl BufRead, to: &mut impl Write) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match from.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => {
+                let _ = to.write_all(b"/quit\n").and_then(|_| to.flush());
+                return;
+            }
+            Ok(_) => {
+                if line.last() != Some(&b'\n') {
+                    line.push(b'\n');
+                }
+                if to.write_all(&line).and_then(|_| to.flush()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_line: &mut dyn FnMut(&str)) -> Result<RunResult> {
@@ -244,25 +284,7 @@ fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_l
                 stdin
             }
             SerialInput::Forward => {
-                let mut line = String::new();
-                let mut from = std::io::stdin().lock();
-                loop {
-                    line.clear();
-                    match from.read_line(&mut line) {
-                        Ok(0) | Err(_) => {
-                            let _ = stdin.write_all(b"/quit\n").and_then(|_| stdin.flush());
-                            break;
-                        }
-                        Ok(_) => {
-                            if !line.ends_with('\n') {
-                                line.push('\n');
-                            }
-                            if stdin.write_all(line.as_bytes()).and_then(|_| stdin.flush()).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
+                forward_lines(&mut std::io::stdin().lock(), &mut stdin);
                 stdin
             }
             SerialInput::None => stdin,
@@ -316,4 +338,38 @@ fn spawn_and_watch(args: &[String], timeout: Duration, input: &SerialInput, on_l
     result.timeout = timeout;
     result.exit_status = if timed_out { None } else { status.code() };
     Ok(result)
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::forward_lines;
+
+    /// The bug of issue 11: a line that is not UTF-8 ended the input (read_line
+    /// into a String fails on it), and every line after it was lost.
+    #[test]
+    fn lines_that_are_not_utf8_are_forwarded_as_bytes() {
+        let mut from: &[u8] = b"\xff\xfeab\nHi\n/reset\nlast line without newline";
+        let mut to = Vec::new();
+        forward_lines(&mut from, &mut to);
+        assert_eq!(to, b"\xff\xfeab\nHi\n/reset\nlast line without newline\n/quit\n");
+    }
+
+    #[test]
+    fn a_closed_serial_port_stops_forwarding() {
+        struct Closed(usize);
+        impl std::io::Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                self.0 += 1;
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut from: &[u8] = b"a\nb\n";
+        let mut to = Closed(0);
+        forward_lines(&mut from, &mut to);
+        assert_eq!(to.0, 1, "no write after the first failed one");
+        assert_eq!(from, b"b\n", "no line read after it");
+    }
 }

@@ -20,7 +20,7 @@ use crate::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use crate::model::{LayerSource, LayerWeights, Model, PackedLayers, ResidentLayers};
 use crate::team::{ResidentWorker, Seat, Team, TeamError};
 use crate::sampler::{Sampler, SamplerConfig};
-use crate::state::{Scratch, SharedState, StateConfig};
+use crate::state::{KvType, Scratch, SharedState, StateConfig};
 
 #[derive(Clone, Copy)]
 struct Spec {
@@ -206,6 +206,10 @@ fn run(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: Isa) -> 
 }
 
 fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: Isa, packed: bool) -> Vec<Vec<f32>> {
+    run_kv(bytes, tokens, workers, batch, isa, packed, KvType::F32)
+}
+
+fn run_kv(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: Isa, packed: bool, kv_type: KvType) -> Vec<Vec<f32>> {
     let g = Gguf::parse(bytes).unwrap();
     let mut model = Model::from_gguf(&g, Kernels::for_isa(isa).unwrap()).unwrap();
     let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
@@ -223,7 +227,7 @@ fn run_with(bytes: &[u8], tokens: &[u32], workers: usize, batch: usize, isa: Isa
     } else {
         &resident
     };
-    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch };
+    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch, kv_type };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let mut state = SharedState::new(&model, sc, &mut mem).unwrap();
     let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
@@ -416,6 +420,72 @@ fn avx512vnni_results_are_bit_identical_to_scalar() {
     bit_identical_across_workers_batches_and_layouts(isa_kernels(Isa::Avx512Vnni).isa());
 }
 
+/// A model with heads of 32 (whole Q8_0 blocks) and `n` tokens: several
+/// attention chunks (`ATTN_CHUNK` = 128), the last one partial.
+fn long_case(n: usize) -> (Vec<u8>, Vec<u32>) {
+    let bytes = build(&Spec { heads: 4, kv_heads: 2, embd: 128, ff: 96, ..BASE }, 21);
+    let mut rng = Lcg(77);
+    let tokens = (0..n).map(|_| ((rng.next() + 1.0) * 20.0) as u32 % 40).collect();
+    (bytes, tokens)
+}
+
+/// Attention over up to 300 positions (every prefix length 1..=300 is a
+/// query: 127, 128, 129, 255, 256, 257 and lengths that are no multiple of
+/// the chunk), for each KV type, against the f64 specification whose cache
+/// holds the same rounded keys and values; by prefill tiles (batch 64) and
+/// by single-token decode steps split over positions (batch 1, 2 workers).
+#[test]
+fn long_attention_matches_reference_for_every_kv_type() {
+    use crate::state::ATTN_CHUNK;
+    let (bytes, tokens) = long_case(300);
+    assert!(tokens.len() > 2 * ATTN_CHUNK && !tokens.len().is_multiple_of(ATTN_CHUNK));
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::for_isa(Isa::Scalar).unwrap()).unwrap();
+    let layers = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let exact = crate::reference::logits(&model, &layers, &tokens);
+    let worst = |a: &[Vec<f64>], b: &[Vec<f64>]| a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0f64, f64::max);
+    for kv in KvType::ALL {
+        let want = crate::reference::logits_with_kv(&model, &layers, &tokens, kv);
+        // What storing keys and values in this type does to the logits.
+        let effect = worst(&want, &exact);
+        for (workers, batch) in [(1, 64), (2, 1)] {
+            let got: Vec<Vec<f64>> = run_kv(&bytes, &tokens, workers, batch, Kernels::detect().isa(), false, kv).iter().map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+            let err = worst(&want, &got);
+            std::eprintln!("{kv}, {workers} workers, batch {batch}: max logit error {err:e} (the type's own effect {effect:e})");
+            // F32: f32 rounding only (logits are of order 1-5). F16, Q8_0:
+            // the engine's f32 keys and values round to a neighbouring f16
+            // step or Q8_0 quantum now and then where the f64 path's do not
+            // (measured: 12% of F16's own effect on this random model, 0.01%
+            // of Q8_0's), so the bound is a fraction of the type's effect.
+            let bound = if kv == KvType::F32 { 2e-4 } else { effect / 4.0 };
+            assert!(err < bound, "{kv}, {workers} workers, batch {batch}: max logit error {err} (bound {bound})");
+        }
+    }
+}
+
+/// The same long context gives the same bits for any worker count, batch
+/// (prefill tiles or split decode steps) and ISA, with every KV type.
+#[test]
+fn long_attention_is_bit_identical_across_workers_batches_and_isas() {
+    let (bytes, tokens) = long_case(300);
+    let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|&i| Kernels::for_isa(i).is_ok()).collect();
+    for kv in KvType::ALL {
+        let want = run_kv(&bytes, &tokens, 1, 300, Isa::Scalar, false, kv);
+        for &isa in &isas {
+            for (workers, batch) in [(1, 1), (2, 1), (3, 64), (4, 7), (2, 300)] {
+                if isa == Isa::Scalar && batch == 1 && workers == 1 {
+                    continue;
+                }
+                let got = run_kv(&bytes, &tokens, workers, batch, isa, false, kv);
+                assert!(
+                    want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{kv}: {workers} workers, batch {batch}, {isa}"
+                );
+            }
+        }
+    }
+}
+
 struct Collect(Vec<u32>);
 
 impl TokenSink for Collect {
@@ -430,7 +500,7 @@ fn generate_with(bytes: &[u8], workers: usize, cfg: SamplerConfig, n: usize, sto
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
     let layers: &dyn LayerSource = &resident;
-    let sc = StateConfig { n_ctx: 24, max_batch: 4, logit_rows: 1 };
+    let sc = StateConfig { n_ctx: 24, max_batch: 4, logit_rows: 1, kv_type: KvType::F32 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
     let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
@@ -473,7 +543,7 @@ fn solo_worker_runs_generate() {
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
     let worker = ResidentWorker::new(&resident);
-    let sc = StateConfig { n_ctx: 16, max_batch: 2, logit_rows: 1 };
+    let sc = StateConfig { n_ctx: 16, max_batch: 2, logit_rows: 1, kv_type: KvType::F32 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
     let team = Team::new(&model, &state, 1).unwrap();
@@ -523,7 +593,7 @@ fn a_team_hands_out_each_seat_once_and_owns_its_state() {
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
     let worker = ResidentWorker::new(&resident);
-    let sc = StateConfig { n_ctx: 8, max_batch: 2, logit_rows: 1 };
+    let sc = StateConfig { n_ctx: 8, max_batch: 2, logit_rows: 1, kv_type: KvType::F32 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
 
@@ -550,7 +620,7 @@ fn both_seats(bytes: &[u8], f: impl Fn(&mut Seat<'_, ResidentWorker<'_>>, &mut S
     let g = Gguf::parse(bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(bytes, &model.layout).unwrap();
-    let sc = StateConfig { n_ctx: 8, max_batch: 4, logit_rows: 1 };
+    let sc = StateConfig { n_ctx: 8, max_batch: 4, logit_rows: 1, kv_type: KvType::F32 };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
     let team = Team::new(&model, &state, 2).unwrap();

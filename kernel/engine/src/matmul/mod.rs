@@ -50,6 +50,9 @@ mod avx2_packed;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod attn_simd;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -60,6 +63,7 @@ use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
 use crate::quant::activation::quantize_block_q8;
 use crate::quant::{dequantize_row, round_f16, QuantError, QK};
+use crate::state::KvType;
 
 pub use packed::{pack_into, packed_bytes, PackedMatrix, PackedView, GROUP_ROWS};
 
@@ -598,7 +602,11 @@ impl Kernels {
             (Path::Scalar, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
             (Path::Scalar, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
-            (Path::Avx2(simd) | Path::Avx512(simd, _) | Path::Avx512Vnni(simd, _), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out),
+            (Path::Avx2(simd), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::No),
+            #[cfg(target_arch = "x86_64")]
+            (Path::Avx512(simd, w), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::Avx512(w)),
+            #[cfg(target_arch = "x86_64")]
+            (Path::Avx512Vnni(simd, w), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::Vnni(w)),
             #[cfg(target_arch = "x86_64")]
             (Path::Avx2(simd), Matrix::Packed(p)) => packed_driver::matmul_packed(simd, p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
@@ -644,6 +652,39 @@ impl Kernels {
             return simd.add(y, x);
         }
         vector::add(y, x)
+    }
+
+    /// Reads KV cache rows back to f32: `out.len()` values from `src`
+    /// (exact, the same on every path: [`KvType::decode`]). Panics if `src`
+    /// is too short or a Q8_0 `out` is not whole blocks.
+    pub fn decode_kv(&self, kv: KvType, src: &[u8], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
+            return simd.decode_kv(kv, src, out);
+        }
+        kv.decode(src, out)
+    }
+
+    /// `out[t] = dot_f32(q, rows[t])` for rows of `q.len()` floats, in
+    /// [`vector::dot_f32`]'s order on every path. Panics on a length mismatch.
+    pub fn dots(&self, q: &[f32], rows: &[f32], out: &mut [f32]) {
+        assert!(!q.is_empty() && rows.len() == out.len() * q.len(), "dots: {} floats for {} rows of {}", rows.len(), out.len(), q.len());
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
+            return simd.dots(q, rows, out);
+        }
+        vector::dots(q, rows, out)
+    }
+
+    /// `out[d] = Σ_t probs[t] · rows[t][d]` ([`vector::weighted_sum`]'s
+    /// `fma` chains, the same on every path). Panics on a length mismatch.
+    pub fn weighted_sum(&self, probs: &[f32], rows: &[f32], out: &mut [f32]) {
+        assert!(!out.is_empty() && rows.len() == probs.len() * out.len(), "weighted_sum: {} floats for {} rows of {}", rows.len(), probs.len(), out.len());
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
+            return simd.weighted_sum(probs, rows, out);
+        }
+        vector::weighted_sum(probs, rows, out)
     }
 
     /// `y[i] *= x[i]`. Panics if lengths differ.

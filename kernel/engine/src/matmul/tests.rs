@@ -320,6 +320,50 @@ fn vector_helpers_match_scalar(k: Kernels) {
     }
 }
 
+/// The attention helpers (KV rows read back, dot products against a tile,
+/// weighted sums) give the scalar bits on every path, for head sizes that
+/// are and are not multiples of the vector widths, and match f64 sums.
+#[test]
+fn attention_helpers_match_scalar_on_every_path() {
+    use crate::state::KvType;
+    let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+    let mut rng = Rng::new(13);
+    for k in Isa::ALL.into_iter().filter_map(|i| Kernels::for_isa(i).ok()) {
+        for (hd, rows) in [(32usize, 1usize), (64, 128), (128, 37), (96, 5), (20, 9), (80, 3), (7, 4)] {
+            let q = rng.weights(hd);
+            let raw = rng.weights(hd * rows);
+            for kv in KvType::ALL {
+                let Some(row_bytes) = kv.row_bytes(hd) else { continue };
+                let mut bytes = vec![0u8; row_bytes * rows];
+                for (r, b) in raw.chunks(hd).zip(bytes.chunks_mut(row_bytes)) {
+                    kv.encode(r, b);
+                }
+                let (mut t1, mut t2) = (vec![0f32; hd * rows], vec![0f32; hd * rows]);
+                k.decode_kv(kv, &bytes, &mut t1);
+                kv.decode(&bytes, &mut t2);
+                assert_eq!(bits(&t1), bits(&t2), "{} decode {kv} hd {hd}", k.isa());
+                let (mut s1, mut s2) = (vec![0f32; rows], vec![0f32; rows]);
+                k.dots(&q, &t1, &mut s1);
+                scalar.dots(&q, &t1, &mut s2);
+                assert_eq!(bits(&s1), bits(&s2), "{} dots hd {hd}", k.isa());
+                for (r, &s) in s1.iter().enumerate() {
+                    let exact: f64 = (0..hd).map(|d| q[d] as f64 * t1[r * hd + d] as f64).sum();
+                    assert!((s as f64 - exact).abs() <= 1e-4 * (1.0 + exact.abs()), "dot {r}");
+                }
+                let probs: Vec<f32> = (0..rows).map(|r| (r as f32 + 1.0) / (rows * rows) as f32).collect();
+                let (mut o1, mut o2) = (vec![0f32; hd], vec![1f32; hd]);
+                k.weighted_sum(&probs, &t1, &mut o1);
+                scalar.weighted_sum(&probs, &t1, &mut o2);
+                assert_eq!(bits(&o1), bits(&o2), "{} weighted sum hd {hd}", k.isa());
+                for (d, &o) in o1.iter().enumerate() {
+                    let exact: f64 = (0..rows).map(|r| probs[r] as f64 * t1[r * hd + d] as f64).sum();
+                    assert!((o as f64 - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "sum {d}");
+                }
+            }
+        }
+    }
+}
+
 /// Each path is offered exactly when the CPU has its instructions, as std
 /// detects them, and `detect` picks the fastest.
 #[test]
