@@ -335,7 +335,7 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         }
     }
 
-    /// `hb = silu(xb·Wgate) * (xb·Wup)` for this seat's rows of `n_ff`.
+    /// `hb = act(xb·Wgate) * (xb·Wup)` (SiLU, or GELU for Gemma 3) for this seat's rows of `n_ff`.
     pub fn gate_up(&self, w: &LayerWeights<'_>, scratch: &mut Scratch) {
         let (n, ff, k) = (self.n, self.cfg.n_ff, &self.kernels);
         let mut input = Input::new(&scratch.xb[..n * self.cfg.n_embd], n, &mut scratch.acts);
