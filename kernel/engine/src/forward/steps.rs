@@ -158,13 +158,22 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         for t in 0..self.n {
             let p = self.pos + t;
             for h in heads.k.clone() {
-                // SAFETY: phase "q, k, v": key head h at positions pos..pos + n is this seat's.
-                let row = unsafe { self.state.k.write_bytes(cache.rows(h, p..p + 1)) };
-                kv.encode(&scratch.kstage[t * kvd + h * hd..][..hd], row);
+                let key = &scratch.kstage[t * kvd + h * hd..][..hd];
+                if kv.transposed_keys() {
+                    for (d, value) in key.iter().enumerate() {
+                        // SAFETY: phase "q, k, v": key head h at positions pos..pos + n is this seat's.
+                        let slot = unsafe { self.state.k.write_bytes(cache.key_dim(h, d, p..p + 1)) };
+                        kv.encode(core::slice::from_ref(value), slot);
+                    }
+                } else {
+                    // SAFETY: as above.
+                    let row = unsafe { self.state.k.write_bytes(cache.key_rows(h, p..p + 1)) };
+                    kv.encode(key, row);
+                }
             }
             for h in heads.v.clone() {
                 // SAFETY: phase "q, k, v": value head h at positions pos..pos + n is this seat's.
-                let row = unsafe { self.state.v.write_bytes(cache.rows(h, p..p + 1)) };
+                let row = unsafe { self.state.v.write_bytes(cache.value_rows(h, p..p + 1)) };
                 kv.encode(&scratch.vstage[t * kvd + h * hd..][..hd], row);
             }
         }
@@ -201,13 +210,13 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             let stride = self.state.cfg.n_ctx.div_ceil(ATTN_CHUNK);
             for unit in self.tile(n_kv * nc, 1) {
                 let (kvh, c) = (unit / nc, chunks.start + unit % nc);
-                let rows = clamp_chunk(c, &span);
-                self.load_tiles(layer, kvh, rows.clone(), scratch);
+                let rows = in_chunk(c, &clamp_chunk(c, &span));
+                self.load_tiles(layer, kvh, c, rows.clone(), scratch);
                 for j in 0..g {
                     let h = kvh * g + j;
                     // SAFETY: phase "attention": q is only read.
                     let q = unsafe { self.state.q.read(h * hd..(h + 1) * hd) };
-                    chunk_partial(&self.kernels, q, rows.len(), cfg.attn_scale, scratch);
+                    chunk_partial(&self.kernels, q, rows.clone(), cfg.attn_scale, scratch);
                     let at = (h * stride + c) * (hd + 2);
                     // SAFETY: phase "attention": the partial of (head h, chunk c) is this seat's unit's.
                     unsafe { self.state.part.write(at..at + hd + 2) }.copy_from_slice(&scratch.chunk);
@@ -225,19 +234,18 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             scratch.run[..tokens.len() * g * run_len].fill(0.0);
             for c in first.start / ATTN_CHUNK..=(last.end - 1) / ATTN_CHUNK {
                 // The rows of chunk c that some query of the block sees.
-                let tile = clamp_chunk(c, &(first.start..last.end));
-                self.load_tiles(layer, kvh, tile.clone(), scratch);
+                self.load_tiles(layer, kvh, c, in_chunk(c, &clamp_chunk(c, &(first.start..last.end))), scratch);
                 for (i, t) in tokens.clone().enumerate() {
                     let rows = clamp_chunk(c, &self.span(layer, self.pos + t));
                     if rows.is_empty() {
                         continue;
                     }
-                    let sub = rows.start - tile.start..rows.end - tile.start;
+                    let rows = in_chunk(c, &rows);
                     for j in 0..g {
                         let h = kvh * g + j;
                         // SAFETY: phase "attention": q is only read.
                         let q = unsafe { self.state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd) };
-                        chunk_partial_of(&self.kernels, q, sub.clone(), cfg.attn_scale, scratch);
+                        chunk_partial(&self.kernels, q, rows.clone(), cfg.attn_scale, scratch);
                         let at = (i * g + j) * run_len;
                         merge(&self.kernels, &mut scratch.run[at..at + run_len], &scratch.chunk);
                     }
@@ -274,15 +282,33 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         }
     }
 
-    /// Decodes kv head `kvh`'s keys and values of positions `rows` (at most
-    /// one chunk) into `scratch.ktile` and `vtile`.
-    fn load_tiles(&self, layer: usize, kvh: usize, rows: Range<usize>, scratch: &mut Scratch) {
-        let (cache, kv) = (self.cache(layer), self.state.cfg.kv_type);
-        let len = rows.len() * self.cfg.head_dim;
-        // SAFETY: phase "attention": the K and V caches are only read.
-        let (keys, values) = unsafe { (self.state.k.read_bytes(cache.rows(kvh, rows.clone())), self.state.v.read_bytes(cache.rows(kvh, rows))) };
-        self.kernels.decode_kv(kv, keys, &mut scratch.ktile[..len]);
-        self.kernels.decode_kv(kv, values, &mut scratch.vtile[..len]);
+    /// Decodes kv head `kvh`'s keys and values of chunk `c`, positions
+    /// `rows` within it, into `scratch.ktile` (transposed: `[dim][position
+    /// in the chunk]`) and `vtile` (`[position in the chunk][dim]`).
+    fn load_tiles(&self, layer: usize, kvh: usize, c: usize, rows: Range<usize>, scratch: &mut Scratch) {
+        let (cache, kv, hd) = (self.cache(layer), self.state.cfg.kv_type, self.cfg.head_dim);
+        let k = &self.kernels;
+        let abs = c * ATTN_CHUNK + rows.start..c * ATTN_CHUNK + rows.end;
+        if kv.transposed_keys() {
+            for d in 0..hd {
+                // SAFETY: phase "attention": the K cache is only read.
+                let keys = unsafe { self.state.k.read_bytes(cache.key_dim(kvh, d, abs.clone())) };
+                k.decode_kv(kv, keys, &mut scratch.ktile[d * ATTN_CHUNK + rows.start..d * ATTN_CHUNK + rows.end]);
+            }
+        } else {
+            // SAFETY: phase "attention": the K cache is only read.
+            let keys = unsafe { self.state.k.read_bytes(cache.key_rows(kvh, abs.clone())) };
+            let krows = &mut scratch.krows[rows.start * hd..rows.end * hd];
+            k.decode_kv(kv, keys, krows);
+            for (i, row) in rows.clone().zip(krows.chunks_exact(hd)) {
+                for (d, &v) in row.iter().enumerate() {
+                    scratch.ktile[d * ATTN_CHUNK + i] = v;
+                }
+            }
+        }
+        // SAFETY: phase "attention": the V cache is only read.
+        let values = unsafe { self.state.v.read_bytes(cache.value_rows(kvh, abs)) };
+        k.decode_kv(kv, values, &mut scratch.vtile[rows.start * hd..rows.end * hd]);
     }
 
     /// `x += input · w` for this seat's rows of `n_embd` (the output and the
@@ -348,25 +374,59 @@ pub(super) struct HeadTiles {
     v: Range<usize>,
 }
 
-/// One layer's slabs of the KV caches: `[kv_head][position]` rows of
-/// `row_bytes` bytes, the same layout in K and V.
+/// One layer's slabs of the KV caches (see [`crate::state`]): V, and Q8_0
+/// K, `[kv_head][position]` rows of `row_bytes`; f16 and f32 K
+/// `[kv_head][chunk][dim][position in the chunk]`.
 struct LayerCache {
-    base: usize,
+    k_base: usize,
+    v_base: usize,
     n_ctx: usize,
+    chunks: usize,
+    head_dim: usize,
     row_bytes: usize,
+    elem_bytes: usize,
 }
 
 impl LayerCache {
-    fn new(state: &SharedState<'_>, _cfg: &ModelConfig, layer: usize) -> Self {
-        debug_assert_eq!(state.k_layer, state.v_layer);
-        LayerCache { base: layer * state.k_layer * 4, n_ctx: state.cfg.n_ctx, row_bytes: state.row_bytes }
+    fn new(state: &SharedState<'_>, cfg: &ModelConfig, layer: usize) -> Self {
+        let n_ctx = state.cfg.n_ctx;
+        LayerCache {
+            k_base: layer * state.k_layer * 4,
+            v_base: layer * state.v_layer * 4,
+            n_ctx,
+            chunks: n_ctx.div_ceil(ATTN_CHUNK),
+            head_dim: cfg.head_dim,
+            row_bytes: state.row_bytes,
+            elem_bytes: state.cfg.kv_type.elem_bytes().unwrap_or(0),
+        }
     }
 
-    /// Bytes of kv head `h`'s rows for positions `p` (in either cache).
-    fn rows(&self, h: usize, p: Range<usize>) -> Range<usize> {
-        let at = |p: usize| self.base + (h * self.n_ctx + p) * self.row_bytes;
+    /// Bytes of kv head `h`'s value rows for positions `p`.
+    fn value_rows(&self, h: usize, p: Range<usize>) -> Range<usize> {
+        let at = |p: usize| self.v_base + (h * self.n_ctx + p) * self.row_bytes;
         at(p.start)..at(p.end)
     }
+
+    /// Bytes of kv head `h`'s key rows for positions `p` (Q8_0 keys).
+    fn key_rows(&self, h: usize, p: Range<usize>) -> Range<usize> {
+        let at = |p: usize| self.k_base + (h * self.n_ctx + p) * self.row_bytes;
+        at(p.start)..at(p.end)
+    }
+
+    /// Bytes of dimension `d` of kv head `h`'s keys for positions `p`, all
+    /// in one chunk (transposed f16 and f32 keys).
+    fn key_dim(&self, h: usize, d: usize, p: Range<usize>) -> Range<usize> {
+        let c = p.start / ATTN_CHUNK;
+        debug_assert!(p.is_empty() || (p.end - 1) / ATTN_CHUNK == c);
+        let row = self.k_base + ((h * self.chunks + c) * self.head_dim + d) * ATTN_CHUNK * self.elem_bytes;
+        let at = |p: usize| row + (p - c * ATTN_CHUNK) * self.elem_bytes;
+        at(p.start)..at(p.end)
+    }
+}
+
+/// Positions `rows` of chunk `c`, as offsets in the chunk.
+fn in_chunk(c: usize, rows: &Range<usize>) -> Range<usize> {
+    rows.start - c * ATTN_CHUNK..rows.end - c * ATTN_CHUNK
 }
 
 /// The chunks (indices) that positions `span` touch.
@@ -381,20 +441,15 @@ fn clamp_chunk(c: usize, span: &Range<usize>) -> Range<usize> {
     a..b.max(a)
 }
 
-/// [`chunk_partial_of`] over the first `n` rows of the tiles.
-fn chunk_partial(k: &Kernels, q: &[f32], n: usize, scale: f32, scratch: &mut Scratch) {
-    chunk_partial_of(k, q, 0..n, scale, scratch)
-}
-
-/// One query head against rows `rows` of the decoded tiles (one chunk's
-/// visible positions), into `scratch.chunk = [m, l, o...]`: scores
-/// `s_t = dot(q, k_t) · scale`, `m = max s_t`, `p_t = exp(s_t − m)`,
-/// `l = Σ p_t` (in order), `o = Σ p_t · v_t` ([`Kernels::weighted_sum`]).
-fn chunk_partial_of(k: &Kernels, q: &[f32], rows: Range<usize>, scale: f32, scratch: &mut Scratch) {
+/// One query head against positions `rows` (offsets in the chunk) of the
+/// decoded tiles, into `scratch.chunk = [m, l, o...]`: scores
+/// `s_t = dot(q, k_t) · scale` ([`Kernels::dots_t`]), `m = max s_t`,
+/// `p_t = exp(s_t − m)`, `l = Σ p_t` (in order), `o = Σ p_t · v_t`
+/// ([`Kernels::weighted_sum`]).
+fn chunk_partial(k: &Kernels, q: &[f32], rows: Range<usize>, scale: f32, scratch: &mut Scratch) {
     let hd = q.len();
-    let n = rows.len();
-    let probs = &mut scratch.probs[..n];
-    k.dots(q, &scratch.ktile[rows.start * hd..rows.end * hd], probs);
+    let probs = &mut scratch.probs[..rows.len()];
+    k.dots_t(q, &scratch.ktile, ATTN_CHUNK, rows.clone(), probs);
     let (m, l) = k.vectorized(|| math::exp_normalize(probs, scale));
     let (head, o) = scratch.chunk.split_at_mut(2);
     k.weighted_sum(probs, &scratch.vtile[rows.start * hd..rows.end * hd], o);

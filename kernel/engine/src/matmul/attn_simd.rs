@@ -1,15 +1,14 @@
 //! AVX2 and AVX-512 versions of the attention helpers of
 //! [`super::Kernels`]: reading KV cache rows back to f32
-//! ([`crate::state::KvType::decode`]), one query's dot products against a
-//! tile of keys ([`super::vector::dots`]) and the probability-weighted sum of
+//! ([`crate::state::KvType::decode`]), one query's scores against a
+//! transposed tile of keys ([`super::vector::dots_t`]) and the probability-weighted sum of
 //! a tile of values ([`super::vector::weighted_sum`]). Each computes exactly
 //! the portable definition's sequence of IEEE operations:
 //!
 //! - decoding is exact (F16 widening; Q8_0's `d · q` fits f32);
-//! - a dot product keeps [`super::vector::dot_f32`]'s order: four 8-lane
-//!   accumulators over 32-element chunks, `(a0 + a1) + (a2 + a3)`, 8-lane
-//!   steps, `hsum8`, scalar tail. AVX-512 holds `a0|a1` and `a2|a3` in two
-//!   ZMM registers and adds their halves in that order;
+//! - scores against transposed keys ([`super::vector::dots_t`]) are one
+//!   `fma` chain per position over the dimensions in order: lanes are
+//!   positions, so the vector width does not matter;
 //! - the weighted sum is one `fma` chain per output element, so the vector
 //!   width does not matter.
 //!
@@ -19,7 +18,6 @@
 
 use core::arch::x86_64::*;
 
-use super::avx2::{dot_f32, hsum_ps};
 use super::Path;
 use crate::quant::{f16_to_f32, BlockQ8_0, QK};
 use crate::state::KvType;
@@ -51,14 +49,15 @@ impl AttnSimd {
         }
     }
 
-    pub(super) fn dots(self, q: &[f32], rows: &[f32], out: &mut [f32]) {
-        assert_eq!(rows.len(), out.len() * q.len());
+    pub(super) fn dots_t(self, q: &[f32], kt: &[f32], stride: usize, cols: core::ops::Range<usize>, out: &mut [f32]) {
+        assert!(cols.len() == out.len() && cols.end <= stride && kt.len() >= (q.len().max(1) - 1) * stride + cols.end);
+        let base = &kt[cols.start..];
         if self.wide {
-            // SAFETY: as in `decode_kv`; lengths asserted.
-            unsafe { dots_avx512(q, rows, out) }
+            // SAFETY: as in `decode_kv`; every load is below (hd - 1) * stride + cols.len() of `base` (asserted).
+            unsafe { dots_t_avx512(q, base, stride, out) }
         } else {
-            // SAFETY: as in `decode_kv`; lengths asserted.
-            unsafe { dots_avx2(q, rows, out) }
+            // SAFETY: as above.
+            unsafe { dots_t_avx2(q, base, stride, out, 0) }
         }
     }
 
@@ -119,16 +118,6 @@ unsafe fn decode_kv_avx2(kv: KvType, src: &[u8], out: &mut [f32]) {
                 }
             }
         }
-    }
-}
-
-/// # Safety
-/// AVX2, FMA and F16C are available; `rows.len() == out.len() * q.len()`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots_avx2(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    for (o, row) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
-        // SAFETY: equal lengths; the features are the caller's.
-        *o = unsafe { dot_f32(q, row) };
     }
 }
 
@@ -216,43 +205,6 @@ unsafe fn decode_kv_avx512(kv: KvType, src: &[u8], out: &mut [f32]) {
 }
 
 /// # Safety
-/// AVX-512 F/BW/VL and the AVX2 set are available; `rows.len() == out.len() * q.len()`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn dots_avx512(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    let n = q.len();
-    let qp = q.as_ptr();
-    for (o, row) in out.iter_mut().zip(rows.chunks_exact(n)) {
-        let rp = row.as_ptr();
-        // acc01 holds dot_f32's accumulators 0 (low half) and 1, acc23 2 and 3.
-        let (mut acc01, mut acc23) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        let mut i = 0;
-        while i + 32 <= n {
-            // SAFETY: i + 32 <= n, and q and row are n long.
-            unsafe {
-                acc01 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(i)), _mm512_loadu_ps(rp.add(i)), acc01);
-                acc23 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(i + 16)), _mm512_loadu_ps(rp.add(i + 16)), acc23);
-            }
-            i += 32;
-        }
-        let half = |v: __m512, hi: bool| _mm256_castpd_ps(if hi { _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1) } else { _mm512_castpd512_pd256(_mm512_castps_pd(v)) });
-        let a = _mm256_add_ps(half(acc01, false), half(acc01, true));
-        let b = _mm256_add_ps(half(acc23, false), half(acc23, true));
-        let mut v = _mm256_add_ps(a, b);
-        while i + 8 <= n {
-            // SAFETY: i + 8 <= n, and q and row are n long.
-            v = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(i)), _mm256_loadu_ps(rp.add(i)), v) };
-            i += 8;
-        }
-        let mut s = hsum_ps(v);
-        while i < n {
-            s = libm::fmaf(q[i], row[i], s);
-            i += 1;
-        }
-        *o = s;
-    }
-}
-
-/// # Safety
 /// AVX-512 F/BW/VL and the AVX2 set are available; `rows.len() == probs.len() * out.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 unsafe fn weighted_sum_avx512(probs: &[f32], rows: &[f32], out: &mut [f32]) {
@@ -285,4 +237,80 @@ unsafe fn weighted_sum_avx512(probs: &[f32], rows: &[f32], out: &mut [f32]) {
     }
     // SAFETY: forwarded.
     unsafe { weighted_sum_tail(probs, rows, out, d) }
+}
+
+/// [`super::vector::dots_t`] for `out.len()` positions from the start of
+/// `kt` (already offset), from position `j0` on, 32 then 8 then 1 at a time.
+///
+/// # Safety
+/// AVX2, FMA and F16C are available; `kt` holds `(q.len() - 1) * stride + out.len()` floats.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dots_t_avx2(q: &[f32], kt: &[f32], stride: usize, out: &mut [f32], mut j: usize) {
+    let (n, kp) = (out.len(), kt.as_ptr());
+    while j + 32 <= n {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (d, &qd) in q.iter().enumerate() {
+            let qv = _mm256_set1_ps(qd);
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: d * stride + j + 8k + 8 <= (hd - 1) * stride + n.
+                *a = _mm256_fmadd_ps(qv, unsafe { _mm256_loadu_ps(kp.add(d * stride + j + 8 * k)) }, *a);
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            // SAFETY: j + 8k + 8 <= n.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j + 8 * k), *a) };
+        }
+        j += 32;
+    }
+    while j + 8 <= n {
+        let mut acc = _mm256_setzero_ps();
+        for (d, &qd) in q.iter().enumerate() {
+            // SAFETY: d * stride + j + 8 <= (hd - 1) * stride + n.
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(qd), unsafe { _mm256_loadu_ps(kp.add(d * stride + j)) }, acc);
+        }
+        // SAFETY: j + 8 <= n.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j), acc) };
+        j += 8;
+    }
+    for (jj, o) in out.iter_mut().enumerate().skip(j) {
+        *o = 0.0;
+        for (d, &qd) in q.iter().enumerate() {
+            *o = libm::fmaf(qd, kt[d * stride + jj], *o);
+        }
+    }
+}
+
+/// # Safety
+/// AVX-512 F/BW/VL and the AVX2 set are available; as [`dots_t_avx2`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn dots_t_avx512(q: &[f32], kt: &[f32], stride: usize, out: &mut [f32]) {
+    let (n, kp) = (out.len(), kt.as_ptr());
+    let mut j = 0;
+    while j + 64 <= n {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (d, &qd) in q.iter().enumerate() {
+            let qv = _mm512_set1_ps(qd);
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: d * stride + j + 16k + 16 <= (hd - 1) * stride + n.
+                *a = _mm512_fmadd_ps(qv, unsafe { _mm512_loadu_ps(kp.add(d * stride + j + 16 * k)) }, *a);
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            // SAFETY: j + 16k + 16 <= n.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j + 16 * k), *a) };
+        }
+        j += 64;
+    }
+    while j + 16 <= n {
+        let mut acc = _mm512_setzero_ps();
+        for (d, &qd) in q.iter().enumerate() {
+            // SAFETY: d * stride + j + 16 <= (hd - 1) * stride + n.
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(qd), unsafe { _mm512_loadu_ps(kp.add(d * stride + j)) }, acc);
+        }
+        // SAFETY: j + 16 <= n.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j), acc) };
+        j += 16;
+    }
+    // SAFETY: forwarded; the AVX2 set is available.
+    unsafe { dots_t_avx2(q, kt, stride, out, j) }
 }
