@@ -31,7 +31,7 @@ use super::{math, Agreed};
 use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
 use crate::model::{F32Vector, LayerWeights, Model, ModelConfig};
 use crate::quant::dequantize_row;
-use crate::state::{Scratch, SharedState, ATTN_CHUNK, ATTN_QUERY_BLOCK, MATMUL_CHUNK_ROWS};
+use crate::state::{KvType, Scratch, SharedState, ATTN_CHUNK, ATTN_QUERY_BLOCK, MATMUL_CHUNK_ROWS};
 use crate::team::{Seat, SharedBuf, Worker, ROW_GRANULE};
 
 /// One seat's view of one forward call: what every step needs.
@@ -211,12 +211,12 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             for unit in self.tile(n_kv * nc, 1) {
                 let (kvh, c) = (unit / nc, chunks.start + unit % nc);
                 let rows = in_chunk(c, &clamp_chunk(c, &span));
-                self.load_tiles(layer, kvh, c, rows.clone(), scratch);
+                let tiles = self.tiles(layer, kvh, c, rows.clone(), scratch);
                 for j in 0..g {
                     let h = kvh * g + j;
                     // SAFETY: phase "attention": q is only read.
                     let q = unsafe { self.state.q.read(h * hd..(h + 1) * hd) };
-                    chunk_partial(&self.kernels, q, rows.clone(), cfg.attn_scale, scratch);
+                    chunk_partial(&self.kernels, q, rows.clone(), cfg.attn_scale, &tiles, scratch);
                     let at = (h * stride + c) * (hd + 2);
                     // SAFETY: phase "attention": the partial of (head h, chunk c) is this seat's unit's.
                     unsafe { self.state.part.write(at..at + hd + 2) }.copy_from_slice(&scratch.chunk);
@@ -234,7 +234,7 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             scratch.run[..tokens.len() * g * run_len].fill(0.0);
             for c in first.start / ATTN_CHUNK..=(last.end - 1) / ATTN_CHUNK {
                 // The rows of chunk c that some query of the block sees.
-                self.load_tiles(layer, kvh, c, in_chunk(c, &clamp_chunk(c, &(first.start..last.end))), scratch);
+                let tiles = self.tiles(layer, kvh, c, in_chunk(c, &clamp_chunk(c, &(first.start..last.end))), scratch);
                 for (i, t) in tokens.clone().enumerate() {
                     let rows = clamp_chunk(c, &self.span(layer, self.pos + t));
                     if rows.is_empty() {
@@ -245,7 +245,7 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
                         let h = kvh * g + j;
                         // SAFETY: phase "attention": q is only read.
                         let q = unsafe { self.state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd) };
-                        chunk_partial(&self.kernels, q, rows.clone(), cfg.attn_scale, scratch);
+                        chunk_partial(&self.kernels, q, rows.clone(), cfg.attn_scale, &tiles, scratch);
                         let at = (i * g + j) * run_len;
                         merge(&self.kernels, &mut scratch.run[at..at + run_len], &scratch.chunk);
                     }
@@ -280,6 +280,21 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             // SAFETY: phase "combine": head h of the one token is this seat's.
             finish(&self.kernels, run, unsafe { self.state.att.write(h * hd..(h + 1) * hd) });
         }
+    }
+
+    /// The keys and values of kv head `kvh`, chunk `c`, positions `rows`
+    /// within it, as [`chunk_partial`] reads them: f16 straight from the
+    /// caches, other types decoded by [`Self::load_tiles`].
+    fn tiles(&self, layer: usize, kvh: usize, c: usize, rows: Range<usize>, scratch: &mut Scratch) -> Tiles<'a> {
+        if self.state.cfg.kv_type != KvType::F16 {
+            self.load_tiles(layer, kvh, c, rows, scratch);
+            return Tiles::Decoded;
+        }
+        let (cache, hd, c0) = (self.cache(layer), self.cfg.head_dim, c * ATTN_CHUNK);
+        let whole = c0..c0 + ATTN_CHUNK;
+        let k = cache.key_dim(kvh, 0, whole.clone()).start..cache.key_dim(kvh, hd - 1, whole).end;
+        // SAFETY: phase "attention": the K and V caches are only read.
+        unsafe { Tiles::F16 { k: self.state.k.read_bytes(k), v: self.state.v.read_bytes(cache.value_rows(kvh, c0..c0 + rows.end)) } }
     }
 
     /// Decodes kv head `kvh`'s keys and values of chunk `c`, positions
@@ -441,18 +456,34 @@ fn clamp_chunk(c: usize, span: &Range<usize>) -> Range<usize> {
     a..b.max(a)
 }
 
-/// One query head against positions `rows` (offsets in the chunk) of the
-/// decoded tiles, into `scratch.chunk = [m, l, o...]`: scores
+/// Where [`chunk_partial`] finds a chunk's keys and values.
+enum Tiles<'c> {
+    /// In `scratch.ktile` (transposed) and `vtile`.
+    Decoded,
+    /// In the f16 caches: the chunk's key block (`[dim][128 positions]`)
+    /// and its value rows from the chunk's first position.
+    F16 { k: &'c [u8], v: &'c [u8] },
+}
+
+/// One query head against positions `rows` (offsets in the chunk) of a
+/// chunk's keys and values, into `scratch.chunk = [m, l, o...]`: scores
 /// `s_t = dot(q, k_t) · scale` ([`Kernels::dots_t`]), `m = max s_t`,
-/// `p_t = exp(s_t − m)`, `l = Σ p_t` (in order), `o = Σ p_t · v_t`
-/// ([`Kernels::weighted_sum`]).
-fn chunk_partial(k: &Kernels, q: &[f32], rows: Range<usize>, scale: f32, scratch: &mut Scratch) {
+/// `p_t = exp(s_t − m)`, `l = Σ p_t` (8 lanes), `o = Σ p_t · v_t`
+/// ([`Kernels::weighted_sum`]). Reading f16 directly or decoded tiles
+/// gives the same bits (decoding is exact).
+fn chunk_partial(k: &Kernels, q: &[f32], rows: Range<usize>, scale: f32, tiles: &Tiles<'_>, scratch: &mut Scratch) {
     let hd = q.len();
     let probs = &mut scratch.probs[..rows.len()];
-    k.dots_t(q, &scratch.ktile, ATTN_CHUNK, rows.clone(), probs);
+    match tiles {
+        Tiles::Decoded => k.dots_t(q, &scratch.ktile, ATTN_CHUNK, rows.clone(), probs),
+        Tiles::F16 { k: keys, .. } => k.dots_t_f16(q, keys, ATTN_CHUNK, rows.clone(), probs),
+    }
     let (m, l) = k.vectorized(|| math::exp_normalize(probs, scale));
     let (head, o) = scratch.chunk.split_at_mut(2);
-    k.weighted_sum(probs, &scratch.vtile[rows.start * hd..rows.end * hd], o);
+    match tiles {
+        Tiles::Decoded => k.weighted_sum(probs, &scratch.vtile[rows.start * hd..rows.end * hd], o),
+        Tiles::F16 { v, .. } => k.weighted_sum_f16(probs, &v[rows.start * hd * 2..rows.end * hd * 2], o),
+    }
     head[0] = m;
     head[1] = l;
 }

@@ -331,6 +331,18 @@ fn attention_helpers_match_scalar_on_every_path() {
                 k.weighted_sum(&probs, &t1, &mut o1);
                 scalar.weighted_sum(&probs, &t1, &mut o2);
                 assert_eq!(bits(&o1), bits(&o2), "{} weighted sum hd {hd}", k.isa());
+                if kv == KvType::F16 {
+                    // Straight from f16 bytes: the bits of decoding first.
+                    let kt16: Vec<u8> = kt.iter().flat_map(|&v| crate::quant::f32_to_f16(v).to_le_bytes()).collect();
+                    let mut s3 = vec![0f32; rows];
+                    for kk in [k, scalar] {
+                        kk.dots_t_f16(&q, &kt16, stride, 3..3 + rows, &mut s3);
+                        assert_eq!(bits(&s3), bits(&s1), "{} dots_t_f16 hd {hd}", kk.isa());
+                        let mut o3 = vec![2f32; hd];
+                        kk.weighted_sum_f16(&probs, &bytes, &mut o3);
+                        assert_eq!(bits(&o3), bits(&o1), "{} weighted_sum_f16 hd {hd}", kk.isa());
+                    }
+                }
                 for (d, &o) in o1.iter().enumerate() {
                     let exact: f64 = (0..rows).map(|r| probs[r] as f64 * t1[r * hd + d] as f64).sum();
                     assert!((o as f64 - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "sum {d}");

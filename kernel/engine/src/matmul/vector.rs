@@ -114,3 +114,33 @@ pub fn dots_t(q: &[f32], kt: &[f32], stride: usize, cols: core::ops::Range<usize
         }
     }
 }
+
+/// One little-endian f16 of `bytes` at element `i`, widened.
+fn half_at(bytes: &[u8], i: usize) -> f32 {
+    crate::quant::f16_to_f32(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]))
+}
+
+/// [`dots_t`] with the keys as f16 bytes (an f16 cache block): the same
+/// bits as decoding them first.
+pub fn dots_t_f16(q: &[f32], kt: &[u8], stride: usize, cols: core::ops::Range<usize>, out: &mut [f32]) {
+    assert!(cols.len() == out.len() && cols.end <= stride && kt.len() / 2 >= (q.len().max(1) - 1) * stride + cols.end);
+    out.fill(0.0);
+    for (d, &qd) in q.iter().enumerate() {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = libm::fmaf(qd, half_at(kt, d * stride + cols.start + j), *o);
+        }
+    }
+}
+
+/// [`weighted_sum`] with the rows as f16 bytes: the same bits as decoding
+/// them first.
+pub fn weighted_sum_f16(probs: &[f32], rows: &[u8], out: &mut [f32]) {
+    let hd = out.len();
+    assert!(hd > 0 && rows.len() == probs.len() * hd * 2);
+    out.fill(0.0);
+    for (t, &p) in probs.iter().enumerate() {
+        for (d, o) in out.iter_mut().enumerate() {
+            *o = libm::fmaf(p, half_at(rows, t * hd + d), *o);
+        }
+    }
+}
