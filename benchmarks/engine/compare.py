@@ -8,6 +8,12 @@ Prints per cell the median and spread (min..max) of decode and prefill
 tokens/s, the ratio AXIOM / llama.cpp, and each engine's fraction of the
 memory-bandwidth bound (weight bytes read per decode token vs the measured
 read bandwidth for that thread count). Called by compare.sh.
+
+Depth cells (`--depths 512,2048`, first model only, F16 KV cache on both
+sides): `llama-bench -p D -n 0` (prefill of D tokens) and `llama-bench -p 0
+-n G -d D` (G decode tokens after a context of D) against one `axiom generate
+--kv-type f16` run of a D-token prompt then G tokens, interleaved the same
+way; each row also gives AXIOM's KV cache bytes per token.
 """
 
 import argparse
@@ -54,6 +60,72 @@ def prompt_of(axiom, model, n_tokens):
     sys.exit(f"compare: could not build a {n_tokens}-token prompt")
 
 
+def prompt_of_length(axiom, model, text_file, n_tokens):
+    """A prefix of text_file that the model tokenizes to exactly n_tokens."""
+    pieces = json.loads(run([axiom, "tokenize", "--model", model, "--file", text_file, "--pieces"]).stdout)
+    for k in range(n_tokens, min(n_tokens + 8, len(pieces)) + 1):
+        text = "".join(p["piece"] for p in pieces[:k] if not p["piece"].startswith("<|"))
+        if len(json.loads(run([axiom, "tokenize", "--model", model, "--text", text]).stdout)) == n_tokens:
+            return text
+    sys.exit(f"compare: could not build a {n_tokens}-token prompt from {text_file}")
+
+
+def llama_depth_once(llama_bench, model, threads, depth, n_gen, kv):
+    base = [llama_bench, "-m", model, "-r", "1", "-t", str(threads), "-ctk", kv, "-ctv", kv, "-o", "jsonl"]
+    pp = tg = None
+    for d in json_lines(run(base + ["-p", str(depth), "-n", "0"]).stdout):
+        if d.get("n_prompt") == depth and d.get("n_gen") == 0:
+            pp = d["avg_ts"]
+    for d in json_lines(run(base + ["-p", "0", "-n", str(n_gen), "-d", str(depth)]).stdout):
+        if d.get("n_gen") == n_gen:
+            tg = d["avg_ts"]
+    return pp, tg
+
+
+def axiom_depth_once(axiom, model, threads, prompt, depth, n_gen, kv):
+    r = run([axiom, "generate", "--model", model, "--prompt", prompt, "--tokens", str(n_gen), "--ctx", str(depth + n_gen),
+             "--temp", "0", "--ignore-eos", "--threads", str(threads), "--kv-type", kv])
+    st = json_lines(r.stderr)[-1]
+    if st.get("prefill_tokens") != depth or st.get("decode_tokens") != n_gen:
+        sys.exit(f"compare: axiom ran {st.get('prefill_tokens')}+{st.get('decode_tokens')} tokens at depth {depth}")
+    return st["prefill_tok_s"], st["decode_tok_s"], st["kv_bytes_per_token"]
+
+
+def depth_cells(a, label, path, threads, log):
+    """Decode at depth and prefill of long prompts: (markdown lines, cells)."""
+    depths = [int(d) for d in a.depths.split(",") if d]
+    if not depths:
+        return [], []
+    prompts = {d: prompt_of_length(a.axiom, path, a.depth_text, d) for d in depths}
+    samples = {}
+    for rep in range(a.reps):
+        for t in threads:
+            for d in depths:
+                lpp, ltg = llama_depth_once(a.llama_bench, path, t, d, a.depth_gen, a.kv_type)
+                app, atg, kvb = axiom_depth_once(a.axiom, path, t, prompts[d], d, a.depth_gen, a.kv_type)
+                s = samples.setdefault((d, t), {"llama_pp": [], "llama_tg": [], "axiom_pp": [], "axiom_tg": []})
+                for k, v in (("llama_pp", lpp), ("llama_tg", ltg), ("axiom_pp", app), ("axiom_tg", atg)):
+                    s[k].append(v)
+                log(f"compare: rep {rep + 1}/{a.reps} {label} depth {d} t={t}: decode axiom {atg:.1f} llama {ltg:.1f}, "
+                    f"prefill axiom {app:.1f} llama {lpp:.1f}")
+    cells = []
+    lines = [
+        f"| {label}, KV {a.kv_type} | threads | decode after D: AXIOM | llama.cpp | ratio | prefill of D: AXIOM | llama.cpp | ratio | AXIOM KV bytes/token |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (d, t), s in sorted(samples.items()):
+        c = {"model": label, "depth": d, "threads": t, "kv_type": a.kv_type, "axiom_kv_bytes_per_token": kvb}
+        for k, v in s.items():
+            c[k] = summary(v)
+        c["decode_ratio"] = c["axiom_tg"]["median"] / c["llama_tg"]["median"]
+        c["prefill_ratio"] = c["axiom_pp"]["median"] / c["llama_pp"]["median"]
+        cells.append(c)
+        f = lambda x: f"{x['median']:.1f} ({x['min']:.1f}-{x['max']:.1f})"
+        lines.append(f"| D = {d} | {t} | {f(c['axiom_tg'])} | {f(c['llama_tg'])} | {c['decode_ratio']:.2f}x "
+                     f"| {f(c['axiom_pp'])} | {f(c['llama_pp'])} | {c['prefill_ratio']:.2f}x | {kvb} |")
+    return lines, cells
+
+
 def llama_once(llama_bench, model, threads, n_prompt, n_gen):
     r = run([llama_bench, "-m", model, "-p", str(n_prompt), "-n", str(n_gen), "-r", "1",
              "-t", str(threads), "-o", "jsonl"])
@@ -87,6 +159,10 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--gen-tokens", type=int, default=128)
+    ap.add_argument("--depths", default="512,2048", help="context depths for the depth cells ('' for none)")
+    ap.add_argument("--depth-gen", type=int, default=64, help="decode tokens measured after each depth")
+    ap.add_argument("--depth-text", default="kernel/engine/testdata/perplexity/gpl-3.0.txt")
+    ap.add_argument("--kv-type", default="f16")
     ap.add_argument("--out", required=True, help="directory for the JSON and Markdown results")
     a = ap.parse_args()
 
@@ -123,6 +199,7 @@ def main():
                 s["axiom_tg"].append(atg)
                 log(f"compare: rep {rep + 1}/{a.reps} {label} t={t}: decode axiom {atg:.1f} llama {tg:.1f}, "
                     f"prefill axiom {app:.1f} llama {pp:.1f}")
+    depth_lines, depth_results = depth_cells(a, models[0][0], models[0][1], threads, log)
     load_after = os.getloadavg()
 
     cells = []
@@ -153,6 +230,8 @@ def main():
             f"| {fmt(c['axiom_pp'])} | {fmt(c['llama_pp'])} | {c['prefill_ratio']:.2f}x "
             f"| {100 * c['axiom_bound_fraction']:.0f}% of {c['bound_tok_s']:.0f} | {100 * c['llama_bound_fraction']:.0f}% |"
         )
+    if depth_lines:
+        lines += ["", f"Depth cells (decode {a.depth_gen} tokens after a context of D; prefill of a D-token prompt):", ""] + depth_lines
     table = "\n".join(lines)
     header = (f"tokens/s, median (min-max) of {a.reps} interleaved runs; decode = {a.gen_tokens} tokens, "
               f"prefill = {a.prompt_tokens}-token prompt; AXIOM isa={isa}; read bandwidth "
@@ -163,7 +242,7 @@ def main():
 
     os.makedirs(a.out, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    result = {"header": header, "cells": cells, "bandwidth_gb_s": bw, "prompt": prompt,
+    result = {"header": header, "cells": cells, "depth_cells": depth_results, "bandwidth_gb_s": bw, "prompt": prompt,
               "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t"),
               "load_before": load_before, "load_after": load_after}
     with open(os.path.join(a.out, f"compare-{stamp}.json"), "w") as f:

@@ -4,7 +4,11 @@
 # and Q8_0 versions of the default model, plus each engine's fraction of the
 # memory-bandwidth bound. Results: benchmarks/results/engine/compare-*.{json,md}.
 #
-# Usage: benchmarks/engine/compare.sh [--reps N] [--threads 1,2] [--repack]
+# Depth cells (first model, F16 KV on both sides): decode after a context of
+# 512 / 2048 tokens (llama-bench -d) and prefill of 512 / 2048-token prompts,
+# with AXIOM's KV bytes per token; --depths "" skips them.
+#
+# Usage: benchmarks/engine/compare.sh [--reps N] [--threads 1,2] [--repack] [--depths 512,2048]
 #   --repack   re-create the Q4_0 / Q8_0 files with `axiom pack` even if cached
 # First run: fetches the model, builds llama.cpp's llama-bench (~7-15 minutes,
 # cached in ~/.cache/axiom/llama.cpp) and AXIOM in release mode.
@@ -15,12 +19,14 @@ cd "$(dirname "$0")/../.."
 reps=5
 threads=1,2
 repack=0
+depths=512,2048
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --reps) reps="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
         --repack) repack=1; shift ;;
-        *) echo "usage: $0 [--reps N] [--threads 1,2] [--repack]" >&2; exit 2 ;;
+        --depths) depths="$2"; shift 2 ;;
+        *) echo "usage: $0 [--reps N] [--threads 1,2] [--repack] [--depths 512,2048]" >&2; exit 2 ;;
     esac
 done
 
@@ -49,4 +55,4 @@ python3 benchmarks/engine/compare.py \
     --model "Q4_0=$models_dir/SmolLM2-135M-Instruct.Q4_0.axiom.gguf" \
     --model "Q4_1=$model_q4_1" \
     --model "Q8_0=$models_dir/SmolLM2-135M-Instruct.Q8_0.axiom.gguf" \
-    --threads "$threads" --reps "$reps" --out benchmarks/results/engine
+    --threads "$threads" --reps "$reps" --depths "$depths" --kv-type f16 --out benchmarks/results/engine

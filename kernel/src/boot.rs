@@ -33,7 +33,8 @@ use crate::selftest::{self, SelfTest};
 use crate::smp::launch::{self, LaunchConfig};
 use crate::smp::startup::{self, StartOptions, StartReport};
 use crate::smp::{self, ParkMethod};
-use crate::{faults, println, telemetry};
+use crate::{console, faults, println, screen, telemetry};
+use axiom_screen::Style;
 
 /// A boot step failed. Fixed-size: the first steps run before the heap exists.
 type BootError = FixedBuf<512>;
@@ -85,6 +86,7 @@ pub fn main(info: Result<&'static BootInfo, BootInfoError>) -> ! {
 fn run(info: &'static BootInfo, cmd: &Cmdline<'static>) -> Result<(), BootError> {
     let settings = Settings::parse(cmd)?;
     set_up_memory(info, settings.heap)?;
+    start_screen(info, cmd.get(&keys::CONSOLE));
     let platform = acpi::discover(info);
     warn_about_acpi(&platform);
     let bsp_apic = bring_up_this_cpu()?;
@@ -145,6 +147,26 @@ fn set_up_memory(info: &BootInfo, heap: u64) -> Result<(), BootError> {
         telemetry::warning(format_args!("memory map has {} entries ({} dropped)", info.memory_map().len(), info.regions_dropped));
     }
     mem::init(info, heap).map_err(|e| err(format_args!("memory setup failed: {e}")))
+}
+
+/// The framebuffer console (`console=both|fb`; `serial` leaves the
+/// framebuffer alone). Without a usable framebuffer the text stays on serial.
+fn start_screen(info: &BootInfo, console: &str) {
+    if console == "serial" {
+        return;
+    }
+    match screen::init(info) {
+        Ok(Some((cols, rows))) => {
+            screen::write_fmt(format_args!("AXIOM kernel {} booting\n", env!("CARGO_PKG_VERSION")), Style::Text);
+            println!("screen: {cols}x{rows} characters on the framebuffer");
+            console::set_serial_text(console == "both");
+        }
+        Ok(None) if console == "fb" => {
+            telemetry::warning(format_args!("console=fb: the boot loader gave no framebuffer (boot through GRUB: cargo axiom iso); text stays on serial"));
+        }
+        Ok(None) => {}
+        Err(e) => telemetry::warning(format_args!("screen: {e}; text stays on serial")),
+    }
 }
 
 fn warn_about_acpi(platform: &Platform) {

@@ -1,13 +1,16 @@
-//! The serial console (COM1, through the hardware layer): the only output
-//! device. Every line is written whole under one lock, so lines from
-//! different CPUs never interleave.
+//! The serial console (COM1, through the hardware layer). Every line is
+//! written whole under one lock, so lines from different CPUs never
+//! interleave. Human-readable text (`print!`, `println!`) also goes to the
+//! screen when there is one, and only there with `console=fb`; telemetry
+//! events always go to serial alone (`telemetry::emit` writes through
+//! [`lock`]).
 //!
 //! The lock remembers its owner CPU: a CPU that faults or panics while
 //! printing re-enters instead of deadlocking, and a lock held by a CPU that
 //! died is taken over after a bounded wait, so a failure report always gets out.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axiom_hw::legacy::serial;
 
@@ -16,6 +19,13 @@ const NO_OWNER: usize = usize::MAX;
 const TAKEOVER_SPINS: u64 = 200_000_000;
 
 static OWNER: AtomicUsize = AtomicUsize::new(NO_OWNER);
+/// Human-readable text goes to serial (off with `console=fb` and a screen).
+static SERIAL_TEXT: AtomicBool = AtomicBool::new(true);
+
+/// Whether `print!`/`println!` text goes to the serial line.
+pub fn set_serial_text(on: bool) {
+    SERIAL_TEXT.store(on, Ordering::Relaxed);
+}
 
 /// One received byte, if COM1 has one (never waits).
 pub fn try_read_byte() -> Option<u8> {
@@ -64,16 +74,19 @@ pub fn lock() -> ConsoleGuard {
 
 #[doc(hidden)]
 pub fn print_args(args: fmt::Arguments) {
-    lock().write_fmt(args);
+    if SERIAL_TEXT.load(Ordering::Relaxed) {
+        lock().write_fmt(args);
+    }
+    crate::screen::write_fmt(args, axiom_screen::Style::Text);
 }
 
-/// Print to the serial console (no newline).
+/// Print human-readable text to the console (no newline).
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::console::print_args(format_args!($($arg)*)) };
 }
 
-/// Print one whole line to the serial console.
+/// Print one whole line of human-readable text to the console.
 #[macro_export]
 macro_rules! println {
     () => { $crate::console::print_args(format_args!("\n")) };

@@ -40,14 +40,19 @@ pub fn emit<E: Event>(event: &E) {
 /// A formatted message, cut to [`MAX_MSG`] bytes (no heap needed).
 pub type Message = Truncating<MAX_MSG>;
 
-/// `@error {"msg": ...}` with a formatted message.
+/// `@error {"msg": ...}` with a formatted message (also on the screen).
 pub fn error(msg: core::fmt::Arguments) {
-    emit(&Error::msg(Message::format(msg).as_str()));
+    let msg = Message::format(msg);
+    emit(&Error::msg(msg.as_str()));
+    crate::screen::alert(format_args!("error: {}", msg.as_str()));
 }
 
-/// `@warning {"msg": ...}`: something is wrong but the run goes on.
+/// `@warning {"msg": ...}`: something is wrong but the run goes on (also
+/// on the screen).
 pub fn warning(msg: core::fmt::Arguments) {
-    emit(&Warning::msg(Message::format(msg).as_str()));
+    let msg = Message::format(msg);
+    emit(&Warning::msg(msg.as_str()));
+    crate::screen::alert(format_args!("warning: {}", msg.as_str()));
 }
 
 /// `@done {"status":"ok"}`: the last line of a successful run.

@@ -5,6 +5,7 @@
 mod cmd;
 mod host;
 mod pack;
+mod synth;
 
 use clap::{Parser, Subcommand};
 
@@ -29,10 +30,14 @@ enum Command {
     Perplexity(cmd::perplexity::Args),
     /// Write a layer-ordered, 4 KiB-aligned, checksummed GGUF (the kernel's disk image).
     Pack(cmd::pack::Args),
+    /// A synthetic LLaMA-shaped GGUF of a real size (default model's tokenizer, random weights).
+    Synth(cmd::synth::Args),
     /// A GPT disk image with the packed model in an `axiom-model` partition beside a data partition.
     Disk(cmd::disk::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
+    /// Write the bootable ISO for a real PC (GRUB menu: chat, self-test smp, self-test nvme).
+    Iso(cmd::iso::Args),
     /// The kernel's command-line keys (the key table); --update-docs writes them into the docs.
     Keys(cmd::keys::Args),
 }
@@ -48,7 +53,9 @@ fn main() {
         Command::Pack(a) => cmd::pack::main(a),
         Command::Disk(a) => cmd::disk::main(a),
         Command::Sweep(a) => cmd::sweep::main(a),
+        Command::Synth(a) => cmd::synth::main(a),
         Command::Keys(a) => cmd::keys::main(a),
+        Command::Iso(a) => cmd::iso::main(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

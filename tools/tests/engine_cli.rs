@@ -107,6 +107,32 @@ fn perplexity_runs_like_llama_cpp() {
     assert!(!out.status.success());
 }
 
+/// Perplexity at a 2048-token context with the default F16 KV cache, on the
+/// GPL 3 text, within 1% of llama-perplexity's (same model, `-c 2048 -ctk
+/// f16 -ctv f16 -fa off`, testdata/perplexity/llama-perplexity.json). One
+/// chunk (2048 tokens of prefill, 1023 scored) keeps the test short: it is
+/// compared with llama.cpp's running perplexity after its first chunk.
+#[test]
+fn perplexity_at_ctx_2048_with_f16_kv_is_within_1_percent_of_llama_cpp() {
+    let model = default_model();
+    let refs: Value = serde_json::from_str(&axiom_testkit::read_testdata_string("perplexity/llama-perplexity.json")).unwrap();
+    let run = refs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == "SmolLM2-135M-Instruct.Q4_1.gguf" && r["n_ctx"] == 2048 && r["flash_attn"] == "off")
+        .expect("the Q4_1 ctx 2048 reference run");
+    assert_eq!((run["type_k"].as_str(), run["type_v"].as_str()), (Some("f16"), Some("f16")));
+    let want = run["running_ppl"][0].as_f64().unwrap();
+    let text = axiom_testkit::testdata("perplexity/gpl-3.0.txt");
+    let (stdout, stderr) = ok(&["perplexity", "--model", model.to_str().unwrap(), "--file", text.to_str().unwrap(), "--ctx", "2048", "--chunks", "1", "--kv-type", "f16"]);
+    let stats: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(stats["tokens_scored"], 1023, "{stdout}");
+    let ppl = stats["ppl"].as_f64().unwrap();
+    eprintln!("perplexity {ppl:.4}, llama.cpp {want:.4}");
+    assert!((ppl / want - 1.0).abs() < 0.01, "perplexity {ppl} vs llama.cpp's {want}");
+}
+
 #[test]
 fn bad_input_gets_a_clear_error() {
     let model = default_model();
@@ -119,6 +145,7 @@ fn bad_input_gets_a_clear_error() {
     };
     check(&["score", "--model", m, "--ids", "1,99999"], "outside the vocabulary");
     check(&["generate", "--model", m, "--prompt", "x", "--isa", "sse9"], "unknown --isa");
+    check(&["generate", "--model", m, "--prompt", "x", "--kv-type", "q4"], "unknown --kv-type");
     check(&["generate", "--model", "/nonexistent.gguf", "--prompt", "x"], "does not exist");
 
     // A truncated copy of the model, and a file that is not GGUF.

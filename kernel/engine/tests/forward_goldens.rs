@@ -10,7 +10,7 @@ use axiom_engine::matmul::{Isa, Kernels};
 use axiom_engine::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, ResidentLayers};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{Scratch, SharedState, StateConfig};
+use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
 use axiom_testkit::default_model_bytes;
 use common::run_team;
 use serde_json::Value;
@@ -50,7 +50,11 @@ fn goldens() -> Vec<Case> {
 /// Logits of every position of `tokens` (teacher-forced), computed with
 /// `workers` threads in prefill batches of `batch`.
 fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], workers: usize, batch: usize) -> Vec<Vec<f32>> {
-    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch };
+    all_logits_kv(model, layers, tokens, workers, batch, KvType::default())
+}
+
+fn all_logits_kv(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], workers: usize, batch: usize, kv_type: KvType) -> Vec<Vec<f32>> {
+    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch, kv_type };
     let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let mut state = SharedState::new(model, sc, &mut mem).unwrap();
     let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
@@ -77,8 +81,17 @@ fn top(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     v
 }
 
+/// With the reference F32 KV cache (measured: max 0.71, mean 0.15) and the
+/// default F16 one (max 0.98, mean 0.15: our F16 cache rounds keys and
+/// values only, llama.cpp's F16 attention also rounds queries and
+/// probabilities to f16, so the two differ a little more).
 #[test]
 fn teacher_forced_logits_match_llama_cpp() {
+    teacher_forced(KvType::F32, 0.9);
+    teacher_forced(KvType::F16, 1.1);
+}
+
+fn teacher_forced(kv: KvType, max_bound: f32) {
     let bytes = default_model_bytes();
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
@@ -90,7 +103,7 @@ fn teacher_forced_logits_match_llama_cpp() {
     let mut checked_top1 = 0;
     for case in goldens() {
         let tokens: Vec<u32> = case.prompt_ids.iter().chain(&case.greedy_ids).copied().collect();
-        let logits = all_logits(&model, layers, &tokens, 2, 64);
+        let logits = all_logits_kv(&model, layers, &tokens, 2, 64, kv);
         assert_eq!(case.teacher.len(), tokens.len());
         for (pos, ((ids, want), got)) in case.teacher.iter().zip(&logits).enumerate() {
             let ours = top(got, 2);
@@ -107,11 +120,11 @@ fn teacher_forced_logits_match_llama_cpp() {
         }
     }
     let mean = sum_abs / count as f64;
-    eprintln!("{checked_top1} confident positions match llama.cpp's top-1; logits of llama.cpp's top-5: max |diff| {worst:.4}, mean {mean:.4} over {count}");
+    eprintln!("{kv} KV: {checked_top1} confident positions match llama.cpp's top-1; logits of llama.cpp's top-5: max |diff| {worst:.4}, mean {mean:.4} over {count}");
     // Measured: max 0.71, mean 0.15. Both engines quantize activations to 8
     // bits, and this small model amplifies the rounding flips: each engine is
     // 0.15-0.7 away from an unquantized f64 forward pass (see docs/engine.md).
-    assert!(worst < 0.9, "max logit difference {worst} exceeds 0.9");
+    assert!(worst < max_bound, "{kv} KV: max logit difference {worst} exceeds {max_bound}");
     assert!(mean < 0.2, "mean logit difference {mean} exceeds 0.2");
 }
 
@@ -125,7 +138,7 @@ impl TokenSink for Collect {
 }
 
 fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize, workers: usize, prefill_batch: usize) -> (Vec<u32>, StopReason) {
-    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: prefill_batch, logit_rows: 1 };
+    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: prefill_batch, logit_rows: 1, kv_type: KvType::default() };
     let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(model, sc, &mut mem).unwrap();
     let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();

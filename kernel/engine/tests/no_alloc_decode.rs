@@ -12,7 +12,7 @@ use axiom_engine::matmul::Kernels;
 use axiom_engine::model::{Model, ResidentLayers};
 use axiom_engine::team::{ResidentWorker, Team};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{Scratch, SharedState, StateConfig};
+use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
 
 struct Counting;
 
@@ -46,7 +46,7 @@ fn decode_steps_do_not_allocate() {
     let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
     let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
     let worker = ResidentWorker::new(&resident);
-    let sc = StateConfig { n_ctx: 32, max_batch: 8, logit_rows: 1 };
+    let sc = StateConfig { n_ctx: 32, max_batch: 8, logit_rows: 1, kv_type: KvType::default() };
     let mut mem = vec![0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
     let state = SharedState::new(&model, sc, &mut mem).unwrap();
     let team = Team::new(&model, &state, 1).unwrap();

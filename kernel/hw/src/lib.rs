@@ -18,6 +18,7 @@
 //!   to the compute cores ([`mem::slot_ring`]).
 //! - [`apic`]: one Local APIC interface over x2APIC and xAPIC (IPIs, EOI).
 //! - [`acpi`]: one ACPI handler; the MADT, HPET and MCFG read once at boot.
+//! - [`display`]: the boot loader's linear framebuffer as a pixel-row sink.
 //! - [`legacy`]: fixed legacy devices, each owning its ports (COM1, PIT,
 //!   8259 PICs, QEMU's debug exit, the PCI configuration ports).
 //! - [`time`]: the calibrated TSC clock.
@@ -44,6 +45,7 @@ pub mod acpi;
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod display;
 pub mod legacy;
 pub mod mem;
 pub mod power;

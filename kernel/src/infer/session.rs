@@ -22,6 +22,7 @@ use axiom_hw::time as tsc;
 use super::args::{InferArgs, Telemetry};
 use super::io::{IoStats, IoWake, Streamer};
 use super::report::{self, CoreReport};
+use super::screen_view::{self, ScreenView};
 use super::stop_with_error;
 use super::team::{KernelWorker, TeamShared};
 use crate::tensor_plan::Mode;
@@ -115,6 +116,8 @@ struct SerialSink {
     /// The generated ids, for the conversation.
     ids: Vec<u32>,
     text: String,
+    /// The answer on the screen.
+    screen: ScreenView,
 }
 
 impl TokenSink for SerialSink {
@@ -139,6 +142,7 @@ impl TokenSink for SerialSink {
             Telemetry::Off => print!("{}", self.piece),
             _ => telemetry::emit(&Token { i: i as u64, id, text: self.piece.as_str().into(), us: (now - since) / 1000 }),
         }
+        self.screen.token(&self.piece, now);
         true
     }
 }
@@ -295,6 +299,7 @@ impl Session {
             token_ns: Vec::with_capacity(tokens),
             ids: Vec::with_capacity(tokens),
             text: String::with_capacity(tokens * 16),
+            screen: ScreenView::begin(team.compute.len(), ids.len(), self.telemetry != Telemetry::Off),
         };
         let n = team.compute.len();
         let engine = EngineTeam::new(team.model, team.state, n).map_err(|e| alloc::format!("compute team: {e}"))?;
@@ -311,6 +316,7 @@ impl Session {
             engine,
         });
         let io = launch(team, &answer);
+        screen_view::answer_done();
         if self.telemetry == Telemetry::Off {
             crate::println!();
         }
@@ -328,12 +334,20 @@ impl Session {
         };
         let cores: Vec<CoreReport> = result.cores.into_iter().flatten().collect();
         report::per_core(self.telemetry, &cores, team.model.config.n_layers);
+        let elapsed_ns = tsc::now_ns() - start_ns;
         if let Some(io) = &io {
-            report::io(io, tsc::now_ns() - start_ns);
+            report::io(io, elapsed_ns);
         }
         let leader = answer.leader.lock();
         let (_, sink) = leader.as_ref().ok_or("the leader's sink was not handed back")?;
-        let timing = report::Timing { start_ns, prefill_ns: sink.prefill_ns, token_ns: &sink.token_ns, prompt_tokens: answer.prompt.len() };
+        let timing = report::Timing {
+            start_ns,
+            prefill_ns: sink.prefill_ns,
+            token_ns: &sink.token_ns,
+            prompt_tokens: answer.prompt.len(),
+            passes: result.passes,
+            io: io.map(|s| (s, elapsed_ns)),
+        };
         self.last = Some(report::summary(team, &timing, &cores, outcome.generated, stop, &sink.text));
         self.evaluated_tokens += answer.prompt.len() as u64;
         self.reused_tokens += plan.reused as u64;

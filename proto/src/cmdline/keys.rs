@@ -51,6 +51,11 @@ keys! {
     AP_TIMEOUT_MS: Int = Key::<Int>::new(about("ap_timeout_ms", Boot, "per-CPU start-up timeout in ms"), 0, ANY, 1000);
     SPIN_US: Int = Key::<Int>::new(about("spin_us", Boot, "barrier spin before parking, microseconds"), 0, ANY, 50);
     PARK: Choice = Key::<Choice>::new(about("park", Boot, "how waiting cores sleep"), &["hlt", "mwait"], "hlt");
+    CONSOLE: Choice = Key::<Choice>::new(
+        about("console", Boot, "where the human-readable text goes: the serial line, the framebuffer (screen) or both; @events stay on serial"),
+        &["both", "serial", "fb"],
+        "both",
+    );
     TEST_DEAD_CPU: OptInt = Key::<OptInt>::new(
         about("test_dead_cpu", Boot, "testing: never send SIPI to this APIC id (exercises the start-up timeout)"),
         0,
@@ -87,7 +92,22 @@ keys! {
         ),
         "budget",
     ));
-    SLOTS: OptInt = Key::<OptInt>::new(flag(about("slots", Inference, "stream through exactly N layer slots (2 to the layer count)"), "slots"), 0, ANY);
+    SLOTS: OptInt = Key::<OptInt>::new(
+        flag(about("slots", Inference, "stream through exactly N layer slots (2 to the layer count); alone, every layer streams"), "slots"),
+        0,
+        ANY,
+    );
+    PIN: OptInt = Key::<OptInt>::new(
+        flag(
+            noted(
+                about("pin", Inference, "keep exactly N layers in memory and stream the rest every token (0 to layers - 1)"),
+                "as many as the budget holds beside the slots",
+            ),
+            "pin",
+        ),
+        0,
+        ANY,
+    );
     IO_CORE: OptChoice = Key::<OptChoice>::new(
         flag(
             noted(about("io_core", Inference, "on: the last CPU streams weights; off: every CPU computes and loads synchronously"), "on with 2+ CPUs"),
@@ -105,7 +125,12 @@ keys! {
         &["layer", "token", "off"],
         "token",
     );
-    CTX: Int = Key::<Int>::new(flag(about("ctx", Inference, "context length in tokens"), "ctx"), 16, 1 << 17, 512);
+    CTX: Int = Key::<Int>::new(flag(about("ctx", Inference, "context length in tokens (at most the model's training context)"), "ctx"), 16, 1 << 17, 512);
+    KV_TYPE: Choice = Key::<Choice>::new(
+        flag(about("kv_type", Inference, "KV cache type: f16 (half of f32's memory), q8_0 (about a quarter), f32 (the reference)"), "kv-type"),
+        &["f16", "q8_0", "f32"],
+        "f16",
+    );
     MODEL: Location = Key::<Location>::new(flag(
         noted(
             about("model", Inference, "where the packed image is on the NVMe disk: a GPT partition by name, or a namespace and byte offset"),
@@ -167,10 +192,13 @@ mod tests {
         assert_eq!(c.get(&SELFTEST), Some("smp"));
         assert_eq!((c.get(&ROUNDS), c.get(&SPIN_US), c.get(&HEAP), c.get(&PARK)), (1000, 0, 128 << 20, "mwait"));
         assert_eq!((c.get(&MAX_CPUS), c.get(&AP_TIMEOUT_MS), c.get(&NVME_QD)), (None, 1000, crate::cmdline::OrMax::Max));
+        assert_eq!(c.get(&CONSOLE), "both");
+        assert_eq!(Cmdline::parse("console=fb", KEYS).unwrap().get(&CONSOLE), "fb");
+        assert!(Cmdline::parse("console=vga", KEYS).is_err());
         let c = Cmdline::parse("prompt=Hi tokens=16 temp=0.7 top_p=0.9 io_core=off pack_head=0", KEYS).unwrap();
         assert_eq!((c.get(&TOKENS), c.get(&TEMP), c.get(&TOP_P), c.get(&IO_CORE)), (16, 0.7, 0.9, Some("off")));
         assert_eq!((c.get(&PACK_HEAD), c.get(&CHAT), c.get(&CTX), c.get(&TELEMETRY)), (false, false, 512, "token"));
-        assert_eq!((c.get(&BUDGET), c.get(&SLOTS), c.get(&REPACK)), (None, None, "auto"));
+        assert_eq!((c.get(&BUDGET), c.get(&SLOTS), c.get(&REPACK), c.get(&KV_TYPE)), (None, None, "auto", "f16"));
         let e = Cmdline::parse("tokens=0", KEYS).unwrap_err().to_string();
         assert_eq!(e, "command-line key 'tokens': value '0' is not an integer >= 1");
     }

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use axiom_engine::conversation::{Conversation, ConversationError, TurnPlan};
 use axiom_engine::forward::{generate, GenerateParams, Leader, StopReason, TokenSink};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{SharedState, StateConfig};
+use axiom_engine::state::{SharedState, StateBytes, StateConfig};
 use axiom_engine::tokenizer::{ChatMessage, Tokenizer, Utf8Stream};
 
 use crate::host::{with_engine, Engine, EngineArgs, HostTeam};
@@ -147,7 +147,7 @@ fn generate_text(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     let plan = conversation.plan(&tokenizer, user, args.tokens)?;
     warn_dropped(&plan);
     let n_ctx = args.ctx.unwrap_or(plan.tokens.len() + plan.max_new);
-    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(plan.tokens.len()), logit_rows: 1 };
+    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch.min(plan.tokens.len()), logit_rows: 1, kv_type: engine.kv_type };
     let mut memory = engine.state_memory(&state_cfg)?;
     let state = SharedState::new(model, state_cfg, &mut memory)?;
     let mut team = engine.team(&state_cfg);
@@ -241,7 +241,7 @@ fn answer(args: &Args, engine: &Engine<'_>, tokenizer: &Tokenizer, team: &mut Ho
     // `prefill_tokens` are the evaluated ones, `reused_tokens` those of the
     // context (`context_tokens`) the cache already held.
     eprintln!(
-        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\",\"context_tokens\":{},\"reused_tokens\":{},\"ids\":{:?}}}",
+        "{{\"prefill_tokens\":{},\"prefill_tok_s\":{:.2},\"decode_tokens\":{},\"decode_tok_s\":{:.2},\"ttft_ms\":{:.2},\"threads\":{},\"isa\":\"{}\",\"seed\":{},\"stop\":\"{}\",\"kv_type\":\"{}\",\"kv_bytes_per_token\":{},\"context_tokens\":{},\"reused_tokens\":{},\"ids\":{:?}}}",
         prompt.len(),
         rate(prompt.len(), prefill_s),
         sink.generated,
@@ -251,6 +251,8 @@ fn answer(args: &Args, engine: &Engine<'_>, tokenizer: &Tokenizer, team: &mut Ho
         model.kernels.isa().name(),
         seed,
         stop,
+        state.config().kv_type,
+        StateBytes::new(&model.config, state.config()).map_or(0, |b| b.kv_per_token),
         plan.tokens.len(),
         plan.reused,
         sink.ids
@@ -272,7 +274,7 @@ fn chat(args: &Args, engine: &Engine<'_>, tokenizer: &Tokenizer, seed: u64) -> R
     let model = &engine.model;
     // The kernel's default context (ctx=512), within the model's.
     let n_ctx = args.ctx.unwrap_or(CHAT_CTX).min(model.config.n_ctx_train.max(16));
-    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch, logit_rows: 1 };
+    let state_cfg = StateConfig { n_ctx, max_batch: engine.batch, logit_rows: 1, kv_type: engine.kv_type };
     let mut memory = engine.state_memory(&state_cfg)?;
     let state = SharedState::new(model, state_cfg, &mut memory)?;
     let mut team = engine.team(&state_cfg);

@@ -3,10 +3,12 @@
 
 pub mod disk;
 pub mod generate;
+pub mod iso;
 pub mod keys;
 pub mod pack;
 pub mod perplexity;
 pub mod run;
 pub mod score;
 pub mod sweep;
+pub mod synth;
 pub mod tokenize;

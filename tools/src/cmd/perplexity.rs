@@ -60,7 +60,7 @@ fn perplexity(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     let bos = if tokenizer.add_bos() { tokenizer.special_tokens().bos } else { None };
 
     let batch = engine.batch.min(n_ctx);
-    let state_cfg = StateConfig { n_ctx, max_batch: batch, logit_rows: batch };
+    let state_cfg = StateConfig { n_ctx, max_batch: batch, logit_rows: batch, kv_type: engine.kv_type };
     let mut memory = engine.state_memory(&state_cfg)?;
     let mut state = SharedState::new(model, state_cfg, &mut memory)?;
     let layers = engine.weights.source();

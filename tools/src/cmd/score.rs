@@ -53,7 +53,7 @@ fn score(args: &Args, engine: &Engine<'_>) -> Result<i32> {
     }
 
     let batch = engine.batch.min(tokens.len());
-    let state_cfg = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch };
+    let state_cfg = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch, kv_type: engine.kv_type };
     let mut memory = engine.state_memory(&state_cfg)?;
     let mut state = SharedState::new(model, state_cfg, &mut memory)?;
     let layers = engine.weights.source();

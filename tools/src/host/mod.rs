@@ -15,7 +15,7 @@ use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
 use axiom_engine::model::packed::aligned_part;
 use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, PackedPlan, ResidentLayers};
-use axiom_engine::state::{SharedState, StateConfig};
+use axiom_engine::state::{KvType, SharedState, StateConfig};
 use axiom_engine::tokenizer::Tokenizer;
 use memmap2::Mmap;
 
@@ -24,7 +24,9 @@ pub use team::HostTeam;
 /// Options shared by `generate`, `score` and `perplexity`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct EngineArgs {
-    /// GGUF model file [default: ${AXIOM_CACHE:-~/.cache/axiom}/models/SmolLM2-135M-Instruct.Q4_1.gguf]
+    /// GGUF model file, or a name tools/fetch-model.sh knows (smollm2-135m,
+    /// gemma3-270m), fetched on first use [default:
+    /// ${AXIOM_CACHE:-~/.cache/axiom}/models/SmolLM2-135M-Instruct.Q4_1.gguf]
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Worker threads [default: the number of CPUs].
@@ -37,6 +39,10 @@ pub struct EngineArgs {
     /// Tokens per prefill forward call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// KV cache type: f16 (default, as llama.cpp), q8_0 (about half of
+    /// f16's memory) or f32 (the reference).
+    #[arg(long, default_value = "f16")]
+    pub kv_type: String,
     /// Do not pin worker threads to CPUs.
     #[arg(long)]
     pub no_pin: bool,
@@ -49,7 +55,7 @@ pub struct EngineArgs {
 impl EngineArgs {
     pub fn model_path(&self) -> Result<PathBuf> {
         match &self.model {
-            Some(m) => Ok(m.clone()),
+            Some(m) => axiom_tools::infer::resolve_model(m),
             None => default_model_path(),
         }
     }
@@ -76,6 +82,13 @@ impl EngineArgs {
         }
     }
 
+    pub fn kv_type(&self) -> Result<KvType> {
+        KvType::from_name(&self.kv_type).with_context(|| {
+            let names: Vec<&str> = KvType::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown --kv-type {:?} (one of: {})", self.kv_type, names.join(", "))
+        })
+    }
+
     pub fn batch(&self) -> Result<usize> {
         if self.batch == 0 || self.batch > 4096 {
             bail!("--batch must be between 1 and 4096");
@@ -93,6 +106,7 @@ pub struct Engine<'a> {
     pub weights: Weights<'a>,
     pub threads: usize,
     pub batch: usize,
+    pub kv_type: KvType,
     pin: bool,
 }
 
@@ -104,6 +118,9 @@ impl Engine<'_> {
 
     /// Zeroed memory for a [`SharedState`] of `cfg`.
     pub fn state_memory(&self, cfg: &StateConfig) -> Result<Vec<f32>> {
+        if cfg.kv_type.row_bytes(self.model.config.head_dim).is_none() {
+            bail!("--kv-type {}: this model's head size {} is not a multiple of 32; use f16 or f32", cfg.kv_type, self.model.config.head_dim);
+        }
         let floats = SharedState::floats_needed(&self.model.config, cfg).context("the inference state size overflows")?;
         Ok(vec![0f32; floats])
     }
@@ -120,12 +137,13 @@ pub fn with_engine<R>(args: &EngineArgs, f: impl FnOnce(&Engine<'_>) -> Result<R
     let threads = args.threads()?;
     let kernels = args.kernels()?;
     let batch = args.batch()?;
+    let kv_type = args.kv_type()?;
     let mapped = MappedModel::open(&args.model_path()?)?;
     let gguf = mapped.gguf()?;
     let mut model = mapped.model(&gguf, kernels)?;
     let mut storage = Vec::new();
     let weights = Weights::new(&mapped, &mut model, &mut storage, !args.no_repack)?;
-    f(&Engine { path: &mapped.path, gguf: &gguf, model, weights, threads, batch, pin: !args.no_pin })
+    f(&Engine { path: &mapped.path, gguf: &gguf, model, weights, threads, batch, kv_type, pin: !args.no_pin })
 }
 
 /// A model file mapped read-only.

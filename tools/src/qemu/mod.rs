@@ -9,11 +9,12 @@
 mod build;
 mod events;
 mod iso;
+pub mod monitor;
 mod nvme;
 
 pub use build::{build_kernel, kernel_target_dir, workspace_root};
 pub use events::{Event, RunResult, Verdict};
-pub use iso::build_iso;
+pub use iso::{box_menu, build_iso, grub_menu_cfg, write_iso, MenuEntry};
 pub use nvme::nvme_args;
 
 use anyhow::{bail, Context, Result};
@@ -84,6 +85,12 @@ pub struct QemuOptions {
     pub extra_args: Vec<String>,
     /// What QEMU's `-serial stdio` receives (the kernel's COM1 input).
     pub serial_input: SerialInput,
+    /// QEMU's monitor on this Unix socket ([`monitor::Monitor`]: keys and
+    /// screendumps) instead of none.
+    pub monitor: Option<PathBuf>,
+    /// For the ISO boots: this ISO (e.g. `axiom iso`'s) instead of one built
+    /// from the kernel and `cmdline`.
+    pub iso: Option<PathBuf>,
 }
 
 /// Bytes for the guest's serial port (QEMU's stdin). Nothing is written
@@ -117,6 +124,8 @@ impl Default for QemuOptions {
             timeout: Duration::from_secs(120),
             extra_args: Vec::new(),
             serial_input: SerialInput::None,
+            monitor: None,
+            iso: None,
         }
     }
 }
@@ -133,7 +142,11 @@ impl QemuOptions {
         push(&["-cpu", if self.xapic { "max,-x2apic" } else { "max" }]);
         push(&["-smp", &self.smp.to_string()]);
         push(&["-m", &self.mem]);
-        push(&["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"]);
+        let monitor = match &self.monitor {
+            Some(path) => format!("unix:{},server=on,wait=off", path.display()),
+            None => "none".to_string(),
+        };
+        push(&["-display", "none", "-serial", "stdio", "-monitor", &monitor, "-no-reboot"]);
         push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         match self.boot {
             Boot::Direct => {
@@ -177,7 +190,10 @@ pub fn run_kernel(kernel: &Path, opts: &QemuOptions, on_line: &mut dyn FnMut(&st
     let scratch = tempdir()?;
     let image: PathBuf = match opts.boot {
         Boot::Direct => kernel.to_path_buf(),
-        Boot::IsoBios | Boot::IsoUefi => build_iso(kernel, &opts.cmdline)?,
+        Boot::IsoBios | Boot::IsoUefi => match &opts.iso {
+            Some(iso) => iso.clone(),
+            None => build_iso(kernel, &opts.cmdline)?,
+        },
     };
     let args = opts.qemu_args(&image, &scratch)?;
     let result = spawn_and_watch(&args, opts.timeout, &opts.serial_input, on_line);

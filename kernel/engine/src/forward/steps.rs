@@ -15,10 +15,13 @@
 //! |---|---|---|
 //! | embed | | `x`: rows of its tokens |
 //! | q, k, v | `x` | `q`: its query heads; K and V cache: its kv heads, positions `pos..pos + n` |
-//! | attention | `q`, K and V cache | `att`: its (token, head) pairs |
-//! | output projection | `att` | `x`: its rows of `n_embd` |
+//! | attention, one token ([`Pass::splits`]) | `q`, K and V cache | `part`: its (kv head, chunk) units' partials |
+//! | attention, more tokens | `q`, K and V cache | `att`: its (query block, kv head) units' heads |
+//! | combine (one token only) | `part` | `att`: its query heads |
+//! | output projection | `att` | `x` (or `post`, with post-norms): its rows of `n_embd` |
+//! | post-norm (Gemma 3) | `post` | `x`: rows of its tokens |
 //! | gate, up | `x` | `hb`: its rows of `n_ff` |
-//! | down projection | `hb` | `x`: its rows of `n_embd` |
+//! | down projection | `hb` | `x` (or `post`): its rows of `n_embd` |
 //! | output head | `x` | `logits`: its rows of the vocabulary |
 //!
 //! (Rows of a matrix are the columns of a token's vector.)
@@ -27,9 +30,9 @@ use core::ops::Range;
 
 use super::{math, Agreed};
 use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
-use crate::model::{F32Vector, LayerWeights, Model, ModelConfig};
+use crate::model::{F32Vector, FfnActivation, LayerWeights, Model, ModelConfig};
 use crate::quant::dequantize_row;
-use crate::state::{Scratch, SharedState, MATMUL_CHUNK_ROWS};
+use crate::state::{Scratch, SharedState, ATTN_CHUNK, ATTN_QUERY_BLOCK, MATMUL_CHUNK_ROWS};
 use crate::team::{Seat, SharedBuf, Worker, ROW_GRANULE};
 
 /// One seat's view of one forward call: what every step needs.
@@ -69,6 +72,9 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             if let Err(err) = dequantize_row(table.ty, table.row(tokens[t] as usize), x) {
                 panic!("embedding row: {err}");
             }
+            if self.cfg.embd_scale != 1.0 {
+                self.kernels.scale(x, self.cfg.embd_scale);
+            }
         }
     }
 
@@ -95,11 +101,10 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
     }
 
     /// `q, k, v = xb·Wq, xb·Wk, xb·Wv` for this seat's heads: queries into
-    /// `q`, keys into `scratch.kstage` (stored by [`Self::store_keys`] once
-    /// rotated), values straight into the V cache.
-    pub fn project_qkv(&self, w: &LayerWeights<'_>, heads: &HeadTiles, layer: usize, scratch: &mut Scratch) {
+    /// `q`, keys and values into `scratch.kstage` and `vstage` (stored in the
+    /// cache by [`Self::store_kv`] once rotated and biased).
+    pub fn project_qkv(&self, w: &LayerWeights<'_>, heads: &HeadTiles, scratch: &mut Scratch) {
         let (hd, qd, kvd) = (self.cfg.head_dim, self.cfg.q_dim(), self.cfg.kv_dim());
-        let cache = self.cache(layer);
         let rows = |h: &Range<usize>| h.start * hd..h.end * hd;
         let k = &self.kernels;
         let mut input = Input::new(&scratch.xb[..self.n * self.cfg.n_embd], self.n, &mut scratch.acts);
@@ -117,92 +122,180 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             });
         }
         if !heads.v.is_empty() {
+            let stage = &mut scratch.vstage;
             matmul_rows(k, &w.wv, input.for_weights(k, &w.wv), rows(&heads.v), &mut scratch.mm, |t, r0, vals| {
-                let at = cache.value_row(self.pos + t) + r0;
-                // SAFETY: phase "q, k, v": rows r0.. of position pos + t's value are in this seat's heads.
-                unsafe { self.state.v.write(at..at + vals.len()) }.copy_from_slice(vals);
+                stage[t * kvd + r0..][..vals.len()].copy_from_slice(vals);
             });
         }
     }
 
-    /// Adds the Q/K/V biases (Qwen2) to this seat's heads and rotates its
-    /// query and key heads by their position (RoPE).
+    /// Adds the Q/K/V biases (Qwen2) to this seat's heads, normalizes its
+    /// query and key heads (Qwen3, Gemma 3) and rotates them by their
+    /// position (RoPE, with the layer's table).
     pub fn add_bias_and_rope(&self, w: &LayerWeights<'_>, heads: &HeadTiles, layer: usize, scratch: &mut Scratch) {
         let (hd, qd, kvd, rot) = (self.cfg.head_dim, self.cfg.q_dim(), self.cfg.kv_dim(), self.cfg.rope.n_rot);
-        let cache = self.cache(layer);
+        let (eps, layout) = (self.cfg.rms_eps, self.cfg.rope.layout);
+        let table = &self.state.rope[self.cfg.rope_table_of(layer) * self.state.cfg.n_ctx * rot..];
         for t in 0..self.n {
             let p = self.pos + t;
-            let angles = &self.state.rope[p * rot..(p + 1) * rot];
+            let angles = &table[p * rot..(p + 1) * rot];
             for h in heads.q.clone() {
                 let at = t * qd + h * hd;
                 // SAFETY: phase "q, k, v": query head h of token t is this seat's.
                 let head = unsafe { self.state.q.write(at..at + hd) };
                 add_bias(head, w.bq, h * hd);
-                math::rope(head, angles, self.cfg.rope.layout);
+                if let Some(norm) = w.q_norm {
+                    math::rmsnorm_in_place(head, norm, eps);
+                }
+                math::rope(head, angles, layout);
             }
             for h in heads.k.clone() {
                 let head = &mut scratch.kstage[t * kvd + h * hd..][..hd];
                 add_bias(head, w.bk, h * hd);
-                math::rope(head, angles, self.cfg.rope.layout);
+                if let Some(norm) = w.k_norm {
+                    math::rmsnorm_in_place(head, norm, eps);
+                }
+                math::rope(head, angles, layout);
             }
             for h in heads.v.clone() {
-                let at = cache.value_row(p) + h * hd;
-                // SAFETY: phase "q, k, v": value head h of position p is this seat's.
-                add_bias(unsafe { self.state.v.write(at..at + hd) }, w.bv, h * hd);
+                add_bias(&mut scratch.vstage[t * kvd + h * hd..][..hd], w.bv, h * hd);
             }
         }
     }
 
-    /// Stores this seat's rotated keys in the K cache, transposed:
-    /// `[kv_head][dim][position]`, so that scoring a query against every
-    /// position is a few long vector updates ([`math::attention_scores`]).
-    pub fn store_keys(&self, heads: &HeadTiles, layer: usize, scratch: &Scratch) {
+    /// Stores this seat's keys and values of positions `pos..pos + n` in
+    /// the caches, in the state's KV type (one row per head and position).
+    pub fn store_kv(&self, heads: &HeadTiles, layer: usize, scratch: &Scratch) {
         let (hd, kvd) = (self.cfg.head_dim, self.cfg.kv_dim());
-        let cache = self.cache(layer);
-        for h in heads.k.clone() {
-            for d in 0..hd {
-                let at = cache.key_row(h, d) + self.pos;
+        let (cache, kv) = (self.cache(layer), self.state.cfg.kv_type);
+        for t in 0..self.n {
+            let p = self.pos + t;
+            for h in heads.k.clone() {
                 // SAFETY: phase "q, k, v": key head h at positions pos..pos + n is this seat's.
-                let row = unsafe { self.state.k.write(at..at + self.n) };
-                for (t, slot) in row.iter_mut().enumerate() {
-                    *slot = scratch.kstage[t * kvd + h * hd + d];
+                let row = unsafe { self.state.k.write_bytes(cache.rows(h, p..p + 1)) };
+                kv.encode(&scratch.kstage[t * kvd + h * hd..][..hd], row);
+            }
+            for h in heads.v.clone() {
+                // SAFETY: phase "q, k, v": value head h at positions pos..pos + n is this seat's.
+                let row = unsafe { self.state.v.write_bytes(cache.rows(h, p..p + 1)) };
+                kv.encode(&scratch.vstage[t * kvd + h * hd..][..hd], row);
+            }
+        }
+    }
+
+    /// Whether attention splits the positions over the seats: for a single
+    /// token (decode), whose few heads alone would leave cores idle. Then
+    /// [`Self::attend`] writes per-chunk partials and [`Self::combine`]
+    /// merges them. Either way every (token, head) merges the same chunk
+    /// partials in the same order: the same bits.
+    pub fn splits(&self) -> bool {
+        self.n == 1
+    }
+
+    /// The positions a query at `p` attends to in `layer`: `0..=p`, or its
+    /// sliding window.
+    fn span(&self, layer: usize, p: usize) -> Range<usize> {
+        let lo = self.cfg.attention_window(layer).map_or(0, |w| (p + 1).saturating_sub(w));
+        lo..p + 1
+    }
+
+    /// `att = softmax(q·kᵀ · scale) · v` over each query's span, by chunks
+    /// of [`ATTN_CHUNK`] positions ([`chunk_partial`], [`merge`]). One token:
+    /// this seat's (kv head, chunk) units, partials into `part`. More: this
+    /// seat's (block of [`ATTN_QUERY_BLOCK`] tokens, kv head) tiles, each
+    /// chunk of keys and values decoded once for the whole block.
+    pub fn attend(&self, layer: usize, scratch: &mut Scratch) {
+        let cfg = self.cfg;
+        let (hd, g, n_kv) = (cfg.head_dim, cfg.gqa_group(), cfg.n_kv_heads);
+        if self.splits() {
+            let span = self.span(layer, self.pos);
+            let chunks = chunks_of(&span);
+            let nc = chunks.len();
+            let stride = self.state.cfg.n_ctx.div_ceil(ATTN_CHUNK);
+            for unit in self.tile(n_kv * nc, 1) {
+                let (kvh, c) = (unit / nc, chunks.start + unit % nc);
+                let rows = clamp_chunk(c, &span);
+                self.load_tiles(layer, kvh, rows.clone(), scratch);
+                for j in 0..g {
+                    let h = kvh * g + j;
+                    // SAFETY: phase "attention": q is only read.
+                    let q = unsafe { self.state.q.read(h * hd..(h + 1) * hd) };
+                    chunk_partial(&self.kernels, q, rows.len(), cfg.attn_scale, scratch);
+                    let at = (h * stride + c) * (hd + 2);
+                    // SAFETY: phase "attention": the partial of (head h, chunk c) is this seat's unit's.
+                    unsafe { self.state.part.write(at..at + hd + 2) }.copy_from_slice(&scratch.chunk);
+                }
+            }
+            return;
+        }
+        let qd = cfg.q_dim();
+        let blocks = self.n.div_ceil(ATTN_QUERY_BLOCK);
+        for unit in self.tile(blocks * n_kv, 1) {
+            let (b, kvh) = (unit / n_kv, unit % n_kv);
+            let tokens = b * ATTN_QUERY_BLOCK..((b + 1) * ATTN_QUERY_BLOCK).min(self.n);
+            let (first, last) = (self.span(layer, self.pos + tokens.start), self.span(layer, self.pos + tokens.end - 1));
+            let run_len = hd + 2;
+            scratch.run[..tokens.len() * g * run_len].fill(0.0);
+            for c in first.start / ATTN_CHUNK..=(last.end - 1) / ATTN_CHUNK {
+                // The rows of chunk c that some query of the block sees.
+                let tile = clamp_chunk(c, &(first.start..last.end));
+                self.load_tiles(layer, kvh, tile.clone(), scratch);
+                for (i, t) in tokens.clone().enumerate() {
+                    let rows = clamp_chunk(c, &self.span(layer, self.pos + t));
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let sub = rows.start - tile.start..rows.end - tile.start;
+                    for j in 0..g {
+                        let h = kvh * g + j;
+                        // SAFETY: phase "attention": q is only read.
+                        let q = unsafe { self.state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd) };
+                        chunk_partial_of(&self.kernels, q, sub.clone(), cfg.attn_scale, scratch);
+                        let at = (i * g + j) * run_len;
+                        merge(&self.kernels, &mut scratch.run[at..at + run_len], &scratch.chunk);
+                    }
+                }
+            }
+            for (i, t) in tokens.enumerate() {
+                for j in 0..g {
+                    let h = kvh * g + j;
+                    let at = (i * g + j) * run_len;
+                    // SAFETY: phase "attention": head h of token t is this seat's tile's.
+                    let out = unsafe { self.state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd) };
+                    finish(&self.kernels, &scratch.run[at..at + run_len], out);
                 }
             }
         }
     }
 
-    /// `att = softmax(q·kᵀ · scale) · v`, causal, for this seat's (token,
-    /// head) pairs; query head `h` reads K/V head `h / gqa_group`. Scores for
-    /// all positions at once: `s[0..=p] += q[d] · K[d][0..=p]`, dimension by
-    /// dimension (each score sums its products in dimension order).
-    pub fn attend(&self, layer: usize, scratch: &mut Scratch) {
-        let cfg = self.cfg;
-        let (hd, qd, kvd) = (cfg.head_dim, cfg.q_dim(), cfg.kv_dim());
-        let cache = self.cache(layer);
-        let k = &self.kernels;
-        for unit in self.tile(self.n * cfg.n_heads, 1) {
-            let (t, h) = (unit / cfg.n_heads, unit % cfg.n_heads);
-            let p = self.pos + t;
-            let kvh = h / cfg.gqa_group();
-            // SAFETY: phase "attention": q and the K and V cache are only read.
-            let (q, keys, values) = unsafe {
-                (
-                    self.state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd),
-                    self.state.k.read(cache.key_row(kvh, 0)..cache.key_row(kvh, hd)),
-                    self.state.v.read(cache.value_row(0)..cache.value_row(p + 1)),
-                )
-            };
-            // Whole vectors: the lanes past `p` (stale or unwritten cache
-            // entries) are computed and ignored.
-            let lanes = (p + 1).next_multiple_of(8);
-            math::attention_scores(k, q, keys, cache.stride, &mut scratch.scores[..lanes]);
-            let scores = &mut scratch.scores[..p + 1];
-            k.scale(scores, cfg.attn_scale);
-            math::softmax(k, scores);
-            // SAFETY: phase "attention": head h of token t is this seat's pair.
-            let out = unsafe { self.state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd) };
-            math::attention_values(k, scores, &values[kvh * hd..], kvd, out);
+    /// After a split [`Self::attend`]: merges each of this seat's query
+    /// heads' chunk partials in chunk order into `att`.
+    pub fn combine(&self, layer: usize, scratch: &mut Scratch) {
+        let hd = self.cfg.head_dim;
+        let chunks = chunks_of(&self.span(layer, self.pos));
+        let stride = self.state.cfg.n_ctx.div_ceil(ATTN_CHUNK);
+        let run = &mut scratch.run[..hd + 2];
+        for h in self.tile(self.cfg.n_heads, 1) {
+            run.fill(0.0);
+            for c in chunks.clone() {
+                let at = (h * stride + c) * (hd + 2);
+                // SAFETY: phase "combine": part is only read.
+                merge(&self.kernels, run, unsafe { self.state.part.read(at..at + hd + 2) });
+            }
+            // SAFETY: phase "combine": head h of the one token is this seat's.
+            finish(&self.kernels, run, unsafe { self.state.att.write(h * hd..(h + 1) * hd) });
         }
+    }
+
+    /// Decodes kv head `kvh`'s keys and values of positions `rows` (at most
+    /// one chunk) into `scratch.ktile` and `vtile`.
+    fn load_tiles(&self, layer: usize, kvh: usize, rows: Range<usize>, scratch: &mut Scratch) {
+        let (cache, kv) = (self.cache(layer), self.state.cfg.kv_type);
+        let len = rows.len() * self.cfg.head_dim;
+        // SAFETY: phase "attention": the K and V caches are only read.
+        let (keys, values) = unsafe { (self.state.k.read_bytes(cache.rows(kvh, rows.clone())), self.state.v.read_bytes(cache.rows(kvh, rows))) };
+        self.kernels.decode_kv(kv, keys, &mut scratch.ktile[..len]);
+        self.kernels.decode_kv(kv, values, &mut scratch.vtile[..len]);
     }
 
     /// `x += input · w` for this seat's rows of `n_embd` (the output and the
@@ -214,11 +307,32 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         // their input (att or hb) and nobody writes it.
         let input = unsafe { input.read(0..self.n * w.cols()) };
         let mut input = Input::new(input, self.n, &mut scratch.acts);
+        let post = self.cfg.post_norms;
         matmul_rows(k, w, input.for_weights(k, w), self.tile(e, ROW_GRANULE), &mut scratch.mm, |t, r0, vals| {
             let at = t * e + r0;
-            // SAFETY: same phases: rows r0.. of token t's x are in this seat's tile.
-            k.add(unsafe { self.state.x.write(at..at + vals.len()) }, vals);
+            if post {
+                // SAFETY: same phases: rows r0.. of token t's post are in this seat's tile.
+                unsafe { self.state.post.write(at..at + vals.len()) }.copy_from_slice(vals);
+            } else {
+                // SAFETY: same phases: rows r0.. of token t's x are in this seat's tile.
+                k.add(unsafe { self.state.x.write(at..at + vals.len()) }, vals);
+            }
         });
+    }
+
+    /// With post-norms (Gemma 3): `x += rmsnorm(post) · weight` for this
+    /// seat's tokens, `post` being what [`Self::add_projection`] left there.
+    pub fn add_post_norm(&self, weight: Option<F32Vector<'_>>, scratch: &mut Scratch) {
+        let (e, k) = (self.cfg.n_embd, &self.kernels);
+        let Some(weight) = weight else { return };
+        for t in self.tile(self.n, 1) {
+            let out = &mut scratch.xb[..e];
+            // SAFETY: phase "post-norm": post is only read; row t of x is this seat's token.
+            unsafe {
+                math::rmsnorm(out, self.state.post.read(t * e..(t + 1) * e), weight, self.cfg.rms_eps);
+                k.add(self.state.x.write(t * e..(t + 1) * e), out);
+            }
+        }
     }
 
     /// `hb = silu(xb·Wgate) * (xb·Wup)` for this seat's rows of `n_ff`.
@@ -234,7 +348,11 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             k.matmul(w.w_up, input.for_weights(k, &w.w_up), r0..r1, &mut scratch.mm2[..n * len]);
             for t in 0..n {
                 let gate = &mut scratch.mm[t * len..(t + 1) * len];
-                math::swiglu(k, gate, &scratch.mm2[t * len..(t + 1) * len]);
+                let up = &scratch.mm2[t * len..(t + 1) * len];
+                match self.cfg.ffn_act {
+                    FfnActivation::Silu => math::swiglu(k, gate, up),
+                    FfnActivation::GeluTanh => math::geglu(k, gate, up),
+                }
                 // SAFETY: phase "gate, up": rows r0..r1 of token t's hb are in this seat's tile.
                 unsafe { self.state.hb.write(t * ff + r0..t * ff + r1) }.copy_from_slice(gate);
             }
@@ -268,30 +386,80 @@ pub(super) struct HeadTiles {
     v: Range<usize>,
 }
 
-/// One layer's slabs of the KV cache: K transposed, `[kv_head][dim][position]`
-/// with rows of `stride` positions; V `[position][kv_dim]`.
+/// One layer's slabs of the KV caches: `[kv_head][position]` rows of
+/// `row_bytes` bytes, the same layout in K and V.
 struct LayerCache {
-    k_base: usize,
-    v_base: usize,
-    stride: usize,
-    head_dim: usize,
-    kv_dim: usize,
+    base: usize,
+    n_ctx: usize,
+    row_bytes: usize,
 }
 
 impl LayerCache {
-    fn new(state: &SharedState<'_>, cfg: &ModelConfig, layer: usize) -> Self {
-        LayerCache { k_base: layer * state.k_layer, v_base: layer * state.v_layer, stride: state.ctx_stride, head_dim: cfg.head_dim, kv_dim: cfg.kv_dim() }
+    fn new(state: &SharedState<'_>, _cfg: &ModelConfig, layer: usize) -> Self {
+        debug_assert_eq!(state.k_layer, state.v_layer);
+        LayerCache { base: layer * state.k_layer * 4, n_ctx: state.cfg.n_ctx, row_bytes: state.row_bytes }
     }
 
-    /// Start of the K cache row of kv head `h`, dimension `d` (one entry per position).
-    fn key_row(&self, h: usize, d: usize) -> usize {
-        self.k_base + (h * self.head_dim + d) * self.stride
+    /// Bytes of kv head `h`'s rows for positions `p` (in either cache).
+    fn rows(&self, h: usize, p: Range<usize>) -> Range<usize> {
+        let at = |p: usize| self.base + (h * self.n_ctx + p) * self.row_bytes;
+        at(p.start)..at(p.end)
     }
+}
 
-    /// Start of the V cache row of position `p`.
-    fn value_row(&self, p: usize) -> usize {
-        self.v_base + p * self.kv_dim
+/// The chunks (indices) that positions `span` touch.
+fn chunks_of(span: &Range<usize>) -> Range<usize> {
+    span.start / ATTN_CHUNK..(span.end - 1) / ATTN_CHUNK + 1
+}
+
+/// `span ∩ chunk c`.
+fn clamp_chunk(c: usize, span: &Range<usize>) -> Range<usize> {
+    let (lo, hi) = (c * ATTN_CHUNK, (c + 1) * ATTN_CHUNK);
+    let (a, b) = (span.start.max(lo), span.end.min(hi));
+    a..b.max(a)
+}
+
+/// [`chunk_partial_of`] over the first `n` rows of the tiles.
+fn chunk_partial(k: &Kernels, q: &[f32], n: usize, scale: f32, scratch: &mut Scratch) {
+    chunk_partial_of(k, q, 0..n, scale, scratch)
+}
+
+/// One query head against rows `rows` of the decoded tiles (one chunk's
+/// visible positions), into `scratch.chunk = [m, l, o...]`: scores
+/// `s_t = dot(q, k_t) · scale`, `m = max s_t`, `p_t = exp(s_t − m)`,
+/// `l = Σ p_t` (in order), `o = Σ p_t · v_t` ([`Kernels::weighted_sum`]).
+fn chunk_partial_of(k: &Kernels, q: &[f32], rows: Range<usize>, scale: f32, scratch: &mut Scratch) {
+    let hd = q.len();
+    let n = rows.len();
+    let probs = &mut scratch.probs[..n];
+    k.dots(q, &scratch.ktile[rows.start * hd..rows.end * hd], probs);
+    let (m, l) = k.vectorized(|| math::exp_normalize(probs, scale));
+    let (head, o) = scratch.chunk.split_at_mut(2);
+    k.weighted_sum(probs, &scratch.vtile[rows.start * hd..rows.end * hd], o);
+    head[0] = m;
+    head[1] = l;
+}
+
+/// Folds a chunk partial `part = [m, l, o...]` into the running `run`
+/// (empty while its sum is 0): with `m' = max(m_run, m_part)`,
+/// `l = l_run · e^(m_run − m') + l_part · e^(m_part − m')`, the same
+/// factors on `o`.
+fn merge(k: &Kernels, run: &mut [f32], part: &[f32]) {
+    if run[1] == 0.0 {
+        run.copy_from_slice(part);
+        return;
     }
+    k.vectorized(|| math::merge_partial(run, part))
+}
+
+/// `out = o / l` of a merged partial.
+fn finish(k: &Kernels, run: &[f32], out: &mut [f32]) {
+    let inv = 1.0 / run[1];
+    k.vectorized(|| {
+        for (o, &v) in out.iter_mut().zip(&run[2..]) {
+            *o = v * inv;
+        }
+    })
 }
 
 /// Normalizes rows `rows` of `x` (each `width` wide) into `out`, row by row.

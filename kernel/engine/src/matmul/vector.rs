@@ -83,3 +83,28 @@ pub fn mul(y: &mut [f32], x: &[f32]) {
         *yv *= xv;
     }
 }
+
+/// `out[t] = dot_f32(q, rows[t])` for `rows` of `q.len()` floats each
+/// (attention scores of one query against a tile of keys).
+pub fn dots(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    let hd = q.len();
+    assert!(hd > 0 && rows.len() == out.len() * hd);
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(hd)) {
+        *o = dot_f32(q, row);
+    }
+}
+
+/// `out[d] = Σ_t probs[t] · rows[t][d]` for rows of `out.len()` floats, over
+/// `t` in order, one `fma` per product, starting from 0 (attention's
+/// probability-weighted sum of a tile of values). Each `d` is its own
+/// chain, so any vector width computes the same bits.
+pub fn weighted_sum(probs: &[f32], rows: &[f32], out: &mut [f32]) {
+    let hd = out.len();
+    assert!(hd > 0 && rows.len() == probs.len() * hd);
+    out.fill(0.0);
+    for (&p, row) in probs.iter().zip(rows.chunks_exact(hd)) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = libm::fmaf(p, v, *o);
+        }
+    }
+}

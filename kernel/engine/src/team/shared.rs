@@ -89,4 +89,32 @@ impl<'m> SharedBuf<'m> {
         // elements (the caller's contract).
         unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(range.start), range.len()) }
     }
+
+    /// Bytes `range` of the buffer (its floats' memory, for caches that
+    /// store other element types), read-only. Panics if out of bounds.
+    ///
+    /// # Safety
+    /// As [`Self::read`], for the floats these bytes lie in.
+    #[inline]
+    pub(crate) unsafe fn read_bytes(&self, range: Range<usize>) -> &[u8] {
+        assert!(range.start <= range.end && range.end <= self.len * 4, "SharedBuf read bytes {range:?} of {}", self.len * 4);
+        // SAFETY: in bounds of memory borrowed for 'm (checked above); any
+        // initialized bytes are valid u8; no concurrent or unordered write
+        // (the caller's contract).
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().cast::<u8>().add(range.start), range.len()) }
+    }
+
+    /// Bytes `range` of the buffer, writable. Panics if out of bounds.
+    ///
+    /// # Safety
+    /// As [`Self::write`], for the floats these bytes lie in.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn write_bytes(&self, range: Range<usize>) -> &mut [u8] {
+        assert!(range.start <= range.end && range.end <= self.len * 4, "SharedBuf write bytes {range:?} of {}", self.len * 4);
+        // SAFETY: in bounds (checked above); the only live reference to these
+        // bytes (the caller's contract); any bytes written leave the floats
+        // valid (every bit pattern is an f32).
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>().add(range.start), range.len()) }
+    }
 }

@@ -29,8 +29,15 @@ mb2_info_request:
     .short 1
     .short 1                                    # optional: GRUB may ignore what it lacks
     .long mb2_info_request_end - mb2_info_request
-    .long 1, 6, 14, 15
+    .long 1, 6, 8, 14, 15
 mb2_info_request_end:
+    # framebuffer: ask for 1024x768x32 (optional: GRUB picks the closest
+    # mode it has, or leaves text mode); the console draws on it (display.rs)
+    .balign 8
+    .short 5
+    .short 1
+    .long 20
+    .long 1024, 768, 32
     .balign 8
     .short 0                                    # end tag
     .short 0

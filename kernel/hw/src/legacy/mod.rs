@@ -1,8 +1,8 @@
 //! Fixed legacy devices, each owning its I/O ports (the `x86_64` crate's
 //! port types): COM1 ([`serial`]), the PIT's channel 2 (`pit`, for TSC
 //! calibration), the 8259 PICs (`pic`, masked at boot), QEMU's
-//! `isa-debug-exit` (`debug_exit`) and the PCI configuration ports
-//! ([`pci_config`]). There is no general port write: port I/O can program
+//! `isa-debug-exit` (`debug_exit`), the PCI configuration ports
+//! ([`pci_config`]) and the PS/2 keyboard controller ([`i8042`]). There is no general port write: port I/O can program
 //! devices (even start bus-master DMA), so every port the kernel uses is
 //! named here, with the values written to it.
 
@@ -103,6 +103,89 @@ pub mod serial {
             }
             Ok(())
         }
+    }
+}
+
+/// The i8042 PS/2 controller's keyboard side, polled (interrupts stay
+/// masked): firmware also emulates it for USB keyboards on most PCs. Only
+/// the data port (0x60) is read and only the "read configuration byte"
+/// command is written (0x64), so the keyboard stays as firmware set it up.
+pub mod i8042 {
+    use super::{inb, outb};
+
+    const DATA: u16 = 0x60;
+    const STATUS_COMMAND: u16 = 0x64;
+    /// Status: the output buffer holds a byte for us.
+    const OUTPUT_FULL: u8 = 0x01;
+    /// Status: that byte came from the auxiliary (mouse) port.
+    const FROM_AUX: u8 = 0x20;
+    const READ_CONFIG: u8 = 0x20;
+    /// Configuration: the controller translates set-2 scancodes to set 1.
+    const TRANSLATE: u8 = 0x40;
+    /// Bounded waits (each poll is an I/O port read, about a microsecond).
+    const WAIT_POLLS: u32 = 100_000;
+
+    /// Which scancode set the keyboard's bytes arrive in.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ScancodeSet {
+        /// Set 1 (the controller translates; what firmware sets up).
+        One,
+        /// Set 2 (translation off).
+        Two,
+    }
+
+    fn status() -> u8 {
+        // SAFETY: reading the i8042 status register has no side effects.
+        unsafe { inb(STATUS_COMMAND) }
+    }
+
+    fn data() -> u8 {
+        // SAFETY: the i8042 data register: takes the byte that is there.
+        unsafe { inb(DATA) }
+    }
+
+    /// The controller is present (a missing one reads 0xFF); stale bytes
+    /// are drained and the scancode set is read from its configuration byte
+    /// (set 1 if that read gets no answer: translation is the firmware default).
+    pub fn probe() -> Option<ScancodeSet> {
+        if status() == 0xFF {
+            return None;
+        }
+        for _ in 0..64 {
+            if status() & OUTPUT_FULL == 0 {
+                break;
+            }
+            data();
+        }
+        for _ in 0..WAIT_POLLS {
+            if status() & 0x02 == 0 {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        // SAFETY: the i8042 command register: "read configuration byte" only
+        // puts that byte in the output buffer.
+        unsafe { outb(STATUS_COMMAND, READ_CONFIG) };
+        for _ in 0..WAIT_POLLS {
+            let s = status();
+            if s & OUTPUT_FULL != 0 && s & FROM_AUX == 0 {
+                let config = data();
+                return Some(if config & TRANSLATE != 0 { ScancodeSet::One } else { ScancodeSet::Two });
+            }
+            core::hint::spin_loop();
+        }
+        Some(ScancodeSet::One)
+    }
+
+    /// One byte from the keyboard, if there is one (never waits); bytes
+    /// from the mouse port are read and dropped.
+    pub fn try_read_key_byte() -> Option<u8> {
+        let s = status();
+        if s == 0xFF || s & OUTPUT_FULL == 0 {
+            return None;
+        }
+        let byte = data();
+        (s & FROM_AUX == 0).then_some(byte)
     }
 }
 

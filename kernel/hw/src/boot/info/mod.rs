@@ -94,6 +94,24 @@ pub struct Framebuffer {
     pub bpp: u8,
     /// 0 = indexed, 1 = direct RGB, 2 = EGA text.
     pub kind: u8,
+    /// Where red, green and blue sit in a pixel (direct RGB only).
+    pub rgb: Option<RgbFields>,
+}
+
+/// Bit position and width of each colour channel in a direct-RGB pixel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RgbFields {
+    pub red: (u8, u8),
+    pub green: (u8, u8),
+    pub blue: (u8, u8),
+}
+
+impl RgbFields {
+    /// Read from the six bytes both Multiboot versions use (position, size
+    /// for red, green, blue), for a framebuffer of `kind` 1 (direct RGB).
+    fn parse(kind: u8, b: &[u8]) -> Option<RgbFields> {
+        (kind == 1 && b.len() >= 6).then(|| RgbFields { red: (b[0], b[1]), green: (b[2], b[3]), blue: (b[4], b[5]) })
+    }
 }
 
 /// Which boot protocol delivered the information.

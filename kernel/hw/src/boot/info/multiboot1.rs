@@ -2,7 +2,7 @@
 //! `multiboot` command hand over). Its fields point to scattered structures,
 //! read through [`PhysMem`].
 
-use super::{le_u32, le_u64, read_c_string, BootInfo, BootInfoError, Framebuffer, PhysMem, Protocol, RegionKind};
+use super::{le_u32, le_u64, read_c_string, BootInfo, BootInfoError, Framebuffer, PhysMem, Protocol, RegionKind, RgbFields};
 
 pub const MULTIBOOT1_MAGIC: u32 = 0x2BAD_B002;
 
@@ -71,6 +71,7 @@ pub(super) fn parse(info: u64, mem: &dyn PhysMem) -> Result<BootInfo, BootInfoEr
             height: le_u32(b, 104),
             bpp: b[108],
             kind: b[109],
+            rgb: RgbFields::parse(b[109], &b[110..116]),
         });
     }
     Ok(out)
@@ -135,6 +136,28 @@ mod tests {
         assert_eq!(info.modules()[0].end, 0x20_1000);
         assert!(info.rsdp.is_none());
         assert!(info.framebuffer.is_none());
+    }
+
+    #[test]
+    fn parses_a_vbe_framebuffer_with_its_channels() {
+        let mut mem = qemu_like(true);
+        let info = &mut mem.chunks.iter_mut().find(|c| c.0 == 0x9500).unwrap().1;
+        let flags = u32::from_le_bytes(info[0..4].try_into().unwrap()) | FLAG_FRAMEBUFFER;
+        info[0..4].copy_from_slice(&flags.to_le_bytes());
+        info[88..96].copy_from_slice(&0xFD00_0000u64.to_le_bytes());
+        info[96..100].copy_from_slice(&3072u32.to_le_bytes());
+        info[100..104].copy_from_slice(&1024u32.to_le_bytes());
+        info[104..108].copy_from_slice(&768u32.to_le_bytes());
+        info[108] = 24;
+        info[109] = 1;
+        info[110..116].copy_from_slice(&[16, 8, 8, 8, 0, 8]);
+        let fb = BootInfo::parse(MULTIBOOT1_MAGIC, 0x9500, &mem).unwrap().framebuffer.unwrap();
+        assert_eq!((fb.addr, fb.pitch, fb.width, fb.height, fb.bpp), (0xFD00_0000, 3072, 1024, 768, 24));
+        assert_eq!(fb.rgb, Some(RgbFields { red: (16, 8), green: (8, 8), blue: (0, 8) }));
+        // EGA text mode has no RGB fields.
+        let info = &mut mem.chunks.iter_mut().find(|c| c.0 == 0x9500).unwrap().1;
+        info[109] = 2;
+        assert_eq!(BootInfo::parse(MULTIBOOT1_MAGIC, 0x9500, &mem).unwrap().framebuffer.unwrap().rgb, None);
     }
 
     #[test]

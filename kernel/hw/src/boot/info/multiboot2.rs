@@ -1,7 +1,7 @@
 //! Multiboot2 information (GRUB's `multiboot2` command): one block of
 //! 8-byte-aligned tags.
 
-use super::{le_u32, le_u64, parse_rsdp, BootInfo, BootInfoError, Framebuffer, PhysMem, Protocol, RegionKind, RsdpSource};
+use super::{le_u32, le_u64, parse_rsdp, BootInfo, BootInfoError, Framebuffer, PhysMem, Protocol, RegionKind, RgbFields, RsdpSource};
 
 pub const MULTIBOOT2_MAGIC: u32 = 0x36D7_6289;
 
@@ -64,6 +64,7 @@ pub(super) fn parse(info: u64, mem: &dyn PhysMem) -> Result<BootInfo, BootInfoEr
                     height: le_u32(body, 16),
                     bpp: body[20],
                     kind: body[21],
+                    rgb: body.get(24..30).and_then(|c| RgbFields::parse(body[21], c)),
                 });
             }
             TAG_ACPI_NEW => rsdp_new = parse_rsdp(body, RsdpSource::Multiboot2Tag).ok(),
@@ -129,6 +130,7 @@ mod tests {
         fb.push(32);
         fb.push(1);
         put_u16(&mut fb, 0);
+        fb.extend_from_slice(&[16, 8, 8, 8, 0, 8]); // BGRx, as OVMF's GOP
         tag(&mut tags, TAG_FRAMEBUFFER, &fb);
         tag(&mut tags, TAG_ACPI_OLD, &make_rsdp(0, 0x7FE_0000, 0));
         let mut new = make_rsdp(2, 0x7FE_0000, 0x7FE_1000);
@@ -158,6 +160,7 @@ mod tests {
         assert_eq!(rsdp.root_table(), (2, 0x7FE_1000), "the ACPI 2.0 RSDP (XSDT) wins");
         let fb = info.framebuffer.unwrap();
         assert_eq!((fb.width, fb.height, fb.bpp, fb.pitch), (1024, 768, 32, 4096));
+        assert_eq!(fb.rgb, Some(RgbFields { red: (16, 8), green: (8, 8), blue: (0, 8) }));
     }
 
     #[test]
