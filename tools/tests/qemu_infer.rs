@@ -79,20 +79,23 @@ fn layout() -> &'static PackedLayout {
     })
 }
 
+/// `axiom generate ARGS --model <default>`: the generated ids (from its
+/// final statistics line on stderr) and the run's output.
+fn host_generate(args: &[&str]) -> (Vec<u32>, std::process::Output) {
+    let out = axiom().arg("generate").args(args).arg("--model").arg(model()).output().expect("running axiom generate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "axiom generate {args:?} failed:\n{stderr}");
+    let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("stats JSON line");
+    let ids = stats["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    (ids, out)
+}
+
 /// The host engine's greedy token ids for [`PROMPT`] (`axiom generate`
 /// prints them in its final statistics line on stderr).
 fn host_ids() -> &'static [u32] {
     static IDS: OnceLock<Vec<u32>> = OnceLock::new();
     IDS.get_or_init(|| {
-        let out = axiom()
-            .args(["generate", "--prompt", PROMPT, "--temp", "0", "--tokens", &TOKENS.to_string(), "--model"])
-            .arg(model())
-            .output()
-            .expect("running axiom generate");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "axiom generate failed:\n{stderr}");
-        let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("stats JSON line");
-        let ids: Vec<u32> = stats["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let (ids, out) = host_generate(&["--prompt", PROMPT, "--temp", "0", "--tokens", &TOKENS.to_string()]);
         println!("host ids: {ids:?} ({:?})", String::from_utf8_lossy(&out.stdout));
         assert!(!ids.is_empty());
         ids
@@ -437,16 +440,13 @@ fn host_chat_ids(turns: &[(&str, &str)], user: &str, tokens: u32, ctx: Option<u3
         messages.push(serde_json::json!({"role": "assistant", "content": a}));
     }
     messages.push(serde_json::json!({"role": "user", "content": user}));
-    let mut cmd = axiom();
-    cmd.args(["generate", "--chat", "--temp", "0", "--tokens", &tokens.to_string(), "--messages", &serde_json::Value::Array(messages).to_string()]);
-    if let Some(c) = ctx {
-        cmd.args(["--ctx", &c.to_string()]);
+    let (tokens, messages) = (tokens.to_string(), serde_json::Value::Array(messages).to_string());
+    let mut args = vec!["--chat", "--temp", "0", "--tokens", &tokens, "--messages", &messages];
+    let ctx = ctx.map(|c| c.to_string());
+    if let Some(c) = &ctx {
+        args.extend(["--ctx", c]);
     }
-    let out = cmd.arg("--model").arg(model()).output().expect("running axiom generate");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "axiom generate --messages failed:\n{stderr}");
-    let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("stats JSON line");
-    stats["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect()
+    host_generate(&args).0
 }
 
 /// Tokens the cache holds after an answer: its context and the generated
