@@ -53,7 +53,7 @@ use image::Image;
 use io::{IoWake, Streamer};
 use locate::ModelPlace;
 use pool::{PackedLayer, TensorRegion};
-use session::{AnswerError, Session, Team};
+use session::{AnswerError, Flow, Session, Team};
 use team::{Place, TeamShared};
 
 /// Largest prompt prefill chunk (tokens per forward call), as on the host.
@@ -479,16 +479,10 @@ fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
             }
             InputLine::Text(t) => String::from(t.trim()),
         };
-        match line.as_str() {
-            "" => continue,
-            "/quit" => return Ok(()),
-            "/reset" => session.reset(),
-            "/stats" => session.stats(),
-            _ => match session.answer(team, &line) {
-                Ok(()) => {}
-                Err(AnswerError::Input(msg)) => telemetry::warning(format_args!("{msg}: line ignored")),
-                Err(AnswerError::Fatal(msg)) => return Err(msg),
-            },
+        match session.line(team, &line)? {
+            Flow::Quit => return Ok(()),
+            Flow::Idle => continue,
+            Flow::Done => {}
         }
         println!("> ");
     }
