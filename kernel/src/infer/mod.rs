@@ -384,6 +384,7 @@ fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
             continue;
         }
         session.answer(team, &line)?;
-        println!("> ");
+        // The screen draws its own marker for the next line (crate::input).
+        crate::console::print_serial_only(format_args!("> \n"));
     }
 }
