@@ -5,9 +5,9 @@
 //!
 //! The memory is mapped uncached through [`crate::mem::map_mmio`] and
 //! written with its checked volatile 32-bit accesses, so this module holds
-//! no `unsafe` of its own. Uncached writes are slow on real hardware (a
-//! whole-screen redraw at 1024x768x32 is 3 MiB); the console redraws only
-//! the rows that changed.
+//! no `unsafe` of its own (its tests map host memory). Uncached writes are
+//! slow on real hardware (a whole-screen redraw at 1024x768x32 is 3 MiB);
+//! the console redraws only the cells that changed ([`LinearFramebuffer::write_block`]).
 
 use alloc::vec::Vec;
 use core::fmt;
