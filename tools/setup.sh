@@ -3,8 +3,9 @@
 # one line per step otherwise; apt's full output only when it fails):
 # QEMU 10 from bookworm-backports (7.2 lacks x2APIC under TCG), GRUB for BIOS and UEFI ISOs,
 # xorriso + mtools for grub-mkrescue, OVMF for UEFI boots, python3-venv for the cached Python
-# tools (gguf reader for the pack tests, the AVX-512 emulator check, the sweep plot); then the default model
-# and the test data the repository cannot carry (tools/fetch-testdata.sh).
+# tools (gguf reader for the pack tests, the AVX-512 emulator check, the sweep plot); then the default model,
+# Gemma 3 270M, the synthetic architecture models and the test data the repository cannot carry
+# (tools/fetch-testdata.sh).
 set -euo pipefail
 
 SUDO=""
@@ -66,6 +67,11 @@ fi
 qemu_ok || { echo "setup: QEMU >= 10 is required and could not be installed" >&2; exit 1; }
 
 "$(dirname "$0")/fetch-model.sh" >/dev/null
+# Gemma 3 270M (Q4_K_M, 253 MB) for its goldens and perplexity tests.
+"$(dirname "$0")/fetch-model.sh" --model gemma3-270m >/dev/null
+# The synthetic llama3/qwen2/qwen3 models of the architecture tests (about 10 s each the first time,
+# then a SHA-256 check): llama.cpp's vocabulary files from the pinned sdist, weights from a seed.
+"$(dirname "$0")/../benchmarks/engine/goldens/synth-models.sh" >/dev/null
 # Test data whose licence keeps it out of the repository (tools/fetch-testdata.sh says which).
 "$(dirname "$0")/fetch-testdata.sh" >/dev/null
 echo "setup: ok ($(qemu-system-x86_64 --version | head -n1))" >&2

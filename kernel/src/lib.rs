@@ -10,7 +10,8 @@
 //! Pure parts, unit-tested on the host (`cargo test -p axiom-kernel`):
 //! - [`smp::barrier`]: the sense-reversing lockstep barrier (spin, then park).
 //! - [`stats`]: min / median / p99 / max of samples.
-//! - [`tensor_plan`]: the tensor region's memory plan (resident or streaming).
+//! - [`tensor_plan`]: the tensor region's memory plan (resident, or pinned
+//!   layers plus streaming slots).
 //! - [`line_reader`]: bounded lines from untrusted serial input.
 //! - [`input`]: PS/2 scancodes (set 1 and 2, US layout) and the keyboard's
 //!   line editor; [`screen`] draws with the host-tested `axiom-screen`.

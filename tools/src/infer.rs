@@ -120,8 +120,40 @@ pub fn default_model_path() -> Result<PathBuf> {
 /// The default model's path, from `tools/fetch-model.sh` (which downloads
 /// and checks it on first use): the last line of its stdout.
 pub fn default_model() -> Result<PathBuf> {
+    fetch_model(None)
+}
+
+/// `--model` as given: an existing file, else the name of a model
+/// `tools/fetch-model.sh --model NAME` knows (`smollm2-135m`,
+/// `gemma3-270m`), fetched on first use and then taken from the cache; any
+/// other value is returned as a path (its opener says it does not exist).
+pub fn resolve_model(arg: &Path) -> Result<PathBuf> {
+    if arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    match arg.to_str().and_then(|name| axiom_testkit::known_model_file(name).map(|file| (name, file))) {
+        Some((name, file)) => {
+            let cached = axiom_testkit::model_path(file).map_err(|why| anyhow!(why))?;
+            // A cached file was checked by SHA-256 when the script stored it.
+            if cached.is_file() {
+                Ok(cached)
+            } else {
+                fetch_model(Some(name))
+            }
+        }
+        None => Ok(arg.to_path_buf()),
+    }
+}
+
+/// Runs `tools/fetch-model.sh [--model NAME]` and returns the path it prints
+/// (the last line of its stdout).
+fn fetch_model(name: Option<&str>) -> Result<PathBuf> {
     let script = workspace_root().join("tools/fetch-model.sh");
-    let out = Command::new(&script)
+    let mut cmd = Command::new(&script);
+    if let Some(name) = name {
+        cmd.args(["--model", name]);
+    }
+    let out = cmd
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("running {}", script.display()))?;
@@ -263,7 +295,7 @@ mod tests {
     }
 
     /// An answer's `@summary` as the kernel writes it (decode 1.5 tokens/s).
-    const SUMMARY: &str = r#"@summary {"mode":"resident","compute_cores":1,"io_core":false,"io_core_idle":true,"layers":"repacked","prompt_tokens":3,"generated":2,"stop":"limit","ttft_ms":1.0,"prefill_ms":1.0,"prefill_tok_s":3.000,"decode_tok_s":1.500,"stream_wait_frac":0.0,"attn_frac":0.5,"ffn_frac":0.5,"barrier_frac":0.0,"per_core_ms_per_token":[],"text":" Paris."}"#;
+    const SUMMARY: &str = r#"@summary {"mode":"resident","compute_cores":1,"io_core":false,"io_core_idle":true,"layers":"repacked","prompt_tokens":3,"generated":2,"stop":"limit","ttft_ms":1.0,"prefill_ms":1.0,"prefill_tok_s":3.000,"decode_tok_s":1.500,"stream_wait_frac":0.0,"attn_frac":0.5,"ffn_frac":0.5,"barrier_frac":0.0,"bytes_per_token":0,"io_mib_per_s":0.0,"per_core_ms_per_token":[],"text":" Paris."}"#;
 
     #[test]
     fn answers_split_at_summaries() {

@@ -5,6 +5,7 @@
 mod cmd;
 mod host;
 mod pack;
+mod synth;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Command {
     Perplexity(cmd::perplexity::Args),
     /// Write a layer-ordered, 4 KiB-aligned, checksummed GGUF (the kernel's disk image).
     Pack(cmd::pack::Args),
+    /// A synthetic LLaMA-shaped GGUF of a real size (default model's tokenizer, random weights).
+    Synth(cmd::synth::Args),
     /// Core-count scaling sweep of the kernel under QEMU; CSV and PNG under benchmarks/results/.
     Sweep(cmd::sweep::Args),
     /// Write the bootable ISO for a real PC (GRUB menu: chat, self-test smp, self-test nvme).
@@ -47,6 +50,7 @@ fn main() {
         Command::Perplexity(a) => cmd::perplexity::main(a),
         Command::Pack(a) => cmd::pack::main(a),
         Command::Sweep(a) => cmd::sweep::main(a),
+        Command::Synth(a) => cmd::synth::main(a),
         Command::Keys(a) => cmd::keys::main(a),
         Command::Iso(a) => cmd::iso::main(a),
     };

@@ -9,11 +9,18 @@ Usage:
   pack_check.py synthetic OUT.gguf              write a small model with f32,
                                                 f16 and q8_0 tensors (edge cases
                                                 included) to pack in tests
-  pack_check.py unsupported OUT.gguf            write a model with a bf16 tensor
+  pack_check.py unsupported OUT.gguf            write a model with an iq2_xs tensor
+  pack_check.py mixed OUT.gguf FIXTURES         write a two-layer model with a tensor of
+                                                every type of FIXTURES (the AXQF files of
+                                                kernel/engine/testdata/ggml-quants: blocks
+                                                llama.cpp encoded) in each layer
 
 Exit status 0 on success; failures are printed one per line.
 """
 
+import glob
+import os
+import struct
 import sys
 
 import numpy as np
@@ -38,6 +45,26 @@ def field_value(field):
 
 def tensor_bytes(t):
     return np.ascontiguousarray(t.data).view(np.uint8).tobytes()
+
+
+def zero_block_signs(raw, qtype):
+    """Clears the sign bit of every f16 scale (and Q4_1 minimum) that is zero.
+    Where a block's scale or minimum is zero, llama.cpp's C reference
+    quantizer (which pack reproduces) takes the sign of that zero from its
+    scan order (Q4_0: `d = 0.0f / -8` = -0 for an all-zero block; Q4_1: `min`
+    is the first of the smallest elements, +0 or -0), while the `gguf`
+    package's numpy quantizer takes it from argmax/min over signed zeros;
+    either sign decodes to the same values. Sources that dequantize to -0.0
+    (a zero level times a negative scale) have such blocks."""
+    fields = {Q.Q4_0: (0,), Q.Q4_1: (0, 2)}.get(qtype)
+    if fields is None:
+        return raw
+    size = {Q.Q4_0: 18, Q.Q4_1: 20}[qtype]
+    blocks = raw.reshape(-1, size)
+    for f in fields:
+        zero = (blocks[:, f] == 0) & ((blocks[:, f + 1] & 0x7F) == 0)
+        blocks[zero, f + 1] &= 0x7F
+    return raw
 
 
 def check(src, packed_path):
@@ -83,8 +110,12 @@ def check(src, packed_path):
         values = dequantize(np.asarray(s.data), s.tensor_type).reshape(rows, int(s.shape[0])).astype(np.float32)
         expected = quantize(values, t.tensor_type)
         got = np.asarray(t.data).reshape(expected.shape)
-        expected_bytes = np.ascontiguousarray(expected).view(np.uint8).tobytes()
-        got_bytes = np.ascontiguousarray(got).view(np.uint8).tobytes()
+        expected_u8 = np.ascontiguousarray(expected).view(np.uint8).reshape(-1)
+        got_u8 = np.ascontiguousarray(got).view(np.uint8).reshape(-1).copy()
+        expected_u8 = zero_block_signs(expected_u8.copy(), t.tensor_type)
+        got_u8 = zero_block_signs(got_u8, t.tensor_type)
+        expected_bytes = expected_u8.tobytes()
+        got_bytes = got_u8.tobytes()
         if expected_bytes != got_bytes:
             diff = sum(a != b for a, b in zip(expected_bytes, got_bytes))
             errors.append(f"{t.name}: {s.tensor_type.name} -> {t.tensor_type.name} differs from the reference in {diff} bytes")
@@ -138,8 +169,44 @@ def synthetic(path, unsupported=False):
         # A matrix whose rows are not whole blocks: pack must keep its type.
         w.add_tensor(p + "attn_odd.weight", matrix(3, 20))
     if unsupported:
-        bf16 = (matrix(4, 32).view(np.uint32) >> 16).astype(np.uint16)
-        w.add_tensor("blk.1.ffn_extra.weight", bf16.view(np.uint8), raw_dtype=Q.BF16)
+        # IQ2_XS (74-byte super-blocks of 256), a type AXIOM does not run.
+        raw = rng.integers(0, 256, size=(4, 74), dtype=np.uint8)
+        raw[:, :2] = np.frombuffer(np.float16(0.01).tobytes(), np.uint8)
+        w.add_tensor("blk.1.ffn_extra.weight", raw, raw_dtype=Q.IQ2_XS)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return 0
+
+
+def read_axqf(path):
+    """(type, rows, weights as uint8 rows) of an AXQF fixture (format:
+    benchmarks/engine/goldens/README.md)."""
+    data = open(path, "rb").read()
+    magic, version, qtype, blck, bsize, rows, cols = struct.unpack_from("<4s6I", data)
+    if magic != b"AXQF" or version != 1:
+        raise ValueError(f"{path}: not an AXQF v1 file")
+    n = rows * cols // blck * bsize
+    return Q(qtype), np.frombuffer(data[40:40 + n], np.uint8).reshape(rows, -1)
+
+
+def mixed(path, fixtures):
+    """Two layers, each with one 8 x 512 matrix of every fixture type (named
+    `blk.N.ffn_<type>.weight`), f32 norms, and a Q6_K token embedding."""
+    files = sorted(glob.glob(os.path.join(fixtures, "*.bin")))
+    if not files:
+        raise ValueError(f"no AXQF fixtures in {fixtures}")
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_block_count(2)
+    w.add_embedding_length(512)
+    for layer in range(2):
+        w.add_tensor(f"blk.{layer}.attn_norm.weight", np.ones(512, dtype=np.float32))
+        for f in files:
+            qtype, raw = read_axqf(f)
+            w.add_tensor(f"blk.{layer}.ffn_{qtype.name.lower()}.weight", raw.copy(), raw_dtype=qtype)
+    qtype, raw = read_axqf(os.path.join(fixtures, "q6_K.bin"))
+    w.add_tensor("token_embd.weight", raw.copy(), raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -153,6 +220,8 @@ def main(argv):
         return max(check(src, packed) for packed in argv[3:])
     if len(argv) == 3 and argv[1] == "synthetic":
         return synthetic(argv[2])
+    if len(argv) == 4 and argv[1] == "mixed":
+        return mixed(argv[2], argv[3])
     if len(argv) == 3 and argv[1] == "unsupported":
         return synthetic(argv[2], unsupported=True)
     print(__doc__, file=sys.stderr)

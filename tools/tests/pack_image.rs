@@ -244,6 +244,50 @@ fn f32_and_f16_sources_quantize_like_the_reference() {
     pack_check(&args);
 }
 
+/// Every type the engine runs is read: `keep` copies it byte for byte into
+/// the aligned, checksummed extents, and `--type q4_0|q4_1|q8_0` requantize
+/// it through ggml's dequantization (checked against the `gguf` package's
+/// dequantizer and reference quantizers). The tensors are blocks llama.cpp
+/// encoded (kernel/engine/testdata/ggml-quants).
+#[test]
+fn every_supported_type_is_kept_or_requantized() {
+    let scratch = Scratch::new("mixed");
+    let source = scratch.path("mixed.gguf");
+    let fixtures = axiom_testkit::testdata("ggml-quants");
+    pack_check(&[Path::new("mixed"), &source, &fixtures]);
+    let src_bytes = std::fs::read(&source).unwrap();
+    let src = Gguf::parse(&src_bytes).unwrap();
+    let names = ["q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "bf16"];
+    for n in names {
+        assert!(src.tensor(&format!("blk.1.ffn_{n}.weight")).is_some(), "the mixed model lacks {n}");
+    }
+    let mut outputs = Vec::new();
+    for (name, args) in [("keep", &[][..]), ("q4_0", &["--type", "q4_0"][..]), ("q4_1", &["--type", "q4_1"][..]), ("q8_0", &["--type", "q8_0", "--embd-type", "keep"][..])] {
+        let out = scratch.path(&format!("{name}.gguf"));
+        pack(&source, &out, args);
+        let bytes = std::fs::read(&out).unwrap();
+        let (_, layers) = check_layout(&bytes);
+        assert_eq!(layers.len(), 2);
+        let g = Gguf::parse(&bytes).unwrap();
+        for n in names {
+            let t = g.tensor(&format!("blk.0.ffn_{n}.weight")).unwrap();
+            let s = src.tensor(&format!("blk.0.ffn_{n}.weight")).unwrap();
+            if name == "keep" {
+                assert_eq!(t.ty, s.ty);
+                assert!(g.tensor_bytes(t).unwrap() == src.tensor_bytes(s).unwrap(), "{n} bytes differ");
+            } else {
+                assert_eq!(t.ty.name(), name, "{n} under --type {name}");
+            }
+        }
+        let embd = g.tensor("token_embd.weight").unwrap().ty.name();
+        assert_eq!(embd, if matches!(name, "keep" | "q8_0") { "q6_K" } else { "q8_0" });
+        outputs.push(out);
+    }
+    let mut args: Vec<&Path> = vec![Path::new("check"), &source];
+    args.extend(outputs.iter().map(|p| p.as_path()));
+    pack_check(&args);
+}
+
 #[test]
 fn refuses_unsupported_and_broken_inputs() {
     let scratch = Scratch::new("refuse");
@@ -261,9 +305,9 @@ fn refuses_unsupported_and_broken_inputs() {
         assert!(leftovers.is_empty(), "a failed pack left a partial file");
     };
 
-    let bf16 = scratch.path("bf16.gguf");
-    pack_check(&[Path::new("unsupported"), &bf16]);
-    fail(&bf16, &[], "has type bf16, which pack cannot read");
+    let iq2 = scratch.path("iq2_xs.gguf");
+    pack_check(&[Path::new("unsupported"), &iq2]);
+    fail(&iq2, &[], "has type iq2_xs, which pack cannot read (supported source types: f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, bf16)");
 
     let model = default_model();
     let head = std::fs::read(&model).unwrap();

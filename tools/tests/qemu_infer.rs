@@ -208,6 +208,57 @@ fn streaming_budget_smp4_matches_host() {
     streaming(4, true);
 }
 
+/// Partial residency: `pin=N` keeps N layers (spread over the layer order)
+/// in memory and streams the rest every pass; the tokens are the host's.
+fn partial(smp: u32, k: KernelArgs, pinned: u64) {
+    let r = generates_host_tokens(smp, &k, "streaming");
+    let l = layout();
+    let layers = l.layers.len() as u64;
+    let mem = r.first::<MemPlan>().unwrap();
+    assert_eq!((mem.pinned_layers, mem.streamed_layers), (pinned, layers - pinned), "{mem:?}");
+    // The documented choice: layer i is pinned when floor((i+1)P/n) > floor(iP/n).
+    let is_pinned = |i: u64| (i + 1) * pinned / layers > i * pinned / layers;
+    let pinned_bytes: u64 = (0..layers).filter(|&i| is_pinned(i)).map(|i| l.layers[i as usize].size).sum();
+    let streamed_bytes: u64 = (0..layers).filter(|&i| !is_pinned(i)).map(|i| l.layers[i as usize].size).sum();
+    assert_eq!((mem.pinned_bytes, mem.streamed_bytes_per_token), (pinned_bytes, streamed_bytes), "{mem:?}");
+    // The pinned layers are read once at boot, one @load_progress each.
+    let load = r.first::<Load>().expect("@load");
+    assert_eq!(load.layers, pinned);
+    assert_eq!(load.bytes, l.globals.size + pinned_bytes);
+    assert_eq!(r.all::<LoadProgress>().count() as u64, pinned);
+    // Each pass reads the streamed layers only (plus the read-ahead of the
+    // next pass's first ones, at most one slot each).
+    let io = r.first::<Io>().expect("@io");
+    let s = r.first::<Summary>().unwrap();
+    let passes = r.all::<CoreToken>().filter(|c| c.core == 0).count() as u64;
+    let streamed = layers - pinned;
+    assert!(io.layers_streamed >= streamed * passes && io.layers_streamed <= streamed * passes + mem.slots, "{io:?} over {passes} passes");
+    assert!(io.bytes <= streamed_bytes * passes + mem.slots * mem.slot_bytes, "{io:?}");
+    assert_eq!(s.bytes_per_token, io.bytes / passes, "{s:?}");
+    assert!(s.io_mib_per_s > 0.0 && s.stream_wait_frac >= 0.0 && s.stream_wait_frac < 1.0, "{s:?}");
+}
+
+#[test]
+fn partial_residency_pin_smp2_matches_host() {
+    partial(2, args().with(&keys::PIN, 12u32), 12);
+}
+
+/// A budget between the minimum and the whole model: the default plan pins
+/// what fits beside three slots (and worker 0 streams, with `io_core=off`).
+#[test]
+fn partial_residency_by_budget_io_core_off_smp2_matches_host() {
+    let l = layout();
+    let span = l.max_layer_size().next_multiple_of(4096);
+    let globals = l.globals.size.next_multiple_of(4096);
+    // The packed head (as @mem reports it) follows the slots: ask the
+    // minimum-budget refusal for the fixed part, then add 3 slots + 10 pins.
+    let (_, min) = too_small_budget_refusal();
+    let fixed = *min - 2 * l.max_layer_size();
+    let budget = fixed + 3 * l.max_layer_size() + 10 * span + 3 * 4096;
+    assert!(globals <= fixed);
+    partial(2, args().with(&keys::BUDGET, budget).with(&keys::IO_CORE, "off"), 10);
+}
+
 /// `io_core=off` with three CPUs: no CPU is the I/O core (`@cpu` roles),
 /// all three compute and compute worker 0 loads each layer itself.
 #[test]

@@ -209,4 +209,24 @@ fn memory_api_selftest() {
     let m = r.first::<MemSelfTest>().expect("@mem");
     assert_eq!(m.dma_bytes, 3 * 4096 + 5);
     assert!(m.region_mib >= 256, "half of 1 GiB guest RAM reserved: {m:?}");
+    // Every free frame of the 1 GiB guest was written and read back; none above 4 GiB.
+    assert!(m.frames_checked >= (800 << 20) / 4096 && m.frames_above_4g == 0, "{m:?}");
+}
+
+/// `--mem 6G`: QEMU puts 3 GiB above the PCI hole, beyond 4 GiB. The
+/// self-test writes and reads back every free frame there too, and the
+/// region (from the largest free range) lies above 4 GiB.
+#[test]
+fn memory_selftest_6g_checks_every_frame_above_4g() {
+    let mut o = opts(2, "selftest=mem");
+    o.mem = "6G".into();
+    let r = run(o);
+    assert_eq!(r.verdict(), Verdict::Success);
+    let boot = r.first::<BootEvent>().expect("@boot");
+    assert!(boot.mem_usable_mib >= 6000, "{boot:?}");
+    let m = r.first::<MemSelfTest>().expect("@mem");
+    assert!(m.frames_above_4g >= (3u64 << 30) / 4096 - 16, "the 3 GiB above 4 GiB are checked: {m:?}");
+    assert!(m.frames_checked >= (5900u64 << 20) / 4096, "{m:?}");
+    assert!(m.highest_frame_end.0 >= 6 << 30, "{m:?}");
+    assert!(m.region_phys.0 >= 1 << 32, "the largest free range is above 4 GiB: {m:?}");
 }

@@ -6,13 +6,15 @@
 //! with f32 weights (so that only the rounding differs), for every
 //! architecture option: adjacent and NeoX RoPE, partial rotary dimensions,
 //! linear RoPE scaling, grouped K/V heads, Q/K/V biases, tied and untied
-//! output heads. It is far too slow for anything else.
+//! output heads, per-head Q/K norms (Qwen 3, Gemma 3), and Gemma 3's scaled
+//! embeddings, post-norms, GELU FFN, sliding-window layers with their own
+//! RoPE base. It is far too slow for anything else.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::matmul::Matrix;
-use crate::model::{F32Vector, LayerSource, Model, ModelConfig, RopeLayout};
+use crate::model::{F32Vector, FfnActivation, LayerSource, Model, ModelConfig, RopeConfig, RopeLayout};
 
 /// The logits of every position of `tokens` (a fresh context, positions
 /// `0..tokens.len()`), in f64. Panics on a token id outside the vocabulary.
@@ -20,7 +22,8 @@ pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Ve
     let c = &model.config;
     let eps = c.rms_eps as f64;
     let embeddings = Dense::from(model.globals.token_embd);
-    let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| embeddings.row(t as usize).to_vec()).collect();
+    let embd_scale = c.embd_scale as f64;
+    let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| embeddings.row(t as usize).iter().map(|v| v * embd_scale).collect()).collect();
 
     for l in 0..c.n_layers {
         let w = layers.layer(l);
@@ -35,18 +38,31 @@ pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Ve
             add(&mut q, w.bq);
             add(&mut k, w.bk);
             add(&mut v, w.bv);
-            for head in q.chunks_mut(c.head_dim).chain(k.chunks_mut(c.head_dim)) {
-                rope(model, head, p);
+            for (heads, norm) in [(&mut q, w.q_norm), (&mut k, w.k_norm)] {
+                for head in heads.chunks_mut(c.head_dim) {
+                    if let Some(norm) = norm {
+                        let normed = rmsnorm(head, norm, eps);
+                        head.copy_from_slice(&normed);
+                    }
+                    rope(model, c.rope_of(l), c.rope_table_of(l) == 0, head, p);
+                }
             }
             keys.push(k);
             values.push(v);
-            let att = attention(c, &q, &keys, &values);
-            add_vec(x, &wo.times(&att));
+            // Sliding window: the last `window` positions only.
+            let first = c.attention_window(l).map_or(0, |window| (p + 1).saturating_sub(window));
+            let att = attention(c, &q, &keys[first..], &values[first..]);
+            let out = wo.times(&att);
+            add_vec(x, &post_norm(out, w.post_attn_norm, eps));
 
-            // Feed-forward (SwiGLU).
+            // Feed-forward: act(x·Wgate) * (x·Wup), then Wdown.
             let xb = rmsnorm(x, w.ffn_norm, eps);
-            let hidden: Vec<f64> = w_gate.times(&xb).iter().zip(w_up.times(&xb)).map(|(g, u)| silu(*g) * u).collect();
-            add_vec(x, &w_down.times(&hidden));
+            let act = match c.ffn_act {
+                FfnActivation::Silu => silu,
+                FfnActivation::GeluTanh => gelu_tanh,
+            };
+            let hidden: Vec<f64> = w_gate.times(&xb).iter().zip(w_up.times(&xb)).map(|(g, u)| act(*g) * u).collect();
+            add_vec(x, &post_norm(w_down.times(&hidden), w.post_ffn_norm, eps));
         }
     }
 
@@ -54,8 +70,16 @@ pub fn logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Ve
     xs.iter().map(|x| output.times(&rmsnorm(x, model.globals.output_norm, eps))).collect()
 }
 
+/// `rmsnorm(out) · weight` with post-norms (Gemma 3), else `out`.
+fn post_norm(out: Vec<f64>, weight: Option<F32Vector<'_>>, eps: f64) -> Vec<f64> {
+    match weight {
+        Some(w) => rmsnorm(&out, w, eps),
+        None => out,
+    }
+}
+
 /// Causal attention of one position's query (all heads) over the keys and
-/// values of positions `0..=p` (`keys.len() == p + 1`): per query head `h`,
+/// values of the positions it sees (`0..=p`, or the window's): per query head `h`,
 /// K/V head `h / (n_heads / n_kv_heads)`, scores `q·k · attn_scale`,
 /// softmax, weighted sum of the values.
 fn attention(c: &ModelConfig, q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>]) -> Vec<f64> {
@@ -75,15 +99,14 @@ fn attention(c: &ModelConfig, q: &[f64], keys: &[Vec<f64>], values: &[Vec<f64>])
     out
 }
 
-/// Rotates one head by position `p`: the first `n_rot` dimensions, in pairs
-/// (`(2i, 2i+1)`, or NeoX's `(i, i + n_rot/2)`), pair `i` by the angle
-/// `p · freq_scale · base^(-2i / n_rot) / factor_i` (`factor_i` from
-/// `rope_freqs.weight`, else 1).
-fn rope(model: &Model<'_>, head: &mut [f64], p: usize) {
-    let r = &model.config.rope;
+/// Rotates one head by position `p` with RoPE parameters `r`: the first
+/// `n_rot` dimensions, in pairs (`(2i, 2i+1)`, or NeoX's `(i, i + n_rot/2)`),
+/// pair `i` by the angle `p · freq_scale · base^(-2i / n_rot) / factor_i`
+/// (`factor_i` from `rope_freqs.weight` if `with_factors`, else 1).
+fn rope(model: &Model<'_>, r: &RopeConfig, with_factors: bool, head: &mut [f64], p: usize) {
     let factors: Vec<f64> = match model.globals.rope_freqs {
-        Some(f) => f.iter().map(|v| v as f64).collect(),
-        None => vec![1.0; r.n_rot / 2],
+        Some(f) if with_factors => f.iter().map(|v| v as f64).collect(),
+        _ => vec![1.0; r.n_rot / 2],
     };
     for (i, factor) in factors.iter().enumerate().take(r.n_rot / 2) {
         let theta = p as f64 * r.freq_scale as f64 * libm::pow(r.freq_base as f64, -2.0 * i as f64 / r.n_rot as f64) / factor;
@@ -113,6 +136,12 @@ fn softmax(x: &[f64]) -> Vec<f64> {
 
 fn silu(x: f64) -> f64 {
     x / (1.0 + libm::exp(-x))
+}
+
+/// GELU, tanh approximation: `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+fn gelu_tanh(x: f64) -> f64 {
+    let sqrt_2_over_pi = libm::sqrt(2.0 / core::f64::consts::PI);
+    0.5 * x * (1.0 + libm::tanh(sqrt_2_over_pi * (x + 0.044715 * x * x * x)))
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

@@ -211,6 +211,73 @@ fn smollm2_special_tokens_and_chat_template() {
     assert!(ids.ends_with(&tail));
 }
 
+/// The ids of a golden case's prompt (`NAME` in `rel`).
+fn golden_prompt_ids(rel: &str, name: &str) -> Vec<u32> {
+    let goldens: serde_json::Value = serde_json::from_slice(&read(&testdata(rel))).unwrap();
+    let case = goldens["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{rel} has no case {name}"));
+    case["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+}
+
+/// Llama 3 (`llama-bpe`) and Qwen 2 (`qwen2`) BPE vocabularies, from the
+/// synthetic models that carry them: llama.cpp's vectors, and the chat
+/// templates give the golden `chat-sky` prompts.
+#[test]
+fn llama3_and_qwen2_vectors_and_templates() {
+    for name in axiom_testkit::SYNTHETIC_MODELS {
+        let tok = load_tokenizer(&axiom_testkit::synthetic_model(name));
+        let dir = testdata(&format!("synthetic/{name}"));
+        let (inp, out) = (dir.join("tokenize.inp"), dir.join("tokenize.out"));
+        check_vectors(&tok, &inp, &out);
+        let expected_pre = if *name == "llama3" { "llama3" } else { "qwen2" };
+        assert_eq!(format!("{:?}", tok.pre_tokenizer().0).to_lowercase(), expected_pre, "{name}");
+        // llama-bpe asks for gpt-2's clean-up of spaces, qwen2 for none.
+        if *name == "llama3" {
+            assert_eq!(check_decode(&tok, &inp, &out, gpt2_detokenized), 2, "{name}");
+        } else {
+            assert_eq!(check_decode(&tok, &inp, &out, str::to_string), 0, "{name}");
+        }
+        let user = [ChatMessage { role: "user", content: "Why is the sky blue?" }];
+        let ids = match tok.chat_template() {
+            Ok(t) => {
+                assert_eq!(t.name(), if *name == "llama3" { "llama3" } else { "chatml" }, "{name}");
+                tok.encode_chat(&user, true).unwrap()
+            }
+            // A vocabulary file without a template: render the family's by name.
+            Err(_) => {
+                let t = if *name == "llama3" { "<|start_header_id|><|end_header_id|><|eot_id|>" } else { "<|im_start|><|im_end|>" };
+                tok.encode(&axiom_engine::tokenizer::ChatTemplate::detect(t).unwrap().render(&user, true), true, true)
+            }
+        };
+        // The golden prompt is the user turn alone; Qwen 2's template puts
+        // its default system message ("You are a helpful assistant") first.
+        let golden = golden_prompt_ids(&format!("synthetic/{name}/goldens-f32.json"), "chat-sky");
+        assert!(ids.ends_with(&golden), "{name} chat-sky: {ids:?} does not end with {golden:?}");
+        let head = String::from_utf8(tok.decode(&ids[..ids.len() - golden.len()], true)).unwrap();
+        assert!(head.is_empty() || head == "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n", "{name}: {head:?}");
+    }
+}
+
+/// Gemma 3's SentencePiece vocabulary (262,144 pieces, byte fallback, no
+/// space prefix, BOS added) against llama.cpp's vectors; its base model has
+/// no template: prompts get the completion framing of the `qa-sky` golden.
+#[test]
+fn gemma3_vectors_and_prompt_framing() {
+    let tok = load_tokenizer(&axiom_testkit::cached_model(axiom_testkit::GEMMA3_MODEL));
+    assert_eq!(tok.vocab_size(), 262_144);
+    assert!(tok.add_bos() && !tok.add_space_prefix());
+    let dir = testdata("gemma3-270m");
+    let (inp, out) = (dir.join("tokenize.inp"), dir.join("tokenize.out"));
+    check_vectors(&tok, &inp, &out);
+    assert_eq!(check_decode(&tok, &inp, &out, str::to_string), 0);
+    let rel = "gemma3-270m/goldens-q4_k_m.json";
+    let user = [ChatMessage { role: "user", content: "Why is the sky blue?" }];
+    assert_eq!(tok.prompt_template().unwrap().name(), "completion");
+    assert_eq!(tok.encode_chat(&user, true).unwrap(), golden_prompt_ids(rel, "qa-sky"));
+    let gemma = axiom_engine::tokenizer::ChatTemplate::Gemma.render(&user, true);
+    assert_eq!(tok.encode(&gemma, true, true), golden_prompt_ids(rel, "chat-sky"));
+    assert!(tok.is_eog(106) && tok.is_eog(1), "<end_of_turn> and EOS end generation");
+}
+
 #[test]
 fn smollm2_tokenizer_is_compact() {
     // The kernel keeps the tokenizer resident: bound its tables.

@@ -27,6 +27,8 @@ pub struct InferArgs {
     pub seed: u64,
     pub budget: Option<u64>,
     pub slots: Option<usize>,
+    /// `pin=N`: stream with exactly N layers pinned.
+    pub pin: Option<usize>,
     pub io_core: bool,
     pub verify_always: bool,
     pub telemetry: Telemetry,
@@ -70,6 +72,7 @@ impl InferArgs {
             seed: cmd.get(&keys::SEED),
             budget: cmd.get(&keys::BUDGET),
             slots: cmd.get(&keys::SLOTS).map(|k| k as usize),
+            pin: cmd.get(&keys::PIN).map(|k| k as usize),
             io_core,
             verify_always: cmd.get(&keys::VERIFY) == "always",
             telemetry: match cmd.get(&keys::TELEMETRY) {
@@ -106,12 +109,12 @@ mod tests {
         assert_eq!(a.prompt.as_deref(), Some("The capital of France is"));
         assert_eq!((a.tokens, a.temp, a.top_p, a.top_k, a.seed, a.ctx), (32, 0.0, 1.0, 0, 0, 512));
         assert!(a.io_core && !a.verify_always && a.pack_head && a.repack && !a.chat && !a.interactive);
-        assert_eq!((a.budget, a.slots, a.telemetry, a.model), (None, None, Telemetry::Token, ModelLocation::DEFAULT));
-        let a = parse("prompt=x chat=1 tokens=7 temp=0.5 budget=40M slots=2 io_core=off verify=always telemetry=layer repack=off pack_head=off", 3)
+        assert_eq!((a.budget, a.slots, a.pin, a.telemetry, a.model), (None, None, None, Telemetry::Token, ModelLocation::DEFAULT));
+        let a = parse("prompt=x chat=1 tokens=7 temp=0.5 budget=40M slots=2 pin=5 io_core=off verify=always telemetry=layer repack=off pack_head=off", 3)
             .unwrap()
             .unwrap();
         assert!(a.chat && !a.io_core && a.verify_always && !a.repack && !a.pack_head);
-        assert_eq!((a.tokens, a.temp, a.budget, a.slots, a.telemetry), (7, 0.5, Some(40 << 20), Some(2), Telemetry::Layer));
+        assert_eq!((a.tokens, a.temp, a.budget, a.slots, a.pin, a.telemetry), (7, 0.5, Some(40 << 20), Some(2), Some(5), Telemetry::Layer));
     }
 
     #[test]

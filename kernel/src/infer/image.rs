@@ -93,10 +93,13 @@ fn check_extents(layout: &ModelLayout, extents: &PackedLayout, file_size: u64) -
         return Err(format!("model image: {} layer extents for {} layers", extents.layers.len(), layout.layers.len()));
     }
     let inside = |what: &str, span: &core::ops::Range<u64>, e: &axiom_engine::image::Extent| {
-        if span.start != e.offset || span.end > e.end() {
-            Err(format!("model image: {what} tensors span {}..{} but its extent is {}..{}", span.start, span.end, e.offset, e.end()))
-        } else if e.end() > file_size {
-            Err(format!("model image is truncated: {what} ends at byte {} but the disk holds {file_size}", e.end()))
+        let Some(end) = e.offset.checked_add(e.size) else {
+            return Err(format!("model image: the {what} extent ({} bytes at {}) ends beyond 64 bits", e.size, e.offset));
+        };
+        if span.start != e.offset || span.end > end {
+            Err(format!("model image: {what} tensors span {}..{} but its extent is {}..{end}", span.start, span.end, e.offset))
+        } else if end > file_size {
+            Err(format!("model image is truncated: {what} ends at byte {end} but the disk holds {file_size} from the model's offset"))
         } else {
             Ok(())
         }

@@ -83,6 +83,10 @@ pub struct Streamer<'r> {
     /// Byte offset of the image in the namespace.
     base: u64,
     layers: Vec<Extent>,
+    /// The layers this streamer reads into `ring`, in ticket order: ticket
+    /// `t` is layer `order[t % order.len()]` (the pinned layers once at
+    /// boot, then the streamed layers every pass).
+    order: Vec<usize>,
     ring: &'r SlotRing,
     verify_always: bool,
     verified: Vec<bool>,
@@ -100,18 +104,16 @@ pub struct Streamer<'r> {
     pub stats: IoStats,
 }
 
-fn layer_of(ticket: u64, n_layers: usize) -> usize {
-    (ticket % n_layers as u64) as usize
-}
-
 impl<'r> Streamer<'r> {
-    pub fn new(qp: NvmeQueuePair, ns: Namespace, base: u64, image: &PackedLayout, ring: &'r SlotRing, verify_always: bool) -> Self {
+    /// A streamer that reads the layers `order` into `ring`.
+    pub fn new(qp: NvmeQueuePair, ns: Namespace, base: u64, image: &PackedLayout, ring: &'r SlotRing, order: Vec<usize>, verify_always: bool) -> Self {
         let n = image.layers.len();
         Streamer {
             qp,
             ns,
             base,
             layers: image.layers.clone(),
+            order,
             ring,
             verify_always,
             verified: alloc::vec![false; n],
@@ -124,9 +126,30 @@ impl<'r> Streamer<'r> {
         }
     }
 
+    /// The same streamer (queue pair, counters, checksums seen) reading
+    /// the layers `order` into `ring` from ticket 0: after the pinned layers
+    /// are loaded, the streamed ones. Nothing may be in flight.
+    pub fn retarget(self, ring: &'r SlotRing, order: Vec<usize>) -> Result<Streamer<'r>, String> {
+        if self.reads_in_flight != 0 {
+            return Err(format!("weight streamer: {} reads still in flight", self.reads_in_flight));
+        }
+        Ok(Streamer {
+            in_flight: (0..ring.len()).map(|_| None).collect(),
+            done: Vec::with_capacity(ring.len().max(16)),
+            next_ticket: 0,
+            order,
+            ring,
+            ..self
+        })
+    }
+
+    fn layer_of(&self, ticket: u64) -> usize {
+        self.order[(ticket % self.order.len() as u64) as usize]
+    }
+
     fn last_ticket(&self) -> u64 {
         match self.ring.reuse() {
-            Reuse::Keep => self.layers.len() as u64,
+            Reuse::Keep => self.order.len() as u64,
             Reuse::Recycle => u64::MAX,
         }
     }
@@ -139,13 +162,18 @@ impl<'r> Streamer<'r> {
         let limit = limit.min(self.last_ticket());
         while self.next_ticket < limit && self.reads_in_flight < self.ring.len() {
             let ticket = self.next_ticket;
-            let layer = layer_of(ticket, self.layers.len());
+            let layer = self.layer_of(ticket);
             let Some(filling) = self.ring.try_begin_stream(ticket).map_err(|e| format!("weight slot ring: {e}"))? else {
                 break;
             };
             let extent = self.layers[layer];
             let (flight, dst) = filling.start_read(extent.size as usize).map_err(|e| format!("layer {layer}: {e}"))?;
-            let lba = (self.base + extent.offset) / self.ns.block_size as u64;
+            // In the namespace (checked when the image was read); checked again
+            // rather than wrapped.
+            let Some(at) = self.base.checked_add(extent.offset) else {
+                return Err(format!("layer {layer}: offset {} + {} overflows", self.base, extent.offset));
+            };
+            let lba = at / self.ns.block_size as u64;
             // On an error the token is dropped: the slot is marked failed.
             self.qp.submit_read(&self.ns, lba, dst, ticket).map_err(|e| format!("layer {layer}: {e}"))?;
             self.in_flight[self.ring.slot_of(ticket)] = Some(flight);
@@ -177,7 +205,7 @@ impl<'r> Streamer<'r> {
     /// compute cores, or the slot is failed (and so are they).
     fn land(&mut self, c: ReadCompletion) -> Result<(), String> {
         let ticket = c.tag;
-        let layer = layer_of(ticket, self.layers.len());
+        let layer = self.layer_of(ticket);
         let flight = self.in_flight.get_mut(self.ring.slot_of(ticket)).and_then(Option::take).filter(|f| f.ticket() == ticket);
         let Some(flight) = flight else {
             return Err(format!("NVMe completion for layer {layer} (ticket {ticket}) that is not in flight"));
@@ -248,7 +276,7 @@ impl<'r> Streamer<'r> {
                 continue;
             }
             if tsc::passed(deadline) {
-                return Err(format!("timed out loading layer {} (no NVMe progress for 30 s)", layer_of(ticket, self.layers.len())));
+                return Err(format!("timed out loading layer {} (no NVMe progress for 30 s)", self.layer_of(ticket)));
             }
             core::hint::spin_loop();
         }

@@ -52,7 +52,7 @@ use image::Image;
 use io::{IoWake, Streamer};
 use pool::{PackedLayer, TensorRegion};
 use session::{Session, Team};
-use team::TeamShared;
+use team::{Place, TeamShared};
 
 /// Largest prompt prefill chunk (tokens per forward call), as on the host.
 const MAX_BATCH: usize = 64;
@@ -86,19 +86,53 @@ pub fn run(ctx: &Context, args: InferArgs) -> Result<(), String> {
     report_model(image, &ns, &args, &kernels);
     let memory = plan_memory(image, &args)?;
     let mut region = TensorRegion::reserve(&memory.plan)?;
-    report_memory(&memory, &region);
+    report_memory(&memory, image, &region);
 
     let t0 = tsc::now_ns();
     let model = load_globals(&mut qp, &ns, &args, image, &mut region, memory.head_bytes, kernels)?;
     let cpus = TeamCpus::from_roles();
-    let ring: &'static SlotRing = keep(region.slot_ring(&image.extents.globals, &image.extents.layers, cpus.compute.len())?);
-    let mut streamer = Streamer::new(qp, ns, args.model.offset, &image.extents, ring, args.verify_always);
-    let packed = load_resident_layers(&memory.plan, image, &mut region, &mut streamer, ring)?;
+    let rings = region.layer_rings(&image.extents.globals, &image.extents.layers, cpus.compute.len())?;
+    let rings = Rings { pinned: rings.pinned.map(|r| &*keep(r)), streamed: rings.streamed.map(|r| &*keep(r)) };
+    let (pinned_order, streamed_order) = layer_orders(&memory.plan);
+    let (first_ring, first_order) = match (rings.pinned, rings.streamed) {
+        (Some(r), _) => (r, pinned_order),
+        (None, Some(r)) => (r, streamed_order.clone()),
+        (None, None) => return Err(String::from("the memory plan holds no layer")),
+    };
+    let mut streamer = Streamer::new(qp, ns, args.model.offset, &image.extents, first_ring, first_order, args.verify_always);
+    let packed = load_pinned_layers(&memory.plan, image, &mut region, &mut streamer, rings.pinned)?;
     report_load(&memory.plan, image, tsc::now_ns() - t0, &streamer);
+    let streamer = match (rings.pinned, rings.streamed) {
+        (Some(_), Some(ring)) => streamer.retarget(ring, streamed_order)?,
+        _ => streamer,
+    };
 
     let state = keep(SharedState::new(model, memory.state_cfg, region.state()?).map_err(|e| format!("{e}"))?);
-    let team = assemble_team(cpus, memory.plan.mode, model, state, memory.state_cfg, image, ring, packed, streamer);
+    let team = assemble_team(cpus, &memory.plan, model, state, memory.state_cfg, image, rings, packed, streamer);
     answer_prompts(team, &args)
+}
+
+/// The layer rings of the run, kept for good.
+#[derive(Clone, Copy)]
+struct Rings {
+    pinned: Option<&'static SlotRing>,
+    streamed: Option<&'static SlotRing>,
+}
+
+/// The pinned layers and the streamed layers, each in forward order (the
+/// order they are loaded at boot and streamed every pass).
+fn layer_orders(plan: &TensorPlan) -> (Vec<usize>, Vec<usize>) {
+    (0..plan.n_layers).partition(|&l| plan.is_pinned(l))
+}
+
+/// Bytes of the pinned layers' extents and of the streamed ones'.
+fn pinned_and_streamed_bytes(plan: &TensorPlan, image: &Image) -> (u64, u64) {
+    let (mut pinned, mut streamed) = (0u64, 0u64);
+    for (l, e) in image.extents.layers.iter().enumerate() {
+        let sum = if plan.is_pinned(l) { &mut pinned } else { &mut streamed };
+        *sum = sum.saturating_add(e.size);
+    }
+    (pinned, streamed)
 }
 
 /// The NVMe namespace holding the image (`model=ns:N`, default the first)
@@ -160,14 +194,16 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
         head_bytes,
         packed_layers_bytes: if args.repack { pool::packed_layers_bytes(&image.layout.layers) } else { 0 },
         globals_bytes: extents.globals.size,
-        layers_bytes: extents.layers.iter().map(|e| e.size).sum(),
+        layers_bytes: extents.layers.iter().try_fold(0u64, |sum, e| sum.checked_add(e.size)).ok_or("the layer extents' sizes overflow 64 bits")?,
         max_layer_bytes: extents.max_layer_size(),
         n_layers,
         kv_bytes: state.kv as u64,
         activation_bytes: state.other as u64,
         budget: args.budget,
         force_slots: args.slots,
+        force_pinned: args.pin,
         free_bytes: mem::largest_free(),
+        spill_bytes: spill_ranges(),
     };
     let plan = match tensor_plan::plan(&input) {
         Ok(p) => p,
@@ -176,14 +212,33 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
             telemetry::emit(&events::Error { min_budget: Some(min_budget), ..events::Error::msg(msg.as_str()) });
             power::fail()
         }
+        Err(e @ PlanError::OutOfMemory { .. }) => {
+            return Err(format!(
+                "{e}; of that, the KV cache for ctx={n_ctx} takes {} bytes ({}) and the activations {} bytes: lower ctx= (the model allows up to {})",
+                input.kv_bytes,
+                Mib(input.kv_bytes),
+                input.activation_bytes,
+                cfg.n_ctx_train
+            ))
+        }
         Err(e) => return Err(format!("{e}")),
     };
     Ok(MemoryPlan { plan, input, state_cfg, state, head_bytes })
 }
 
-fn report_memory(m: &MemoryPlan, region: &TensorRegion) {
+/// The free ranges after the largest (where pinned layers can spill), largest first.
+fn spill_ranges() -> [u64; tensor_plan::MAX_SPILL] {
+    let mut out = [0; tensor_plan::MAX_SPILL];
+    for (o, r) in out.iter_mut().zip(mem::free_ranges().iter().skip(1)) {
+        *o = r.len();
+    }
+    out
+}
+
+fn report_memory(m: &MemoryPlan, image: &Image, region: &TensorRegion) {
     let (plan, input) = (&m.plan, &m.input);
     let repacked = plan.packed_layers_offset.is_some();
+    let (pinned_bytes, streamed_bytes) = pinned_and_streamed_bytes(plan, image);
     telemetry::emit(&events::MemPlan {
         mode: plan.mode.name().into(),
         region_bytes: plan.region_bytes,
@@ -193,6 +248,12 @@ fn report_memory(m: &MemoryPlan, region: &TensorRegion) {
         packed_head_bytes: m.head_bytes,
         slots: plan.slots as u64,
         slot_bytes: plan.slot_bytes,
+        pinned_layers: plan.pinned as u64,
+        spilled_layers: plan.spilled() as u64,
+        spill_phys: region.spill_phys().as_slice().into(),
+        streamed_layers: plan.streamed() as u64,
+        pinned_bytes,
+        streamed_bytes_per_token: streamed_bytes,
         layers_repacked: repacked,
         packed_layers_bytes: if repacked { input.packed_layers_bytes } else { 0 },
         kv_bytes: input.kv_bytes,
@@ -200,14 +261,18 @@ fn report_memory(m: &MemoryPlan, region: &TensorRegion) {
         kv_slabs: m.state.layers as u64,
         n_ctx: m.state_cfg.n_ctx as u64,
         activation_bytes: input.activation_bytes,
-        model_bytes: input.resident_weights(),
+        model_bytes: input.resident_weights().unwrap_or(u64::MAX),
         budget: plan.budget,
         min_budget: input.min_budget(),
     });
     println!(
-        "memory plan: {} with {} slots; weights {}, KV {}, activations {}; budget {}",
+        "memory plan: {} with {} slots, {} of {} layers pinned ({}), {} streamed per token; weights {}, KV {}, activations {}; budget {}",
         plan.mode.name(),
         plan.slots,
+        plan.pinned,
+        plan.n_layers,
+        Mib(pinned_bytes),
+        Mib(streamed_bytes),
         Mib(plan.weight_pool_bytes),
         Mib(input.kv_bytes),
         Mib(input.activation_bytes),
@@ -229,7 +294,8 @@ fn load_globals(
 ) -> Result<&'static Model<'static>, String> {
     let extent = &image.extents.globals;
     let globals = region.globals(extent.size)?;
-    let lba = (args.model.offset + extent.offset) / ns.block_size as u64;
+    let at = args.model.offset.checked_add(extent.offset).ok_or("the globals' offset overflows")?;
+    let lba = at / ns.block_size as u64;
     qp.read(ns, lba, globals).map_err(|e| format!("reading the globals: {e}"))?;
     io::verify_extent(extent, ExtentId::Globals, globals)?;
     let globals: &'static [u8] = globals;
@@ -245,21 +311,23 @@ fn load_globals(
     Ok(model)
 }
 
-/// Resident mode: every layer is read now (all requests in flight at once,
-/// each verified) and, if the plan holds the copies, repacked.
-fn load_resident_layers(
+/// Every pinned layer (every layer when resident) is read now, all
+/// requests in flight at once, each verified; resident layers are then
+/// repacked if the plan holds the copies.
+fn load_pinned_layers(
     plan: &TensorPlan,
     image: &Image,
     region: &mut TensorRegion,
     streamer: &mut Streamer,
-    ring: &SlotRing,
+    pinned: Option<&SlotRing>,
 ) -> Result<Option<&'static [PackedLayer]>, String> {
-    if plan.mode != Mode::Resident {
+    let Some(ring) = pinned else {
         return Ok(None);
-    }
-    let n_layers = image.extents.layers.len();
-    let layers_bytes: u64 = image.extents.layers.iter().map(|e| e.size).sum();
-    println!("loading {n_layers} layers ({}) into the weight pool ...", Mib(layers_bytes));
+    };
+    let n_layers = plan.pinned;
+    let (layers_bytes, _) = pinned_and_streamed_bytes(plan, image);
+    let what = if plan.mode == Mode::Resident { "" } else { " pinned" };
+    println!("loading {n_layers}{what} layers ({}) into the weight pool ...", Mib(layers_bytes));
     streamer.load_reporting(n_layers as u64 - 1, &mut |layer, bytes| {
         telemetry::emit(&events::LoadProgress { layer, layers: n_layers as u64, bytes, total_bytes: layers_bytes });
     })?;
@@ -273,12 +341,11 @@ fn load_resident_layers(
 }
 
 fn report_load(plan: &TensorPlan, image: &Image, load_ns: u64, streamer: &Streamer) {
-    let resident = plan.mode == Mode::Resident;
-    let layers_bytes: u64 = image.extents.layers.iter().map(|e| e.size).sum();
-    let loaded = image.extents.globals.size + if resident { layers_bytes } else { 0 };
+    let (pinned_bytes, _) = pinned_and_streamed_bytes(plan, image);
+    let loaded = image.extents.globals.size.saturating_add(pinned_bytes);
     telemetry::emit(&events::Load {
         mode: plan.mode.name().into(),
-        layers: if resident { image.extents.layers.len() as u64 } else { 0 },
+        layers: plan.pinned as u64,
         bytes: loaded,
         ms: load_ns as f64 / 1e6,
         mib_per_s: loaded as f64 / (1 << 20) as f64 / (load_ns.max(1) as f64 / 1e9),
@@ -305,17 +372,27 @@ impl TeamCpus {
 #[allow(clippy::too_many_arguments)]
 fn assemble_team(
     cpus: TeamCpus,
-    mode: Mode,
+    plan: &TensorPlan,
     model: &'static Model<'static>,
     state: &'static SharedState<'static>,
     state_cfg: StateConfig,
     image: &'static Image,
-    ring: &'static SlotRing,
+    rings: Rings,
     packed: Option<&'static [PackedLayer]>,
     streamer: Streamer<'static>,
 ) -> &'static Team {
     let TeamCpus { compute, io: io_cpu } = cpus;
+    let mode = plan.mode;
     let resident = mode == Mode::Resident;
+    let (mut pinned_rank, mut streamed_rank) = (0, 0);
+    let places: Vec<Place> = (0..plan.n_layers)
+        .map(|l| {
+            let (rank, place): (&mut usize, fn(usize) -> Place) =
+                if plan.is_pinned(l) { (&mut pinned_rank, Place::Pinned) } else { (&mut streamed_rank, Place::Streamed) };
+            *rank += 1;
+            place(*rank - 1)
+        })
+        .collect();
     let io_apic = io_cpu.and_then(axiom_hw::cpu::percpu::get).map(|c| c.apic_id()).unwrap_or(0);
     let io_wake: &'static IoWake = keep(IoWake::new(io_apic));
     let streamer: &'static spin::Mutex<Streamer<'static>> = keep(spin::Mutex::new(streamer));
@@ -323,7 +400,10 @@ fn assemble_team(
     // loads each layer itself right before using it.
     let streams = !resident && io_cpu.is_some();
     let shared = TeamShared {
-        ring,
+        pinned: rings.pinned,
+        streamed: rings.streamed,
+        places,
+        n_streamed: plan.streamed(),
         layouts: &model.layout.layers,
         extent_bytes: image.extents.layers.iter().map(|e| e.size as usize).collect(),
         packed,

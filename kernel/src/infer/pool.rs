@@ -34,9 +34,19 @@ pub struct PackedLayer {
     pub bytes: &'static [u8],
 }
 
+/// The rings the layers live in: pinned layers (ticket = the layer's rank
+/// among the pinned ones; every layer when resident; none with `pin=0`) and
+/// the streaming slots (none when resident).
+pub struct LayerRings {
+    pub pinned: Option<SlotRing>,
+    pub streamed: Option<SlotRing>,
+}
+
 /// The reserved region and the plan it is carved by.
 pub struct TensorRegion {
     region: Region,
+    /// Regions in other free ranges holding the spilled pinned layers.
+    spill: Vec<Region>,
     plan: TensorPlan,
 }
 
@@ -48,7 +58,17 @@ impl TensorRegion {
     /// Reserves the plan's region (2 MiB aligned).
     pub fn reserve(plan: &TensorPlan) -> Result<TensorRegion, String> {
         let region = mem::reserve_region(plan.region_bytes, tensor_plan::PART_ALIGN).map_err(|e| format!("tensor region: {e}"))?;
-        Ok(TensorRegion { region, plan: *plan })
+        let mut spill = Vec::new();
+        for &count in plan.spill.iter().filter(|&&c| c > 0) {
+            let bytes = count as u64 * plan.pinned_span;
+            spill.push(mem::reserve_region(bytes, 4096).map_err(|e| format!("spill region for {count} pinned layers: {e}"))?);
+        }
+        Ok(TensorRegion { region, spill, plan: *plan })
+    }
+
+    /// Physical addresses of the spill regions.
+    pub fn spill_phys(&self) -> Vec<axiom_proto::telemetry::Hex> {
+        self.spill.iter().map(|r| axiom_proto::telemetry::Hex(r.phys())).collect()
     }
 
     /// Physical address of the region.
@@ -73,20 +93,37 @@ impl TensorRegion {
         self.region.carve_f32_zeroed(self.plan.kv_offset, floats).map_err(|e| carve_error("inference state", e))
     }
 
-    /// The layer slots as a slot ring read by `consumers` compute cores.
-    /// Resident: every layer extent in place, at its offset from the
-    /// globals (the data section as it is on disk), kept once loaded.
-    /// Streaming: the plan's slots after the globals, recycled.
-    pub fn slot_ring(&mut self, globals: &Extent, layers: &[Extent], consumers: usize) -> Result<SlotRing, String> {
-        let (parts, reuse): (Vec<(u64, u64)>, Reuse) = match self.plan.mode {
-            Mode::Resident => (layers.iter().map(|e| (e.offset - globals.offset, e.size)).collect(), Reuse::Keep),
-            Mode::Streaming => {
-                let slot = self.plan.slot_bytes;
-                ((0..self.plan.slots as u64).map(|i| (globals.size + i * slot, slot)).collect(), Reuse::Recycle)
-            }
-        };
-        let memory = self.region.carve_slots(parts).map_err(|e| carve_error("layer slots", e))?;
-        Ok(SlotRing::new(memory, consumers, reuse))
+    /// The layer rings, read by `consumers` compute cores: the pinned
+    /// layers (loaded once, kept) and, when streaming, the slots the other
+    /// layers stream through every token (recycled). Resident: every layer
+    /// extent in place, at its offset from the globals (the data section as
+    /// it is on disk). Streaming: each pinned layer in its own span after the
+    /// globals, then the plan's slots.
+    pub fn layer_rings(&mut self, globals: &Extent, layers: &[Extent], consumers: usize) -> Result<LayerRings, String> {
+        let plan = self.plan;
+        let carve_error = |e| carve_error("layer slots", e);
+        if plan.mode == Mode::Resident {
+            let parts: Vec<(u64, u64)> = layers.iter().map(|e| (e.offset - globals.offset, e.size)).collect();
+            let memory = self.region.carve_slots(parts).map_err(carve_error)?;
+            return Ok(LayerRings { pinned: Some(SlotRing::new(memory, consumers, Reuse::Keep)), streamed: None });
+        }
+        // Pinned ranks 0.. in the region, the rest in the spill regions in order.
+        let sizes: Vec<u64> = (0..layers.len()).filter(|&l| plan.is_pinned(l)).map(|l| layers[l].size).collect();
+        let (here, mut spilled) = sizes.split_at(plan.pinned_in_region());
+        let parts = here.iter().enumerate().map(|(j, &size)| (plan.pinned_offset + j as u64 * plan.pinned_span, size));
+        let mut pinned = self.region.carve_slots(parts).map_err(carve_error)?;
+        for (region, &count) in self.spill.iter_mut().zip(plan.spill.iter().filter(|&&c| c > 0)) {
+            let (these, rest) = spilled.split_at(count.min(spilled.len()));
+            spilled = rest;
+            let parts = these.iter().enumerate().map(|(j, &size)| (j as u64 * plan.pinned_span, size));
+            pinned.extend(region.carve_slots(parts).map_err(carve_error)?);
+        }
+        let slot = plan.slot_bytes;
+        let slots = self.region.carve_slots((0..plan.slots as u64).map(|i| (plan.slots_offset + i * slot, slot))).map_err(carve_error)?;
+        Ok(LayerRings {
+            pinned: (!pinned.is_empty()).then(|| SlotRing::new(pinned, consumers, Reuse::Keep)),
+            streamed: Some(SlotRing::new(slots, consumers, Reuse::Recycle)),
+        })
     }
 
     /// Repacks every resident layer (loaded and verified in `ring`) into the

@@ -124,6 +124,10 @@ pub struct Timing<'a> {
     /// When each generated token was sampled.
     pub token_ns: &'a [u64],
     pub prompt_tokens: usize,
+    /// Forward passes of the answer.
+    pub passes: usize,
+    /// The weight reads of the answer (streaming) and its length.
+    pub io: Option<(IoStats, u64)>,
 }
 
 /// Most bytes of the answer repeated in `@summary` (the event has a size limit).
@@ -189,6 +193,8 @@ pub fn summary(team: &Team, t: &Timing, cores: &[CoreReport], generated: usize, 
         attn_frac: frac(all.attn),
         ffn_frac: frac(all.ffn),
         barrier_frac: frac(all.barrier),
+        bytes_per_token: t.io.map(|(io, _)| io.bytes / t.passes.max(1) as u64).unwrap_or(0),
+        io_mib_per_s: t.io.map(|(io, ns)| io.bytes as f64 / (1 << 20) as f64 / (ns.max(1) as f64 / 1e9)).unwrap_or(0.0),
         per_core_ms_per_token: shares.as_slice().into(),
         text: text[..cut].into(),
     });

@@ -210,12 +210,20 @@ impl Session {
         };
         let cores: Vec<CoreReport> = result.cores.into_iter().flatten().collect();
         report::per_core(self.telemetry, &cores, team.model.config.n_layers);
+        let elapsed_ns = tsc::now_ns() - start_ns;
         if let Some(io) = &io {
-            report::io(io, tsc::now_ns() - start_ns);
+            report::io(io, elapsed_ns);
         }
         let leader = answer.leader.lock();
         let (_, sink) = leader.as_ref().ok_or("the leader's sink was not handed back")?;
-        let timing = report::Timing { start_ns, prefill_ns: sink.prefill_ns, token_ns: &sink.token_ns, prompt_tokens: answer.prompt.len() };
+        let timing = report::Timing {
+            start_ns,
+            prefill_ns: sink.prefill_ns,
+            token_ns: &sink.token_ns,
+            prompt_tokens: answer.prompt.len(),
+            passes: result.passes,
+            io: io.map(|s| (s, elapsed_ns)),
+        };
         report::summary(team, &timing, &cores, outcome.generated, stop, &sink.text);
         Ok(())
     }

@@ -24,8 +24,14 @@ const LAYER_WAIT_LIMIT_US: u64 = 60_000_000;
 /// What every compute core shares (read-only but for atomics), for the
 /// whole run.
 pub struct TeamShared {
-    /// The layer slots; the compute team are its consumers.
-    pub ring: &'static SlotRing,
+    /// The pinned layers (every layer when resident), loaded at boot.
+    pub pinned: Option<&'static SlotRing>,
+    /// The slots the other layers stream through (streaming mode).
+    pub streamed: Option<&'static SlotRing>,
+    /// Where each layer lives and its rank in that ring.
+    pub places: Vec<Place>,
+    /// Layers streamed per pass.
+    pub n_streamed: usize,
     pub layouts: &'static [LayerLayout],
     /// Bytes of each layer extent.
     pub extent_bytes: Vec<usize>,
@@ -37,11 +43,25 @@ pub struct TeamShared {
     pub io_wake: Option<&'static IoWake>,
 }
 
+/// Where a layer's weights live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Loaded once, kept: ticket = this rank among the pinned layers.
+    Pinned(usize),
+    /// Read every pass: ticket = pass × streamed layers + this rank.
+    Streamed(usize),
+}
+
 impl TeamShared {
-    fn ticket(&self, pass: u64, layer: usize) -> u64 {
-        match self.ring.reuse() {
-            Reuse::Keep => layer as u64,
-            Reuse::Recycle => pass * self.layouts.len() as u64 + layer as u64,
+    /// The ring that holds `layer` in forward pass `pass`, and its ticket.
+    fn ticket(&self, pass: u64, layer: usize) -> (&'static SlotRing, u64) {
+        let (ring, rank) = match self.places[layer] {
+            Place::Pinned(rank) => (self.pinned, rank as u64),
+            Place::Streamed(rank) => (self.streamed, pass * self.n_streamed as u64 + rank as u64),
+        };
+        match ring {
+            Some(r) => (r, rank),
+            None => stop_with_error(&alloc::format!("layer {layer} has no weight ring")),
         }
     }
 }
@@ -140,15 +160,16 @@ impl Worker for KernelWorker<'_, '_> {
 
     fn acquire_layer(&self, layer: usize) -> LayerWeights<'_> {
         let s = self.shared;
-        let ticket = s.ticket(self.pass.get(), layer);
+        let (ring, ticket) = s.ticket(self.pass.get(), layer);
         let start = rdtsc();
-        if let (Some(loader), 0) = (s.sync_loader, self.index()) {
+        let streamed = matches!(s.places[layer], Place::Streamed(_));
+        if let (Some(loader), 0, true) = (s.sync_loader, self.index(), streamed) {
             if let Err(msg) = loader.lock().load(ticket) {
                 stop_with_error(&msg);
             }
         }
         let deadline = tsc::deadline_us(LAYER_WAIT_LIMIT_US);
-        let got = s.ring.acquire(ticket, || {
+        let got = ring.acquire(ticket, || {
             if power::stop_requested() {
                 halt_forever();
             }
@@ -171,7 +192,7 @@ impl Worker for KernelWorker<'_, '_> {
         // the engine does only after its last use of these weights, once per
         // acquired layer; the producer writes only slots it claimed from
         // `Unloaded`.
-        let bytes = unsafe { s.ring.bytes(ticket, s.extent_bytes[layer]) };
+        let bytes = unsafe { ring.bytes(ticket, s.extent_bytes[layer]) };
         let weights = match s.packed {
             Some(p) => LayerWeights::from_packed(&s.layouts[layer], &p[layer].plan, bytes, p[layer].bytes),
             None => LayerWeights::from_extent(&s.layouts[layer], bytes),
@@ -184,14 +205,14 @@ impl Worker for KernelWorker<'_, '_> {
 
     fn release_layer(&self, layer: usize) {
         let s = self.shared;
-        let ticket = s.ticket(self.pass.get(), layer);
-        match s.ring.release(ticket) {
-            Ok(true) => {
+        let (ring, ticket) = s.ticket(self.pass.get(), layer);
+        match ring.release(ticket) {
+            Ok(true) if ring.reuse() == Reuse::Recycle => {
                 if let Some(w) = s.io_wake {
                     w.notify();
                 }
             }
-            Ok(false) => {}
+            Ok(_) => {}
             Err(e) => stop_with_error(&alloc::format!("releasing layer {layer}: {e}")),
         }
     }

@@ -1,7 +1,8 @@
 //! `selftest=mem`: exercises the memory API the rest of the kernel uses:
 //! DMA buffers (zeroed, contiguous, phys == virt), `virt_to_phys`, uncached
 //! MMIO mappings (and the refusal to map RAM or the Local APIC), and the one
-//! large reserved region with its checked carving. Reports `@mem`.
+//! large reserved region with its checked carving; then writes and reads
+//! back every free 4 KiB frame (above 4 GiB too). Reports `@mem`.
 
 use alloc::format;
 use alloc::string::String;
@@ -44,6 +45,13 @@ pub fn run(_ctx: &Context) -> Result<(), String> {
     check(matches!(mem::map_mmio(buf.phys(), 4096), Err(MapError::OverlapsRam { .. })), "map_mmio refuses RAM (it stays write-back)")?;
     check(matches!(mem::map_mmio(0xFEE0_0000, 4096), Err(MapError::Reserved { .. })), "map_mmio refuses the Local APIC page")?;
 
+    // Every free frame, below and above 4 GiB, is usable RAM of its own.
+    let frames = mem::check_free_frames();
+    if let Some(bad) = frames.first_bad {
+        return Err(format!("memory selftest: the frame at {bad:#x} does not hold what was written to it"));
+    }
+    check(frames.frames > 0, "free frames exist")?;
+
     // The large contiguous region the inference engine carves its pools from.
     let before = mem::largest_free();
     let want = (before / 2) & !((2 << 20) - 1);
@@ -67,6 +75,9 @@ pub fn run(_ctx: &Context) -> Result<(), String> {
         region_mib: region.len() >> 20,
         largest_free_before_mib: before >> 20,
         largest_free_after_mib: mem::largest_free() >> 20,
+        frames_checked: frames.frames,
+        frames_above_4g: frames.frames_above_4g,
+        highest_frame_end: Hex(frames.highest),
     });
     Ok(())
 }

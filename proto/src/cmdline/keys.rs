@@ -92,7 +92,22 @@ keys! {
         ),
         "budget",
     ));
-    SLOTS: OptInt = Key::<OptInt>::new(flag(about("slots", Inference, "stream through exactly N layer slots (2 to the layer count)"), "slots"), 0, ANY);
+    SLOTS: OptInt = Key::<OptInt>::new(
+        flag(about("slots", Inference, "stream through exactly N layer slots (2 to the layer count); alone, every layer streams"), "slots"),
+        0,
+        ANY,
+    );
+    PIN: OptInt = Key::<OptInt>::new(
+        flag(
+            noted(
+                about("pin", Inference, "keep exactly N layers in memory and stream the rest every token (0 to layers - 1)"),
+                "as many as the budget holds beside the slots",
+            ),
+            "pin",
+        ),
+        0,
+        ANY,
+    );
     IO_CORE: OptChoice = Key::<OptChoice>::new(
         flag(
             noted(about("io_core", Inference, "on: the last CPU streams weights; off: every CPU computes and loads synchronously"), "on with 2+ CPUs"),

@@ -137,6 +137,12 @@ schema! {
         pub region_mib: u64,
         pub largest_free_before_mib: u64,
         pub largest_free_after_mib: u64,
+        /// Every free 4 KiB frame written and read back (tagged words at
+        /// both ends), of them at or above 4 GiB, and the end of the
+        /// highest one.
+        pub frames_checked: u64,
+        pub frames_above_4g: u64,
+        pub highest_frame_end: Hex,
     }
 
     /// `@nvme` of `selftest=nvme`: the controller and namespace.
@@ -210,6 +216,17 @@ schema! {
         pub packed_head_bytes: u64,
         pub slots: u64,
         pub slot_bytes: u64,
+        /// Layers kept in memory (all when resident) and streamed every token.
+        pub pinned_layers: u64,
+        /// Pinned layers placed outside the region, in other free ranges
+        /// (e.g. above 4 GiB), and where those ranges start.
+        pub spilled_layers: u64,
+        pub spill_phys: List<'a, Hex>,
+        pub streamed_layers: u64,
+        /// Bytes of the pinned layers' extents, read once at boot.
+        pub pinned_bytes: u64,
+        /// Bytes of the streamed layers' extents: read from disk every token.
+        pub streamed_bytes_per_token: u64,
         pub layers_repacked: bool,
         pub packed_layers_bytes: u64,
         pub kv_bytes: u64,
@@ -354,13 +371,17 @@ schema! {
         pub attn_frac: f64,
         pub ffn_frac: f64,
         pub barrier_frac: f64,
+        /// Weight bytes read from disk per forward pass of the answer (0
+        /// when resident), and the I/O core's read rate over the answer.
+        pub bytes_per_token: u64,
+        pub io_mib_per_s: f64,
         pub per_core_ms_per_token: List<'a, CoreShare>,
         /// The answer (its first 1.5 KiB).
         pub text: Str<'a>,
     }
     decimals {
         ttft_ms: 1, prefill_ms: 1, decode_ms_median: 2, decode_ms_min: 2, decode_ms_max: 2,
-        stream_wait_frac: 4, attn_frac: 4, ffn_frac: 4, barrier_frac: 4,
+        stream_wait_frac: 4, attn_frac: 4, ffn_frac: 4, barrier_frac: 4, io_mib_per_s: 1,
     }
 
     /// One compute core's milliseconds per decode token.

@@ -65,6 +65,8 @@ fn nested_objects_and_lists() {
         attn_frac: 0.4,
         ffn_frac: 0.5,
         barrier_frac: 0.1,
+        bytes_per_token: 0,
+        io_mib_per_s: 0.0,
         per_core_ms_per_token: shares[..].into(),
         text: " Paris.".into(),
     };

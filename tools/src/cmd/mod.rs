@@ -9,4 +9,5 @@ pub mod perplexity;
 pub mod run;
 pub mod score;
 pub mod sweep;
+pub mod synth;
 pub mod tokenize;

@@ -11,20 +11,21 @@ use crate::pack::{pack, ProgressLine, TypeChoice, TypeRules};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Source GGUF model (tensor types f32, f16, q8_0, q4_1, q4_0).
+    /// Source GGUF model (tensor types f32, f16, bf16, q4_0, q4_1, q5_0,
+    /// q5_1, q8_0, iq4_nl, q2_K, q3_K, q4_K, q5_K, q6_K).
     input: PathBuf,
     /// Output image.
     output: PathBuf,
-    /// Type of the weight matrices: `keep` copies every tensor as it is;
-    /// `q4_0`, `q4_1`, `q8_0` requantize the 2-D weights of the blocks with
-    /// llama.cpp's reference quantizers (norms and other 1-D tensors stay
-    /// as they are).
+    /// Type of the weight matrices: `keep` copies every tensor as it is (any
+    /// source type); `q4_0`, `q4_1`, `q8_0` requantize the 2-D weights of the
+    /// blocks from any source type (dequantized as ggml does, then llama.cpp's
+    /// reference quantizers; norms and other 1-D tensors stay as they are).
     #[arg(long = "type", default_value = "keep")]
     ty: String,
     /// Type of the token embedding and output head: `keep`, `q8_0`, `q4_0`,
     /// `q4_1`, `f16`. Default: `keep` with `--type keep`, else `q8_0` (llama.cpp
-    /// gives the output head more precision, Q6_K, which AXIOM does not run;
-    /// Q8_0 is the closest supported type).
+    /// gives the output head more precision, often Q6_K; pack writes only
+    /// Q4_0/Q4_1/Q8_0/F16, and Q8_0 is the closest of them).
     #[arg(long)]
     embd_type: Option<String>,
     /// Print the extent table as JSON on stdout:

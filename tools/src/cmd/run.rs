@@ -123,7 +123,7 @@ impl clap::Args for InferArgs {
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
             .conflicts_with("disk")
-            .help("GGUF model to pack and boot (cached as ${AXIOM_CACHE:-~/.cache/axiom}/images/<sha256>-v<N>.img) [default with --prompt/--interactive: the default model from tools/fetch-model.sh]");
+            .help("GGUF model to pack and boot: a file, or a name tools/fetch-model.sh knows (smollm2-135m, gemma3-270m), fetched on first use (packed image cached as ${AXIOM_CACHE:-~/.cache/axiom}/images/<sha256>-v<N>.img) [default with --prompt/--interactive: the default model from tools/fetch-model.sh]");
         flagged_keys().fold(cmd.arg(model), |cmd, key| cmd.arg(flag_arg(key)))
     }
 
@@ -161,7 +161,7 @@ pub fn resolve_disk(model: Option<&Path>, disk: Option<&Path>, inference: bool) 
         return Ok(Some(d.to_path_buf()));
     }
     let model = match model {
-        Some(m) => m.to_path_buf(),
+        Some(m) => infer::resolve_model(m)?,
         None if inference => infer::default_model()?,
         None => return Ok(None),
     };
@@ -534,6 +534,8 @@ mod tests {
             attn_frac: 0.3,
             ffn_frac: 0.6,
             barrier_frac: 0.1,
+            bytes_per_token: 0,
+            io_mib_per_s: 0.0,
             per_core_ms_per_token: shares[..].into(),
             text: " Paris.".into(),
         };

@@ -32,7 +32,8 @@ pub struct Args {
     #[arg(long)]
     no_add_special: bool,
     /// Wrap the text as a user message in the model's chat template, ending
-    /// with the assistant prompt.
+    /// with the assistant prompt (a base model without a template:
+    /// `Question: TEXT\nAnswer:`).
     #[arg(long)]
     chat: bool,
     /// Print `[{"id":..,"piece":".."},...]`: each token with the text it
@@ -63,7 +64,7 @@ pub fn main(args: Args) -> Result<i32> {
     let parse_special = !args.no_parse_special;
     let ids = if args.chat {
         let content = String::from_utf8_lossy(&text);
-        let prompt = tok.chat_template()?.render(&[ChatMessage { role: "user", content: &content }], true);
+        let prompt = tok.prompt_template()?.render(&[ChatMessage { role: "user", content: &content }], true);
         tok.encode(&prompt, add_special, true)
     } else {
         tok.encode_bytes(&text, add_special, parse_special)

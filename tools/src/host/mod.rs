@@ -24,7 +24,9 @@ pub use team::HostTeam;
 /// Options shared by `generate`, `score` and `perplexity`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct EngineArgs {
-    /// GGUF model file [default: ${AXIOM_CACHE:-~/.cache/axiom}/models/SmolLM2-135M-Instruct.Q4_1.gguf]
+    /// GGUF model file, or a name tools/fetch-model.sh knows (smollm2-135m,
+    /// gemma3-270m), fetched on first use [default:
+    /// ${AXIOM_CACHE:-~/.cache/axiom}/models/SmolLM2-135M-Instruct.Q4_1.gguf]
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Worker threads [default: the number of CPUs].
@@ -49,7 +51,7 @@ pub struct EngineArgs {
 impl EngineArgs {
     pub fn model_path(&self) -> Result<PathBuf> {
         match &self.model {
-            Some(m) => Ok(m.clone()),
+            Some(m) => axiom_tools::infer::resolve_model(m),
             None => default_model_path(),
         }
     }

@@ -15,7 +15,7 @@
 mod plan;
 mod progress;
 pub mod source;
-mod writer;
+pub(crate) mod writer;
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -28,7 +28,7 @@ use axiom_engine::gguf::{Gguf, MetaValue};
 use axiom_engine::image::PACK_VERSION;
 use axiom_engine::quant;
 
-pub use plan::{TypeChoice, TypeRules, ALIGN};
+pub use plan::{llama_ftype, TypeChoice, TypeRules, ALIGN};
 pub use progress::{PackProgress, ProgressLine};
 use plan::{pad, Extent, Plan};
 use source::GgufFile;

@@ -32,8 +32,17 @@ pub struct TypeRules {
     pub embeddings: TypeChoice,
 }
 
-/// Source types `pack` reads.
-pub const SOURCE_TYPES: [GgmlType; 5] = [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q4_0];
+/// Whether `pack` reads tensors of type `ty`: every type the engine runs
+/// ([`GgmlType::is_supported`]: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+/// IQ4_NL, Q2_K..Q6_K), which it can also requantize from.
+pub fn can_read(ty: GgmlType) -> bool {
+    ty.is_supported()
+}
+
+/// The source types, for messages.
+fn source_type_names() -> String {
+    GgmlType::ALL.iter().filter(|t| can_read(**t)).map(|t| t.name()).collect::<Vec<_>>().join(", ")
+}
 
 /// Which extent a tensor goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,11 +89,13 @@ const LAYER_ORDER: &[&str] = &[
     "attn_output.weight",
     "attn_output.bias",
     "attn_post_norm.weight",
+    "post_attention_norm.weight",
     "ffn_norm.weight",
     "ffn_gate.weight",
     "ffn_up.weight",
     "ffn_down.weight",
     "ffn_post_norm.weight",
+    "post_ffw_norm.weight",
 ];
 const GLOBAL_ORDER: &[&str] = &["token_embd.weight", "output_norm.weight", "output.weight", "rope_freqs.weight"];
 
@@ -135,12 +146,13 @@ fn out_type(t: &TensorInfo<'_>, rules: &TypeRules) -> GgmlType {
 /// Lays out the tensors of `g` for the packed image.
 pub fn plan<'a>(g: &Gguf<'a>, rules: &TypeRules) -> Result<Plan<'a>> {
     for t in g.tensors() {
-        if !SOURCE_TYPES.contains(&t.ty) {
+        if !can_read(t.ty) {
             bail!(
-                "tensor {} has type {}, which pack cannot read (supported source types: f32, f16, q8_0, q4_1, q4_0); \
+                "tensor {} has type {}, which pack cannot read (supported source types: {}); \
                  convert the model with llama.cpp's llama-quantize to one of them first",
                 t.name,
-                t.ty
+                t.ty,
+                source_type_names()
             );
         }
     }

@@ -22,6 +22,20 @@ use std::path::{Path, PathBuf};
 /// The default model's file name, as `tools/fetch-model.sh` caches it.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
+/// Gemma 3 270M (Q4_K_M), as `tools/fetch-model.sh --model gemma3-270m` caches it.
+pub const GEMMA3_MODEL: &str = "gemma-3-270m-q4_k_m.gguf";
+
+/// The models `tools/fetch-model.sh --model NAME` knows: `(NAME, cached file name)`.
+pub const KNOWN_MODELS: &[(&str, &str)] = &[("smollm2-135m", DEFAULT_MODEL), ("gemma3-270m", GEMMA3_MODEL)];
+
+/// The cached file name of the model `tools/fetch-model.sh --model name` fetches.
+pub fn known_model_file(name: &str) -> Option<&'static str> {
+    KNOWN_MODELS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// The synthetic architectures `benchmarks/engine/goldens/synth-models.sh` writes.
+pub const SYNTHETIC_MODELS: &[&str] = &["llama3", "qwen2", "qwen3"];
+
 /// Where a model of the cache lives, `<cache>/models/<file_name>` (which
 /// may not exist yet).
 pub fn model_path(file_name: &str) -> Result<PathBuf, &'static str> {
@@ -96,6 +110,21 @@ pub fn cached_model(file_name: &str) -> PathBuf {
     path
 }
 
+/// The synthetic model `name` (`llama3`, `qwen2`, `qwen3`: tiny F32 models
+/// of those architectures, see `kernel/engine/testdata/synthetic/README.md`)
+/// in the cache, where `benchmarks/engine/goldens/synth-models.sh` writes it
+/// (`tools/setup.sh` runs it), which must exist.
+pub fn synthetic_model(name: &str) -> PathBuf {
+    assert!(SYNTHETIC_MODELS.contains(&name), "unknown synthetic model {name:?} (known: {SYNTHETIC_MODELS:?})");
+    let path = model_path(&format!("synthetic-{name}.gguf")).unwrap_or_else(|why| panic!("{why}"));
+    assert!(
+        path.is_file(),
+        "the synthetic model {} is missing: make it with benchmarks/engine/goldens/synth-models.sh {name} (./tools/test.sh runs tools/setup.sh, which does)",
+        path.display()
+    );
+    path
+}
+
 /// The default model (SmolLM2-135M-Instruct, Q4_1) in the cache.
 pub fn default_model() -> PathBuf {
     cached_model(DEFAULT_MODEL)
@@ -140,6 +169,24 @@ mod tests {
     #[should_panic(expected = "tools/fetch-testdata.sh")]
     fn missing_fetched_testdata_says_how_to_fetch_it() {
         fetched_testdata("vocab/no-such-file");
+    }
+
+    #[test]
+    fn known_models_are_the_fetch_script_names() {
+        let script = read_to_string_lossy(&repo_root().join("tools/fetch-model.sh"));
+        for (name, file) in KNOWN_MODELS {
+            assert!(script.contains(&format!("{name})")) && script.contains(file), "tools/fetch-model.sh lacks {name} -> {file}");
+        }
+        assert_eq!(known_model_file("gemma3-270m"), Some(GEMMA3_MODEL));
+        assert_eq!(known_model_file("nope"), None);
+        let synth = read_to_string_lossy(&repo_root().join("benchmarks/engine/goldens/synth-models.sh"));
+        for name in SYNTHETIC_MODELS {
+            assert!(synth.contains(&format!("[{name}]=")), "synth-models.sh lacks {name}");
+        }
+    }
+
+    fn read_to_string_lossy(p: &Path) -> String {
+        String::from_utf8_lossy(&read(p)).into_owned()
     }
 
     #[test]

@@ -11,6 +11,22 @@ use crate::model::{F32Vector, RopeLayout};
 /// squares in f64, the mean in f32.
 pub fn rmsnorm(out: &mut [f32], x: &[f32], w: F32Vector<'_>, eps: f32) {
     debug_assert_eq!(out.len(), x.len());
+    let scale = rms_scale(x, eps);
+    for ((o, &v), wv) in out.iter_mut().zip(x).zip(w.iter()) {
+        *o = (v * scale) * wv;
+    }
+}
+
+/// [`rmsnorm`] of `x` into itself (the per-head Q/K norms).
+pub fn rmsnorm_in_place(x: &mut [f32], w: F32Vector<'_>, eps: f32) {
+    let scale = rms_scale(x, eps);
+    for (v, wv) in x.iter_mut().zip(w.iter()) {
+        *v = (*v * scale) * wv;
+    }
+}
+
+/// `1 / sqrt(mean(x²) + eps)`.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
     // Four f64 accumulators: independent chains, and f64 keeps the
     // reordering far below f32 rounding.
     let mut acc = [0.0f64; 4];
@@ -25,10 +41,7 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], w: F32Vector<'_>, eps: f32) {
         sum += (v * v) as f64;
     }
     let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / libm::sqrtf(mean + eps);
-    for ((o, &v), wv) in out.iter_mut().zip(x).zip(w.iter()) {
-        *o = (v * scale) * wv;
-    }
+    1.0 / libm::sqrtf(mean + eps)
 }
 
 /// Rotates one head in place by the angles of one position (`table`:
@@ -180,6 +193,25 @@ fn swiglu_impl(g: &mut [f32], u: &[f32]) {
     for (gv, &uv) in g.iter_mut().zip(u) {
         let x = *gv;
         *gv = x / (1.0 + exp(-x)) * uv;
+    }
+}
+
+/// `gelu(g) * u`, the GeGLU gate (Gemma), element-wise into `g`, with
+/// GELU's tanh approximation `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`
+/// written as `x · sigmoid(2·√(2/π)·x·(1 + 0.044715·x²))` (the same function,
+/// without tanh's cancellation; portable and AVX2 builds give the same bits).
+pub fn geglu(k: &Kernels, g: &mut [f32], u: &[f32]) {
+    k.vectorized(|| geglu_impl(g, u))
+}
+
+#[inline(always)]
+fn geglu_impl(g: &mut [f32], u: &[f32]) {
+    const TWO_SQRT_2_OVER_PI: f32 = 1.595_769; // 2·√(2/π), rounded to f32
+    const COEF_A: f32 = 0.044_715;
+    for (gv, &uv) in g.iter_mut().zip(u) {
+        let x = *gv;
+        let y = TWO_SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x);
+        *gv = x / (1.0 + exp(-y)) * uv;
     }
 }
 

@@ -4,15 +4,18 @@
 //! token when decoding: the same code path) at positions `pos..pos + n`:
 //!
 //! ```text
-//! x = embed(tokens)
+//! x = embed(tokens)                    (· sqrt(n_embd): Gemma 3)
 //! for each layer:
 //!     xb = rmsnorm(x) · attn_norm
-//!     q, k, v = xb·Wq, xb·Wk, xb·Wv        (+ biases); RoPE on q and k
+//!     q, k, v = xb·Wq, xb·Wk, xb·Wv        (+ biases); per-head rmsnorm of
+//!                                          q and k (Qwen3, Gemma 3); RoPE on q and k
 //!     k, v -> KV cache at pos..pos+n
 //!     att = softmax(q·kᵀ · scale, causal) · v   per head, grouped K/V heads
-//!     x += att·Wo
+//!                                          (sliding window on Gemma 3's local layers)
+//!     x += att·Wo                          (Gemma 3: x += rmsnorm(att·Wo) · post_attn_norm)
 //!     xb = rmsnorm(x) · ffn_norm
-//!     x += (silu(xb·Wgate) * xb·Wup)·Wdown
+//!     x += (act(xb·Wgate) * xb·Wup)·Wdown  (act: SiLU, or GELU-tanh for Gemma 3;
+//!                                           Gemma 3 post-norms this too)
 //! logits = (rmsnorm(x) · output_norm)·Wout    for the rows asked for
 //! ```
 //!
@@ -148,7 +151,11 @@ fn run<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, batch: &Ba
         seat.barrier();
         pass.attend(layer, scratch); // att = softmax(q·kᵀ · scale) · v, per (token, head)
         seat.barrier();
-        pass.add_projection(&w.wo, &state.att, scratch); // x += att·Wo
+        pass.add_projection(&w.wo, &state.att, scratch); // x += att·Wo (post = att·Wo)
+        if cfg.post_norms {
+            seat.barrier();
+            pass.add_post_norm(w.post_attn_norm, scratch); // x += rmsnorm(post) · post_attn_norm
+        }
         worker.phase_end(Phase::Attention { layer });
         seat.barrier();
 
@@ -156,7 +163,11 @@ fn run<W: Worker + ?Sized>(seat: &Seat<'_, W>, scratch: &mut Scratch, batch: &Ba
         pass.normalize(w.ffn_norm, scratch); // xb = rmsnorm(x) · ffn_norm
         pass.gate_up(&w, scratch); // hb = silu(xb·Wgate) * (xb·Wup)
         seat.barrier();
-        pass.add_projection(&w.w_down, &state.hb, scratch); // x += hb·Wdown
+        pass.add_projection(&w.w_down, &state.hb, scratch); // x += hb·Wdown (post = hb·Wdown)
+        if cfg.post_norms {
+            seat.barrier();
+            pass.add_post_norm(w.post_ffn_norm, scratch); // x += rmsnorm(post) · post_ffn_norm
+        }
         worker.release_layer(layer);
         worker.phase_end(Phase::Ffn { layer });
         seat.barrier();

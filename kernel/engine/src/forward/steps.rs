@@ -16,9 +16,10 @@
 //! | embed | | `x`: rows of its tokens |
 //! | q, k, v | `x` | `q`: its query heads; K and V cache: its kv heads, positions `pos..pos + n` |
 //! | attention | `q`, K and V cache | `att`: its (token, head) pairs |
-//! | output projection | `att` | `x`: its rows of `n_embd` |
+//! | output projection | `att` | `x` (or `post`, with post-norms): its rows of `n_embd` |
+//! | post-norm (Gemma 3) | `post` | `x`: rows of its tokens |
 //! | gate, up | `x` | `hb`: its rows of `n_ff` |
-//! | down projection | `hb` | `x`: its rows of `n_embd` |
+//! | down projection | `hb` | `x` (or `post`): its rows of `n_embd` |
 //! | output head | `x` | `logits`: its rows of the vocabulary |
 //!
 //! (Rows of a matrix are the columns of a token's vector.)
@@ -27,7 +28,7 @@ use core::ops::Range;
 
 use super::{math, Agreed};
 use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
-use crate::model::{F32Vector, LayerWeights, Model, ModelConfig};
+use crate::model::{F32Vector, FfnActivation, LayerWeights, Model, ModelConfig};
 use crate::quant::dequantize_row;
 use crate::state::{Scratch, SharedState, MATMUL_CHUNK_ROWS};
 use crate::team::{Seat, SharedBuf, Worker, ROW_GRANULE};
@@ -68,6 +69,9 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             let x = unsafe { self.state.x.write(t * e..(t + 1) * e) };
             if let Err(err) = dequantize_row(table.ty, table.row(tokens[t] as usize), x) {
                 panic!("embedding row: {err}");
+            }
+            if self.cfg.embd_scale != 1.0 {
+                self.kernels.scale(x, self.cfg.embd_scale);
             }
         }
     }
@@ -125,25 +129,34 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         }
     }
 
-    /// Adds the Q/K/V biases (Qwen2) to this seat's heads and rotates its
-    /// query and key heads by their position (RoPE).
+    /// Adds the Q/K/V biases (Qwen2) to this seat's heads, normalizes its
+    /// query and key heads (Qwen3, Gemma 3) and rotates them by their
+    /// position (RoPE, with the layer's table).
     pub fn add_bias_and_rope(&self, w: &LayerWeights<'_>, heads: &HeadTiles, layer: usize, scratch: &mut Scratch) {
         let (hd, qd, kvd, rot) = (self.cfg.head_dim, self.cfg.q_dim(), self.cfg.kv_dim(), self.cfg.rope.n_rot);
+        let (eps, layout) = (self.cfg.rms_eps, self.cfg.rope.layout);
         let cache = self.cache(layer);
+        let table = &self.state.rope[self.cfg.rope_table_of(layer) * self.state.cfg.n_ctx * rot..];
         for t in 0..self.n {
             let p = self.pos + t;
-            let angles = &self.state.rope[p * rot..(p + 1) * rot];
+            let angles = &table[p * rot..(p + 1) * rot];
             for h in heads.q.clone() {
                 let at = t * qd + h * hd;
                 // SAFETY: phase "q, k, v": query head h of token t is this seat's.
                 let head = unsafe { self.state.q.write(at..at + hd) };
                 add_bias(head, w.bq, h * hd);
-                math::rope(head, angles, self.cfg.rope.layout);
+                if let Some(norm) = w.q_norm {
+                    math::rmsnorm_in_place(head, norm, eps);
+                }
+                math::rope(head, angles, layout);
             }
             for h in heads.k.clone() {
                 let head = &mut scratch.kstage[t * kvd + h * hd..][..hd];
                 add_bias(head, w.bk, h * hd);
-                math::rope(head, angles, self.cfg.rope.layout);
+                if let Some(norm) = w.k_norm {
+                    math::rmsnorm_in_place(head, norm, eps);
+                }
+                math::rope(head, angles, layout);
             }
             for h in heads.v.clone() {
                 let at = cache.value_row(p) + h * hd;
@@ -198,6 +211,10 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             math::attention_scores(k, q, keys, cache.stride, &mut scratch.scores[..lanes]);
             let scores = &mut scratch.scores[..p + 1];
             k.scale(scores, cfg.attn_scale);
+            if let Some(window) = cfg.attention_window(layer) {
+                // Sliding window: positions before p + 1 - window get no weight.
+                scores[..(p + 1).saturating_sub(window)].fill(f32::NEG_INFINITY);
+            }
             math::softmax(k, scores);
             // SAFETY: phase "attention": head h of token t is this seat's pair.
             let out = unsafe { self.state.att.write(t * qd + h * hd..t * qd + (h + 1) * hd) };
@@ -214,11 +231,32 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         // their input (att or hb) and nobody writes it.
         let input = unsafe { input.read(0..self.n * w.cols()) };
         let mut input = Input::new(input, self.n, &mut scratch.acts);
+        let post = self.cfg.post_norms;
         matmul_rows(k, w, input.for_weights(k, w), self.tile(e, ROW_GRANULE), &mut scratch.mm, |t, r0, vals| {
             let at = t * e + r0;
-            // SAFETY: same phases: rows r0.. of token t's x are in this seat's tile.
-            k.add(unsafe { self.state.x.write(at..at + vals.len()) }, vals);
+            if post {
+                // SAFETY: same phases: rows r0.. of token t's post are in this seat's tile.
+                unsafe { self.state.post.write(at..at + vals.len()) }.copy_from_slice(vals);
+            } else {
+                // SAFETY: same phases: rows r0.. of token t's x are in this seat's tile.
+                k.add(unsafe { self.state.x.write(at..at + vals.len()) }, vals);
+            }
         });
+    }
+
+    /// With post-norms (Gemma 3): `x += rmsnorm(post) · weight` for this
+    /// seat's tokens, `post` being what [`Self::add_projection`] left there.
+    pub fn add_post_norm(&self, weight: Option<F32Vector<'_>>, scratch: &mut Scratch) {
+        let (e, k) = (self.cfg.n_embd, &self.kernels);
+        let Some(weight) = weight else { return };
+        for t in self.tile(self.n, 1) {
+            let out = &mut scratch.xb[..e];
+            // SAFETY: phase "post-norm": post is only read; row t of x is this seat's token.
+            unsafe {
+                math::rmsnorm(out, self.state.post.read(t * e..(t + 1) * e), weight, self.cfg.rms_eps);
+                k.add(self.state.x.write(t * e..(t + 1) * e), out);
+            }
+        }
     }
 
     /// `hb = silu(xb·Wgate) * (xb·Wup)` for this seat's rows of `n_ff`.
@@ -234,7 +272,11 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             k.matmul(w.w_up, input.for_weights(k, &w.w_up), r0..r1, &mut scratch.mm2[..n * len]);
             for t in 0..n {
                 let gate = &mut scratch.mm[t * len..(t + 1) * len];
-                math::swiglu(k, gate, &scratch.mm2[t * len..(t + 1) * len]);
+                let up = &scratch.mm2[t * len..(t + 1) * len];
+                match self.cfg.ffn_act {
+                    FfnActivation::Silu => math::swiglu(k, gate, up),
+                    FfnActivation::GeluTanh => math::geglu(k, gate, up),
+                }
                 // SAFETY: phase "gate, up": rows r0..r1 of token t's hb are in this seat's tile.
                 unsafe { self.state.hb.write(t * ff + r0..t * ff + r1) }.copy_from_slice(gate);
             }

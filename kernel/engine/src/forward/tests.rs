@@ -38,9 +38,35 @@ struct Spec {
     /// Llama 3 per-dimension RoPE frequency factors (`rope_freqs.weight`).
     freqs: bool,
     ty: GgmlType,
+    /// `attention.key_length` (0: n_embd / n_heads, no key written).
+    head_dim: usize,
+    /// `rope.freq_base`.
+    base: f32,
+    /// `attention.sliding_window` (0: none written).
+    window: usize,
+    /// An architecture tensor left out (`blk.L.NAME.weight` of the last layer), for error tests.
+    omit: &'static str,
 }
 
-const BASE: Spec = Spec { arch: "llama", layers: 2, embd: 64, ff: 96, heads: 4, kv_heads: 2, vocab: 40, n_rot: 16, scale: 1.0, tied: true, biases: false, freqs: false, ty: GgmlType::F32 };
+const BASE: Spec = Spec {
+    arch: "llama",
+    layers: 2,
+    embd: 64,
+    ff: 96,
+    heads: 4,
+    kv_heads: 2,
+    vocab: 40,
+    n_rot: 16,
+    scale: 1.0,
+    tied: true,
+    biases: false,
+    freqs: false,
+    ty: GgmlType::F32,
+    head_dim: 0,
+    base: 10000.0,
+    window: 0,
+    omit: "",
+};
 
 struct Lcg(u64);
 
@@ -51,6 +77,15 @@ impl Lcg {
     }
     fn vec(&mut self, n: usize, amp: f32) -> Vec<f32> {
         (0..n).map(|_| self.next() * amp).collect()
+    }
+}
+
+/// `v` encoded as `ty` where the engine has a quantizer for it; otherwise
+/// random blocks of `ty` with small scales (the matmul tests' generator).
+fn encode_or_random(ty: GgmlType, v: &[f32], cols: usize, rng: &mut crate::quant::tests::Rng) -> Vec<u8> {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => encode(ty, v, cols),
+        _ => crate::matmul::tests::random_matrix(rng, ty, v.len() / cols, cols),
     }
 }
 
@@ -65,7 +100,8 @@ fn encode(ty: GgmlType, v: &[f32], cols: usize) -> Vec<u8> {
 
 fn build(spec: &Spec, seed: u64) -> Vec<u8> {
     let mut rng = Lcg(seed);
-    let hd = spec.embd / spec.heads;
+    let hd = if spec.head_dim == 0 { spec.embd / spec.heads } else { spec.head_dim };
+    let arch = crate::model::Arch::from_name(spec.arch).unwrap();
     let (q, kv) = (spec.heads * hd, spec.kv_heads * hd);
     let a = spec.arch;
     let mut b = GgufBuilder::new(3);
@@ -77,20 +113,28 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
     b.kv_u32(&format!("{a}.attention.head_count"), spec.heads as u32);
     b.kv_u32(&format!("{a}.attention.head_count_kv"), spec.kv_heads as u32);
     b.kv_f32(&format!("{a}.attention.layer_norm_rms_epsilon"), 1e-5);
-    b.kv_f32(&format!("{a}.rope.freq_base"), 10000.0);
+    b.kv_f32(&format!("{a}.rope.freq_base"), spec.base);
+    if spec.head_dim != 0 {
+        b.kv_u32(&format!("{a}.attention.key_length"), hd as u32);
+        b.kv_u32(&format!("{a}.attention.value_length"), hd as u32);
+    }
+    if spec.window != 0 {
+        b.kv_u32(&format!("{a}.attention.sliding_window"), spec.window as u32);
+    }
     b.kv_u32(&format!("{a}.rope.dimension_count"), spec.n_rot as u32);
     if spec.scale != 1.0 {
         b.kv_str(&format!("{a}.rope.scaling.type"), "linear");
         b.kv_f32(&format!("{a}.rope.scaling.factor"), spec.scale);
     }
+    let mut blocks = crate::quant::tests::Rng::new(seed);
     let mut matrix = |b: &mut GgufBuilder, name: &str, cols: usize, rows: usize, amp: f32| {
         let v = rng.vec(cols * rows, amp);
-        b.tensor_raw(name, &[cols as u64, rows as u64], spec.ty, &encode(spec.ty, &v, cols));
+        b.tensor_raw(name, &[cols as u64, rows as u64], spec.ty, &encode_or_random(spec.ty, &v, cols, &mut blocks));
     };
     let emb_ty = spec.ty;
     let mut r2 = Lcg(seed ^ 0x55);
     let emb = r2.vec(spec.embd * spec.vocab, 1.0);
-    b.tensor_raw("token_embd.weight", &[spec.embd as u64, spec.vocab as u64], emb_ty, &encode(emb_ty, &emb, spec.embd));
+    b.tensor_raw("token_embd.weight", &[spec.embd as u64, spec.vocab as u64], emb_ty, &encode_or_random(emb_ty, &emb, spec.embd, &mut crate::quant::tests::Rng::new(seed ^ 0x55)));
     for l in 0..spec.layers {
         let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
         b.tensor_f32(&format!("blk.{l}.attn_norm.weight"), &[spec.embd as u64], &norm);
@@ -102,6 +146,18 @@ fn build(spec: &Spec, seed: u64) -> Vec<u8> {
             b.tensor_f32(&format!("blk.{l}.attn_q.bias"), &[q as u64], &r2.vec(q, 0.5));
             b.tensor_f32(&format!("blk.{l}.attn_k.bias"), &[kv as u64], &r2.vec(kv, 0.5));
             b.tensor_f32(&format!("blk.{l}.attn_v.bias"), &[kv as u64], &r2.vec(kv, 0.5));
+        }
+        if arch.has_qk_norm() {
+            for name in ["attn_q_norm", "attn_k_norm"].into_iter().filter(|n| !(*n == spec.omit && l + 1 == spec.layers)) {
+                let norm: Vec<f32> = r2.vec(hd, 0.35).iter().map(|x| 1.0 + x).collect();
+                b.tensor_f32(&format!("blk.{l}.{name}.weight"), &[hd as u64], &norm);
+            }
+        }
+        if arch.has_post_norms() {
+            for name in ["post_attention_norm", "post_ffw_norm"].into_iter().filter(|n| !(*n == spec.omit && l + 1 == spec.layers)) {
+                let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
+                b.tensor_f32(&format!("blk.{l}.{name}.weight"), &[spec.embd as u64], &norm);
+            }
         }
         let norm: Vec<f32> = r2.vec(spec.embd, 0.3).iter().map(|x| 1.0 + x).collect();
         b.tensor_f32(&format!("blk.{l}.ffn_norm.weight"), &[spec.embd as u64], &norm);
@@ -216,6 +272,56 @@ fn rope_frequency_factors_match_reference() {
     check_against_reference(Spec { freqs: true, n_rot: 8, scale: 2.0, ..BASE });
 }
 
+/// Qwen 3: per-head Q/K RMSNorm before RoPE, head size != n_embd / n_heads.
+#[test]
+fn qwen3_qk_norms_match_reference() {
+    check_against_reference(Spec { arch: "qwen3", head_dim: 24, n_rot: 24, ..BASE });
+    check_against_reference(Spec { arch: "qwen3", tied: false, kv_heads: 1, ..BASE });
+}
+
+/// Gemma 3: scaled embeddings, Q/K norms, post-norms, GELU, and sliding
+/// windows shorter than the tokens on five layers of six, whose RoPE base
+/// (10,000) differs from the global layer's.
+const GEMMA3: Spec = Spec { arch: "gemma3", layers: 6, heads: 4, kv_heads: 1, head_dim: 32, n_rot: 32, base: 1e6, window: 4, ..BASE };
+
+#[test]
+fn gemma3_matches_reference() {
+    check_against_reference(GEMMA3);
+    check_against_reference(Spec { window: 0, ..GEMMA3 });
+    check_against_reference(Spec { tied: false, layers: 7, ff: 32, scale: 8.0, ..GEMMA3 });
+}
+
+#[test]
+fn gemma3_sliding_window_and_local_rope_change_the_logits() {
+    let (with, without) = (build(&GEMMA3, 42), build(&Spec { window: 0, ..GEMMA3 }, 42));
+    let (a, b) = (run(&with, &TOKENS, 1, 4, Isa::Scalar), run(&without, &TOKENS, 1, 4, Isa::Scalar));
+    // The first positions see no more than the window either way.
+    let differs = |p: usize| a[p].iter().zip(&b[p]).any(|(x, y)| x != y);
+    assert!(differs(1), "the local layers' RoPE base must differ from the global one");
+    assert!(differs(10), "the window must cut the last position's attention");
+    let g = Gguf::parse(&with).unwrap();
+    let cfg = crate::model::ModelConfig::from_gguf(&g).unwrap();
+    let windows: Vec<Option<usize>> = (0..6).map(|l| cfg.attention_window(l)).collect();
+    assert_eq!(windows, [Some(4), Some(4), Some(4), Some(4), Some(4), None]);
+    assert_eq!(cfg.rope_of(0).freq_base, 10000.0);
+    assert_eq!(cfg.rope_of(5).freq_base, 1e6);
+    assert_eq!(cfg.embd_scale, 8.0);
+}
+
+/// A file of an architecture that lacks one of its norms: a clear error
+/// naming the architecture and the tensor, no panic.
+#[test]
+fn missing_architecture_norms_are_named() {
+    for (arch, omit, layers) in [("gemma3", "post_ffw_norm", 6), ("gemma3", "attn_k_norm", 6), ("qwen3", "attn_q_norm", 2)] {
+        let bytes = build(&Spec { arch, omit, layers, ..GEMMA3 }, 1);
+        let g = Gguf::parse(&bytes).unwrap();
+        let err = Model::from_gguf(&g, Kernels::for_isa(Isa::Scalar).unwrap()).err().expect("a missing norm must be refused");
+        let msg = format!("{err}");
+        let tensor = format!("blk.{}.{omit}.weight", layers - 1);
+        assert!(msg.contains(&format!("{arch:?}")) && msg.contains(&tensor), "{arch}: {msg}");
+    }
+}
+
 #[test]
 fn neox_with_biases_matches_reference() {
     check_against_reference(Spec { arch: "qwen2", biases: true, tied: false, ..BASE });
@@ -225,8 +331,11 @@ fn neox_with_biases_matches_reference() {
 /// Logits with `isa`'s kernels are the scalar single-worker ones, bit for
 /// bit, for any worker count, prefill batch and weight layout.
 fn bit_identical_across_workers_batches_and_layouts(isa: Isa) {
-    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16] {
-        let bytes = build(&Spec { ty, heads: 8, kv_heads: 2, embd: 128, ff: 160, ..BASE }, 7);
+    let gemma3 = Spec { ty: GgmlType::Q8_0, embd: 128, ff: 160, window: 3, ..GEMMA3 };
+    let qwen3 = Spec { arch: "qwen3", ty: GgmlType::Q4_0, heads: 8, embd: 128, head_dim: 32, n_rot: 32, ff: 160, ..BASE };
+    let specs = [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16].map(|ty| Spec { ty, heads: 8, kv_heads: 2, embd: 128, ff: 160, ..BASE });
+    for spec in specs.into_iter().chain([gemma3, qwen3]) {
+        let (ty, bytes) = (spec.ty, build(&spec, 7));
         let want = run(&bytes, &TOKENS, 1, 11, Isa::Scalar);
         for (workers, batch) in [(1, 11), (2, 11), (3, 3), (4, 1), (4, 5)] {
             for packed in [false, true] {
@@ -243,6 +352,50 @@ fn bit_identical_across_workers_batches_and_layouts(isa: Isa) {
 #[test]
 fn scalar_results_are_bit_identical_across_workers_batches_and_layouts() {
     bit_identical_across_workers_batches_and_layouts(Isa::Scalar);
+}
+
+/// The block types beyond Q4/Q8 (Q5_0, Q5_1, IQ4_NL, the K-quants, BF16) in
+/// a whole model, 256 wide so that K-quant rows are whole super-blocks: logits
+/// are finite and bit-identical to the scalar single-worker ones for `isa`,
+/// any worker count, prefill batch and layout (these types stay in ggml's
+/// layout when the others are packed).
+fn new_types_bit_identical(isa: Isa) {
+    use GgmlType as T;
+    for ty in [T::Q5_0, T::Q5_1, T::IQ4_NL, T::Q2_K, T::Q3_K, T::Q4_K, T::Q5_K, T::Q6_K, T::BF16] {
+        let bytes = build(&Spec { ty, heads: 8, kv_heads: 2, embd: 256, ff: 512, ..BASE }, 7);
+        let want = run(&bytes, &TOKENS, 1, 11, Isa::Scalar);
+        assert!(want.iter().flatten().all(|v| v.is_finite()), "{ty}: non-finite logits");
+        for (workers, batch, packed) in [(1, 11, false), (2, 11, true), (3, 3, false), (4, 5, true)] {
+            let got = run_with(&bytes, &TOKENS, workers, batch, isa, packed);
+            assert!(
+                want.iter().flatten().zip(got.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{ty}: {workers} workers, batch {batch}, {isa}, packed {packed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn new_types_scalar_results_are_bit_identical_across_workers_and_batches() {
+    new_types_bit_identical(Isa::Scalar);
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx2), ignore = "this machine lacks AVX2+FMA+F16C")]
+fn new_types_avx2_results_are_bit_identical_to_scalar() {
+    new_types_bit_identical(isa_kernels(Isa::Avx2).isa());
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx512), ignore = "this machine lacks AVX-512 F/BW/VL")]
+fn new_types_avx512_results_are_bit_identical_to_scalar() {
+    new_types_bit_identical(isa_kernels(Isa::Avx512).isa());
+}
+
+#[test]
+#[cfg_attr(not(axiom_cpu_avx512vnni), ignore = "this machine lacks AVX-512 VNNI")]
+fn new_types_avx512vnni_results_are_bit_identical_to_scalar() {
+    new_types_bit_identical(isa_kernels(Isa::Avx512Vnni).isa());
 }
 
 #[test]

@@ -38,8 +38,11 @@ pub enum GgufError {
     /// A known GGML type this engine has no kernels for.
     UnsupportedTensorType { tensor: String, ty: GgmlType },
     /// A tensor whose dimensions are impossible (0 or > 4 dims, a zero or
-    /// overflowing extent, a row that is not a whole number of blocks).
+    /// overflowing extent).
     BadTensorShape { tensor: String, reason: &'static str },
+    /// A tensor whose rows (`ne[0]` elements) are not a whole number of its
+    /// type's blocks (e.g. a K-quant row that is not a multiple of 256).
+    RaggedTensorRow { tensor: String, ty: GgmlType, row: u64 },
     /// Tensor data that is not aligned to `general.alignment`.
     MisalignedTensor { tensor: String, offset: u64, alignment: u64 },
     /// Tensor data that runs past the end of the file.
@@ -54,6 +57,8 @@ pub enum GgufError {
     /// A model feature this engine does not implement (e.g. YaRN RoPE scaling).
     UnsupportedFeature { what: String },
     MissingTensor { name: String },
+    /// A tensor the model's architecture needs (e.g. Gemma 3's post-norms).
+    MissingArchTensor { arch: &'static str, name: String },
     ShapeMismatch { tensor: String, expected: [u64; 4], expected_dims: u8, found: [u64; 4], found_dims: u8 },
     /// Layer bytes handed to a layout that do not match its extent.
     ExtentMismatch { what: &'static str, expected: u64, found: u64 },
@@ -99,9 +104,14 @@ impl fmt::Display for GgufError {
             UnknownTensorType { tensor, id } => write!(f, "corrupt GGUF file: tensor {tensor:?} has unknown type id {id}"),
             UnsupportedTensorType { tensor, ty } => write!(
                 f,
-                "unsupported type {ty} in tensor {tensor}; convert with `cargo axiom pack --type q4_0|q4_1|q8_0` (supported: f32, f16, q4_0, q4_1, q8_0)"
+                "unsupported type {ty} in tensor {tensor}; convert with `cargo axiom pack --type q4_0|q4_1|q8_0` (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, iq4_nl, q2_K, q3_K, q4_K, q5_K, q6_K)"
             ),
             BadTensorShape { tensor, reason } => write!(f, "corrupt GGUF file: tensor {tensor:?} has a bad shape: {reason}"),
+            RaggedTensorRow { tensor, ty, row } => write!(
+                f,
+                "corrupt GGUF file: tensor {tensor:?} has rows of {row} elements, which is not a whole number of {ty} blocks of {}",
+                ty.block_elems()
+            ),
             MisalignedTensor { tensor, offset, alignment } => write!(
                 f,
                 "corrupt GGUF file: tensor {tensor:?} data offset {offset} is not a multiple of the alignment {alignment}"
@@ -120,6 +130,7 @@ impl fmt::Display for GgufError {
             ),
             UnsupportedFeature { what } => write!(f, "unsupported model feature: {what}"),
             MissingTensor { name } => write!(f, "model lacks the tensor {name:?}"),
+            MissingArchTensor { arch, name } => write!(f, "model architecture {arch:?} needs the tensor {name:?}, which the file lacks"),
             ShapeMismatch { tensor, expected, expected_dims, found, found_dims } => {
                 write!(f, "tensor {tensor:?} has shape ")?;
                 write_shape(f, found, *found_dims)?;

@@ -378,7 +378,7 @@ fn read_tensor_info<'a>(cur: &mut Cursor<'a>, alignment: u64) -> Result<TensorIn
         return Err(shape_err("the element count overflows"));
     };
     let ty = GgmlType::from_id(type_id).ok_or_else(|| GgufError::UnknownTensorType { tensor: name.to_string(), id: type_id })?;
-    let row_bytes = ty.row_bytes(dims[0]).ok_or_else(|| shape_err("the row length is not a whole number of the type's blocks"))?;
+    let row_bytes = ty.row_bytes(dims[0]).ok_or_else(|| GgufError::RaggedTensorRow { tensor: String::from(name), ty, row: dims[0] })?;
     let size = row_bytes
         .checked_mul(dims[1])
         .and_then(|s| s.checked_mul(dims[2]))

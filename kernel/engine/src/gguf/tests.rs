@@ -144,17 +144,46 @@ fn tensor_errors_are_typed() {
     assert!(Gguf::parse(&build(&[4], 0, 0, 16)).is_ok());
     assert!(matches!(Gguf::parse(&build(&[4], 12345, 0, 16)), Err(GgufError::UnknownTensorType { id: 12345, .. })));
     assert!(matches!(Gguf::parse(&build(&[0], 0, 0, 16)), Err(GgufError::BadTensorShape { .. })));
-    assert!(matches!(Gguf::parse(&build(&[33], 2, 0, 64)), Err(GgufError::BadTensorShape { .. })));
+    assert!(matches!(Gguf::parse(&build(&[33], 2, 0, 64)), Err(GgufError::RaggedTensorRow { row: 33, .. })));
     assert!(matches!(Gguf::parse(&build(&[1 << 40, 1 << 40], 0, 0, 16)), Err(GgufError::BadTensorShape { .. })));
     assert!(matches!(Gguf::parse(&build(&[8], 0, 0, 16)), Err(GgufError::TensorOutOfBounds { .. })));
     assert!(matches!(Gguf::parse(&build(&[4], 0, 4, 16)), Err(GgufError::MisalignedTensor { .. })));
     assert!(matches!(Gguf::parse(&build(&[4], 0, 1 << 62, 16)), Err(GgufError::TensorOutOfBounds { .. })));
-    // A K-quant parses (tools can inspect and convert it) but is not supported.
-    let q4k = build(&[256], GgmlType::Q4_K.id(), 0, 144);
-    let g = Gguf::parse(&q4k).unwrap();
+    // An IQ type parses (tools can inspect it) but is not supported.
+    let iq2 = build(&[256], GgmlType::IQ2_XS.id(), 0, 74);
+    let g = Gguf::parse(&iq2).unwrap();
     let err = g.tensors()[0].check_supported().unwrap_err();
     let msg = alloc::format!("{err}");
-    assert!(msg.contains("unsupported type q4_K in tensor t; convert with `cargo axiom pack --type"), "{msg}");
+    assert!(msg.contains("unsupported type iq2_xs in tensor t; convert with `cargo axiom pack --type"), "{msg}");
+    // The K-quants, Q5_0/Q5_1, IQ4_NL and BF16 are supported.
+    for (ty, bytes) in [(GgmlType::Q4_K, 144), (GgmlType::Q6_K, 210), (GgmlType::Q2_K, 84), (GgmlType::Q5_0, 8 * 22), (GgmlType::BF16, 512)] {
+        let file = build(&[256], ty.id(), 0, bytes);
+        let g = Gguf::parse(&file).unwrap();
+        g.tensors()[0].check_supported().unwrap();
+    }
+}
+
+/// K-quant tensors that do not fit their super-blocks: a row length that is
+/// not a multiple of 256, and data that ends inside the last super-block.
+#[test]
+fn bad_k_quant_tensors_are_clear_errors() {
+    let build = |dims: &[u64], ty: u32, data: usize| {
+        let mut b = GgufBuilder::new(3);
+        b.tensor_custom("t", dims, ty, 0, &vec![0u8; data]);
+        b.finish()
+    };
+    for (ty, bytes) in [(GgmlType::Q4_K, 144), (GgmlType::Q5_K, 176), (GgmlType::Q6_K, 210), (GgmlType::Q3_K, 110), (GgmlType::Q2_K, 84)] {
+        // 576 columns (SmolLM2's width) is 2.25 super-blocks.
+        let err = Gguf::parse(&build(&[576, 2], ty.id(), 4 * bytes)).unwrap_err();
+        assert!(matches!(err, GgufError::RaggedTensorRow { row: 576, .. }), "{ty}: {err:?}");
+        let msg = alloc::format!("{err}");
+        assert!(msg.contains(&alloc::format!("rows of 576 elements, which is not a whole number of {ty} blocks of 256")), "{ty}: {msg}");
+        // Two rows of 512 need 4 super-blocks; the file ends one byte into the last.
+        let err = Gguf::parse(&build(&[512, 2], ty.id(), 3 * bytes + 1)).unwrap_err();
+        assert!(matches!(err, GgufError::TensorOutOfBounds { .. }), "{ty}: {err:?}");
+        let msg = alloc::format!("{err}");
+        assert!(msg.starts_with("truncated GGUF file: tensor \"t\" occupies bytes"), "{ty}: {msg}");
+    }
 }
 
 #[test]

@@ -22,8 +22,19 @@ use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
 use crate::quant::{round_f16, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 
+/// Which AVX-512 instructions a ggml-layout matmul may use (`super::avx2_kquants::group_vnni`).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Wide {
+    /// AVX2 only.
+    No,
+    /// AVX-512 F/BW/VL.
+    Avx512(super::avx512::Avx512),
+    /// AVX-512 with VNNI.
+    Vnni(super::avx512::Avx512Vnni),
+}
+
 /// Output rows per group.
-const GROUP: usize = 8;
+pub(super) const GROUP: usize = 8;
 
 /// Proof that this CPU runs AVX2, FMA and F16C with their register state
 /// enabled: made only by [`Avx2::detect`].
@@ -44,13 +55,15 @@ impl Avx2 {
         unsafe { quantize_q8(x, out) }
     }
 
-    /// [`super::Kernels::matmul`] on ggml's layout.
-    pub(super) fn matmul(self, w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+    /// [`super::Kernels::matmul`] on ggml's layout; `wide` (the AVX-512
+    /// paths) runs the 512-bit kernels of the types that have them.
+    pub(super) fn matmul(self, w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32], wide: Wide) {
         check_shapes(&Matrix::Ggml(*w), acts, &rows, out);
-        // SAFETY: `self` proves the CPU features; `check_shapes` checked
-        // that the rows lie inside `w.data` and that `acts` holds `w.cols`
-        // values per token, which bounds every raw load.
-        unsafe { matmul(w, acts, rows, out) }
+        // SAFETY: `self` (and `wide`'s capability value) proves the CPU
+        // features; `check_shapes` checked that the rows lie inside `w.data`
+        // and that `acts` holds `w.cols` values per token, which bounds every
+        // raw load.
+        unsafe { matmul(w, acts, rows, out, wide) }
     }
 
     /// [`super::vector::dot_f32`]'s result. Panics if the lengths differ.
@@ -180,13 +193,17 @@ fn hsum_ps(v: __m256) -> f32 {
 // ------------------------------------------------------------------ matmul
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn matmul(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+unsafe fn matmul(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32], wide: Wide) {
     match w.ty {
         GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
             // SAFETY: forwarded precondition (AVX2+FMA+F16C); shapes validated by Kernels::matmul.
-            unsafe { matmul_quant(w, acts, rows, out) }
+            unsafe { matmul_quant(w, acts, rows, out, wide) }
         }
-        GgmlType::F32 | GgmlType::F16 => {
+        GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL | GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
+            // SAFETY: forwarded precondition (AVX2+FMA+F16C, and `wide`'s); shapes validated by Kernels::matmul.
+            unsafe { matmul_quant(w, acts, rows, out, wide) }
+        }
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {
             let n = rows.len();
             for r in rows.clone() {
                 let row = w.row(r);
@@ -206,14 +223,17 @@ enum Quant {
     Q4_0,
     Q4_1,
     Q8_0,
+    /// The types of [`super::avx2_kquants`].
+    More(GgmlType),
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn matmul_quant(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
+unsafe fn matmul_quant(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32], wide: Wide) {
     let quant = match w.ty {
         GgmlType::Q4_0 => Quant::Q4_0,
         GgmlType::Q4_1 => Quant::Q4_1,
-        _ => Quant::Q8_0,
+        GgmlType::Q8_0 => Quant::Q8_0,
+        ty => Quant::More(ty),
     };
     let n = rows.len();
     let rb = w.row_bytes();
@@ -227,7 +247,26 @@ unsafe fn matmul_quant(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out:
             // SAFETY: r < w.rows and data holds rows * rb bytes (validated).
             unsafe { base.add(r * rb) }
         });
-        for t in 0..acts.batch {
+        // Prefill: the types with tile kernels decode each weight block once
+        // for up to TILE tokens (the same per-token operations, so the same bits).
+        let mut t = 0;
+        if let Quant::More(ty) = quant {
+            if acts.batch > 1 && super::avx2_kquants::has_tile(ty) {
+                while t < acts.batch {
+                    let nt = (acts.batch - t).min(super::avx2_kquants::TILE);
+                    // SAFETY: as below; tokens t..t + nt exist.
+                    let vs = unsafe { super::avx2_kquants::tile(ty, &ptrs, acts, t, nt) };
+                    for (k, v) in vs.iter().take(nt).enumerate() {
+                        let mut lanes = [0.0f32; GROUP];
+                        // SAFETY: lanes has room for 8 floats.
+                        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+                        out[(t + k) * n + (start - rows.start)..][..count].copy_from_slice(&lanes[..count]);
+                    }
+                    t += nt;
+                }
+            }
+        }
+        for t in t..acts.batch {
             // SAFETY: each pointer addresses a full row of w.cols / 32 blocks;
             // the activation slices hold w.cols quants and cols/32 scales.
             let v = unsafe {
@@ -235,6 +274,11 @@ unsafe fn matmul_quant(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out:
                     Quant::Q4_0 => group_q4_0(&ptrs, acts, t),
                     Quant::Q4_1 => group_q4_1(&ptrs, acts, t),
                     Quant::Q8_0 => group_q8_0(&ptrs, acts, t),
+                    Quant::More(ty) => match wide {
+                        Wide::No => super::avx2_kquants::group(ty, &ptrs, acts, t),
+                        Wide::Avx512(_) => super::avx2_kquants::group(ty, &ptrs, acts, t),
+                        Wide::Vnni(_) => super::avx2_kquants::group_vnni(ty, &ptrs, acts, t),
+                    },
                 }
             };
             let mut lanes = [0.0f32; GROUP];
@@ -251,7 +295,7 @@ unsafe fn matmul_quant(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out:
 /// (low nibbles are elements 0..16, high nibbles 16..32).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn unpack_nibbles(p: *const u8) -> __m256i {
+pub(super) unsafe fn unpack_nibbles(p: *const u8) -> __m256i {
     // SAFETY: caller guarantees 16 readable bytes at p.
     let q = unsafe { _mm_loadu_si128(p as *const __m128i) };
     let both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
@@ -262,7 +306,7 @@ unsafe fn unpack_nibbles(p: *const u8) -> __m256i {
 /// (lane i = sum of all lanes of v[i]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn reduce8(v: &[__m256i; 8]) -> __m256i {
+pub(super) fn reduce8(v: &[__m256i; 8]) -> __m256i {
     let h01 = _mm256_hadd_epi32(v[0], v[1]);
     let h23 = _mm256_hadd_epi32(v[2], v[3]);
     let h45 = _mm256_hadd_epi32(v[4], v[5]);
@@ -280,7 +324,7 @@ fn reduce8(v: &[__m256i; 8]) -> __m256i {
 /// about `8 * b * block_bytes` of it.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn prefetch_rows(ptrs: &[*const u8; GROUP], b: usize, block_bytes: usize) {
+pub(super) fn prefetch_rows(ptrs: &[*const u8; GROUP], b: usize, block_bytes: usize) {
     prefetch_ahead(
         ptrs[0].wrapping_add(GROUP * b * block_bytes),
         (GROUP * block_bytes).div_ceil(64),
@@ -290,7 +334,7 @@ fn prefetch_rows(ptrs: &[*const u8; GROUP], b: usize, block_bytes: usize) {
 /// The 8 rows' f16 values at byte offset `off` of their block `b`, as f32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn gather_f16(ptrs: &[*const u8; GROUP], at: usize) -> __m256 {
+pub(super) unsafe fn gather_f16(ptrs: &[*const u8; GROUP], at: usize) -> __m256 {
     // SAFETY: caller guarantees 2 readable bytes at ptrs[i] + at.
     let h: [i16; GROUP] = core::array::from_fn(|i| unsafe { (ptrs[i].add(at) as *const i16).read_unaligned() });
     _mm256_cvtph_ps(_mm_setr_epi16(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]))
@@ -373,7 +417,7 @@ unsafe fn group_q8_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
     acc
 }
 
-/// One F32 or F16 row against float activations, in [`super::vector::dot_f32`]'s order.
+/// One F32, F16 or BF16 row against float activations, in [`super::vector::dot_f32`]'s order.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_row_f(ty: GgmlType, row: *const u8, b: &[f32]) -> f32 {
     let load = |i: usize| -> __m256 {
@@ -381,6 +425,9 @@ unsafe fn dot_row_f(ty: GgmlType, row: *const u8, b: &[f32]) -> f32 {
         unsafe {
             if ty == GgmlType::F16 {
                 _mm256_cvtph_ps(_mm_loadu_si128(row.add(2 * i) as *const __m128i))
+            } else if ty == GgmlType::BF16 {
+                let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(row.add(2 * i) as *const __m128i));
+                _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
             } else {
                 _mm256_loadu_ps(row.add(4 * i) as *const f32)
             }
@@ -391,6 +438,8 @@ unsafe fn dot_row_f(ty: GgmlType, row: *const u8, b: &[f32]) -> f32 {
         unsafe {
             if ty == GgmlType::F16 {
                 crate::quant::f16_to_f32((row.add(2 * i) as *const u16).read_unaligned())
+            } else if ty == GgmlType::BF16 {
+                crate::quant::kquants::bf16_to_f32((row.add(2 * i) as *const u16).read_unaligned())
             } else {
                 (row.add(4 * i) as *const f32).read_unaligned()
             }

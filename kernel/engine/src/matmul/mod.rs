@@ -43,6 +43,9 @@ pub mod vector;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
+mod avx2_kquants;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod avx2_packed;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
@@ -301,9 +304,11 @@ pub enum ActKind {
     F32,
     /// f32 values rounded through f16 (for F16 weights, as ggml does).
     F16,
-    /// Q8_0 blocks (for Q4_0 and Q8_0 weights).
+    /// f32 values rounded through bf16 (for BF16 weights, as ggml does).
+    BF16,
+    /// Q8_0 blocks (for Q4_0, Q5_0, Q8_0, IQ4_NL and K-quant weights).
     Q8_0,
-    /// Q8_1 blocks (for Q4_1 weights).
+    /// Q8_1 blocks (for Q4_1 and Q5_1 weights).
     Q8_1,
 }
 
@@ -313,8 +318,12 @@ impl ActKind {
         match ty {
             GgmlType::F32 => Some(ActKind::F32),
             GgmlType::F16 => Some(ActKind::F16),
-            GgmlType::Q4_0 | GgmlType::Q8_0 => Some(ActKind::Q8_0),
-            GgmlType::Q4_1 => Some(ActKind::Q8_1),
+            GgmlType::BF16 => Some(ActKind::BF16),
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::IQ4_NL => Some(ActKind::Q8_0),
+            // The K-quants use the same per-32 Q8_0 activations (ggml uses
+            // per-256 Q8_K, which is coarser); see the module comment.
+            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => Some(ActKind::Q8_0),
+            GgmlType::Q4_1 | GgmlType::Q5_1 => Some(ActKind::Q8_1),
             _ => None,
         }
     }
@@ -542,6 +551,11 @@ impl Kernels {
                     *o = round_f16(v);
                 }
             }
+            ActKind::BF16 => {
+                for (o, &v) in out.f.iter_mut().zip(x) {
+                    *o = crate::quant::kquants::round_bf16(v);
+                }
+            }
             ActKind::Q8_0 | ActKind::Q8_1 => {
                 assert!(cols.is_multiple_of(QK), "{cols} columns is not a whole number of blocks");
                 self.quantize_q8(x, out);
@@ -584,7 +598,11 @@ impl Kernels {
             (Path::Scalar, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
             (Path::Scalar, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]
-            (Path::Avx2(simd) | Path::Avx512(simd, _) | Path::Avx512Vnni(simd, _), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out),
+            (Path::Avx2(simd), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::No),
+            #[cfg(target_arch = "x86_64")]
+            (Path::Avx512(simd, w), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::Avx512(w)),
+            #[cfg(target_arch = "x86_64")]
+            (Path::Avx512Vnni(simd, w), Matrix::Ggml(g)) => simd.matmul(g, acts, rows, out, avx2::Wide::Vnni(w)),
             #[cfg(target_arch = "x86_64")]
             (Path::Avx2(simd), Matrix::Packed(p)) => packed_driver::matmul_packed(simd, p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]

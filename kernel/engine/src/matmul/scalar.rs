@@ -7,6 +7,7 @@ use super::packed::{read_block, PackedView, MAX_BLOCK_BYTES};
 use super::vector::dot_f32_by;
 use super::{ActBuf, WeightMatrix};
 use crate::ggml_type::GgmlType;
+use crate::quant::kquants::{bf16_to_f32, decode_small, decode_super, QK_K};
 use crate::quant::{f16_to_f32, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 
 pub(super) fn matmul(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
@@ -26,6 +27,9 @@ pub(super) fn matmul(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &
                     |i| f16_to_f32(u16::from_le_bytes([row[2 * i], row[2 * i + 1]])),
                     acts.f(t),
                 ),
+                GgmlType::BF16 => dot_f32_by(acts.cols, |i| bf16_to_f32(u16::from_le_bytes([row[2 * i], row[2 * i + 1]])), acts.f(t)),
+                GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL => small_dot(w.ty, row, acts, t),
+                GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => super_dot(w.ty, row, acts, t),
                 ty => quant_dot(
                     ty,
                     |b, buf| buf[..bb].copy_from_slice(&row[b * bb..(b + 1) * bb]),
@@ -80,6 +84,71 @@ fn quant_dot(ty: GgmlType, mut fetch: impl FnMut(usize, &mut [u8; MAX_BLOCK_BYTE
     }
     if ty == GgmlType::Q4_1 {
         acc + macc
+    } else {
+        acc
+    }
+}
+
+/// One output of a 32-element type (Q5_0, IQ4_NL against Q8_0 activations,
+/// Q5_1 against Q8_1), in the Q4_0 / Q4_1 sequence: per block `b`,
+/// `acc = fma(dw * da, isum, acc)` (and Q5_1's `macc = fma(mw, sa, macc)`),
+/// then `acc` (`acc + macc`).
+pub(super) fn small_dot(ty: GgmlType, row: &[u8], acts: &ActBuf, t: usize) -> f32 {
+    let (qs, d, s) = (acts.qs(t), acts.d(t), acts.s(t));
+    let bb = ty.block_bytes();
+    let mut acc = 0.0f32;
+    let mut macc = 0.0f32;
+    let mut has_min = false;
+    for b in 0..d.len() {
+        let w = decode_small(ty, &row[b * bb..(b + 1) * bb]).expect("a 32-element type");
+        let a = &qs[b * QK..(b + 1) * QK];
+        let isum: i32 = w.q.iter().zip(a).map(|(&q, &a)| q as i32 * a as i32).sum();
+        if let Some(m) = w.m {
+            has_min = true;
+            macc = libm::fmaf(m, s[b], macc);
+        }
+        acc = libm::fmaf(w.d * d[b], isum as f32, acc);
+    }
+    if has_min {
+        acc + macc
+    } else {
+        acc
+    }
+}
+
+/// One output of a K-quant against Q8_0 activations. For each 32-column
+/// activation block `b` (sub-blocks `2b`, `2b + 1` of 16 in its super-block):
+/// `isum = sum(sc[e/16] * q[e] * a[e])`, `msum = sum(m[e/16] * a[e])` (exact
+/// integers), then `acc = fma(d * da, isum, acc)` and, for the types with
+/// minimums (Q2_K, Q4_K, Q5_K), `macc = fma(dmin * da, msum, macc)`; the
+/// output is `acc - macc` (`acc`).
+pub(super) fn super_dot(ty: GgmlType, row: &[u8], acts: &ActBuf, t: usize) -> f32 {
+    let (qs, d) = (acts.qs(t), acts.d(t));
+    let bb = ty.block_bytes();
+    let mut acc = 0.0f32;
+    let mut macc = 0.0f32;
+    let mut has_min = false;
+    for (sb, blk) in row.chunks_exact(bb).enumerate() {
+        let w = decode_super(ty, blk).expect("a K-quant");
+        for j in 0..QK_K / QK {
+            let b = sb * (QK_K / QK) + j;
+            let a = &qs[b * QK..(b + 1) * QK];
+            let mut isum = 0i32;
+            let mut msum = 0i32;
+            for (i, &a) in a.iter().enumerate() {
+                let e = j * QK + i;
+                isum += w.sc[e / 16] * w.q[e] as i32 * a as i32;
+                msum += w.m[e / 16] * a as i32;
+            }
+            acc = libm::fmaf(w.d * d[b], isum as f32, acc);
+            if let Some(dmin) = w.dmin {
+                has_min = true;
+                macc = libm::fmaf(dmin * d[b], msum as f32, macc);
+            }
+        }
+    }
+    if has_min {
+        acc - macc
     } else {
         acc
     }

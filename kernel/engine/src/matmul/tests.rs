@@ -10,22 +10,52 @@ use crate::quant::{dequantize_row, f32_to_f16, quantize_row};
 use std::vec;
 use std::vec::Vec;
 
-const TYPES: [GgmlType; 5] = [
+const TYPES: [GgmlType; 14] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
     GgmlType::Q8_0,
     GgmlType::F16,
     GgmlType::F32,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::IQ4_NL,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::BF16,
 ];
+
+/// Byte offsets of the f16 scale fields inside a block of `ty`.
+fn scale_offsets(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => &[0],
+    }
+}
+
+/// Whether the engine has a quantizer for `ty` (the other types get random blocks).
+fn can_quantize(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+}
 
 /// Random weights of type `ty`: half the time quantized from floats (realistic
 /// blocks), otherwise random bytes with sane scales (every quant value,
 /// including Q8_0's -128, appears).
-fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+pub(crate) fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let rb = ty.row_bytes(cols as u64).unwrap() as usize;
     let mut data = vec![0u8; rows * rb];
     for row in data.chunks_exact_mut(rb) {
-        if rng.next_u64().is_multiple_of(2) || matches!(ty, GgmlType::F32 | GgmlType::F16) {
+        if ty == GgmlType::BF16 {
+            let x = rng.weights(cols);
+            for (b, &v) in row.chunks_exact_mut(2).zip(&x) {
+                b.copy_from_slice(&crate::quant::kquants::f32_to_bf16(v).to_le_bytes());
+            }
+        } else if matches!(ty, GgmlType::F32 | GgmlType::F16) || (can_quantize(ty) && rng.next_u64().is_multiple_of(2)) {
             let x = rng.weights(cols);
             quantize_row(ty, &x, row).unwrap();
         } else {
@@ -33,11 +63,10 @@ fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u
                 *b = rng.next_u64() as u8;
             }
             let bb = ty.block_bytes();
-            let scales = if ty == GgmlType::Q4_1 { 2 } else { 1 };
             for blk in row.chunks_exact_mut(bb) {
-                for s in 0..scales {
+                for &at in scale_offsets(ty) {
                     let v = rng.f32() * 0.05;
-                    blk[2 * s..2 * s + 2].copy_from_slice(&f32_to_f16(v).to_le_bytes());
+                    blk[at..at + 2].copy_from_slice(&f32_to_f16(v).to_le_bytes());
                 }
             }
         }
@@ -68,6 +97,8 @@ fn matches_scalar_bit_for_bit(k: Kernels) {
     for ty in TYPES {
         let col_choices: &[usize] = if ty.block_elems() == 1 {
             &[1, 3, 8, 31, 32, 37, 64, 100, 576]
+        } else if ty.block_elems() == 256 {
+            &[256, 512, 1536]
         } else {
             &[32, 64, 96, 224, 576, 1536]
         };
@@ -183,7 +214,7 @@ fn quantized_activations_match_scalar(k: Kernels) {
 fn rows_do_not_depend_on_range_or_batch(k: Kernels) {
     let mut rng = Rng::new(23);
     for ty in TYPES {
-        let (rows, cols, batch) = (45, 96, 3);
+        let (rows, cols, batch) = (45, if ty.block_elems() == 256 { 512 } else { 96 }, 3);
         let data = random_matrix(&mut rng, ty, rows, cols);
         let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
         let x = rng.weights(cols * batch);
@@ -222,7 +253,7 @@ fn results_approximate_the_float_product() {
     let k = Kernels::detect();
     let mut rng = Rng::new(99);
     for ty in TYPES {
-        let (rows, cols) = (20, 192);
+        let (rows, cols) = (20, if ty.block_elems() == 256 { 512 } else { 192 });
         let data = random_matrix(&mut rng, ty, rows, cols);
         let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
         let x = rng.weights(cols);
@@ -245,6 +276,8 @@ fn results_approximate_the_float_product() {
             let tol = match ty {
                 GgmlType::F32 => 1e-5 * mag,
                 GgmlType::F16 => 1e-3 * mag + 1e-5 * mag,
+                // BF16 activations: 2^-8 relative.
+                GgmlType::BF16 => 4e-3 * mag + 1e-5 * mag,
                 _ => act_err * 1.01 + 1e-4 * mag + 1e-6,
             };
             assert!(
@@ -315,9 +348,17 @@ fn paths_follow_the_cpu_as_std_sees_it() {
 #[test]
 fn bad_matrices_are_rejected() {
     assert_eq!(
-        WeightMatrix::new(GgmlType::Q4_K, 1, 256, &[0; 144]).unwrap_err(),
-        KernelError::UnsupportedType(GgmlType::Q4_K)
+        WeightMatrix::new(GgmlType::IQ2_XS, 1, 256, &[0; 74]).unwrap_err(),
+        KernelError::UnsupportedType(GgmlType::IQ2_XS)
     );
+    assert!(matches!(
+        WeightMatrix::new(GgmlType::Q4_K, 1, 288, &[0; 288]),
+        Err(KernelError::RaggedRow { .. })
+    ));
+    assert!(matches!(
+        WeightMatrix::new(GgmlType::Q6_K, 2, 256, &[0; 419]),
+        Err(KernelError::ShortData { .. })
+    ));
     assert!(matches!(
         WeightMatrix::new(GgmlType::Q4_0, 1, 48, &[0; 64]),
         Err(KernelError::RaggedRow { .. })

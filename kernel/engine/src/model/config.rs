@@ -31,23 +31,52 @@ pub struct RopeConfig {
 }
 
 /// Model architectures this engine runs: the LLaMA block (RMSNorm,
-/// grouped-query attention with RoPE, SwiGLU FFN), with per-architecture
-/// RoPE layout and optional Q/K/V biases.
+/// grouped-query attention with RoPE, gated FFN), with per-architecture
+/// RoPE layout, optional Q/K/V biases, per-head Q/K norms, post-norms,
+/// FFN activation and sliding-window layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
-    /// `llama` (LLaMA 1/2/3, Mistral, SmolLM, TinyLlama, ...): adjacent-pair RoPE.
+    /// `llama` (LLaMA 1/2/3, Mistral, SmolLM, TinyLlama, ...): adjacent-pair
+    /// RoPE, Llama 3's `rope_freqs.weight` when present.
     Llama,
     /// `qwen2`: NeoX RoPE, biases on Q/K/V.
     Qwen2,
+    /// `qwen3`: NeoX RoPE, per-head RMSNorm of Q and K before RoPE.
+    Qwen3,
+    /// `gemma3`: embeddings scaled by sqrt(n_embd), per-head Q/K RMSNorm,
+    /// NeoX RoPE (base 10,000 on the sliding-window layers), sliding-window
+    /// attention on five layers of six, RMSNorm of the attention and FFN
+    /// outputs before the residual add, GELU (tanh) gated FFN.
+    Gemma3,
+}
+
+/// The activation of the gated FFN: `act(x·Wgate) * (x·Wup)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FfnActivation {
+    /// SiLU (SwiGLU): LLaMA, Qwen.
+    Silu,
+    /// GELU, tanh approximation (GeGLU): Gemma.
+    GeluTanh,
+}
+
+/// Sliding-window attention: layer `l` is a *local* layer, attending to the
+/// last `window` positions only, unless `l % pattern == pattern - 1` (a
+/// global layer, full causal attention).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlidingWindow {
+    pub window: usize,
+    pub pattern: usize,
 }
 
 impl Arch {
-    pub const SUPPORTED: &'static str = "llama, qwen2";
+    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3, gemma3";
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "llama" => Some(Arch::Llama),
             "qwen2" => Some(Arch::Qwen2),
+            "qwen3" => Some(Arch::Qwen3),
+            "gemma3" => Some(Arch::Gemma3),
             _ => None,
         }
     }
@@ -56,13 +85,34 @@ impl Arch {
         match self {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+            Arch::Gemma3 => "gemma3",
         }
     }
 
     pub fn rope_layout(self) -> RopeLayout {
         match self {
             Arch::Llama => RopeLayout::Adjacent,
-            Arch::Qwen2 => RopeLayout::NeoX,
+            Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => RopeLayout::NeoX,
+        }
+    }
+
+    /// Whether each layer has `attn_q_norm` / `attn_k_norm` (per-head RMSNorm
+    /// of the queries and keys, `head_dim` weights, before RoPE).
+    pub fn has_qk_norm(self) -> bool {
+        matches!(self, Arch::Qwen3 | Arch::Gemma3)
+    }
+
+    /// Whether each layer has `post_attention_norm` / `post_ffw_norm`
+    /// (RMSNorm of the attention and FFN outputs before the residual add).
+    pub fn has_post_norms(self) -> bool {
+        matches!(self, Arch::Gemma3)
+    }
+
+    pub fn ffn_activation(self) -> FfnActivation {
+        match self {
+            Arch::Gemma3 => FfnActivation::GeluTanh,
+            _ => FfnActivation::Silu,
         }
     }
 }
@@ -86,8 +136,20 @@ pub struct ModelConfig {
     /// Scale of the attention scores (1/sqrt(head_dim) unless `attention.scale` says otherwise).
     pub attn_scale: f32,
     pub rope: RopeConfig,
+    /// RoPE of the sliding-window layers when it differs from `rope`
+    /// (Gemma 3: base 10,000, no scaling); `None`: every layer uses `rope`.
+    pub rope_local: Option<RopeConfig>,
     /// No `output.weight`: the output head reuses `token_embd`.
     pub tied_output: bool,
+    /// Token embeddings are multiplied by this (Gemma: sqrt(n_embd); else 1).
+    pub embd_scale: f32,
+    /// Per-head RMSNorm of Q and K before RoPE ([`Arch::has_qk_norm`]).
+    pub qk_norm: bool,
+    /// RMSNorm of the attention and FFN outputs ([`Arch::has_post_norms`]).
+    pub post_norms: bool,
+    pub ffn_act: FfnActivation,
+    /// Sliding-window layers (Gemma 3), `None`: every layer attends fully.
+    pub sliding_window: Option<SlidingWindow>,
 }
 
 /// Upper bounds that keep a corrupt file from asking for absurd allocations
@@ -100,9 +162,28 @@ impl ModelConfig {
     /// The sliding attention window of `layer`: `Some(w)` means a query at
     /// position `p` attends to positions `p + 1 - w ..= p` only (Gemma 3's
     /// local layers); `None` is full causal attention. Every architecture
-    /// supported so far attends fully.
-    pub fn attention_window(&self, _layer: usize) -> Option<usize> {
-        None
+    /// supported so far but Gemma 3 attends fully.
+    pub fn attention_window(&self, layer: usize) -> Option<usize> {
+        let sw = self.sliding_window?;
+        (layer % sw.pattern != sw.pattern - 1).then_some(sw.window)
+    }
+
+    /// The RoPE parameters of `layer` (Gemma 3's local layers have their own).
+    pub fn rope_of(&self, layer: usize) -> &RopeConfig {
+        match (&self.rope_local, self.attention_window(layer)) {
+            (Some(local), Some(_)) => local,
+            _ => &self.rope,
+        }
+    }
+
+    /// Which RoPE table `layer` uses: 0 (`rope`) or 1 (`rope_local`).
+    pub fn rope_table_of(&self, layer: usize) -> usize {
+        usize::from(self.rope_local.is_some() && self.attention_window(layer).is_some())
+    }
+
+    /// How many RoPE tables the state keeps (1, or 2 with `rope_local`).
+    pub fn rope_tables(&self) -> usize {
+        1 + usize::from(self.rope_local.is_some())
     }
 
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Self, GgufError> {
@@ -187,6 +268,26 @@ impl ModelConfig {
         }
         let tied_output = g.tensor("output.weight").is_none();
 
+        let rope = RopeConfig { layout: arch.rope_layout(), n_rot, freq_base, freq_scale };
+        let (sliding_window, rope_local) = match arch {
+            Arch::Gemma3 => match g.opt_u32(&key("attention.sliding_window"))? {
+                // As llama.cpp: no window key (or 0) means every layer is global.
+                None | Some(0) => (None, None),
+                Some(w) => {
+                    // Local layers: RoPE base 10,000, no scaling (llama.cpp's
+                    // `rope_freq_base_train_swa` for Gemma 3).
+                    let local = RopeConfig { freq_base: 10000.0, freq_scale: 1.0, ..rope };
+                    (Some(SlidingWindow { window: w as usize, pattern: 6 }), Some(local))
+                }
+            },
+            // llama.cpp ignores a window key in these architectures.
+            _ => (None, None),
+        };
+        let embd_scale = match arch {
+            Arch::Gemma3 => libm::sqrtf(n_embd as f32),
+            _ => 1.0,
+        };
+
         Ok(ModelConfig {
             arch,
             n_layers,
@@ -199,8 +300,14 @@ impl ModelConfig {
             n_ctx_train,
             rms_eps,
             attn_scale,
-            rope: RopeConfig { layout: arch.rope_layout(), n_rot, freq_base, freq_scale },
+            rope,
+            rope_local,
             tied_output,
+            embd_scale,
+            qk_norm: arch.has_qk_norm(),
+            post_norms: arch.has_post_norms(),
+            ffn_act: arch.ffn_activation(),
+            sliding_window,
         })
     }
 

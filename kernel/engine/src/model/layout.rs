@@ -55,6 +55,12 @@ pub struct LayerLayout {
     pub w_gate: TensorRef,
     pub w_up: TensorRef,
     pub w_down: TensorRef,
+    /// Per-head RMSNorm weights of Q and K, `head_dim` each (qwen3, gemma3).
+    pub q_norm: Option<TensorRef>,
+    pub k_norm: Option<TensorRef>,
+    /// RMSNorm weights of the attention output and the FFN output (gemma3).
+    pub post_attn_norm: Option<TensorRef>,
+    pub post_ffn_norm: Option<TensorRef>,
 }
 
 /// The tensors used outside the blocks.
@@ -85,8 +91,9 @@ struct Found {
     rows: usize,
 }
 
-fn find(g: &Gguf<'_>, name: &str, shape: &[usize], matrix: bool) -> Result<Found, GgufError> {
-    let t = g.req_tensor(name)?;
+/// A tensor the architecture `arch` needs: missing is an error naming both.
+fn find(g: &Gguf<'_>, arch: &'static str, name: &str, shape: &[usize], matrix: bool) -> Result<Found, GgufError> {
+    let t = g.tensor(name).ok_or_else(|| GgufError::MissingArchTensor { arch, name: name.to_string() })?;
     check(g, t, shape, matrix)
 }
 
@@ -131,7 +138,8 @@ impl ModelLayout {
     /// Finds and checks every tensor the forward pass uses: present, of the
     /// shape the config implies, of a supported type.
     pub fn from_gguf(g: &Gguf<'_>, cfg: &ModelConfig) -> Result<Self, GgufError> {
-        let (e, q, kv, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
+        let (e, q, kv, ff, hd) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff, cfg.head_dim);
+        let arch = cfg.arch.name();
         let mut layers = Vec::with_capacity(cfg.n_layers);
         let mut name = alloc::string::String::new();
         for l in 0..cfg.n_layers {
@@ -139,7 +147,7 @@ impl ModelLayout {
                 name.clear();
                 use core::fmt::Write;
                 let _ = write!(name, "blk.{l}.{suffix}");
-                find(g, &name, shape, matrix)
+                find(g, arch, &name, shape, matrix)
             };
             let attn_norm = get("attn_norm.weight", &[e], false)?;
             let wq = get("attn_q.weight", &[e, q], true)?;
@@ -150,6 +158,16 @@ impl ModelLayout {
             let w_gate = get("ffn_gate.weight", &[e, ff], true)?;
             let w_up = get("ffn_up.weight", &[e, ff], true)?;
             let w_down = get("ffn_down.weight", &[ff, e], true)?;
+            let (q_norm, k_norm) = if cfg.qk_norm {
+                (Some(get("attn_q_norm.weight", &[hd], false)?), Some(get("attn_k_norm.weight", &[hd], false)?))
+            } else {
+                (None, None)
+            };
+            let (post_attn_norm, post_ffn_norm) = if cfg.post_norms {
+                (Some(get("post_attention_norm.weight", &[e], false)?), Some(get("post_ffw_norm.weight", &[e], false)?))
+            } else {
+                (None, None)
+            };
             let mut bias = |suffix: &str, n: usize| -> Result<Option<Found>, GgufError> {
                 name.clear();
                 use core::fmt::Write;
@@ -163,7 +181,8 @@ impl ModelLayout {
             let bk = bias("attn_k.bias", kv)?;
             let bv = bias("attn_v.bias", kv)?;
             let all = [&attn_norm, &wq, &wk, &wv, &wo, &ffn_norm, &w_gate, &w_up, &w_down];
-            let extent = span(all.iter().map(|f| &f.abs).chain([&bq, &bk, &bv].into_iter().flatten().map(|f| &f.abs)));
+            let optional = [&bq, &bk, &bv, &q_norm, &k_norm, &post_attn_norm, &post_ffn_norm];
+            let extent = span(all.iter().map(|f| &f.abs).chain(optional.into_iter().flatten().map(|f| &f.abs)));
             let r = |f: &Found| rel(f, &extent);
             layers.push(LayerLayout {
                 attn_norm: r(&attn_norm),
@@ -178,13 +197,17 @@ impl ModelLayout {
                 w_gate: r(&w_gate),
                 w_up: r(&w_up),
                 w_down: r(&w_down),
+                q_norm: q_norm.as_ref().map(r),
+                k_norm: k_norm.as_ref().map(r),
+                post_attn_norm: post_attn_norm.as_ref().map(r),
+                post_ffn_norm: post_ffn_norm.as_ref().map(r),
                 extent,
             });
         }
 
-        let token_embd = find(g, "token_embd.weight", &[e, cfg.n_vocab], true)?;
-        let output_norm = find(g, "output_norm.weight", &[e], false)?;
-        let output = if cfg.tied_output { None } else { Some(find(g, "output.weight", &[e, cfg.n_vocab], true)?) };
+        let token_embd = find(g, arch, "token_embd.weight", &[e, cfg.n_vocab], true)?;
+        let output_norm = find(g, arch, "output_norm.weight", &[e], false)?;
+        let output = if cfg.tied_output { None } else { Some(find(g, arch, "output.weight", &[e, cfg.n_vocab], true)?) };
         let rope_freqs = match g.tensor("rope_freqs.weight") {
             None => None,
             Some(t) => Some(check(g, t, &[cfg.rope.n_rot / 2], false)?),

@@ -14,7 +14,7 @@ mod weights;
 
 use core::ops::Range;
 
-pub use config::{Arch, ModelConfig, RopeConfig, RopeLayout};
+pub use config::{Arch, FfnActivation, ModelConfig, RopeConfig, RopeLayout, SlidingWindow};
 pub use layout::{GlobalsLayout, LayerLayout, ModelLayout, TensorRef};
 pub use packed::{PackedLayerPlan, PackedLayers, PackedPlan};
 pub use weights::{F32Vector, GlobalWeights, LayerWeights};

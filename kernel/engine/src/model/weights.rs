@@ -65,6 +65,12 @@ pub struct LayerWeights<'a> {
     pub w_gate: Matrix<'a>,
     pub w_up: Matrix<'a>,
     pub w_down: Matrix<'a>,
+    /// Per-head Q/K RMSNorm weights (qwen3, gemma3).
+    pub q_norm: Option<F32Vector<'a>>,
+    pub k_norm: Option<F32Vector<'a>>,
+    /// Post-attention and post-FFN RMSNorm weights (gemma3).
+    pub post_attn_norm: Option<F32Vector<'a>>,
+    pub post_ffn_norm: Option<F32Vector<'a>>,
 }
 
 impl<'a> LayerWeights<'a> {
@@ -88,6 +94,10 @@ impl<'a> LayerWeights<'a> {
             w_gate: m(&layout.w_gate),
             w_up: m(&layout.w_up),
             w_down: m(&layout.w_down),
+            q_norm: layout.q_norm.as_ref().map(|t| vector(t, bytes)),
+            k_norm: layout.k_norm.as_ref().map(|t| vector(t, bytes)),
+            post_attn_norm: layout.post_attn_norm.as_ref().map(|t| vector(t, bytes)),
+            post_ffn_norm: layout.post_ffn_norm.as_ref().map(|t| vector(t, bytes)),
         })
     }
 

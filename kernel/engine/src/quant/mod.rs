@@ -5,7 +5,8 @@
 //! Everything here is scalar, portable and bit-exact with ggml:
 //! - [`f16_to_f32`] / [`f32_to_f16`]: exact / round-to-nearest-even.
 //! - [`dequantize_row`]: ggml's `dequantize_row_*` / `to_float` for F32, F16,
-//!   Q4_0, Q4_1, Q8_0.
+//!   BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL and the K-quants Q2_K..Q6_K
+//!   ([`kquants`]).
 //! - [`quantize_row`]: ggml's `quantize_row_*_ref` for F32, F16, Q4_0, Q4_1, Q8_0.
 //! - [`activation`]: Q8_0 / Q8_1 activation quantization as ggml's x86 CPU
 //!   backend computes it (`vec_dot_type` of Q4_0 and Q8_0 is Q8_0, of Q4_1 is Q8_1).
@@ -13,6 +14,7 @@
 pub mod activation;
 pub mod blocks;
 pub mod f16;
+pub mod kquants;
 pub mod reference;
 
 use core::fmt;
@@ -125,6 +127,8 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
                 }
             }
         }
+        GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL | GgmlType::BF16 => kquants::dequantize(ty, src, dst),
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => kquants::dequantize(ty, src, dst),
         _ => return Err(QuantError::Unsupported(ty)),
     }
     Ok(())
@@ -133,6 +137,8 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
 /// Quantizes one row of `src.len()` floats into `dst` (exactly one row of
 /// type `ty`) with llama.cpp's reference quantizer for that type
 /// (`quantize_row_q4_0_ref` etc.; F16 rounds to nearest even; F32 copies).
+/// Only F32, F16, Q4_0, Q4_1 and Q8_0 can be written; other types are
+/// [`QuantError::Unsupported`].
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     check_row(ty, src.len(), dst.len())?;
     match ty {

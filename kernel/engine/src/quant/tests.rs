@@ -212,7 +212,21 @@ fn bad_rows_are_rejected() {
     use crate::ggml_type::GgmlType;
     let mut out = [0.0f32; 32];
     assert_eq!(
+        dequantize_row(GgmlType::IQ2_XS, &[0; 74], &mut out),
+        Err(QuantError::Unsupported(GgmlType::IQ2_XS))
+    );
+    // A K-quant row must be whole super-blocks of 256, and exactly as long as its blocks.
+    assert_eq!(
         dequantize_row(GgmlType::Q4_K, &[0; 144], &mut out),
+        Err(QuantError::RaggedRow { ty: GgmlType::Q4_K, elems: 32 })
+    );
+    let mut long = [0.0f32; 256];
+    assert_eq!(
+        dequantize_row(GgmlType::Q6_K, &[0; 209], &mut long),
+        Err(QuantError::WrongByteLength { ty: GgmlType::Q6_K, elems: 256, expected: 210, got: 209 })
+    );
+    assert_eq!(
+        quantize_row(GgmlType::Q4_K, &long, &mut [0; 144]),
         Err(QuantError::Unsupported(GgmlType::Q4_K))
     );
     assert!(matches!(
@@ -287,4 +301,17 @@ fn quantizers_match_ggml_bit_for_bit() {
         assert_eq!(f32_to_f16(v).to_le_bytes(), want[2 * i..2 * i + 2], "f16 of {v}");
     }
     assert_eq!(at, golden.len());
+}
+
+#[test]
+fn q4_k_scales_branch_free_equals_get_scale_min_k4() {
+    use super::kquants::{scale_min_k4, scales_mins_k4};
+    let mut rng = Rng::new(77);
+    for _ in 0..2000 {
+        let s: [u8; 12] = core::array::from_fn(|_| rng.next_u64() as u8);
+        let all = scales_mins_k4(&s);
+        for j in 0..8 {
+            assert_eq!((all[j], all[8 + j]), scale_min_k4(j, &s), "{s:?} j {j}");
+        }
+    }
 }

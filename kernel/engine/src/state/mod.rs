@@ -13,7 +13,10 @@
 //!   slab per layer in each;
 //! - `x` (residual stream): `[token][n_embd]`; `q`, `att`: `[token][q_dim]`;
 //!   `hb` (FFN hidden): `[token][n_ff]`; `logits`: `[row][n_vocab]`;
-//! - RoPE: `[position][n_rot / 2]` pairs `(cos, sin)`.
+//! - RoPE: `[table][position][n_rot / 2]` pairs `(cos, sin)`, one table, or
+//!   two when the sliding-window layers rotate with their own base (Gemma 3);
+//! - `post` (Gemma 3's post-norms only, else empty): `[token][n_embd]`, an
+//!   attention or FFN output before its RMSNorm and residual add.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -112,6 +115,7 @@ struct Sizes {
     x: usize,
     q: usize,
     hb: usize,
+    post: usize,
     logits: usize,
 }
 
@@ -120,20 +124,21 @@ impl Sizes {
         let m = |a: usize, b: usize| a.checked_mul(b);
         let ctx_stride = sc.n_ctx.checked_next_multiple_of(8)?;
         Some(Sizes {
-            rope: m(sc.n_ctx, cfg.rope.n_rot)?,
+            rope: m(m(sc.n_ctx, cfg.rope.n_rot)?, cfg.rope_tables())?,
             ctx_stride,
             k_layer: m(ctx_stride, cfg.kv_dim())?,
             v_layer: m(sc.n_ctx, cfg.kv_dim())?,
             x: m(sc.max_batch, cfg.n_embd)?,
             q: m(sc.max_batch, cfg.q_dim())?,
             hb: m(sc.max_batch, cfg.n_ff)?,
+            post: if cfg.post_norms { m(sc.max_batch, cfg.n_embd)? } else { 0 },
             logits: m(sc.logit_rows, cfg.n_vocab)?,
         })
     }
 
     fn total(&self, n_layers: usize) -> Option<usize> {
         let kv = self.k_layer.checked_add(self.v_layer)?.checked_mul(n_layers)?;
-        [self.rope, kv, self.x, self.q, self.q, self.hb, self.logits].iter().try_fold(0usize, |a, &b| a.checked_add(b))
+        [self.rope, kv, self.x, self.q, self.q, self.hb, self.post, self.logits].iter().try_fold(0usize, |a, &b| a.checked_add(b))
     }
 }
 
@@ -158,6 +163,7 @@ pub struct SharedState<'m> {
     pub(crate) q: SharedBuf<'m>,
     pub(crate) att: SharedBuf<'m>,
     pub(crate) hb: SharedBuf<'m>,
+    pub(crate) post: SharedBuf<'m>,
     pub(crate) logits: SharedBuf<'m>,
     pub(crate) control: Control,
     /// What the state was sized for (see [`SharedState::fits`]).
@@ -191,13 +197,14 @@ impl<'m> SharedState<'m> {
             return Err(StateError::TooSmall { needed, got: mem.len() });
         }
         let (rope, rest) = mem.split_at_mut(sizes.rope);
-        fill_rope_table(model, cfg.n_ctx, rope);
+        fill_rope_tables(model, cfg.n_ctx, rope);
         let (k, rest) = rest.split_at_mut(sizes.k_layer * mc.n_layers);
         let (v, rest) = rest.split_at_mut(sizes.v_layer * mc.n_layers);
         let (x, rest) = rest.split_at_mut(sizes.x);
         let (q, rest) = rest.split_at_mut(sizes.q);
         let (att, rest) = rest.split_at_mut(sizes.q);
         let (hb, rest) = rest.split_at_mut(sizes.hb);
+        let (post, rest) = rest.split_at_mut(sizes.post);
         let (logits, _) = rest.split_at_mut(sizes.logits);
         Ok(SharedState {
             cfg,
@@ -211,6 +218,7 @@ impl<'m> SharedState<'m> {
             q: SharedBuf::new(q),
             att: SharedBuf::new(att),
             hb: SharedBuf::new(hb),
+            post: SharedBuf::new(post),
             logits: SharedBuf::new(logits),
             control: Control { token: AtomicU32::new(0), generated: AtomicU32::new(0), stop: AtomicU8::new(0) },
             sizes,
@@ -240,15 +248,24 @@ impl<'m> SharedState<'m> {
     }
 }
 
+/// The RoPE tables: `model.config.rope`'s, then `rope_local`'s if any
+/// (the sliding-window layers', which take no frequency factors).
+fn fill_rope_tables(model: &Model<'_>, n_ctx: usize, tables: &mut [f32]) {
+    let c = &model.config;
+    let (global, local) = tables.split_at_mut(n_ctx * c.rope.n_rot);
+    fill_rope_table(&c.rope, model.globals.rope_freqs, n_ctx, global);
+    if let Some(rope) = &c.rope_local {
+        fill_rope_table(rope, None, n_ctx, local);
+    }
+}
+
 /// RoPE angles as llama.cpp computes them (ggml_rope_cache_init): per
 /// position `p`, `theta_i = p * base^(-2i/n_rot)` by repeated f32
 /// multiplication, divided by the frequency factor (Llama 3), times the
 /// linear scale; then `cos`, `sin` with libm.
-fn fill_rope_table(model: &Model<'_>, n_ctx: usize, table: &mut [f32]) {
-    let rope = &model.config.rope;
+fn fill_rope_table(rope: &crate::model::RopeConfig, factors: Option<crate::model::F32Vector<'_>>, n_ctx: usize, table: &mut [f32]) {
     let half = rope.n_rot / 2;
     let theta_scale = libm::powf(rope.freq_base, -2.0 / rope.n_rot as f32);
-    let factors = model.globals.rope_freqs;
     for (p, row) in table.chunks_exact_mut(rope.n_rot).enumerate().take(n_ctx) {
         let mut theta = p as f32;
         let mut ff = factors.map(|f| f.iter());
@@ -311,7 +328,13 @@ mod tests {
             rms_eps: 1e-5,
             attn_scale: 0.125,
             rope: RopeConfig { layout: RopeLayout::Adjacent, n_rot: 64, freq_base: 100_000.0, freq_scale: 1.0 },
+            rope_local: None,
             tied_output: true,
+            embd_scale: 1.0,
+            qk_norm: false,
+            post_norms: false,
+            ffn_act: crate::model::FfnActivation::Silu,
+            sliding_window: None,
         }
     }
 

@@ -36,6 +36,13 @@ pub enum ChatTemplate {
         default_system: Option<String>,
     },
     Llama3,
+    /// Gemma (2, 3): `<start_of_turn>user\n…<end_of_turn>\n`, the assistant
+    /// called `model`, a system message merged into the first user turn
+    /// (llama.cpp's built-in `gemma` template).
+    Gemma,
+    /// No template (a base model): plain-text completion framing,
+    /// `Question: …\nAnswer:` (a system message first, as a paragraph).
+    Completion,
 }
 
 /// Why a chat prompt cannot be rendered.
@@ -57,7 +64,7 @@ impl fmt::Display for ChatTemplateError {
             ),
             Self::Unsupported { excerpt } => write!(
                 f,
-                "unsupported chat template (supported: ChatML, Llama 3); it begins: {excerpt:?}"
+                "unsupported chat template (supported: ChatML, Llama 3, Gemma); it begins: {excerpt:?}"
             ),
         }
     }
@@ -74,6 +81,9 @@ impl ChatTemplate {
         if source.contains("<|start_header_id|>") && source.contains("<|end_header_id|>") && source.contains("<|eot_id|>") {
             return Ok(Self::Llama3);
         }
+        if source.contains("<start_of_turn>") && source.contains("<end_of_turn>") {
+            return Ok(Self::Gemma);
+        }
         let excerpt: String = source.chars().take(80).collect();
         Err(ChatTemplateError::Unsupported { excerpt })
     }
@@ -83,6 +93,8 @@ impl ChatTemplate {
         match self {
             Self::ChatMl { .. } => "chatml",
             Self::Llama3 => "llama3",
+            Self::Gemma => "gemma",
+            Self::Completion => "completion",
         }
     }
 
@@ -114,6 +126,55 @@ impl ChatTemplate {
                 }
                 if add_generation_prompt {
                     out.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+                }
+            }
+            Self::Gemma => {
+                let mut system = String::new();
+                for m in messages {
+                    if m.role == "system" {
+                        system.push_str(m.content.trim());
+                        continue;
+                    }
+                    let role = if m.role == "assistant" { "model" } else { m.role };
+                    out.push_str("<start_of_turn>");
+                    out.push_str(role);
+                    out.push('\n');
+                    if !system.is_empty() && role != "model" {
+                        out.push_str(&system);
+                        out.push_str("\n\n");
+                        system.clear();
+                    }
+                    out.push_str(m.content.trim());
+                    out.push_str("<end_of_turn>\n");
+                }
+                if add_generation_prompt {
+                    out.push_str("<start_of_turn>model\n");
+                }
+            }
+            Self::Completion => {
+                let mut answered = true;
+                for m in messages {
+                    match m.role {
+                        "system" => {
+                            out.push_str(m.content.trim());
+                            out.push_str("\n\n");
+                        }
+                        "assistant" => {
+                            out.push_str("Answer: ");
+                            out.push_str(m.content.trim());
+                            out.push('\n');
+                            answered = true;
+                        }
+                        _ => {
+                            out.push_str("Question: ");
+                            out.push_str(m.content.trim());
+                            out.push('\n');
+                            answered = false;
+                        }
+                    }
+                }
+                if add_generation_prompt || !answered {
+                    out.push_str("Answer:");
                 }
             }
         }
@@ -178,6 +239,39 @@ mod tests {
     fn plain_chatml_has_no_default_system() {
         let src = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
         assert_eq!(ChatTemplate::detect(src).unwrap(), ChatTemplate::ChatMl { default_system: None });
+    }
+
+    #[test]
+    fn gemma_template_as_llama_cpp_renders_it() {
+        // The start of Gemma 3's own template (its metadata has the whole Jinja source).
+        let src = "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}...{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}";
+        let t = ChatTemplate::detect(src).unwrap();
+        assert_eq!(t, ChatTemplate::Gemma);
+        let user = ChatMessage { role: "user", content: "Why is the sky blue?" };
+        // The golden case `chat-sky` of testdata/gemma3-270m.
+        assert_eq!(t.render(&[user], true), "<start_of_turn>user\nWhy is the sky blue?<end_of_turn>\n<start_of_turn>model\n");
+        let convo = [
+            ChatMessage { role: "system", content: " Be brief. " },
+            user,
+            ChatMessage { role: "assistant", content: "Rayleigh scattering." },
+            ChatMessage { role: "user", content: "Why?" },
+        ];
+        assert_eq!(
+            t.render(&convo, false),
+            "<start_of_turn>user\nBe brief.\n\nWhy is the sky blue?<end_of_turn>\n<start_of_turn>model\nRayleigh scattering.<end_of_turn>\n\
+             <start_of_turn>user\nWhy?<end_of_turn>\n"
+        );
+    }
+
+    #[test]
+    fn completion_framing_for_base_models() {
+        let t = ChatTemplate::Completion;
+        let user = ChatMessage { role: "user", content: "Why is the sky blue?" };
+        // The golden case `qa-sky` of testdata/gemma3-270m.
+        assert_eq!(t.render(&[user], true), "Question: Why is the sky blue?\nAnswer:");
+        let convo = [ChatMessage { role: "system", content: "Be brief." }, user, ChatMessage { role: "assistant", content: "Scattering." }, ChatMessage { role: "user", content: "Why?" }];
+        assert_eq!(t.render(&convo, true), "Be brief.\n\nQuestion: Why is the sky blue?\nAnswer: Scattering.\nQuestion: Why?\nAnswer:");
+        assert_eq!(t.name(), "completion");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub const SUPPORTED_PRE_NAMES: &[&str] = &[
     "modern-bert", "jina-v1-en", "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "trillion", "granite-docling",
     "exaone4", "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2", "llama3",
     "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe",
-    "falcon",
+    "falcon", "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez",
 ];
 
 /// How llama.cpp configures a BPE vocabulary for a `pre` name.
@@ -74,6 +74,8 @@ pub(super) fn pre_settings(name: Option<&str>) -> Option<PreSettings> {
         }
         "dbrx" | "smaug-bpe" => s(Llama3, true, false, false),
         "falcon" => s(Falcon, true, false, false),
+        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" => s(Qwen2, false, false, false),
+        "megrez" => s(Qwen2, true, false, false),
         _ => None,
     }
 }

@@ -658,10 +658,20 @@ impl Tokenizer {
         Ok(ChatTemplate::detect(src)?)
     }
 
-    /// Renders `messages` with the model's chat template and encodes the
+    /// How a prompt is framed for this model: its chat template, or, for a
+    /// base model without one, [`ChatTemplate::Completion`]
+    /// (`Question: …\nAnswer:`). An unsupported template is an error.
+    pub fn prompt_template(&self) -> Result<ChatTemplate, TokenizerError> {
+        match self.chat_template() {
+            Err(TokenizerError::Chat(ChatTemplateError::Missing)) => Ok(ChatTemplate::Completion),
+            other => other,
+        }
+    }
+
+    /// Renders `messages` with [`Self::prompt_template`] and encodes the
     /// result with special tokens parsed and BOS/EOS added per the model.
     pub fn encode_chat(&self, messages: &[ChatMessage<'_>], add_generation_prompt: bool) -> Result<Vec<TokenId>, TokenizerError> {
-        let prompt = self.chat_template()?.render(messages, add_generation_prompt);
+        let prompt = self.prompt_template()?.render(messages, add_generation_prompt);
         Ok(self.encode(&prompt, true, true))
     }
 

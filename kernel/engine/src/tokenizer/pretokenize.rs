@@ -22,6 +22,9 @@ pub enum PreTokenizer {
     DigitsThenGpt2,
     /// The LLaMA-3 regex (`\p{N}{1,3}`, case-insensitive contractions, newline runs).
     Llama3,
+    /// Qwen 2's regex: LLaMA 3's with `\p{N}` (every digit alone) for
+    /// `\p{N}{1,3}` (llama.cpp's `unicode_regex_split_custom_qwen2`).
+    Qwen2,
     /// llama.cpp's default for BPE vocabularies without a `pre` name:
     /// `[\p{P}\$\+<=>\^~\|]+`, GPT-2, `\p{N}+`, `[0-9][0-9][0-9]`.
     Default,
@@ -37,7 +40,8 @@ impl PreTokenizer {
         let stages: &[Stage] = match self {
             Self::Gpt2 => &[Stage::Gpt2],
             Self::DigitsThenGpt2 => &[Stage::EachDigit, Stage::Gpt2],
-            Self::Llama3 => &[Stage::Llama3],
+            Self::Llama3 => &[Stage::Llama3 { max_digits: 3 }],
+            Self::Qwen2 => &[Stage::Llama3 { max_digits: 1 }],
             Self::Default => &[Stage::PunctRun { backtick: false }, Stage::Gpt2, Stage::DigitRun, Stage::AsciiDigitTriples],
             Self::Falcon => &[Stage::PunctRun { backtick: true }, Stage::Gpt2, Stage::AsciiDigitTriples],
         };
@@ -51,7 +55,8 @@ impl PreTokenizer {
 #[derive(Clone, Copy)]
 enum Stage {
     Gpt2,
-    Llama3,
+    /// The LLaMA-3 scanner, digits grouped by up to `max_digits` (3; Qwen 2: 1).
+    Llama3 { max_digits: usize },
     /// `\p{N}`: each number code point is a piece of its own.
     EachDigit,
     /// `\p{N}+`.
@@ -70,7 +75,7 @@ fn split_stage(stage: Stage, cpts: &[u32], pieces: &[usize]) -> Vec<usize> {
         let mut sink = Sink { out: &mut out, prev_end: start };
         match stage {
             Stage::Gpt2 => gpt2(span, &mut sink),
-            Stage::Llama3 => llama3(span, &mut sink),
+            Stage::Llama3 { max_digits } => llama3(span, &mut sink, max_digits),
             Stage::EachDigit => matches(span, &mut sink, |s, p| s.flags(p).is_number().then_some(p + 1)),
             Stage::DigitRun => matches(span, &mut sink, |s, p| s.run_end(p, |f, _| f.is_number())),
             Stage::PunctRun { backtick } => matches(span, &mut sink, |s, p| {
@@ -254,7 +259,7 @@ fn gpt2(span: Span<'_>, sink: &mut Sink<'_>) {
 }
 
 /// The LLaMA-3 regex, as llama.cpp's `unicode_regex_split_custom_llama3` scans it.
-fn llama3(span: Span<'_>, sink: &mut Sink<'_>) {
+fn llama3(span: Span<'_>, sink: &mut Sink<'_>, max_digits: usize) {
     let mut pos = span.ini;
     while pos < span.end {
         let cpt = span.cpt(pos).unwrap_or(0);
@@ -278,12 +283,12 @@ fn llama3(span: Span<'_>, sink: &mut Sink<'_>) {
             continue;
         }
 
-        // \p{N}{1,3}
+        // \p{N}{1,3} (Qwen 2: \p{N})
         if flags.is_number() {
             let mut ini = pos;
             while span.flags(pos).is_number() {
                 pos += 1;
-                if pos - ini >= 3 {
+                if pos - ini >= max_digits {
                     sink.add(pos);
                     ini = pos;
                 }
@@ -365,6 +370,11 @@ mod tests {
     #[test]
     fn llama3_groups_digits_by_three_and_folds_contractions() {
         assert_eq!(pieces(PreTokenizer::Llama3, "1234567 I'M ok\n\n  x"), ["123", "456", "7", " I", "'M", " ok", "\n\n", " ", " x"]);
+    }
+
+    #[test]
+    fn qwen2_splits_every_digit() {
+        assert_eq!(pieces(PreTokenizer::Qwen2, "1234 I'M ok\n\n  x"), ["1", "2", "3", "4", " I", "'M", " ok", "\n\n", " ", " x"]);
     }
 
     #[test]

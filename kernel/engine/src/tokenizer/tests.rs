@@ -151,4 +151,6 @@ fn configuration_errors_are_clear() {
     assert_eq!(err, TokenizerError::MissingSpecialToken { what: "BOS" });
     let t = bpe_vocab();
     assert_eq!(t.chat_template().unwrap_err(), TokenizerError::Chat(ChatTemplateError::Missing));
+    // Without a template, prompts get the completion framing.
+    assert_eq!(t.prompt_template().unwrap(), crate::tokenizer::ChatTemplate::Completion);
 }

@@ -30,7 +30,8 @@ use spin::Mutex;
 
 use crate::boot::info::{BootInfo, PhysMem, MAX_MODULES};
 use crate::boot::symbols;
-use frames::{FreeRanges, PhysRange, Placement, PAGE};
+pub use frames::PhysRange;
+use frames::{FreeRanges, Placement, PAGE};
 
 pub use paging::{map_mmio, virt_to_phys, MapError};
 pub use region::{CarveError, Region};
@@ -108,6 +109,62 @@ pub fn reserve_region(bytes: u64, align: u64) -> Result<Region, OutOfMemory> {
 /// The largest contiguous region [`reserve_region`] could return now.
 pub fn largest_free() -> u64 {
     FREE.lock().as_ref().and_then(|f| f.largest()).map(|r| r.len()).unwrap_or(0)
+}
+
+/// The free physical ranges, largest first (the first is what
+/// [`reserve_region`] takes next).
+pub fn free_ranges() -> alloc::vec::Vec<PhysRange> {
+    let mut v: alloc::vec::Vec<PhysRange> = FREE.lock().as_ref().map(|f| f.ranges().to_vec()).unwrap_or_default();
+    v.sort_by_key(|r| core::cmp::Reverse(r.len()));
+    v
+}
+
+/// What [`check_free_frames`] found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FrameCheck {
+    pub frames: u64,
+    /// Frames at or above 4 GiB.
+    pub frames_above_4g: u64,
+    /// One past the highest byte checked.
+    pub highest: u64,
+    /// The first frame whose words did not read back, if any.
+    pub first_bad: Option<u64>,
+}
+
+/// Writes a word tagged with its own address at the start and at the end of
+/// every free 4 KiB frame, then reads them all back: every usable frame the
+/// memory map promised (below and above 4 GiB) is identity-mapped, writable
+/// and distinct (no two addresses alias). Holds the allocator lock, so
+/// nothing is handed out meanwhile; free frames hold no data, so this
+/// destroys nothing.
+pub fn check_free_frames() -> FrameCheck {
+    let free = FREE.lock();
+    let Some(ranges) = free.as_ref() else {
+        return FrameCheck::default();
+    };
+    let tag = |addr: u64| addr ^ 0x5A5A_C3C3_0F0F_9696;
+    let words = |r: &PhysRange| (r.start..r.end).step_by(PAGE as usize).flat_map(|f| [f, f + PAGE - 8]);
+    for r in ranges.ranges() {
+        for addr in words(r) {
+            // SAFETY: `addr` lies in a free frame (the allocator lock is held,
+            // so no one owns it), identity-mapped RAM, 8-byte aligned.
+            unsafe { core::ptr::write_volatile(addr as *mut u64, tag(addr)) };
+        }
+    }
+    let mut out = FrameCheck::default();
+    for r in ranges.ranges() {
+        for addr in words(r) {
+            // SAFETY: as above; written just before.
+            let found = unsafe { core::ptr::read_volatile(addr as *const u64) };
+            if found != tag(addr) && out.first_bad.is_none() {
+                out.first_bad = Some(addr & !(PAGE - 1));
+            }
+        }
+        out.frames += r.len() / PAGE;
+        out.frames_above_4g += r.end.saturating_sub(r.start.max(1 << 32)) / PAGE;
+        out.highest = out.highest.max(r.end);
+    }
+    out
 }
 
 pub fn stats(info: &BootInfo) -> MemStats {

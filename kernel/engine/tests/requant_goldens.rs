@@ -1,0 +1,193 @@
+//! The forward pass on the default model requantized by llama.cpp's own
+//! `llama-quantize` into the new block types, against llama.cpp's outputs on
+//! the same files (`testdata/smollm2-requant/goldens-<type>.json`, made by
+//! `benchmarks/engine/goldens/make-goldens.sh`):
+//!
+//! - teacher-forced top-1 equals llama.cpp's at every position where
+//!   llama.cpp's margin between its first two logits exceeds
+//!   `max(0.5, 2 * spread)` (`spread`: how much llama.cpp's own logits move
+//!   with the batch size, recorded in the goldens);
+//! - greedy generation equals llama.cpp's up to its first near-tie
+//!   (`confident_tokens`).
+//!
+//! The models are made by `benchmarks/engine/goldens/requantize.sh` (which
+//! builds llama.cpp's `llama-quantize` and checks each file's SHA-256) into
+//! the model cache; a missing one fails the test with that command.
+//! Run in release: `cargo test --release -p axiom-engine --test requant_goldens`.
+
+mod common;
+
+use axiom_engine::forward::{forward, generate, Batch, GenerateParams, Leader, Logits, TokenSink};
+use axiom_engine::gguf::Gguf;
+use axiom_engine::matmul::Kernels;
+use axiom_engine::model::{LayerSource, Model, ResidentLayers};
+use axiom_engine::sampler::{Sampler, SamplerConfig};
+use axiom_engine::state::{Scratch, SharedState, StateConfig};
+use common::run_team;
+use serde_json::Value;
+
+struct Case {
+    name: String,
+    prompt_ids: Vec<u32>,
+    greedy_ids: Vec<u32>,
+    confident_tokens: usize,
+    /// Per position: llama.cpp's top-5 ids and logits, and the spread.
+    teacher: Vec<(Vec<u32>, Vec<f32>, f32)>,
+}
+
+fn goldens(ty: &str) -> (String, Vec<Case>) {
+    let text = axiom_testkit::read_testdata_string(&format!("smollm2-requant/goldens-{}.json", ty.to_lowercase()));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let ids = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<_>>();
+    let file = v["model"]["file"].as_str().unwrap().to_string();
+    let cases = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().to_string(),
+            prompt_ids: ids(&c["prompt_ids"]),
+            greedy_ids: ids(&c["greedy_ids"]),
+            confident_tokens: c["confident_tokens"].as_u64().unwrap() as usize,
+            teacher: c["teacher_forced"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let logits = p["top_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+                    (ids(&p["top_ids"]), logits, p["spread"].as_f64().unwrap() as f32)
+                })
+                .collect(),
+        })
+        .collect();
+    (file, cases)
+}
+
+/// Logits of every position of `tokens` (teacher-forced), 2 threads, one batch.
+fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Vec<Vec<f32>> {
+    let sc = StateConfig { n_ctx: tokens.len(), max_batch: tokens.len(), logit_rows: tokens.len() };
+    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let mut state = SharedState::new(model, sc, &mut mem).unwrap();
+    let mut scratches: Vec<Scratch> = (0..2).map(|_| Scratch::new(&model.config, &sc)).collect();
+    run_team(model, &state, 2, layers, &mut scratches, |seat, scratch| {
+        forward(seat, scratch, &Batch { tokens, pos: 0, logits: Logits::All });
+    });
+    let vocab = model.config.n_vocab;
+    state.logits().chunks(vocab).take(tokens.len()).map(|r| r.to_vec()).collect()
+}
+
+struct Collect(Vec<u32>);
+
+impl TokenSink for Collect {
+    fn token(&mut self, id: u32) -> bool {
+        self.0.push(id);
+        true
+    }
+}
+
+fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize) -> Vec<u32> {
+    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: 16, logit_rows: 1 };
+    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let state = SharedState::new(model, sc, &mut mem).unwrap();
+    let mut scratches: Vec<Scratch> = (0..2).map(|_| Scratch::new(&model.config, &sc)).collect();
+    let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
+    let mut sink = Collect(Vec::new());
+    let leader = std::sync::Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
+    let params = GenerateParams { prompt, start_pos: 0, max_new_tokens: n, stop_tokens: &[2], prefill_batch: 16 };
+    run_team(model, &state, 2, layers, &mut scratches, |seat, scratch| {
+        let lead = if seat.index() == 0 { leader.lock().unwrap().take() } else { None };
+        generate(seat, scratch, &params, lead).unwrap()
+    });
+    sink.0
+}
+
+fn top2(logits: &[f32]) -> [u32; 2] {
+    let mut v: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    [v[0].0, v[1].0]
+}
+
+/// The checks of the module comment on the requantized model of type `ty`.
+fn check(ty: &str) {
+    let (file, cases) = goldens(ty);
+    let path = axiom_testkit::model_path(&file).unwrap_or_else(|why| panic!("{why}"));
+    assert!(path.is_file(), "the model {} is missing: make it with benchmarks/engine/goldens/requantize.sh {ty}", path.display());
+    let bytes = axiom_testkit::read(&path);
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let layers = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let (mut checked, mut positions, mut worst, mut sum, mut count) = (0, 0, 0f32, 0f64, 0usize);
+    for case in &cases {
+        let tokens: Vec<u32> = case.prompt_ids.iter().chain(&case.greedy_ids).copied().collect();
+        assert_eq!(case.teacher.len(), tokens.len());
+        let logits = all_logits(&model, &layers, &tokens);
+        for (pos, ((ids, want, spread), got)) in case.teacher.iter().zip(&logits).enumerate() {
+            positions += 1;
+            if want[0] - want[1] > f32::max(0.5, 2.0 * spread) {
+                let ours = top2(got);
+                assert_eq!(ours[0], ids[0], "{ty} case {} pos {pos}: top-1 {} vs llama.cpp {} (margin {}, spread {spread})", case.name, ours[0], ids[0], want[0] - want[1]);
+                checked += 1;
+            }
+            for (&id, &l) in ids.iter().zip(want) {
+                let d = (got[id as usize] - l).abs();
+                worst = worst.max(d);
+                sum += d as f64;
+                count += 1;
+            }
+        }
+        let ids = greedy(&model, &layers, &case.prompt_ids, case.greedy_ids.len());
+        let agree = ids.iter().zip(&case.greedy_ids).take_while(|(a, b)| a == b).count();
+        eprintln!("{ty} {}: {agree} of {} greedy tokens agree with llama.cpp (first near-tie after {})", case.name, ids.len(), case.confident_tokens);
+        assert!(agree >= case.confident_tokens, "{ty} case {}: only {agree} greedy tokens agree, llama.cpp has no near-tie for {}", case.name, case.confident_tokens);
+    }
+    eprintln!(
+        "{ty}: top-1 equal at all {checked} of {positions} positions with a clear margin; logits of llama.cpp's top-5: max |diff| {worst:.3}, mean {:.3}",
+        sum / count as f64
+    );
+    assert!(checked > positions / 2, "{ty}: only {checked} of {positions} positions have a clear margin");
+}
+
+#[test]
+fn q4_k_m_matches_llama_cpp() {
+    check("Q4_K_M");
+}
+
+#[test]
+fn q6_k_matches_llama_cpp() {
+    check("Q6_K");
+}
+
+#[test]
+fn q5_0_matches_llama_cpp() {
+    check("Q5_0");
+}
+
+#[test]
+fn q5_k_m_matches_llama_cpp() {
+    check("Q5_K_M");
+}
+
+#[test]
+fn q3_k_m_matches_llama_cpp() {
+    check("Q3_K_M");
+}
+
+#[test]
+fn q2_k_matches_llama_cpp() {
+    check("Q2_K");
+}
+
+#[test]
+fn q2_k_pure_matches_llama_cpp() {
+    check("Q2_K_PURE");
+}
+
+#[test]
+fn q5_1_matches_llama_cpp() {
+    check("Q5_1");
+}
+
+#[test]
+fn iq4_nl_matches_llama_cpp() {
+    check("IQ4_NL");
+}

@@ -1,0 +1,71 @@
+//! The host subcommands on Gemma 3 270M (Q4_K_M), fetched by name
+//! (`tools/fetch-model.sh --model gemma3-270m`; `tools/setup.sh` fetches it):
+//! `axiom perplexity` within 2% of `llama-perplexity` on the same text and
+//! context (kernel/engine/testdata/perplexity), including a context longer
+//! than its sliding window, and `axiom generate --model gemma3-270m`.
+
+use std::process::Output;
+
+use axiom_testkit::{cached_model, testdata, GEMMA3_MODEL};
+use serde_json::Value;
+
+fn axiom(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_axiom")).args(args).output().expect("cannot run axiom")
+}
+
+fn ok(args: &[&str]) -> (String, String) {
+    let out = axiom(args);
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "axiom {args:?} failed: {stderr}");
+    (stdout, stderr)
+}
+
+/// llama-perplexity's running PPL after `chunks` chunks of `n_ctx` (flash attention off).
+fn llama_cpp_ppl(file: &str, n_ctx: u64, chunks: usize) -> f64 {
+    let refs: Value = serde_json::from_str(&axiom_testkit::read_testdata_string("perplexity/llama-perplexity.json")).unwrap();
+    let run = refs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == file && r["n_ctx"] == n_ctx && r["flash_attn"] == "off")
+        .unwrap_or_else(|| panic!("no llama-perplexity run of {file} at n_ctx {n_ctx}"));
+    run["running_ppl"][chunks - 1].as_f64().unwrap()
+}
+
+fn gemma3_perplexity_within_2_percent(ctx: u64, chunks: usize) {
+    let model = cached_model(GEMMA3_MODEL);
+    let text = testdata("perplexity/gpl-3.0.txt");
+    let (ctx_s, chunks_s) = (ctx.to_string(), chunks.to_string());
+    let (stdout, _) = ok(&["perplexity", "--model", model.to_str().unwrap(), "--file", text.to_str().unwrap(), "--ctx", &ctx_s, "--chunks", &chunks_s, "--threads", "2"]);
+    let last = stdout.lines().last().unwrap();
+    let ppl: f64 = last.strip_prefix("Final estimate: PPL = ").unwrap().split(' ').next().unwrap().parse().unwrap();
+    let want = llama_cpp_ppl(GEMMA3_MODEL, ctx, chunks);
+    eprintln!("Gemma 3 270M, n_ctx {ctx}, {chunks} chunks: PPL {ppl:.4}, llama-perplexity {want:.4} ({:+.2}%)", (ppl / want - 1.0) * 100.0);
+    assert!((ppl / want - 1.0).abs() < 0.02, "PPL {ppl} vs llama-perplexity {want}");
+}
+
+/// Four chunks of 512 (the window covers them: every layer attends fully).
+#[test]
+fn gemma3_perplexity_at_512_is_llama_cpps() {
+    gemma3_perplexity_within_2_percent(512, 4);
+}
+
+/// One chunk of 2048: the scored half lies beyond the 512-position window
+/// of the local layers.
+#[test]
+fn gemma3_perplexity_past_the_sliding_window_is_llama_cpps() {
+    gemma3_perplexity_within_2_percent(2048, 1);
+}
+
+/// `--model NAME` resolves a known model to its cached file; the base
+/// model answers a question in the completion framing (`--chat` without a
+/// template) as llama.cpp does (golden `qa-sky`).
+#[test]
+fn generate_by_model_name() {
+    cached_model(GEMMA3_MODEL);
+    let (stdout, _) = ok(&["generate", "--model", "gemma3-270m", "--chat", "--prompt", "Why is the sky blue?", "--temp", "0", "--tokens", "8", "--threads", "2"]);
+    assert!(stdout.starts_with(" The sky is blue because"), "generated {stdout:?}");
+    let out = axiom(&["generate", "--model", "gemma9-1t", "--prompt", "x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
