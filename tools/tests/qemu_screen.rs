@@ -1,7 +1,8 @@
 //! QEMU tests of the box's screen and keyboard (issue 11): boot a GRUB ISO
-//! with a framebuffer (BIOS: the ISO `axiom iso` writes, its default "chat"
-//! entry; UEFI with OVMF: the runner's ISO), then through QEMU's monitor
-//! take screendumps and type on the emulated PS/2 keyboard.
+//! from an emulated USB stick with a framebuffer (BIOS: the ISO `axiom iso`
+//! writes, its default "chat" entry; UEFI with OVMF: the runner's ISO),
+//! then through QEMU's monitor take screendumps and type on the emulated
+//! PS/2 keyboard.
 //!
 //! The screen is checked pixel for pixel, without OCR: the host lays out
 //! the text the kernel must have drawn with the kernel's own grid
@@ -286,7 +287,7 @@ fn assert_chat_on_screen(result: &RunResult, found: &Findings, prompts: &[&str])
 }
 
 /// The USB-stick path of docs/bare-metal.md on BIOS: `axiom iso` (menu
-/// with its default "chat" entry), booted by SeaBIOS.
+/// with its default "chat" entry) on an emulated USB stick, booted by SeaBIOS.
 #[test]
 fn box_iso_bios_chat_on_screen_and_keyboard() {
     let iso = scratch("box.iso");
@@ -297,19 +298,20 @@ fn box_iso_bios_chat_on_screen_and_keyboard() {
         .output()
         .expect("running axiom iso");
     assert!(out.status.success(), "axiom iso failed: {}", String::from_utf8_lossy(&out.stderr));
-    let opts = QemuOptions { boot: Boot::IsoBios, iso: Some(iso), ..Default::default() };
+    let opts = QemuOptions { boot: Boot::IsoBios, iso: Some(iso), usb_stick: true, ..Default::default() };
     let (result, found) = chat_on_screen("bios", opts, None);
     assert_chat_on_screen(&result, &found, &[PROMPT]);
     let prompt = result.first::<Prompt>().unwrap();
     assert!(prompt.chat, "the menu's chat entry wraps prompts in the chat template");
 }
 
-/// The same on UEFI (OVMF's GOP framebuffer), with the runner's ISO, and
-/// a first prompt from the serial line: both input sources work in one run.
+/// The same on UEFI (OVMF's GOP framebuffer, the USB stick), with the
+/// runner's ISO, and a first prompt from the serial line: both input
+/// sources work in one run.
 #[test]
 fn uefi_chat_on_screen_keyboard_and_serial() {
     let args = KernelArgs::default().with(&keys::INTERACTIVE, true).with(&keys::TOKENS, TOKENS).with(&keys::TEMP, 0.0).with(&keys::CTX, 128u64);
-    let opts = QemuOptions { boot: Boot::IsoUefi, cmdline: args.cmdline(), ..Default::default() };
+    let opts = QemuOptions { boot: Boot::IsoUefi, cmdline: args.cmdline(), usb_stick: true, ..Default::default() };
     let (result, found) = chat_on_screen("uefi", opts, Some(SERIAL_PROMPT));
     assert_chat_on_screen(&result, &found, &[SERIAL_PROMPT, PROMPT]);
 }
