@@ -484,6 +484,7 @@ fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
             Flow::Idle => continue,
             Flow::Done => {}
         }
-        println!("> ");
+        // The screen draws its own marker for the next line (crate::input).
+        crate::console::print_serial_only(format_args!("> \n"));
     }
 }
