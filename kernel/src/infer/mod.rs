@@ -218,7 +218,7 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
         free_bytes: mem::largest_free(),
         spill_bytes: spill_ranges(),
     };
-    let plan = match tensor_plan::plan(&input) {
+    let (plan, input) = match tensor_plan::plan_head_optional(&input) {
         Ok(p) => p,
         Err(e @ PlanError::BudgetTooSmall { min_budget, .. }) => {
             let msg = telemetry::Message::format(format_args!("{e}"));
@@ -236,7 +236,10 @@ fn plan_memory(image: &Image, args: &InferArgs) -> Result<MemoryPlan, String> {
         }
         Err(e) => return Err(format!("{e}")),
     };
-    Ok(MemoryPlan { plan, input, state_cfg, state, head_bytes })
+    if input.head_bytes < head_bytes {
+        println!("output head: no room for its packed copy ({}) in this budget: read in place (slower)", Mib(head_bytes));
+    }
+    Ok(MemoryPlan { plan, head_bytes: input.head_bytes, input, state_cfg, state })
 }
 
 /// The free ranges after the largest (where pinned layers can spill), largest first.
