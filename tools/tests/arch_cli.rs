@@ -59,11 +59,14 @@ fn gemma3_perplexity_past_the_sliding_window_is_llama_cpps() {
 
 /// `--model NAME` resolves a known model to its cached file; the base
 /// model answers a question in the completion framing (`--chat` without a
-/// template) as llama.cpp does (golden `qa-sky`).
+/// template) as llama.cpp does (golden `qa-sky`). With the f32 KV cache:
+/// the second answer token is a near-tie in llama.cpp (" sky" 19.14,
+/// " blue" 18.85), which the default f16 cache's rounding tips to " blue".
 #[test]
 fn generate_by_model_name() {
     cached_model(GEMMA3_MODEL);
-    let (stdout, _) = ok(&["generate", "--model", "gemma3-270m", "--chat", "--prompt", "Why is the sky blue?", "--temp", "0", "--tokens", "8", "--threads", "2"]);
+    let args = ["generate", "--model", "gemma3-270m", "--chat", "--prompt", "Why is the sky blue?", "--temp", "0", "--tokens", "8", "--threads", "2"];
+    let (stdout, _) = ok(&[&args[..], &["--kv-type", "f32"]].concat());
     assert!(stdout.starts_with(" The sky is blue because"), "generated {stdout:?}");
     let out = axiom(&["generate", "--model", "gemma9-1t", "--prompt", "x"]);
     assert!(!out.status.success());

@@ -107,12 +107,14 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// A conversation in the model's chat template (`chat`) or in plain
-    /// text, in a context of `n_ctx` tokens. `system` replaces the
-    /// template's default system message (chat only).
+    /// A conversation in the model's chat template (`chat`; a base model
+    /// without one gets the completion framing, `Question: …\nAnswer:`, as
+    /// [`Tokenizer::encode_chat`] does) or in plain text, in a context of
+    /// `n_ctx` tokens. `system` replaces the template's default system
+    /// message (chat only).
     pub fn new(tokenizer: &Tokenizer, chat: bool, system: Option<&str>, n_ctx: usize) -> Result<Self, ConversationError> {
         let format = if chat {
-            let template = tokenizer.chat_template().map_err(ConversationError::Template)?;
+            let template = tokenizer.prompt_template().map_err(ConversationError::Template)?;
             Format::Chat { template, system: system.map(String::from) }
         } else {
             Format::Plain
@@ -420,7 +422,6 @@ mod tests {
     #[test]
     fn plain_text_turns_are_separated_by_newlines() {
         let t = tokenizer(None);
-        assert!(matches!(Conversation::new(&t, true, None, 64), Err(ConversationError::Template(_))));
         let mut c = Conversation::new(&t, false, None, 64).unwrap();
         let p = c.plan(&t, "ab", 4).unwrap();
         assert_eq!(p.tokens, ids(&t, "ab"));
@@ -429,6 +430,22 @@ mod tests {
         let p = c.plan(&t, "ef", 4).unwrap();
         assert_eq!(p.tokens, ids(&t, "abcd\nef"));
         assert_eq!(p.reused, 3);
+    }
+
+    /// A base model (no template) asked to chat gets the completion framing
+    /// of `encode_chat`, turn after turn.
+    #[test]
+    fn chat_with_a_base_model_uses_the_completion_framing() {
+        let t = tokenizer(None);
+        let mut c = Conversation::new(&t, true, None, 128).unwrap();
+        let m = |role, content| ChatMessage { role, content };
+        let p = c.plan(&t, "ab", 4).unwrap();
+        assert_eq!(p.tokens, t.encode_chat(&[m("user", "ab")], true).unwrap());
+        assert_eq!(p.tokens, t.encode("Question: ab\nAnswer:", true, true));
+        let end = p.tokens.len() + 1;
+        c.finish(&t, p, "ab", &ids(&t, " cd"), end);
+        let p = c.plan(&t, "ef", 4).unwrap();
+        assert_eq!(p.tokens, t.encode_chat(&[m("user", "ab"), m("assistant", "cd"), m("user", "ef")], true).unwrap());
     }
 
     #[test]
