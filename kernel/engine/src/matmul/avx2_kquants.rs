@@ -4,7 +4,9 @@
 //! scalar reference's float sequence per lane ([`super::scalar`]'s
 //! `small_dot` / `super_dot`). The K-quants' per-16 sub-block scales are
 //! applied in the integer domain (`vpmaddwd` with a vector holding the two
-//! sub-blocks' scales), so every block still yields one exact integer per row.
+//! sub-blocks' scales), so every block still yields one exact integer per row;
+//! the K-quants add those integers over the super-block and take one float
+//! step per super-block with the Q8_K activation scale.
 //! The AVX-512 paths run these kernels too (ggml layout); on the VNNI path
 //! the types with unsigned quants (Q5_0, Q5_1, Q4_K, Q5_K) use a 256-bit
 //! `vpdpbusd` for their integer dot products ([`group_vnni`]), which is
@@ -194,10 +196,10 @@ unsafe fn $q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t:
 unsafe fn $q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = if FIVE { GgmlType::Q5_K.block_bytes() } else { GgmlType::Q4_K.block_bytes() };
     let qs_at = if FIVE { at::Q5_K_QS } else { at::Q4_K_QS };
-    let (d, sum) = (acts.d(t), acts.sum(t));
+    let (dk, bs) = (acts.dk(t), acts.bsums(t));
     let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
-    for sb in 0..d.len() / SUB {
+    for sb in 0..dk.len() {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: super-block sb of each row lies inside the row: d, dmin first.
@@ -214,6 +216,7 @@ unsafe fn $q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: 
                 m_t[j][i] = s[SUB + j];
             }
         }
+        let (mut isum_sb, mut msum_sb) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         for j in 0..SUB {
             let b = sb * SUB + j;
             // SAFETY: b < blocks.
@@ -234,12 +237,12 @@ unsafe fn $q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: 
             // SAFETY: 8 bytes each.
             let (sc, m) = unsafe { (bytes8_to_i32(sc_t[j].as_ptr()), bytes8_to_i32(m_t[j].as_ptr())) };
             let isum = _mm256_mullo_epi32(reduce8(&v), sc);
-            // m * sum(a) is below 2^24 (63 * 32 * 127): exact in f32, so the
-            // float product equals the integer one converted.
-            let msum = _mm256_mul_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(sum[b] as f32));
-            k_step(&mut acc, dw, d[b], isum);
-            macc = _mm256_fmadd_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(d[b])), msum, macc);
+            let msum = _mm256_mullo_epi32(m, _mm256_set1_epi32(bs[16 * sb + 2 * j] + bs[16 * sb + 2 * j + 1]));
+            isum_sb = _mm256_add_epi32(isum_sb, isum);
+            msum_sb = _mm256_add_epi32(msum_sb, msum);
         }
+        k_step(&mut acc, dw, dk[sb], isum_sb);
+        k_step(&mut macc, dmin, dk[sb], msum_sb);
     }
     _mm256_sub_ps(acc, macc)
 }
@@ -294,9 +297,9 @@ unsafe fn bytes8_to_i32(p: *const u8) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = GgmlType::Q6_K.block_bytes();
-    let d = acts.d(t);
+    let dk = acts.dk(t);
     let mut acc = _mm256_setzero_ps();
-    for sb in 0..d.len() / SUB {
+    for (sb, &dks) in dk.iter().enumerate() {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
@@ -307,6 +310,7 @@ unsafe fn group_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
             let v = _mm_loadu_si128(p);
             [doubled(_mm256_cvtepi8_epi32(v)), doubled(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)))]
         });
+        let mut isum_sb = _mm256_setzero_si256();
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, k) = (j / 4, j % 4);
@@ -321,8 +325,9 @@ unsafe fn group_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
                 };
                 _mm256_madd_epi16(mul_signed(q, a), pair(scales[i][n], k))
             });
-            k_step(&mut acc, dw, d[b], reduce8(&v));
+            isum_sb = _mm256_add_epi32(isum_sb, reduce8(&v));
         }
+        k_step(&mut acc, dw, dks, isum_sb);
     }
     acc
 }
@@ -346,9 +351,9 @@ fn pair(doubled: __m256i, k: usize) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = GgmlType::Q3_K.block_bytes();
-    let d = acts.d(t);
+    let dk = acts.dk(t);
     let mut acc = _mm256_setzero_ps();
-    for sb in 0..d.len() / SUB {
+    for (sb, &dks) in dk.iter().enumerate() {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
@@ -360,6 +365,7 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
             // SAFETY: sc holds 16 i32.
             unsafe { [doubled(_mm256_loadu_si256(sc.as_ptr() as *const __m256i)), doubled(_mm256_loadu_si256(sc.as_ptr().add(8) as *const __m256i))] }
         });
+        let mut isum_sb = _mm256_setzero_si256();
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, jj) = (j / 4, j % 4);
@@ -375,8 +381,9 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
                 };
                 _mm256_madd_epi16(mul_signed(q, a), pair(scales[i][n], jj))
             });
-            k_step(&mut acc, dw, d[b], reduce8(&v));
+            isum_sb = _mm256_add_epi32(isum_sb, reduce8(&v));
         }
+        k_step(&mut acc, dw, dks, isum_sb);
     }
     acc
 }
@@ -384,28 +391,22 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q2_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = GgmlType::Q2_K.block_bytes();
-    let d = acts.d(t);
-    let ones = _mm256_set1_epi16(1);
+    let (dk, bs) = (acts.dk(t), acts.bsums(t));
     let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
-    for sb in 0..d.len() / SUB {
+    for sb in 0..dk.len() {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d and dmin lie inside the super-block.
         let (dw, dmin) = unsafe { (gather_f16(&base, at::Q2_K_D), gather_f16(&base, at::Q2_K_D + 2)) };
+        let (mut isum_sb, mut msum_sb) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, jj) = (j / 4, j % 4);
             // SAFETY: b < blocks.
             let a = unsafe { load_acts(acts, t, b) };
-            // The activation sums of the block's two halves.
-            let halves = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), ones);
-            let (lo, hi) = (_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1));
-            let hsum = |x: __m128i| {
-                let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
-                _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32(x, 0b01)))
-            };
-            let (a_lo, a_hi) = (hsum(lo), hsum(hi));
+            // The activation sums of the block's two halves (Q8_K's bsums).
+            let (a_lo, a_hi) = (bs[16 * sb + 2 * j], bs[16 * sb + 2 * j + 1]);
             let k0 = 8 * n + 2 * jj;
             let v: [__m256i; GROUP] = core::array::from_fn(|i| {
                 // SAFETY: the scales and quants lie inside the super-block.
@@ -420,9 +421,11 @@ unsafe fn group_q2_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
             // SAFETY: as above.
             let m_hi = per_row(&base, |p| unsafe { (*p.add(k0 + 1) >> 4) as i32 });
             let msum = _mm256_add_epi32(_mm256_mullo_epi32(m_lo, _mm256_set1_epi32(a_lo)), _mm256_mullo_epi32(m_hi, _mm256_set1_epi32(a_hi)));
-            k_step(&mut acc, dw, d[b], reduce8(&v));
-            k_step(&mut macc, dmin, d[b], msum);
+            isum_sb = _mm256_add_epi32(isum_sb, reduce8(&v));
+            msum_sb = _mm256_add_epi32(msum_sb, msum);
         }
+        k_step(&mut acc, dw, dk[sb], isum_sb);
+        k_step(&mut macc, dmin, dk[sb], msum_sb);
     }
     _mm256_sub_ps(acc, macc)
 }
@@ -506,10 +509,10 @@ unsafe fn tile_q5<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0:
 unsafe fn tile_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
     let bb = if FIVE { GgmlType::Q5_K.block_bytes() } else { GgmlType::Q4_K.block_bytes() };
     let qs_at = if FIVE { at::Q5_K_QS } else { at::Q4_K_QS };
-    let nb = acts.d(t0).len();
+    let nsb = acts.dk(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
     let mut macc = [_mm256_setzero_ps(); TILE];
-    for sb in 0..nb / SUB {
+    for sb in 0..nsb {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: super-block sb of each row lies inside the row: d, dmin first.
@@ -524,6 +527,8 @@ unsafe fn tile_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf,
                 m_t[j][i] = s[SUB + j];
             }
         }
+        let mut isum_sb = [_mm256_setzero_si256(); TILE];
+        let mut msum_sb = [_mm256_setzero_si256(); TILE];
         for j in 0..SUB {
             let b = sb * SUB + j;
             let q: [__m256i; GROUP] = core::array::from_fn(|i| {
@@ -540,18 +545,22 @@ unsafe fn tile_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf,
             });
             // SAFETY: 8 bytes each.
             let (sc, m) = unsafe { (bytes8_to_i32(sc_t[j].as_ptr()), bytes8_to_i32(m_t[j].as_ptr())) };
-            let m = _mm256_cvtepi32_ps(m);
             for k in 0..nt {
                 let t = t0 + k;
                 // SAFETY: b < blocks.
                 let a = unsafe { load_acts(acts, t, b) };
                 let v: [__m256i; GROUP] = core::array::from_fn(|i| dot_u8(q[i], a));
                 let isum = _mm256_mullo_epi32(reduce8(&v), sc);
-                let msum = _mm256_mul_ps(m, _mm256_set1_ps(acts.sum(t)[b] as f32));
-                let da = acts.d(t)[b];
-                k_step(&mut acc[k], dw, da, isum);
-                macc[k] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(da)), msum, macc[k]);
+                let bs = acts.bsums(t);
+                let msum = _mm256_mullo_epi32(m, _mm256_set1_epi32(bs[16 * sb + 2 * j] + bs[16 * sb + 2 * j + 1]));
+                isum_sb[k] = _mm256_add_epi32(isum_sb[k], isum);
+                msum_sb[k] = _mm256_add_epi32(msum_sb[k], msum);
             }
+        }
+        for k in 0..nt {
+            let dk = acts.dk(t0 + k)[sb];
+            k_step(&mut acc[k], dw, dk, isum_sb[k]);
+            k_step(&mut macc[k], dmin, dk, msum_sb[k]);
         }
     }
     core::array::from_fn(|k| _mm256_sub_ps(acc[k], macc[k]))
@@ -560,9 +569,9 @@ unsafe fn tile_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf,
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
     let bb = GgmlType::Q6_K.block_bytes();
-    let nb = acts.d(t0).len();
+    let nsb = acts.dk(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
-    for sb in 0..nb / SUB {
+    for sb in 0..nsb {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
@@ -572,6 +581,7 @@ unsafe fn tile_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
             let v = _mm_loadu_si128(base[i].add(at::Q6_K_SCALES) as *const __m128i);
             [doubled(_mm256_cvtepi8_epi32(v)), doubled(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)))]
         });
+        let mut isum_sb = [_mm256_setzero_si256(); TILE];
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, kk) = (j / 4, j % 4);
@@ -584,13 +594,16 @@ unsafe fn tile_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
                 }
             });
             let sc: [__m256i; GROUP] = core::array::from_fn(|i| pair(scales[i][n], kk));
-            for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            for (k, isum) in isum_sb.iter_mut().enumerate().take(nt) {
                 let t = t0 + k;
                 // SAFETY: b < blocks.
                 let a = unsafe { load_acts(acts, t, b) };
                 let v: [__m256i; GROUP] = core::array::from_fn(|i| _mm256_madd_epi16(mul_signed(q[i], a), sc[i]));
-                k_step(acc, dw, acts.d(t)[b], reduce8(&v));
+                *isum = _mm256_add_epi32(*isum, reduce8(&v));
             }
+        }
+        for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            k_step(acc, dw, acts.dk(t0 + k)[sb], isum_sb[k]);
         }
     }
     acc
@@ -623,9 +636,9 @@ unsafe fn tile_iq4_nl(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: u
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
     let bb = GgmlType::Q3_K.block_bytes();
-    let nb = acts.d(t0).len();
+    let nsb = acts.dk(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
-    for sb in 0..nb / SUB {
+    for sb in 0..nsb {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
@@ -637,6 +650,7 @@ unsafe fn tile_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
             // SAFETY: sc holds 16 i32.
             unsafe { [doubled(_mm256_loadu_si256(sc.as_ptr() as *const __m256i)), doubled(_mm256_loadu_si256(sc.as_ptr().add(8) as *const __m256i))] }
         });
+        let mut isum_sb = [_mm256_setzero_si256(); TILE];
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, jj) = (j / 4, j % 4);
@@ -649,13 +663,16 @@ unsafe fn tile_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
                 }
             });
             let sc: [__m256i; GROUP] = core::array::from_fn(|i| pair(scales[i][n], jj));
-            for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            for (k, isum) in isum_sb.iter_mut().enumerate().take(nt) {
                 let t = t0 + k;
                 // SAFETY: b < blocks.
                 let a = unsafe { load_acts(acts, t, b) };
                 let v: [__m256i; GROUP] = core::array::from_fn(|i| _mm256_madd_epi16(mul_signed(q[i], a), sc[i]));
-                k_step(acc, dw, acts.d(t)[b], reduce8(&v));
+                *isum = _mm256_add_epi32(*isum, reduce8(&v));
             }
+        }
+        for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            k_step(acc, dw, acts.dk(t0 + k)[sb], isum_sb[k]);
         }
     }
     acc
@@ -664,15 +681,16 @@ unsafe fn tile_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile_q2_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
     let bb = GgmlType::Q2_K.block_bytes();
-    let nb = acts.d(t0).len();
-    let ones = _mm256_set1_epi16(1);
+    let nsb = acts.dk(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
     let mut macc = [_mm256_setzero_ps(); TILE];
-    for sb in 0..nb / SUB {
+    for sb in 0..nsb {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d and dmin lie inside the super-block.
         let (dw, dmin) = unsafe { (gather_f16(&base, at::Q2_K_D), gather_f16(&base, at::Q2_K_D + 2)) };
+        let mut isum_sb = [_mm256_setzero_si256(); TILE];
+        let mut msum_sb = [_mm256_setzero_si256(); TILE];
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, jj) = (j / 4, j % 4);
@@ -694,18 +712,18 @@ unsafe fn tile_q2_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
                 let t = t0 + k;
                 // SAFETY: b < blocks.
                 let a = unsafe { load_acts(acts, t, b) };
-                let halves = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), ones);
-                let hsum = |x: __m128i| {
-                    let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
-                    _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32(x, 0b01)))
-                };
-                let (a_lo, a_hi) = (hsum(_mm256_castsi256_si128(halves)), hsum(_mm256_extracti128_si256(halves, 1)));
+                let bs = acts.bsums(t);
+                let (a_lo, a_hi) = (bs[16 * sb + 2 * j], bs[16 * sb + 2 * j + 1]);
                 let v: [__m256i; GROUP] = core::array::from_fn(|i| _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], a), sc[i]));
                 let msum = _mm256_add_epi32(_mm256_mullo_epi32(m_lo, _mm256_set1_epi32(a_lo)), _mm256_mullo_epi32(m_hi, _mm256_set1_epi32(a_hi)));
-                let da = acts.d(t)[b];
-                k_step(&mut acc[k], dw, da, reduce8(&v));
-                k_step(&mut macc[k], dmin, da, msum);
+                isum_sb[k] = _mm256_add_epi32(isum_sb[k], reduce8(&v));
+                msum_sb[k] = _mm256_add_epi32(msum_sb[k], msum);
             }
+        }
+        for k in 0..nt {
+            let dk = acts.dk(t0 + k)[sb];
+            k_step(&mut acc[k], dw, dk, isum_sb[k]);
+            k_step(&mut macc[k], dmin, dk, msum_sb[k]);
         }
     }
     core::array::from_fn(|k| _mm256_sub_ps(acc[k], macc[k]))

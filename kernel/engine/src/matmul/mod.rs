@@ -61,7 +61,7 @@ use core::ops::Range;
 
 use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
-use crate::quant::activation::quantize_block_q8;
+use crate::quant::activation::{quantize_block_q8, quantize_block_q8_k, QK_K};
 use crate::quant::{dequantize_row, round_f16, QuantError, QK};
 use crate::state::KvType;
 
@@ -312,6 +312,9 @@ pub enum ActKind {
     BF16,
     /// Q8_0 blocks (for Q4_0, Q5_0, Q8_0, IQ4_NL and K-quant weights).
     Q8_0,
+    /// Q8_K blocks of 256 (for the K-quants, as ggml pairs them).
+    #[allow(non_camel_case_types)]
+    Q8_K,
     /// Q8_1 blocks (for Q4_1 and Q5_1 weights).
     Q8_1,
 }
@@ -324,9 +327,8 @@ impl ActKind {
             GgmlType::F16 => Some(ActKind::F16),
             GgmlType::BF16 => Some(ActKind::BF16),
             GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::IQ4_NL => Some(ActKind::Q8_0),
-            // The K-quants use the same per-32 Q8_0 activations (ggml uses
-            // per-256 Q8_K, which is coarser); see the module comment.
-            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => Some(ActKind::Q8_0),
+            // The K-quants take per-256 Q8_K activations, as in ggml.
+            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => Some(ActKind::Q8_K),
             GgmlType::Q4_1 | GgmlType::Q5_1 => Some(ActKind::Q8_1),
             _ => None,
         }
@@ -352,6 +354,9 @@ pub struct ActBuf {
     s: Vec<f32>,
     sum: Vec<i32>,
     f: Vec<f32>,
+    /// Q8_K: per 256-column block, the f32 scale and the 16 sums of 16 quants.
+    dk: Vec<f32>,
+    bsums: Vec<i32>,
 }
 
 impl ActBuf {
@@ -370,6 +375,8 @@ impl ActBuf {
             s: vec![0.0; nb],
             sum: vec![0; nb],
             f: vec![0.0; n],
+            dk: vec![0.0; max_cols.div_ceil(QK_K) * max_batch],
+            bsums: vec![0; max_cols.div_ceil(QK_K) * 16 * max_batch],
         }
     }
 
@@ -423,6 +430,18 @@ impl ActBuf {
     fn sum(&self, t: usize) -> &[i32] {
         let nb = self.blocks();
         &self.sum[t * nb..(t + 1) * nb]
+    }
+
+    /// Q8_K scales of token `t`, one per 256 columns.
+    fn dk(&self, t: usize) -> &[f32] {
+        let n = self.cols / QK_K;
+        &self.dk[t * n..(t + 1) * n]
+    }
+
+    /// Q8_K sums of 16 quants of token `t`, 16 per 256 columns.
+    fn bsums(&self, t: usize) -> &[i32] {
+        let n = self.cols / QK_K * 16;
+        &self.bsums[t * n..(t + 1) * n]
     }
 
     /// Floats of token `t` (F32/F16 kinds).
@@ -559,6 +578,17 @@ impl Kernels {
                 for (o, &v) in out.f.iter_mut().zip(x) {
                     *o = crate::quant::kquants::round_bf16(v);
                 }
+            }
+            ActKind::Q8_K => {
+                assert!(cols.is_multiple_of(QK_K), "{cols} columns is not a whole number of super-blocks");
+                let nk = cols / QK_K;
+                for (k, xb) in x.chunks_exact(QK_K).enumerate() {
+                    let q = quantize_block_q8_k(xb.try_into().unwrap());
+                    out.qs[k * QK_K..(k + 1) * QK_K].copy_from_slice(&q.qs);
+                    out.dk[k] = q.d;
+                    out.bsums[16 * k..16 * (k + 1)].copy_from_slice(&q.bsums);
+                }
+                let _ = nk;
             }
             ActKind::Q8_0 | ActKind::Q8_1 => {
                 assert!(cols.is_multiple_of(QK), "{cols} columns is not a whole number of blocks");

@@ -265,9 +265,11 @@ fn results_approximate_the_float_product() {
             let mag: f64 = row.iter().zip(&x).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
             // Q8 activations are off by at most half a step (amax / 254) per
             // element of their block; F16 activations by 2^-11 relative.
+            // K-quants: Q8_K activations, one scale per 256.
+            let act_block = if ty.block_elems() == 256 { 256 } else { 32 };
             let act_err: f64 = row
-                .chunks(32)
-                .zip(x.chunks(32))
+                .chunks(act_block)
+                .zip(x.chunks(act_block))
                 .map(|(wb, xb)| {
                     let amax = xb.iter().fold(0.0f32, |m, &v| m.max(v.abs())) as f64;
                     wb.iter().map(|&v| v.abs() as f64).sum::<f64>() * amax / 254.0
