@@ -107,12 +107,14 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// A conversation in the model's chat template (`chat`) or in plain
-    /// text, in a context of `n_ctx` tokens. `system` replaces the
-    /// template's default system message (chat only).
+    /// A conversation in the model's chat template (`chat`; a base model
+    /// without one gets the `Question: …\nAnswer:` framing,
+    /// [`Tokenizer::prompt_template`]) or in plain text, in a context of
+    /// `n_ctx` tokens. `system` replaces the template's default system
+    /// message (chat only).
     pub fn new(tokenizer: &Tokenizer, chat: bool, system: Option<&str>, n_ctx: usize) -> Result<Self, ConversationError> {
         let format = if chat {
-            let template = tokenizer.chat_template().map_err(ConversationError::Template)?;
+            let template = tokenizer.prompt_template().map_err(ConversationError::Template)?;
             Format::Chat { template, system: system.map(String::from) }
         } else {
             Format::Plain
@@ -420,7 +422,9 @@ mod tests {
     #[test]
     fn plain_text_turns_are_separated_by_newlines() {
         let t = tokenizer(None);
-        assert!(matches!(Conversation::new(&t, true, None, 64), Err(ConversationError::Template(_))));
+        // Chat with a model that has no template: the completion framing.
+        let mut c = Conversation::new(&t, true, None, 64).unwrap();
+        assert_eq!(c.plan(&t, "ab", 4).unwrap().tokens, ids(&t, "Question: ab\nAnswer:"));
         let mut c = Conversation::new(&t, false, None, 64).unwrap();
         let p = c.plan(&t, "ab", 4).unwrap();
         assert_eq!(p.tokens, ids(&t, "ab"));
