@@ -308,6 +308,23 @@ struct Limits {
     total: u64,
 }
 
+/// [`plan`], with the packed head optional: when no plan holds it (a model
+/// whose output head is a large part of it, such as Gemma 3 270M's tied
+/// 640x262144 Q8_0 head, 170 MiB of 253), the plan without it (the head
+/// read in place from the globals, in ggml's layout: same results, slower)
+/// is taken. Returns the plan and the input it was made for (`head_bytes`
+/// 0 when the head stays unpacked). When neither fits, the error is the
+/// one without the head (its smaller minimum budget is the true one).
+pub fn plan_head_optional(input: &PlanInput) -> Result<(TensorPlan, PlanInput), PlanError> {
+    match plan(input) {
+        Err(PlanError::BudgetTooSmall { .. } | PlanError::OutOfMemory { .. }) if input.head_bytes > 0 => {
+            let unpacked = PlanInput { head_bytes: 0, ..*input };
+            plan(&unpacked).map(|p| (p, unpacked))
+        }
+        other => other.map(|p| (p, *input)),
+    }
+}
+
 /// Chooses the mode, the pinned layers and the slot count and lays out the
 /// region.
 pub fn plan(input: &PlanInput) -> Result<TensorPlan, PlanError> {
@@ -558,6 +575,32 @@ mod tests {
         assert_eq!(with_head.min_budget(), 34 * MIB + 29 * MIB);
         let p = plan(&PlanInput { budget: Some(with_head.min_budget()), ..with_head }).unwrap();
         assert_eq!((p.mode, p.slots, p.head_offset), (Mode::Streaming, 2, 34 * MIB));
+    }
+
+    /// Gemma 3 270M's shape: the tied head is most of the globals; packed,
+    /// it would double them and no budget below the model would stream.
+    #[test]
+    fn a_budget_without_room_for_the_packed_head_streams_with_the_head_in_place() {
+        let gemma = PlanInput {
+            globals_bytes: 170 * MIB,
+            layers_bytes: 18 * 4 * MIB,
+            max_layer_bytes: 4 * MIB,
+            n_layers: 18,
+            head_bytes: 170 * MIB,
+            ..input()
+        };
+        let (p, used) = plan_head_optional(&PlanInput { budget: Some(200 * MIB), ..gemma }).unwrap();
+        assert_eq!((p.mode, p.slots, p.pinned, used.head_bytes), (Mode::Streaming, 3, 4, 0));
+        assert!(p.weight_pool_bytes <= 200 * MIB);
+        // Room for the packed head beside the slots: it is kept.
+        let (p, used) = plan_head_optional(&PlanInput { budget: Some(400 * MIB), ..gemma }).unwrap();
+        assert_eq!((p.mode, p.slots, p.pinned, used.head_bytes), (Mode::Streaming, 3, 12, 170 * MIB));
+        assert_eq!(p.head_offset, 170 * MIB + 12 * 4 * MIB + 3 * 4 * MIB);
+        let (p, used) = plan_head_optional(&gemma).unwrap();
+        assert_eq!((p.mode, used), (Mode::Resident, gemma));
+        // Too small even without it: the minimum named is the one without.
+        let e = plan_head_optional(&PlanInput { budget: Some(170 * MIB), ..gemma }).unwrap_err();
+        assert_eq!(e, PlanError::BudgetTooSmall { budget: 170 * MIB, min_budget: 178 * MIB });
     }
 
     #[test]

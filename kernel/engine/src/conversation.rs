@@ -108,8 +108,8 @@ pub struct Conversation {
 
 impl Conversation {
     /// A conversation in the model's chat template (`chat`; a base model
-    /// without one gets the `Question: …\nAnswer:` framing,
-    /// [`Tokenizer::prompt_template`]) or in plain text, in a context of
+    /// without one gets the completion framing, `Question: …\nAnswer:`, as
+    /// [`Tokenizer::encode_chat`] does) or in plain text, in a context of
     /// `n_ctx` tokens. `system` replaces the template's default system
     /// message (chat only).
     pub fn new(tokenizer: &Tokenizer, chat: bool, system: Option<&str>, n_ctx: usize) -> Result<Self, ConversationError> {
@@ -422,9 +422,6 @@ mod tests {
     #[test]
     fn plain_text_turns_are_separated_by_newlines() {
         let t = tokenizer(None);
-        // Chat with a model that has no template: the completion framing.
-        let mut c = Conversation::new(&t, true, None, 64).unwrap();
-        assert_eq!(c.plan(&t, "ab", 4).unwrap().tokens, ids(&t, "Question: ab\nAnswer:"));
         let mut c = Conversation::new(&t, false, None, 64).unwrap();
         let p = c.plan(&t, "ab", 4).unwrap();
         assert_eq!(p.tokens, ids(&t, "ab"));
@@ -433,6 +430,22 @@ mod tests {
         let p = c.plan(&t, "ef", 4).unwrap();
         assert_eq!(p.tokens, ids(&t, "abcd\nef"));
         assert_eq!(p.reused, 3);
+    }
+
+    /// A base model (no template) asked to chat gets the completion framing
+    /// of `encode_chat`, turn after turn.
+    #[test]
+    fn chat_with_a_base_model_uses_the_completion_framing() {
+        let t = tokenizer(None);
+        let mut c = Conversation::new(&t, true, None, 128).unwrap();
+        let m = |role, content| ChatMessage { role, content };
+        let p = c.plan(&t, "ab", 4).unwrap();
+        assert_eq!(p.tokens, t.encode_chat(&[m("user", "ab")], true).unwrap());
+        assert_eq!(p.tokens, t.encode("Question: ab\nAnswer:", true, true));
+        let end = p.tokens.len() + 1;
+        c.finish(&t, p, "ab", &ids(&t, " cd"), end);
+        let p = c.plan(&t, "ef", 4).unwrap();
+        assert_eq!(p.tokens, t.encode_chat(&[m("user", "ab"), m("assistant", "cd"), m("user", "ef")], true).unwrap());
     }
 
     #[test]

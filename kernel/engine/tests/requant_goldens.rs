@@ -12,7 +12,15 @@
 //!
 //! The models are made by `benchmarks/engine/goldens/requantize.sh` (which
 //! builds llama.cpp's `llama-quantize` and checks each file's SHA-256) into
-//! the model cache; a missing one fails the test with that command.
+//! the model cache; `tools/setup.sh` runs it, and a missing model fails the
+//! test with that command.
+//!
+//! Measured (this machine): every type passes; top-1 equal at all 48-86
+//! confident positions per type; logits of llama.cpp's top-5 within max
+//! 0.77 (Q5_0) .. 1.91 (Q2_K pure), mean 0.18 .. 0.35, against 0.71 / 0.15
+//! on the Q4_1 default model. Both engines round activations to 8 bits, and
+//! for the K-quants ggml rounds per 256 (Q8_K) where AXIOM rounds per 32
+//! (Q8_0), so the logits are not asserted beyond the top-1 and greedy checks.
 //! Run in release: `cargo test --release -p axiom-engine --test requant_goldens`.
 
 mod common;

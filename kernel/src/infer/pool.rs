@@ -136,9 +136,13 @@ impl TensorRegion {
         let mut out = Vec::with_capacity(layouts.len());
         for (i, (layout, extent)) in layouts.iter().zip(extents).enumerate() {
             let plan = PackedLayerPlan::new(layout);
-            // A layer none of whose matrices has a packed form (K-quants,
-            // Q5_0, ...) takes no room: nothing to carve.
-            let area: &'static mut [u8] = if plan.bytes == 0 { &mut [] } else { self.region.carve(at, plan.bytes as u64).map_err(|e| carve_error("repacked layers", e))? };
+            if plan.bytes == 0 {
+                // No matrix of this layer has a packed form (K-quants, Q5_0, F32, ...):
+                // the cores read them from the extent, and the region has no part for it.
+                out.push(PackedLayer { plan, bytes: &[] });
+                continue;
+            }
+            let area = self.region.carve(at, plan.bytes as u64).map_err(|e| carve_error("repacked layers", e))?;
             let source = ring.resident_bytes(i as u64, extent.size as usize).ok_or_else(|| format!("layer {i} is not resident"))?;
             pack_layer(layout, &plan, source, area).map_err(|e| format!("repacking layer {i}: {e}"))?;
             at += packed_layer_span(&plan);

@@ -25,8 +25,11 @@ pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Gemma 3 270M (Q4_K_M), as `tools/fetch-model.sh --model gemma3-270m` caches it.
 pub const GEMMA3_MODEL: &str = "gemma-3-270m-q4_k_m.gguf";
 
+/// The name `tools/fetch-model.sh` fetches without `--model`.
+const DEFAULT_MODEL_NAME: &str = "smollm2-135m";
+
 /// The models `tools/fetch-model.sh --model NAME` knows: `(NAME, cached file name)`.
-pub const KNOWN_MODELS: &[(&str, &str)] = &[("smollm2-135m", DEFAULT_MODEL), ("gemma3-270m", GEMMA3_MODEL)];
+pub const KNOWN_MODELS: &[(&str, &str)] = &[(DEFAULT_MODEL_NAME, DEFAULT_MODEL), ("gemma3-270m", GEMMA3_MODEL)];
 
 /// The cached file name of the model `tools/fetch-model.sh --model name` fetches.
 pub fn known_model_file(name: &str) -> Option<&'static str> {
@@ -102,9 +105,10 @@ pub fn fetched_testdata(rel: &str) -> PathBuf {
 /// A model in the cache, `<cache>/models/<file_name>`, which must exist.
 pub fn cached_model(file_name: &str) -> PathBuf {
     let path = model_path(file_name).unwrap_or_else(|why| panic!("{why}"));
+    let name = KNOWN_MODELS.iter().find(|(_, f)| *f == file_name).map_or(DEFAULT_MODEL_NAME, |(n, _)| *n);
     assert!(
         path.is_file(),
-        "the model {} is missing: download it with tools/fetch-model.sh (./tools/test.sh runs tools/setup.sh, which fetches the default model)",
+        "the model {} is missing: download it with tools/fetch-model.sh --model {name} (./tools/test.sh runs tools/setup.sh, which fetches it)",
         path.display()
     );
     path

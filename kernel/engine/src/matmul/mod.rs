@@ -665,15 +665,37 @@ impl Kernels {
         kv.decode(src, out)
     }
 
-    /// `out[t] = dot_f32(q, rows[t])` for rows of `q.len()` floats, in
-    /// [`vector::dot_f32`]'s order on every path. Panics on a length mismatch.
-    pub fn dots(&self, q: &[f32], rows: &[f32], out: &mut [f32]) {
-        assert!(!q.is_empty() && rows.len() == out.len() * q.len(), "dots: {} floats for {} rows of {}", rows.len(), out.len(), q.len());
+    /// `out[j] = Σ_d q[d] · kt[d · stride + cols.start + j]`: one query
+    /// against transposed keys, one `fma` chain per position
+    /// ([`vector::dots_t`], the same bits on every path). Panics if `kt` is
+    /// too short or `cols` does not fit `stride`.
+    pub fn dots_t(&self, q: &[f32], kt: &[f32], stride: usize, cols: Range<usize>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
-            return simd.dots(q, rows, out);
+            return simd.dots_t(q, kt, stride, cols, out);
         }
-        vector::dots(q, rows, out)
+        vector::dots_t(q, kt, stride, cols, out)
+    }
+
+    /// [`Self::dots_t`] reading f16 keys straight from the cache's bytes
+    /// (the same bits as decoding them first).
+    pub fn dots_t_f16(&self, q: &[f32], kt: &[u8], stride: usize, cols: Range<usize>, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
+            return simd.dots_t_f16(q, kt, stride, cols, out);
+        }
+        vector::dots_t_f16(q, kt, stride, cols, out)
+    }
+
+    /// [`Self::weighted_sum`] reading f16 values straight from the cache's
+    /// bytes (the same bits as decoding them first).
+    pub fn weighted_sum_f16(&self, probs: &[f32], rows: &[u8], out: &mut [f32]) {
+        assert!(!out.is_empty() && rows.len() == probs.len() * out.len() * 2, "weighted_sum_f16: {} bytes for {} rows of {}", rows.len(), probs.len(), out.len());
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
+            return simd.weighted_sum_f16(probs, rows, out);
+        }
+        vector::weighted_sum_f16(probs, rows, out)
     }
 
     /// `out[d] = Σ_t probs[t] · rows[t][d]` ([`vector::weighted_sum`]'s
