@@ -51,13 +51,13 @@ impl AttnSimd {
 
     pub(super) fn dots_t(self, q: &[f32], kt: &[f32], stride: usize, cols: core::ops::Range<usize>, out: &mut [f32]) {
         assert!(cols.len() == out.len() && cols.end <= stride && kt.len() >= (q.len().max(1) - 1) * stride + cols.end);
-        let base = &kt[cols.start..];
+        let (base, room) = (&kt[cols.start..], stride - cols.start);
         if self.wide {
-            // SAFETY: as in `decode_kv`; every load is below (hd - 1) * stride + cols.len() of `base` (asserted).
-            unsafe { dots_t_avx512(q, base, stride, out) }
+            // SAFETY: as in `decode_kv`; every load is below (hd - 1) * stride + cols.len() of `base` (asserted) or checked against its length.
+            unsafe { dots_t_avx512(q, base, stride, room, out) }
         } else {
             // SAFETY: as above.
-            unsafe { dots_t_avx2(q, base, stride, out, 0) }
+            unsafe { dots_t_avx2(q, base, stride, room, out, 0) }
         }
     }
 
@@ -65,13 +65,13 @@ impl AttnSimd {
     pub(super) fn dots_t_f16(self, q: &[f32], kt: &[u8], stride: usize, cols: core::ops::Range<usize>, out: &mut [f32]) {
         let kt = halves(kt);
         assert!(cols.len() == out.len() && cols.end <= stride && kt.len() >= (q.len().max(1) - 1) * stride + cols.end);
-        let base = &kt[cols.start..];
+        let (base, room) = (&kt[cols.start..], stride - cols.start);
         if self.wide {
-            // SAFETY: as in `decode_kv`; loads bounded as asserted.
-            unsafe { dots_t_f16_avx512(q, base, stride, out) }
+            // SAFETY: as in `decode_kv`; loads bounded as asserted or checked against the length.
+            unsafe { dots_t_f16_avx512(q, base, stride, room, out) }
         } else {
             // SAFETY: as above.
-            unsafe { dots_t_f16_avx2(q, base, stride, out, 0) }
+            unsafe { dots_t_f16_avx2(q, base, stride, room, out, 0) }
         }
     }
 
@@ -311,7 +311,7 @@ macro_rules! attn_kernels {
         /// # Safety
         /// AVX2, FMA and F16C are available; `kt` holds `(q.len() - 1) * stride + out.len()` elements.
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $dt2(q: &[f32], kt: &[$t], stride: usize, out: &mut [f32], mut j: usize) {
+        unsafe fn $dt2(q: &[f32], kt: &[$t], stride: usize, room: usize, out: &mut [f32], mut j: usize) {
             let (n, kp) = (out.len(), kt.as_ptr());
             while j + 32 <= n {
                 let mut acc = [_mm256_setzero_ps(); 4];
@@ -338,6 +338,19 @@ macro_rules! attn_kernels {
                 unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j), acc) };
                 j += 8;
             }
+            if j < n && j + 8 <= room && (q.len() - 1) * stride + j + 8 <= kt.len() {
+                // As in the AVX-512 version: one vector over the chunk row.
+                let mut acc = _mm256_setzero_ps();
+                for (d, &qd) in q.iter().enumerate() {
+                    // SAFETY: d * stride + j + 8 <= kt.len() (checked).
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(qd), unsafe { $l8(kp.add(d * stride + j)) }, acc);
+                }
+                let mut lanes = [0f32; 8];
+                // SAFETY: lanes holds 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+                out[j..].copy_from_slice(&lanes[..n - j]);
+                return;
+            }
             for (jj, o) in out.iter_mut().enumerate().skip(j) {
                 *o = 0.0;
                 for (d, &qd) in q.iter().enumerate() {
@@ -349,7 +362,7 @@ macro_rules! attn_kernels {
         /// # Safety
         /// AVX-512 F/BW/VL and the AVX2 set are available; as the AVX2 version.
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-        unsafe fn $dt512(q: &[f32], kt: &[$t], stride: usize, out: &mut [f32]) {
+        unsafe fn $dt512(q: &[f32], kt: &[$t], stride: usize, room: usize, out: &mut [f32]) {
             let (n, kp) = (out.len(), kt.as_ptr());
             let mut j = 0;
             while j + 64 <= n {
@@ -377,8 +390,22 @@ macro_rules! attn_kernels {
                 unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j), acc) };
                 j += 16;
             }
+            if j < n && j + 16 <= room && (q.len() - 1) * stride + j + 16 <= kt.len() {
+                // The last positions in one vector, reading on into the
+                // chunk row (in bounds: `room`) and keeping only n - j lanes.
+                let mut acc = _mm512_setzero_ps();
+                for (d, &qd) in q.iter().enumerate() {
+                    // SAFETY: d * stride + j + 16 <= (hd - 1) * stride + j + 16 <= kt.len() (checked).
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(qd), unsafe { $l16(kp.add(d * stride + j)) }, acc);
+                }
+                let mut lanes = [0f32; 16];
+                // SAFETY: lanes holds 16 floats.
+                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
+                out[j..].copy_from_slice(&lanes[..n - j]);
+                return;
+            }
             // SAFETY: forwarded; the AVX2 set is available.
-            unsafe { $dt2(q, kt, stride, out, j) }
+            unsafe { $dt2(q, kt, stride, room, out, j) }
         }
     };
 }
