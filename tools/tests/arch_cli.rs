@@ -2,7 +2,8 @@
 //! (`tools/fetch-model.sh --model gemma3-270m`; `tools/setup.sh` fetches it):
 //! `axiom perplexity` within 2% of `llama-perplexity` on the same text and
 //! context (kernel/engine/testdata/perplexity), including a context longer
-//! than its sliding window, and `axiom generate --model gemma3-270m`.
+//! than its sliding window, and `axiom generate --model gemma3-270m`; and
+//! the perplexity of SmolLM2 requantized to Q4_K_M by llama.cpp.
 
 use std::process::Output;
 
@@ -32,29 +33,37 @@ fn llama_cpp_ppl(file: &str, n_ctx: u64, chunks: usize) -> f64 {
     run["running_ppl"][chunks - 1].as_f64().unwrap()
 }
 
-fn gemma3_perplexity_within_2_percent(ctx: u64, chunks: usize) {
-    let model = cached_model(GEMMA3_MODEL);
+fn perplexity_within_2_percent(file: &str, ctx: u64, chunks: usize) {
+    let model = cached_model(file);
     let text = testdata("perplexity/gpl-3.0.txt");
     let (ctx_s, chunks_s) = (ctx.to_string(), chunks.to_string());
     let (stdout, _) = ok(&["perplexity", "--model", model.to_str().unwrap(), "--file", text.to_str().unwrap(), "--ctx", &ctx_s, "--chunks", &chunks_s, "--threads", "2"]);
     let last = stdout.lines().last().unwrap();
     let ppl: f64 = last.strip_prefix("Final estimate: PPL = ").unwrap().split(' ').next().unwrap().parse().unwrap();
-    let want = llama_cpp_ppl(GEMMA3_MODEL, ctx, chunks);
-    eprintln!("Gemma 3 270M, n_ctx {ctx}, {chunks} chunks: PPL {ppl:.4}, llama-perplexity {want:.4} ({:+.2}%)", (ppl / want - 1.0) * 100.0);
+    let want = llama_cpp_ppl(file, ctx, chunks);
+    eprintln!("{file}, n_ctx {ctx}, {chunks} chunks: PPL {ppl:.4}, llama-perplexity {want:.4} ({:+.2}%)", (ppl / want - 1.0) * 100.0);
     assert!((ppl / want - 1.0).abs() < 0.02, "PPL {ppl} vs llama-perplexity {want}");
 }
 
 /// Four chunks of 512 (the window covers them: every layer attends fully).
 #[test]
 fn gemma3_perplexity_at_512_is_llama_cpps() {
-    gemma3_perplexity_within_2_percent(512, 4);
+    perplexity_within_2_percent(GEMMA3_MODEL, 512, 4);
 }
 
 /// One chunk of 2048: the scored half lies beyond the 512-position window
 /// of the local layers.
 #[test]
 fn gemma3_perplexity_past_the_sliding_window_is_llama_cpps() {
-    gemma3_perplexity_within_2_percent(2048, 1);
+    perplexity_within_2_percent(GEMMA3_MODEL, 2048, 1);
+}
+
+/// SmolLM2 requantized by llama.cpp's `llama-quantize` into Q4_K_M
+/// (`benchmarks/engine/goldens/requantize.sh`, run by `tools/setup.sh`): the
+/// whole text, all 14 chunks of 512.
+#[test]
+fn smollm2_q4_k_m_perplexity_is_llama_cpps() {
+    perplexity_within_2_percent("SmolLM2-135M-Instruct.Q4_K_M.gguf", 512, 14);
 }
 
 /// `--model NAME` resolves a known model to its cached file; `--chat`
