@@ -4,8 +4,9 @@
 # QEMU 10 from bookworm-backports (7.2 lacks x2APIC under TCG), GRUB for BIOS and UEFI ISOs,
 # xorriso + mtools for grub-mkrescue, OVMF for UEFI boots, python3-venv for the cached Python
 # tools (gguf reader for the pack tests, the AVX-512 emulator check, the sweep plot); then the default model,
-# Gemma 3 270M, the synthetic architecture models and the test data the repository cannot carry
-# (tools/fetch-testdata.sh).
+# Gemma 3 270M, the synthetic architecture models, the default model's llama.cpp requantizations
+# (benchmarks/engine/goldens/requantize.sh, which builds llama-quantize once) and the test data the
+# repository cannot carry (tools/fetch-testdata.sh).
 set -euo pipefail
 
 SUDO=""
@@ -74,4 +75,12 @@ qemu_ok || { echo "setup: QEMU >= 10 is required and could not be installed" >&2
 "$(dirname "$0")/../benchmarks/engine/goldens/synth-models.sh" >/dev/null
 # Test data whose licence keeps it out of the repository (tools/fetch-testdata.sh says which).
 "$(dirname "$0")/fetch-testdata.sh" >/dev/null
+# The default model requantized by llama.cpp's llama-quantize into Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K,
+# Q2_K (pure), Q5_0, Q5_1 and IQ4_NL, for kernel/engine/tests/requant_goldens.rs (SHA-256 pinned). The
+# first time this builds llama.cpp from the pinned sdist (benchmarks/engine/build-llama.sh, cached) and
+# quantizes for about a minute; afterwards it is a checksum of each file.
+if ! "$(dirname "$0")/../benchmarks/engine/goldens/requantize.sh" >/dev/null; then
+    echo "setup: making the requantized models failed (benchmarks/engine/goldens/requantize.sh)" >&2
+    exit 1
+fi
 echo "setup: ok ($(qemu-system-x86_64 --version | head -n1))" >&2

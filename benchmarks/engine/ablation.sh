@@ -8,6 +8,7 @@
 #      ggml vs packed, software prefetch distance 0 / 1 / 4 / 8 / 16 KiB,
 #      2 MiB pages on / off for the packed copies
 #   3. prefill: 64 tokens in one batch vs one at a time
+#   4. the new block types (Q4_K, Q5_0, Q6_K) on Gemma 3 270M Q4_K_M, if cached
 # Usage: benchmarks/engine/ablation.sh [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,3 +40,22 @@ for ty in q4_0 q4_1 q8_0; do
     b64=$("$kb" matmuls --model "$model" --as "$ty" --iters 5 --packed --batch 64 | field cpu_ms_min)
     echo "$ty: batch 1 $one, batch 64 $(python3 -c "print(round($b64/64, 3))")"
 done
+
+# 4. The new block types in ggml's layout (docs/performance.md), on a real
+#    Q4_K_M file when it is cached (tools/fetch-model.sh --model gemma3-270m):
+#    blk.0.attn_output is Q4_K, ffn_gate Q5_0, ffn_down Q6_K, attn_v Q8_0.
+gemma="${AXIOM_CACHE:-$HOME/.cache/axiom}/models/gemma-3-270m-q4_k_m.gguf"
+if [[ -f "$gemma" ]]; then
+    echo "## new types, compute only (Gemma 3 270M Q4_K_M blk.0, in cache): ns per row block (CPU time, best of 400)"
+    for isa in avx2 avx512 avx512vnni; do
+        "$kb" matmuls --model "$gemma" --only blk.0.attn_output --iters 1 --isa "$isa" >/dev/null 2>&1 || continue
+        line="$isa:"
+        for t in attn_output ffn_gate ffn_down; do
+            line="$line $t $("$kb" matmuls --model "$gemma" --only "blk.0.$t" --iters 400 --isa "$isa" | field ns_per_row_block_cpu)"
+        done
+        echo "$line"
+    done
+    echo "## new types, all layers' matrices, 64-token prefill: ms (CPU time, min of 5)"
+    echo "ggml layout (Q4_K_M as is): $("$kb" matmuls --model "$gemma" --only blk. --iters 5 --batch 64 --packed | field cpu_ms_min)"
+    echo "requantized to packed q4_0: $("$kb" matmuls --model "$gemma" --only blk. --iters 5 --batch 64 --packed --as q4_0 | field cpu_ms_min)"
+fi

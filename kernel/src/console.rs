@@ -72,6 +72,14 @@ pub fn lock() -> ConsoleGuard {
     }
 }
 
+/// Human-readable text for the serial line only (where the screen draws
+/// its own version, e.g. the interactive prompt marker).
+pub fn print_serial_only(args: fmt::Arguments) {
+    if SERIAL_TEXT.load(Ordering::Relaxed) {
+        lock().write_fmt(args);
+    }
+}
+
 #[doc(hidden)]
 pub fn print_args(args: fmt::Arguments) {
     if SERIAL_TEXT.load(Ordering::Relaxed) {

@@ -25,7 +25,7 @@ struct Screen {
     fb: LinearFramebuffer,
     layout: Layout,
     grid: TextGrid,
-    /// One character row of pixels, reused.
+    /// One character row of pixels, reused (spans use its start).
     pixels: Vec<u32>,
     /// Where the text cursor was drawn.
     cursor: (usize, usize),
@@ -37,18 +37,26 @@ impl Screen {
     fn flush(&mut self) {
         let cursor = self.grid.cursor();
         if cursor != self.cursor {
-            self.grid.mark_dirty(self.cursor.1);
-            self.grid.mark_dirty(cursor.1);
+            self.grid.mark_cells(self.cursor.1, self.cursor.0, self.cursor.0 + 1);
+            self.grid.mark_cells(cursor.1, cursor.0, cursor.0 + 1);
             self.cursor = cursor;
         }
         let Screen { fb, layout, grid, pixels, .. } = self;
-        grid.draw_dirty(|row, cells| {
-            let fill = cells.first().map_or(BACKGROUND, |c| c.style.colors().1);
-            render_row(&layout.font, cells, fill, pixels, layout.width_px);
-            if row == cursor.1 {
-                draw_cursor(&layout.font, cursor.0, pixels, layout.width_px);
+        let (cols, cw) = (grid.cols(), layout.font.cell_width());
+        grid.draw_dirty(|row, from, cells| {
+            // A whole row also paints the margin right of the last column;
+            // a span only its cells.
+            let (fill, width) = if from == 0 && cells.len() == cols {
+                (cells.first().map_or(BACKGROUND, |c| c.style.colors().1), layout.width_px)
+            } else {
+                (BACKGROUND, cells.len() * cw)
+            };
+            let block = &mut pixels[..width * layout.font.cell_height()];
+            render_row(&layout.font, cells, fill, block, width);
+            if row == cursor.1 && (from..from + cells.len()).contains(&cursor.0) {
+                draw_cursor(&layout.font, cursor.0 - from, block, width);
             }
-            fb.write_rows(layout.row_y(row), pixels);
+            fb.write_block(from * cw, layout.row_y(row), width, block);
         });
     }
 }

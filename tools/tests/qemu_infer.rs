@@ -13,7 +13,8 @@
 //! as the host engine answers the same conversation; a small context that
 //! overflows, drops the oldest turn with a `@warning` and keeps answering.
 //! Then the model on a GPT partition (`axiom disk`): found behind an
-//! unrelated data partition, whose bytes the run leaves as they were; a GPT
+//! unrelated data partition, whose bytes the run leaves as they were, and on
+//! a second namespace behind one without a partition table; a GPT
 //! without the model partition, one with a corrupt header and a partition
 //! too small for its image each stop with a clear `@error`.
 //!
@@ -78,20 +79,23 @@ fn layout() -> &'static PackedLayout {
     })
 }
 
+/// `axiom generate ARGS --model <default>`: the generated ids (from its
+/// final statistics line on stderr) and the run's output.
+fn host_generate(args: &[&str]) -> (Vec<u32>, std::process::Output) {
+    let out = axiom().arg("generate").args(args).arg("--model").arg(model()).output().expect("running axiom generate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "axiom generate {args:?} failed:\n{stderr}");
+    let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("stats JSON line");
+    let ids = stats["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    (ids, out)
+}
+
 /// The host engine's greedy token ids for [`PROMPT`] (`axiom generate`
 /// prints them in its final statistics line on stderr).
 fn host_ids() -> &'static [u32] {
     static IDS: OnceLock<Vec<u32>> = OnceLock::new();
     IDS.get_or_init(|| {
-        let out = axiom()
-            .args(["generate", "--prompt", PROMPT, "--temp", "0", "--tokens", &TOKENS.to_string(), "--model"])
-            .arg(model())
-            .output()
-            .expect("running axiom generate");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "axiom generate failed:\n{stderr}");
-        let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("stats JSON line");
-        let ids: Vec<u32> = stats["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let (ids, out) = host_generate(&["--prompt", PROMPT, "--temp", "0", "--tokens", &TOKENS.to_string()]);
         println!("host ids: {ids:?} ({:?})", String::from_utf8_lossy(&out.stdout));
         assert!(!ids.is_empty());
         ids
@@ -436,16 +440,13 @@ fn host_chat_ids(turns: &[(&str, &str)], user: &str, tokens: u32, ctx: Option<u3
         messages.push(serde_json::json!({"role": "assistant", "content": a}));
     }
     messages.push(serde_json::json!({"role": "user", "content": user}));
-    let mut cmd = axiom();
-    cmd.args(["generate", "--chat", "--temp", "0", "--tokens", &tokens.to_string(), "--messages", &serde_json::Value::Array(messages).to_string()]);
-    if let Some(c) = ctx {
-        cmd.args(["--ctx", &c.to_string()]);
+    let (tokens, messages) = (tokens.to_string(), serde_json::Value::Array(messages).to_string());
+    let mut args = vec!["--chat", "--temp", "0", "--tokens", &tokens, "--messages", &messages];
+    let ctx = ctx.map(|c| c.to_string());
+    if let Some(c) = &ctx {
+        args.extend(["--ctx", c]);
     }
-    let out = cmd.arg("--model").arg(model()).output().expect("running axiom generate");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "axiom generate --messages failed:\n{stderr}");
-    let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("stats JSON line");
-    stats["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect()
+    host_generate(&args).0
 }
 
 /// Tokens the cache holds after an answer: its context and the generated
@@ -699,4 +700,37 @@ fn run_interactive_forwards_a_line_that_is_not_utf8_and_goes_on() {
     assert_eq!(answers.len(), 1, "the line after the bad one is answered");
     assert_eq!(answers[0].ids, host_ids()[..2], "the answer to {PROMPT:?}");
     assert!(r.done_ok());
+}
+
+/// "On any NVMe namespace": namespace 1 holds unrelated data without a
+/// partition table, namespace 2 the GPT disk; the kernel finds the model
+/// partition on namespace 2.
+#[test]
+fn model_partition_on_the_second_namespace_is_found() {
+    let gpt_disk = gpt_disk("gpt-ns2.img");
+    let other = scratch("ns1-zeros.img");
+    std::fs::write(&other, vec![0u8; 4 << 20]).unwrap();
+    let file = gpt_disk.canonicalize().unwrap().display().to_string().replace(',', ",,");
+    let opts = QemuOptions {
+        smp: 2,
+        cmdline: args().with(&keys::TOKENS, GPT_TOKENS).cmdline(),
+        disk: Some(other.clone()),
+        timeout: GENERATE_TIMEOUT,
+        extra_args: vec![
+            "-drive".into(),
+            format!("file={file},if=none,format=raw,id=nvm2,cache=writeback"),
+            "-device".into(),
+            "nvme-ns,drive=nvm2,nsid=2".into(),
+        ],
+        ..Default::default()
+    };
+    let _serial = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let kernel = qemu::build_kernel().expect("kernel builds");
+    let r = qemu::run_kernel(&kernel, &opts, &mut |line| println!("{line}")).expect("QEMU runs");
+    assert!(!r.timed_out);
+    assert_eq!(r.verdict(), Verdict::Success);
+    let m = r.first::<Model>().expect("@model");
+    assert_eq!((m.nsid, m.partition.as_deref()), (2, Some("axiom-model")));
+    assert_eq!(infer::answers(&r)[0].ids, host_ids()[..GPT_TOKENS as usize]);
+    assert!(std::fs::read(&other).unwrap().iter().all(|&b| b == 0), "namespace 1 is left alone");
 }

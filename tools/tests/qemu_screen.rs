@@ -1,7 +1,8 @@
 //! QEMU tests of the box's screen and keyboard (issue 11): boot a GRUB ISO
-//! with a framebuffer (BIOS: the ISO `axiom iso` writes, its default "chat"
-//! entry; UEFI with OVMF: the runner's ISO), then through QEMU's monitor
-//! take screendumps and type on the emulated PS/2 keyboard.
+//! from an emulated USB stick with a framebuffer (BIOS: the ISO `axiom iso`
+//! writes, its default "chat" entry; UEFI with OVMF: the runner's ISO),
+//! then through QEMU's monitor take screendumps and type on the emulated
+//! PS/2 keyboard.
 //!
 //! The screen is checked pixel for pixel, without OCR: the host lays out
 //! the text the kernel must have drawn with the kernel's own grid
@@ -25,11 +26,13 @@ use axiom_proto::telemetry::events::{Boot as BootEvent, Prompt};
 use axiom_screen::{render_row, Cell, Layout, Style, TextGrid, BACKGROUND};
 use axiom_tools::infer::{self, KernelArgs};
 use axiom_tools::qemu::monitor::{Image, Monitor};
-use axiom_tools::qemu::{self, Boot, QemuOptions, RunResult, Verdict};
+use axiom_tools::qemu::{self, Boot, QemuOptions, RunResult, SerialInput, Verdict};
 
 /// Typed on the keyboard: "Hx", Backspace, "i", Enter: the prompt is "Hi".
 const TYPED: &str = "Hx\u{8}i\n";
 const PROMPT: &str = "Hi";
+/// Sent on the serial line in the UEFI test, before the keyboard types.
+const SERIAL_PROMPT: &str = "One, two,";
 const TOKENS: u32 = 2;
 /// Boot (GRUB, OVMF), model load and a two-token answer under TCG on a
 /// busy two-core host; a hang still ends well within the CI's hour.
@@ -140,42 +143,64 @@ struct Findings {
     answer_screen_ok: bool,
 }
 
-/// Boots `opts` (an ISO with `interactive=1`), checks the boot screen at
-/// `@ready`, types [`TYPED`], checks the answer on the screen at
-/// `@summary`, types `/quit`.
-fn chat_on_screen(name: &str, mut opts: QemuOptions) -> (RunResult, Findings) {
+/// Boots `opts` (an ISO with `interactive=1`) and checks the boot screen
+/// at `@ready`. With `serial_prompt`, that line goes in on the serial port
+/// at `@ready` and [`TYPED`] is typed on the keyboard once the serial
+/// prompt's `@prompt` is out (during its answer, so the two sources never
+/// mix on the screen); without, [`TYPED`] is typed at `@ready`. At the
+/// typed prompt's `@summary` the screen shows it and its answer; when every
+/// prompt is answered, `/quit` is typed.
+fn chat_on_screen(name: &str, mut opts: QemuOptions, serial_prompt: Option<&str>) -> (RunResult, Findings) {
     let sock = scratch(&format!("{name}.monitor"));
     let dump = scratch(&format!("{name}.ppm"));
     let _ = std::fs::remove_file(&sock);
     opts.monitor = Some(sock.clone());
     opts.disk = Some(image().to_path_buf());
     opts.timeout = TIMEOUT;
+    if let Some(p) = serial_prompt {
+        opts.serial_input = SerialInput::Bytes(format!("{p}\n").into_bytes());
+    }
+    let expected_answers = 1 + serial_prompt.is_some() as usize;
     let _serial = QEMU.lock().unwrap_or_else(|e| e.into_inner());
     let kernel = qemu::build_kernel().expect("kernel builds");
     let mut serial: Vec<String> = Vec::new();
     let mut found = Findings::default();
     let mut monitor: Option<Monitor> = None;
     let mut layout: Option<Layout> = None;
-    let mut answer_text = String::new();
+    // The answer being generated: its prompt, text and token count.
+    let (mut prompt, mut answer_text, mut answer_tokens, mut summaries) = (String::new(), String::new(), 0usize, 0usize);
     let start = Instant::now();
-    println!("--- {name}: {:?}, cmdline {:?}, iso {:?}", opts.boot, opts.cmdline, opts.iso);
+    println!("--- {name}: {:?}, cmdline {:?}, iso {:?}, serial prompt {serial_prompt:?}", opts.boot, opts.cmdline, opts.iso);
     let result = qemu::run_kernel(&kernel, &opts, &mut |line| {
         println!("{line}");
         serial.push(line.to_string());
+        let mut check_boot = false;
+        let mut type_prompt = false;
+        let mut check_answer = false;
         if let Some(json) = line.strip_prefix("@boot ") {
             let b: BootEvent = serde_json::from_str(json).unwrap();
             layout = b.framebuffer.and_then(|fb| Layout::new(fb.width as usize, fb.height as usize));
             if layout.is_none() {
                 found.failures.push(format!("@boot reports no usable framebuffer: {json}"));
             }
-        }
-        if let Some(json) = line.strip_prefix("@token ") {
+        } else if line.starts_with("@ready") {
+            check_boot = true;
+            type_prompt = serial_prompt.is_none();
+        } else if let Some(json) = line.strip_prefix("@prompt ") {
+            let p: Prompt = serde_json::from_str(json).unwrap();
+            prompt = p.text.into_owned();
+            (answer_text, answer_tokens) = (String::new(), 0);
+            type_prompt = serial_prompt == Some(prompt.as_str());
+        } else if let Some(json) = line.strip_prefix("@token ") {
             let v: serde_json::Value = serde_json::from_str(json).unwrap();
             answer_text.push_str(v["text"].as_str().unwrap());
+            answer_tokens += 1;
+        } else if line.starts_with("@summary") {
+            summaries += 1;
+            check_answer = prompt == PROMPT;
         }
-        let first_ready = line.starts_with("@ready") && monitor.is_none();
-        let first_summary = line.starts_with("@summary") && !found.answer_screen_ok;
-        if !(first_ready || first_summary) {
+        let quit = line.starts_with("@summary") && summaries == expected_answers;
+        if !(check_boot || type_prompt || check_answer || quit) {
             return;
         }
         let Some(layout) = layout else { return };
@@ -186,9 +211,9 @@ fn chat_on_screen(name: &str, mut opts: QemuOptions) -> (RunResult, Findings) {
                 Err(e) => return found.failures.push(format!("{e:#}")),
             },
         };
-        if first_ready {
-            // Everything printed so far, then the prompt line (the kernel
-            // prints "> ..." right after @ready).
+        if check_boot {
+            // Everything the kernel printed so far (it prints "> ..." right
+            // after @ready: the rows before the cursor are complete).
             let mut grid = TextGrid::new(layout.cols, layout.rows);
             replay(&mut grid, &serial);
             let last = grid.cursor().1.saturating_sub(1);
@@ -201,16 +226,19 @@ fn chat_on_screen(name: &str, mut opts: QemuOptions) -> (RunResult, Findings) {
                 Ok(_) => found.boot_screen_ok = true,
                 Err(e) => found.failures.push(format!("boot screen: {e}")),
             }
+        }
+        if type_prompt {
             if let Err(e) = mon.type_text(TYPED) {
                 found.failures.push(format!("typing the prompt: {e:#}"));
             }
-        } else {
+        }
+        if check_answer {
             let mut typed = TextGrid::new(layout.cols, 2);
             typed.write(&format!("> {PROMPT}"), Style::User);
             let mut answer = TextGrid::new(layout.cols, layout.rows);
             answer.write(&answer_text, Style::Text);
             let answer_rows = answer.cursor().1;
-            let status = format!("AXIOM | {} tokens | ", serial.iter().filter(|l| l.starts_with("@token ")).count());
+            let status = format!("AXIOM | {answer_tokens} tokens | ");
             let shown = until_shown(mon, &dump, |img| {
                 let row = (0..layout.rows - 1)
                     .find(|&r| row_matches(img, &layout, r, typed.row(0)))
@@ -225,6 +253,8 @@ fn chat_on_screen(name: &str, mut opts: QemuOptions) -> (RunResult, Findings) {
                 Ok(_) => found.answer_screen_ok = true,
                 Err(e) => found.failures.push(format!("answer screen: {e}")),
             }
+        }
+        if quit {
             if let Err(e) = mon.type_text("/quit\n") {
                 found.failures.push(format!("typing /quit: {e:#}"));
             }
@@ -240,21 +270,24 @@ fn chat_on_screen(name: &str, mut opts: QemuOptions) -> (RunResult, Findings) {
     (result, found)
 }
 
-fn assert_chat_on_screen(result: &RunResult, found: &Findings) {
+/// The run answered `prompts` in this order (the typed one carrying what
+/// was typed, Backspace applied), showed both screens and ended with the
+/// typed `/quit`.
+fn assert_chat_on_screen(result: &RunResult, found: &Findings, prompts: &[&str]) {
     assert!(found.failures.is_empty(), "{}", found.failures.join("\n"));
     assert!(!result.timed_out, "the run hit the runner's timeout");
     assert!(found.boot_screen_ok, "the boot screen was never checked (no @ready?)");
     assert!(found.answer_screen_ok, "the answer screen was never checked (no @summary?)");
-    let prompt = result.first::<Prompt>().expect("@prompt");
-    assert_eq!(prompt.text, PROMPT, "@prompt carries what was typed on the keyboard (Backspace applied)");
+    let seen: Vec<String> = result.all::<Prompt>().map(|p| p.text.into_owned()).collect();
+    assert_eq!(seen, prompts, "@prompt events: the serial line and what was typed on the keyboard");
     let answers = infer::answers(result);
-    assert_eq!(answers.len(), 1, "one answer, then /quit from the keyboard");
-    assert!(!answers[0].ids.is_empty() && answers[0].summary.is_some());
+    assert_eq!(answers.len(), prompts.len(), "an answer per prompt, then /quit from the keyboard");
+    assert!(answers.iter().all(|a| !a.ids.is_empty() && a.summary.is_some()));
     assert_eq!(result.verdict(), Verdict::Success, "/quit typed on the keyboard ends the run cleanly");
 }
 
 /// The USB-stick path of docs/bare-metal.md on BIOS: `axiom iso` (menu
-/// with its default "chat" entry), booted by SeaBIOS.
+/// with its default "chat" entry) on an emulated USB stick, booted by SeaBIOS.
 #[test]
 fn box_iso_bios_chat_on_screen_and_keyboard() {
     let iso = scratch("box.iso");
@@ -265,20 +298,22 @@ fn box_iso_bios_chat_on_screen_and_keyboard() {
         .output()
         .expect("running axiom iso");
     assert!(out.status.success(), "axiom iso failed: {}", String::from_utf8_lossy(&out.stderr));
-    let opts = QemuOptions { boot: Boot::IsoBios, iso: Some(iso), ..Default::default() };
-    let (result, found) = chat_on_screen("bios", opts);
-    assert_chat_on_screen(&result, &found);
+    let opts = QemuOptions { boot: Boot::IsoBios, iso: Some(iso), usb_stick: true, ..Default::default() };
+    let (result, found) = chat_on_screen("bios", opts, None);
+    assert_chat_on_screen(&result, &found, &[PROMPT]);
     let prompt = result.first::<Prompt>().unwrap();
     assert!(prompt.chat, "the menu's chat entry wraps prompts in the chat template");
 }
 
-/// The same on UEFI (OVMF's GOP framebuffer), with the runner's ISO.
+/// The same on UEFI (OVMF's GOP framebuffer, the USB stick), with the
+/// runner's ISO, and a first prompt from the serial line: both input
+/// sources work in one run.
 #[test]
-fn uefi_chat_on_screen_and_keyboard() {
+fn uefi_chat_on_screen_keyboard_and_serial() {
     let args = KernelArgs::default().with(&keys::INTERACTIVE, true).with(&keys::TOKENS, TOKENS).with(&keys::TEMP, 0.0).with(&keys::CTX, 128u64);
-    let opts = QemuOptions { boot: Boot::IsoUefi, cmdline: args.cmdline(), ..Default::default() };
-    let (result, found) = chat_on_screen("uefi", opts);
-    assert_chat_on_screen(&result, &found);
+    let opts = QemuOptions { boot: Boot::IsoUefi, cmdline: args.cmdline(), usb_stick: true, ..Default::default() };
+    let (result, found) = chat_on_screen("uefi", opts, Some(SERIAL_PROMPT));
+    assert_chat_on_screen(&result, &found, &[SERIAL_PROMPT, PROMPT]);
 }
 
 /// One self-test boot (no model): quick, for the `console` key.

@@ -81,14 +81,18 @@ fn top(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     v
 }
 
-/// With the reference F32 KV cache (measured: max 0.71, mean 0.15) and the
-/// default F16 one (max 0.98, mean 0.15: our F16 cache rounds keys and
-/// values only, llama.cpp's F16 attention also rounds queries and
-/// probabilities to f16, so the two differ a little more).
+/// With each KV cache type. Measured (max, mean |diff|): f16 (0.98, 0.154),
+/// q8_0 (0.62, 0.177), f32 (0.92, 0.168); f32 was (0.71, 0.151) with the
+/// earlier whole-row attention. The maxima move with any change of float
+/// order (a different attention summation flips a few 8-bit activation
+/// roundings that this small model amplifies: q8_0, the coarsest cache,
+/// has the smallest maximum), so the bounds hold those measurements with a
+/// margin; the mean stays below 0.2 for all.
 #[test]
 fn teacher_forced_logits_match_llama_cpp() {
-    teacher_forced(KvType::F32, 0.9);
     teacher_forced(KvType::F16, 1.1);
+    teacher_forced(KvType::Q8_0, 1.1);
+    teacher_forced(KvType::F32, 1.1);
 }
 
 fn teacher_forced(kv: KvType, max_bound: f32) {
@@ -121,7 +125,7 @@ fn teacher_forced(kv: KvType, max_bound: f32) {
     }
     let mean = sum_abs / count as f64;
     eprintln!("{kv} KV: {checked_top1} confident positions match llama.cpp's top-1; logits of llama.cpp's top-5: max |diff| {worst:.4}, mean {mean:.4} over {count}");
-    // Measured: max 0.71, mean 0.15. Both engines quantize activations to 8
+    // See the measurements above. Both engines quantize activations to 8
     // bits, and this small model amplifies the rounding flips: each engine is
     // 0.15-0.7 away from an unquantized f64 forward pass (see docs/engine.md).
     assert!(worst < max_bound, "{kv} KV: max logit difference {worst} exceeds {max_bound}");

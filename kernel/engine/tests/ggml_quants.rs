@@ -24,6 +24,8 @@ struct Fixture {
     weights: Vec<u8>,
     dequant: Vec<f32>,
     act: Vec<f32>,
+    /// The activation as ggml quantized it (Q8_K for the K-quants).
+    act_q: Vec<u8>,
     dot: Vec<f32>,
     dot_generic: Vec<f32>,
 }
@@ -55,11 +57,11 @@ fn read(name: &str) -> Fixture {
     let weights = take(rows * cols / blck * bsize);
     let dequant = f32s(&take(rows * cols * 4));
     let act = f32s(&take(cols * 4));
-    let _act_q = take(cols / act_block * act_bytes);
+    let act_q = take(cols / act_block * act_bytes);
     let dot = f32s(&take(rows * 4));
     let dot_generic = f32s(&take(rows * 4));
     assert_eq!(off, data.len(), "{name}: trailing bytes");
-    Fixture { ty, rows, cols, act_block, weights, dequant, act, dot, dot_generic }
+    Fixture { ty, rows, cols, act_block, weights, dequant, act, act_q, dot, dot_generic }
 }
 
 const NAMES: [&str; 9] = ["q5_0", "q4_K", "q6_K", "q5_1", "iq4_nl", "q5_K", "q3_K", "q2_K", "bf16"];
@@ -78,6 +80,25 @@ fn dequantization_equals_ggml_bit_for_bit() {
             for (c, (got, want)) in out.iter().zip(want).enumerate() {
                 assert_eq!(got.to_bits(), want.to_bits(), "{name} row {r} col {c}: {got} vs ggml {want}");
             }
+        }
+    }
+}
+
+/// The K-quants' activations are quantized exactly as ggml's Q8_K: scale,
+/// quants and sums of 16, bit for bit, against the fixtures' `act_q`.
+#[test]
+fn q8_k_activations_equal_ggml() {
+    use axiom_engine::quant::activation::{quantize_block_q8_k, QK_K};
+    for name in ["q4_K", "q6_K", "q2_K"] {
+        let f = read(name);
+        assert_eq!(f.act_block, QK_K);
+        for (b, (x, q)) in f.act.chunks_exact(QK_K).zip(f.act_q.chunks_exact(292)).enumerate() {
+            let ours = quantize_block_q8_k(x.try_into().unwrap());
+            assert_eq!(ours.d.to_bits(), u32::from_le_bytes(q[0..4].try_into().unwrap()), "{name} block {b}: d");
+            let qs: Vec<i8> = q[4..260].iter().map(|&v| v as i8).collect();
+            assert_eq!(&ours.qs[..], &qs[..], "{name} block {b}: quants");
+            let bsums: Vec<i32> = q[260..292].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i32).collect();
+            assert_eq!(&ours.bsums[..], &bsums[..], "{name} block {b}: sums");
         }
     }
 }
@@ -126,7 +147,7 @@ fn matmul_is_the_same_on_every_isa_and_close_to_ggml() {
             let mag: f64 = wr.iter().zip(&f.act).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
             let mut tol = match f.ty {
                 GgmlType::BF16 => 2f64.powi(-8) * mag,
-                _ => q8_rounding_bound(wr, &f.act, 32) * 1.01,
+                _ => q8_rounding_bound(wr, &f.act, f.act_block) * 1.01,
             } + 1e-5 * mag
                 + 1e-30;
             if f.ty == GgmlType::Q5_1 {

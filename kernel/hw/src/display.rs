@@ -5,9 +5,9 @@
 //!
 //! The memory is mapped uncached through [`crate::mem::map_mmio`] and
 //! written with its checked volatile 32-bit accesses, so this module holds
-//! no `unsafe` of its own. Uncached writes are slow on real hardware (a
-//! whole-screen redraw at 1024x768x32 is 3 MiB); the console redraws only
-//! the rows that changed.
+//! no `unsafe` of its own (its tests map host memory). Uncached writes are
+//! slow on real hardware (a whole-screen redraw at 1024x768x32 is 3 MiB);
+//! the console redraws only the cells that changed ([`LinearFramebuffer::write_block`]).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -130,42 +130,58 @@ impl LinearFramebuffer {
     /// Draws `pixels` (0x00RRGGBB, whole rows of `width()` pixels) from
     /// pixel line `y` down; lines past the bottom are cut.
     pub fn write_rows(&mut self, y: usize, pixels: &[u32]) {
-        for (i, line) in pixels.chunks_exact(self.width).enumerate() {
+        self.write_block(0, y, self.width, pixels);
+    }
+
+    /// Draws a block `block_width` pixels wide whose top left corner is at
+    /// (`x`, `y`): `pixels` holds its lines one after the other. What falls
+    /// outside the screen is cut.
+    pub fn write_block(&mut self, x: usize, y: usize, block_width: usize, pixels: &[u32]) {
+        if block_width == 0 || x >= self.width {
+            return;
+        }
+        let visible = block_width.min(self.width - x);
+        for (i, line) in pixels.chunks_exact(block_width).enumerate() {
             if y + i >= self.height {
                 break;
             }
-            let mut row = core::mem::take(&mut self.row);
-            self.format.encode_row(line, &mut row);
-            self.write_line(y + i, &row);
-            self.row = row;
+            let mut bytes = core::mem::take(&mut self.row);
+            self.format.encode_row(&line[..visible], &mut bytes);
+            self.write_bytes((y + i) * self.pitch + x * self.format.bytes_per_pixel, &bytes);
+            self.row = bytes;
         }
     }
 
     /// Fills pixel lines `[y, y + lines)` with `rgb`.
     pub fn fill_rows(&mut self, y: usize, lines: usize, rgb: u32) {
-        let mut row = core::mem::take(&mut self.row);
-        self.format.encode_row(&alloc::vec![rgb; self.width], &mut row);
+        let mut bytes = core::mem::take(&mut self.row);
+        self.format.encode_row(&alloc::vec![rgb; self.width], &mut bytes);
         for line in y..(y + lines).min(self.height) {
-            self.write_line(line, &row);
+            self.write_bytes(line * self.pitch, &bytes);
         }
-        self.row = row;
+        self.row = bytes;
     }
 
-    /// One encoded line as aligned 32-bit writes; a tail shorter than a
-    /// word keeps the bytes after it (read, merged, written back).
-    fn write_line(&self, line: usize, bytes: &[u8]) {
-        let base = line * self.pitch;
-        let words = bytes.chunks_exact(4);
-        let tail = words.remainder();
-        let mut offset = base;
-        for w in words {
-            self.mmio.write32(offset, u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-            offset += 4;
-        }
-        if !tail.is_empty() {
-            let mut word = self.mmio.read32(offset).to_le_bytes();
-            word[..tail.len()].copy_from_slice(tail);
-            self.mmio.write32(offset, u32::from_le_bytes(word));
+    /// `bytes` at byte `offset` of the framebuffer, as aligned 32-bit
+    /// writes; a partial word at either end keeps its other bytes (read,
+    /// merged, written back).
+    fn write_bytes(&self, offset: usize, bytes: &[u8]) {
+        let mut word_at = offset & !3;
+        let mut skip = offset - word_at;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let take = (4 - skip).min(rest.len());
+            let value = if skip == 0 && take == 4 {
+                u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]])
+            } else {
+                let mut word = self.mmio.read32(word_at).to_le_bytes();
+                word[skip..skip + take].copy_from_slice(&rest[..take]);
+                u32::from_le_bytes(word)
+            };
+            self.mmio.write32(word_at, value);
+            rest = &rest[take..];
+            word_at += 4;
+            skip = 0;
         }
     }
 }
@@ -190,6 +206,40 @@ mod tests {
         // 5-6-5 style narrower channels keep the high bits.
         let narrow = PixelFormat::new(32, RgbFields { red: (11, 5), green: (5, 6), blue: (0, 5) }).unwrap();
         assert_eq!(narrow.encode(0x00FFFFFF), 0xFFFF);
+    }
+
+    /// A framebuffer over host memory (`words` backs it).
+    fn host_fb(words: &mut [u32], width: usize, height: usize, pitch: usize, bpp: u8) -> LinearFramebuffer {
+        assert!(words.len() * 4 >= pitch * height);
+        // SAFETY: `words` is live, exclusively borrowed memory for the
+        // framebuffer's whole use in the test; volatile 32-bit accesses to
+        // ordinary memory are sound.
+        let mmio = unsafe { MmioRegion::new(words.as_mut_ptr().cast::<u8>(), words.len() * 4) };
+        LinearFramebuffer { mmio, pitch, width, height, format: PixelFormat::new(bpp, BGRX).unwrap(), row: Vec::new() }
+    }
+
+    fn bytes(words: &[u32]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn blocks_land_at_their_place_and_nothing_else_changes() {
+        // 24 bits per pixel: a block at x = 1 starts mid-word.
+        let mut words = std::vec![0xEEEE_EEEEu32; 8];
+        let mut fb = host_fb(&mut words, 5, 2, 16, 24);
+        fb.write_block(1, 1, 2, &[0x00112233, 0x00445566, 0x00778899, 0x00AABBCC]);
+        drop(fb);
+        let b = bytes(&words);
+        assert!(b[..19].iter().all(|&x| x == 0xEE), "line 0 and pixel 0 of line 1 untouched");
+        assert_eq!(&b[19..25], &[0x33, 0x22, 0x11, 0x66, 0x55, 0x44], "two BGR pixels at (1,1)");
+        assert!(b[25..].iter().all(|&x| x == 0xEE), "the rest untouched; the block's second line is past the bottom");
+        // 32 bits per pixel, clipped at the right edge.
+        let mut words = std::vec![0u32; 8];
+        let mut fb = host_fb(&mut words, 4, 2, 16, 32);
+        fb.write_block(3, 0, 2, &[0x010203, 0x040506, 0x070809, 0x0A0B0C]);
+        fb.fill_rows(1, 5, 0x00FFFFFF);
+        drop(fb);
+        assert_eq!(words, [0, 0, 0, 0x010203, 0xFFFFFF, 0xFFFFFF, 0xFFFFFF, 0xFFFFFF]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! and which rows changed since they were last drawn. Text wraps at the
 //! right edge and the area scrolls up one row when the cursor moves past the
 //! bottom; the bottom row of the screen is a separate status line that
-//! never scrolls.
+//! never scrolls. Changes are tracked per row as a span of columns, so a
+//! new character or a changed status figure redraws only those cells (the
+//! framebuffer is uncached memory: every pixel written costs).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -54,8 +56,9 @@ pub struct TextGrid {
     status: Vec<Cell>,
     col: usize,
     row: usize,
-    /// Per text row, then the status line last.
-    dirty: Vec<bool>,
+    /// Per text row, then the status line last: the columns `[from, to)`
+    /// changed since the row was last drawn.
+    dirty: Vec<Option<(usize, usize)>>,
 }
 
 impl TextGrid {
@@ -71,7 +74,7 @@ impl TextGrid {
             status: vec![Cell { ch: ' ', style: Style::Status }; cols],
             col: 0,
             row: 0,
-            dirty: vec![true; screen_rows],
+            dirty: vec![Some((0, cols)); screen_rows],
         }
     }
 
@@ -137,7 +140,7 @@ impl TextGrid {
                 }
                 let (col, row) = (self.col, self.row);
                 self.cells[row * self.cols + col] = Cell { ch: c, style };
-                self.dirty[row] = true;
+                self.mark_cells(row, col, col + 1);
                 self.col += 1;
             }
         }
@@ -165,7 +168,7 @@ impl TextGrid {
         self.cells.copy_within(self.cols.., 0);
         let last = (self.rows - 1) * self.cols;
         self.cells[last..].fill(Cell::BLANK);
-        self.dirty[..self.rows].fill(true);
+        self.dirty[..self.rows].fill(Some((0, self.cols)));
     }
 
     /// Erases the character before the cursor (back across a wrapped row
@@ -180,36 +183,50 @@ impl TextGrid {
         }
         self.col -= 1;
         self.cells[self.row * self.cols + self.col] = Cell::BLANK;
-        self.dirty[self.row] = true;
+        self.mark_cells(self.row, self.col, self.col + 1);
     }
 
     /// Replaces the status line with `text` (cut at the width; control
     /// characters dropped).
     pub fn set_status(&mut self, text: &str) {
         let mut cells = text.chars().filter(|c| !c.is_control());
-        let mut changed = false;
-        for cell in self.status.iter_mut() {
+        for col in 0..self.cols {
             let new = Cell { ch: cells.next().unwrap_or(' '), style: Style::Status };
-            changed |= *cell != new;
-            *cell = new;
+            if self.status[col] != new {
+                self.status[col] = new;
+                self.mark_cells(self.rows, col, col + 1);
+            }
         }
-        self.dirty[self.rows] |= changed;
+    }
+
+    /// Columns `[from, to)` of screen row `row` are drawn again at the next
+    /// [`Self::draw_dirty`] (rows or columns outside the grid are ignored).
+    pub fn mark_cells(&mut self, row: usize, from: usize, to: usize) {
+        let to = to.min(self.cols);
+        let Some(d) = self.dirty.get_mut(row) else { return };
+        if from >= to {
+            return;
+        }
+        *d = Some(match *d {
+            Some((a, b)) => (a.min(from), b.max(to)),
+            None => (from, to),
+        });
     }
 
     /// Screen row `row` is drawn again at the next [`Self::draw_dirty`]
     /// (e.g. the text cursor moved off it).
     pub fn mark_dirty(&mut self, row: usize) {
-        if let Some(d) = self.dirty.get_mut(row) {
-            *d = true;
-        }
+        self.mark_cells(row, 0, self.cols);
     }
 
-    /// Calls `draw(row, cells)` for every screen row changed since the last
-    /// call and marks them drawn.
-    pub fn draw_dirty(&mut self, mut draw: impl FnMut(usize, &[Cell])) {
+    /// Calls `draw(row, first_col, cells)` for every screen row changed
+    /// since the last call, with the changed cells (starting at column
+    /// `first_col`; the whole row is `first_col == 0` and `cells.len() ==
+    /// cols()`), and marks them drawn.
+    pub fn draw_dirty(&mut self, mut draw: impl FnMut(usize, usize, &[Cell])) {
         for row in 0..=self.rows {
-            if core::mem::replace(&mut self.dirty[row], false) {
-                draw(row, self.row(row));
+            if let Some((from, to)) = self.dirty[row].take() {
+                draw(row, from, &self.row(row)[from..to]);
             }
         }
     }
@@ -226,8 +243,12 @@ mod tests {
     }
 
     fn dirty_rows(g: &mut TextGrid) -> Vec<usize> {
+        dirty_spans(g).into_iter().map(|(row, _, _)| row).collect()
+    }
+
+    fn dirty_spans(g: &mut TextGrid) -> Vec<(usize, usize, String)> {
         let mut out = Vec::new();
-        g.draw_dirty(|row, _| out.push(row));
+        g.draw_dirty(|row, from, cells| out.push((row, from, cells.iter().map(|c| c.ch).collect())));
         out
     }
 
@@ -303,5 +324,28 @@ mod tests {
         g.mark_dirty(1);
         g.mark_dirty(99);
         assert_eq!(dirty_rows(&mut g), [1]);
+    }
+
+    #[test]
+    fn only_changed_cells_are_redrawn() {
+        let mut g = TextGrid::new(10, 3);
+        let _ = dirty_spans(&mut g);
+        g.write("ab", Style::Text);
+        g.write("c", Style::Text);
+        assert_eq!(dirty_spans(&mut g), [(0, 0, String::from("abc"))]);
+        g.write("d", Style::Text);
+        assert_eq!(dirty_spans(&mut g), [(0, 3, String::from("d"))], "a new character is one cell");
+        g.set_status("1.25 tok/s");
+        let _ = dirty_spans(&mut g);
+        g.set_status("1.75 tok/s");
+        assert_eq!(dirty_spans(&mut g), [(2, 2, String::from("7"))], "one changed figure");
+        g.set_status("9.25 tok/z");
+        assert_eq!(dirty_spans(&mut g), [(2, 0, String::from("9.25 tok/z"))], "first to last change");
+        g.backspace();
+        assert_eq!(dirty_spans(&mut g), [(0, 3, String::from(" "))]);
+        g.mark_cells(1, 4, 99);
+        g.mark_cells(1, 2, 3);
+        g.mark_cells(1, 5, 5);
+        assert_eq!(dirty_spans(&mut g), [(1, 2, String::from("        "))], "spans merge and are cut at the width");
     }
 }

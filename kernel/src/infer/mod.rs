@@ -1,18 +1,21 @@
 //! Inference mode: the kernel's reason to exist.
 //!
-//! [`run`] reads top-down: find the model's NVMe namespace, read the packed
+//! [`run`] reads top-down: find the model image (its GPT partition, or a
+//! namespace and offset), read the packed
 //! GGUF image's header, plan the tensor region (weight pool, KV slabs,
 //! activations) from the memory budget, load and verify the globals (and,
 //! in resident mode, every layer), then answer: the compute cores run the
 //! engine's `generate` in lockstep while the I/O core streams layer extents
 //! into the weight slot ring. Per-core timings, `@io` and `@summary` follow
 //! each answer. With `interactive=1` prompts keep coming from the serial line
-//! and the PS/2 keyboard (`crate::input`); `screen_view` shows the answer on
-//! the screen.
+//! and the PS/2 keyboard (`crate::input`), all one conversation (the KV
+//! cache of earlier turns reused); `screen_view` shows the answer on the
+//! screen.
 //!
-//! Files: `args` (command line), `image` (header), `pool` (the region and
-//! its parts), `io` (the streamer), `team` (the compute cores' engine
-//! worker), `session` (one answer, launched on the cores), `report`
+//! Files: `args` (command line), `locate` (the image's partition or
+//! offset), `image` (header), `pool` (the region and its parts), `io` (the
+//! streamer), `team` (the compute cores' engine worker), `session` (the
+//! conversation, one answer at a time, launched on the cores), `report`
 //! (telemetry). What the answers share is set up once and kept for the rest
 //! of the run (the launch hands it to other CPUs as `'static`).
 
@@ -53,7 +56,7 @@ use image::Image;
 use io::{IoWake, Streamer};
 use locate::ModelPlace;
 use pool::{PackedLayer, TensorRegion};
-use session::{AnswerError, Session, Team};
+use session::{AnswerError, Flow, Session, Team};
 use team::{Place, TeamShared};
 
 /// Largest prompt prefill chunk (tokens per forward call), as on the host.
@@ -482,17 +485,12 @@ fn answer_prompts(team: &'static Team, args: &InferArgs) -> Result<(), String> {
             }
             InputLine::Text(t) => String::from(t.trim()),
         };
-        match line.as_str() {
-            "" => continue,
-            "/quit" => return Ok(()),
-            "/reset" => session.reset(),
-            "/stats" => session.stats(),
-            _ => match session.answer(team, &line) {
-                Ok(()) => {}
-                Err(AnswerError::Input(msg)) => telemetry::warning(format_args!("{msg}: line ignored")),
-                Err(AnswerError::Fatal(msg)) => return Err(msg),
-            },
+        match session.line(team, &line)? {
+            Flow::Quit => return Ok(()),
+            Flow::Idle => continue,
+            Flow::Done => {}
         }
-        println!("> ");
+        // The screen draws its own marker for the next line (crate::input).
+        crate::console::print_serial_only(format_args!("> \n"));
     }
 }

@@ -72,6 +72,17 @@ pub struct Session {
     generated_tokens: u64,
 }
 
+/// What an interactive line did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// An answer or a command ran: prompt for the next line.
+    Done,
+    /// An empty line: nothing to do.
+    Idle,
+    /// `/quit`.
+    Quit,
+}
+
 /// Why a line got no answer.
 pub enum AnswerError {
     /// The line cannot be answered (too long for the context, no tokens):
@@ -181,6 +192,24 @@ impl Session {
             reused_tokens: 0,
             generated_tokens: 0,
         })
+    }
+
+    /// One line of interactive input (whichever source typed it): `/quit`,
+    /// `/reset`, `/stats`, or the next turn. A line that cannot be answered
+    /// (too long for the context) gets a `@warning`; an error ends the run.
+    pub fn line(&mut self, team: &'static Team, line: &str) -> Result<Flow, String> {
+        match line.trim() {
+            "" => return Ok(Flow::Idle),
+            "/quit" => return Ok(Flow::Quit),
+            "/reset" => self.reset(),
+            "/stats" => self.stats(),
+            text => match self.answer(team, text) {
+                Ok(()) => {}
+                Err(AnswerError::Input(msg)) => telemetry::warning(format_args!("{msg}: line ignored")),
+                Err(AnswerError::Fatal(msg)) => return Err(msg),
+            },
+        }
+        Ok(Flow::Done)
     }
 
     /// `/reset`: a new conversation (the system prompt's cache is kept).

@@ -386,6 +386,7 @@ impl Args {
             serial_input: if self.infer.interactive() { SerialInput::Forward } else { SerialInput::None },
             monitor: None,
             iso: None,
+            usb_stick: false,
         })
     }
 }

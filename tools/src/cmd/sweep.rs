@@ -123,7 +123,7 @@ pub fn main(args: Args) -> Result<i32> {
     let host_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u32;
     let qemu_version = qemu_version();
     let kernel = qemu::build_kernel()?;
-    let streams = keys.get(&kernel_keys::BUDGET).is_some() || keys.get(&kernel_keys::SLOTS).is_some();
+    let streams = keys.get(&kernel_keys::BUDGET).is_some() || keys.get(&kernel_keys::SLOTS).is_some() || keys.get(&kernel_keys::PIN).is_some();
     let planned_mode = if streams { "streaming" } else { "resident" };
 
     let mut rows = Vec::new();

@@ -91,6 +91,10 @@ pub struct QemuOptions {
     /// For the ISO boots: this ISO (e.g. `axiom iso`'s) instead of one built
     /// from the kernel and `cmdline`.
     pub iso: Option<PathBuf>,
+    /// For the ISO boots: attach the ISO as a USB stick (USB mass storage on
+    /// an xHCI controller, the first boot device) instead of a CD-ROM: the
+    /// path of docs/bare-metal.md.
+    pub usb_stick: bool,
 }
 
 /// Bytes for the guest's serial port (QEMU's stdin). Nothing is written
@@ -126,6 +130,7 @@ impl Default for QemuOptions {
             serial_input: SerialInput::None,
             monitor: None,
             iso: None,
+            usb_stick: false,
         }
     }
 }
@@ -155,7 +160,7 @@ impl QemuOptions {
                     push(&["-append", &self.cmdline]);
                 }
             }
-            Boot::IsoBios => push(&["-cdrom", &image.display().to_string(), "-boot", "d"]),
+            Boot::IsoBios => a.extend(iso_drive(image, self.usb_stick)),
             Boot::IsoUefi => {
                 for f in [OVMF_CODE, OVMF_VARS] {
                     if !Path::new(f).exists() {
@@ -166,7 +171,7 @@ impl QemuOptions {
                 std::fs::copy(OVMF_VARS, &vars).with_context(|| format!("copying {OVMF_VARS}"))?;
                 push(&["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")]);
                 push(&["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
-                push(&["-cdrom", &image.display().to_string(), "-boot", "d"]);
+                a.extend(iso_drive(image, self.usb_stick));
             }
         }
         if let Some(disk) = &self.disk {
@@ -175,6 +180,23 @@ impl QemuOptions {
         }
         a.extend(self.extra_args.iter().cloned());
         Ok(a)
+    }
+}
+
+/// QEMU's arguments attaching `iso` as the boot CD-ROM, or as a USB stick.
+fn iso_drive(iso: &Path, usb_stick: bool) -> Vec<String> {
+    let iso = iso.display();
+    if usb_stick {
+        vec![
+            "-device".into(),
+            "qemu-xhci,id=xhci".into(),
+            "-drive".into(),
+            format!("if=none,id=stick,format=raw,readonly=on,file={iso}"),
+            "-device".into(),
+            "usb-storage,bus=xhci.0,drive=stick,bootindex=0".into(),
+        ]
+    } else {
+        vec!["-cdrom".into(), iso.to_string(), "-boot".into(), "d".into()]
     }
 }
 

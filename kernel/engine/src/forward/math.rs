@@ -69,23 +69,39 @@ pub fn rope(head: &mut [f32], table: &[f32], layout: RopeLayout) {
 }
 
 /// Attention softmax over one chunk, in place and unnormalized: `s *=
-/// scale`, `m = max s`, `s = exp(s − m)`; returns `(m, Σ s)` with the sum
-/// taken in order. Element-wise with a fixed order: the same bits portable
-/// and vectorized.
+/// scale`, `m = max s`, `s = exp(s − m)`; returns `(m, Σ s)`, the sum in 8
+/// lanes (element `i` into lane `i mod 8`, in order) combined as
+/// `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))`. Element-wise with a fixed
+/// order: the same bits portable and vectorized.
 #[inline(always)]
 pub fn exp_normalize(s: &mut [f32], scale: f32) -> (f32, f32) {
-    let mut m = f32::NEG_INFINITY;
-    for v in s.iter_mut() {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = s.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            c[j] *= scale;
+            lanes[j] = if c[j] > lanes[j] { c[j] } else { lanes[j] };
+        }
+    }
+    let mut m = lanes.iter().copied().fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
+    for v in chunks.into_remainder() {
         *v *= scale;
         m = if *v > m { *v } else { m };
     }
     for v in s.iter_mut() {
         *v = exp(*v - m);
     }
-    let mut l = 0.0f32;
-    for &v in s.iter() {
-        l += v;
+    let mut sums = [0.0f32; 8];
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            sums[j] += c[j];
+        }
     }
+    for (j, &v) in chunks.remainder().iter().enumerate() {
+        sums[j] += v;
+    }
+    let l = ((sums[0] + sums[4]) + (sums[2] + sums[6])) + ((sums[1] + sums[5]) + (sums[3] + sums[7]));
     (m, l)
 }
 

@@ -32,7 +32,7 @@ use super::{math, Agreed};
 use crate::matmul::{ActBuf, ActKind, Kernels, Matrix};
 use crate::model::{F32Vector, FfnActivation, LayerWeights, Model, ModelConfig};
 use crate::quant::dequantize_row;
-use crate::state::{Scratch, SharedState, ATTN_CHUNK, ATTN_QUERY_BLOCK, MATMUL_CHUNK_ROWS};
+use crate::state::{KvType, Scratch, SharedState, ATTN_CHUNK, ATTN_QUERY_BLOCK, MATMUL_CHUNK_ROWS};
 use crate::team::{Seat, SharedBuf, Worker, ROW_GRANULE};
 
 /// One seat's view of one forward call: what every step needs.
@@ -171,13 +171,22 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         for t in 0..self.n {
             let p = self.pos + t;
             for h in heads.k.clone() {
-                // SAFETY: phase "q, k, v": key head h at positions pos..pos + n is this seat's.
-                let row = unsafe { self.state.k.write_bytes(cache.rows(h, p..p + 1)) };
-                kv.encode(&scratch.kstage[t * kvd + h * hd..][..hd], row);
+                let key = &scratch.kstage[t * kvd + h * hd..][..hd];
+                if kv.transposed_keys() {
+                    for (d, value) in key.iter().enumerate() {
+                        // SAFETY: phase "q, k, v": key head h at positions pos..pos + n is this seat's.
+                        let slot = unsafe { self.state.k.write_bytes(cache.key_dim(h, d, p..p + 1)) };
+                        kv.encode(core::slice::from_ref(value), slot);
+                    }
+                } else {
+                    // SAFETY: as above.
+                    let row = unsafe { self.state.k.write_bytes(cache.key_rows(h, p..p + 1)) };
+                    kv.encode(key, row);
+                }
             }
             for h in heads.v.clone() {
                 // SAFETY: phase "q, k, v": value head h at positions pos..pos + n is this seat's.
-                let row = unsafe { self.state.v.write_bytes(cache.rows(h, p..p + 1)) };
+                let row = unsafe { self.state.v.write_bytes(cache.value_rows(h, p..p + 1)) };
                 kv.encode(&scratch.vstage[t * kvd + h * hd..][..hd], row);
             }
         }
@@ -214,13 +223,13 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             let stride = self.state.cfg.n_ctx.div_ceil(ATTN_CHUNK);
             for unit in self.tile(n_kv * nc, 1) {
                 let (kvh, c) = (unit / nc, chunks.start + unit % nc);
-                let rows = clamp_chunk(c, &span);
-                self.load_tiles(layer, kvh, rows.clone(), scratch);
+                let rows = in_chunk(c, &clamp_chunk(c, &span));
+                let tiles = self.tiles(layer, kvh, c, rows.clone(), scratch);
                 for j in 0..g {
                     let h = kvh * g + j;
                     // SAFETY: phase "attention": q is only read.
                     let q = unsafe { self.state.q.read(h * hd..(h + 1) * hd) };
-                    chunk_partial(&self.kernels, q, rows.len(), cfg.attn_scale, scratch);
+                    chunk_partial(&self.kernels, q, rows.clone(), cfg.attn_scale, &tiles, scratch);
                     let at = (h * stride + c) * (hd + 2);
                     // SAFETY: phase "attention": the partial of (head h, chunk c) is this seat's unit's.
                     unsafe { self.state.part.write(at..at + hd + 2) }.copy_from_slice(&scratch.chunk);
@@ -238,19 +247,18 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
             scratch.run[..tokens.len() * g * run_len].fill(0.0);
             for c in first.start / ATTN_CHUNK..=(last.end - 1) / ATTN_CHUNK {
                 // The rows of chunk c that some query of the block sees.
-                let tile = clamp_chunk(c, &(first.start..last.end));
-                self.load_tiles(layer, kvh, tile.clone(), scratch);
+                let tiles = self.tiles(layer, kvh, c, in_chunk(c, &clamp_chunk(c, &(first.start..last.end))), scratch);
                 for (i, t) in tokens.clone().enumerate() {
                     let rows = clamp_chunk(c, &self.span(layer, self.pos + t));
                     if rows.is_empty() {
                         continue;
                     }
-                    let sub = rows.start - tile.start..rows.end - tile.start;
+                    let rows = in_chunk(c, &rows);
                     for j in 0..g {
                         let h = kvh * g + j;
                         // SAFETY: phase "attention": q is only read.
                         let q = unsafe { self.state.q.read(t * qd + h * hd..t * qd + (h + 1) * hd) };
-                        chunk_partial_of(&self.kernels, q, sub.clone(), cfg.attn_scale, scratch);
+                        chunk_partial(&self.kernels, q, rows.clone(), cfg.attn_scale, &tiles, scratch);
                         let at = (i * g + j) * run_len;
                         merge(&self.kernels, &mut scratch.run[at..at + run_len], &scratch.chunk);
                     }
@@ -287,15 +295,48 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         }
     }
 
-    /// Decodes kv head `kvh`'s keys and values of positions `rows` (at most
-    /// one chunk) into `scratch.ktile` and `vtile`.
-    fn load_tiles(&self, layer: usize, kvh: usize, rows: Range<usize>, scratch: &mut Scratch) {
-        let (cache, kv) = (self.cache(layer), self.state.cfg.kv_type);
-        let len = rows.len() * self.cfg.head_dim;
+    /// The keys and values of kv head `kvh`, chunk `c`, positions `rows`
+    /// within it, as [`chunk_partial`] reads them: f16 straight from the
+    /// caches, other types decoded by [`Self::load_tiles`].
+    fn tiles(&self, layer: usize, kvh: usize, c: usize, rows: Range<usize>, scratch: &mut Scratch) -> Tiles<'a> {
+        if self.state.cfg.kv_type != KvType::F16 {
+            self.load_tiles(layer, kvh, c, rows, scratch);
+            return Tiles::Decoded;
+        }
+        let (cache, hd, c0) = (self.cache(layer), self.cfg.head_dim, c * ATTN_CHUNK);
+        let whole = c0..c0 + ATTN_CHUNK;
+        let k = cache.key_dim(kvh, 0, whole.clone()).start..cache.key_dim(kvh, hd - 1, whole).end;
         // SAFETY: phase "attention": the K and V caches are only read.
-        let (keys, values) = unsafe { (self.state.k.read_bytes(cache.rows(kvh, rows.clone())), self.state.v.read_bytes(cache.rows(kvh, rows))) };
-        self.kernels.decode_kv(kv, keys, &mut scratch.ktile[..len]);
-        self.kernels.decode_kv(kv, values, &mut scratch.vtile[..len]);
+        unsafe { Tiles::F16 { k: self.state.k.read_bytes(k), v: self.state.v.read_bytes(cache.value_rows(kvh, c0..c0 + rows.end)) } }
+    }
+
+    /// Decodes kv head `kvh`'s keys and values of chunk `c`, positions
+    /// `rows` within it, into `scratch.ktile` (transposed: `[dim][position
+    /// in the chunk]`) and `vtile` (`[position in the chunk][dim]`).
+    fn load_tiles(&self, layer: usize, kvh: usize, c: usize, rows: Range<usize>, scratch: &mut Scratch) {
+        let (cache, kv, hd) = (self.cache(layer), self.state.cfg.kv_type, self.cfg.head_dim);
+        let k = &self.kernels;
+        let abs = c * ATTN_CHUNK + rows.start..c * ATTN_CHUNK + rows.end;
+        if kv.transposed_keys() {
+            for d in 0..hd {
+                // SAFETY: phase "attention": the K cache is only read.
+                let keys = unsafe { self.state.k.read_bytes(cache.key_dim(kvh, d, abs.clone())) };
+                k.decode_kv(kv, keys, &mut scratch.ktile[d * ATTN_CHUNK + rows.start..d * ATTN_CHUNK + rows.end]);
+            }
+        } else {
+            // SAFETY: phase "attention": the K cache is only read.
+            let keys = unsafe { self.state.k.read_bytes(cache.key_rows(kvh, abs.clone())) };
+            let krows = &mut scratch.krows[rows.start * hd..rows.end * hd];
+            k.decode_kv(kv, keys, krows);
+            for (i, row) in rows.clone().zip(krows.chunks_exact(hd)) {
+                for (d, &v) in row.iter().enumerate() {
+                    scratch.ktile[d * ATTN_CHUNK + i] = v;
+                }
+            }
+        }
+        // SAFETY: phase "attention": the V cache is only read.
+        let values = unsafe { self.state.v.read_bytes(cache.value_rows(kvh, abs)) };
+        k.decode_kv(kv, values, &mut scratch.vtile[rows.start * hd..rows.end * hd]);
     }
 
     /// `x += input · w` for this seat's rows of `n_embd` (the output and the
@@ -335,7 +376,7 @@ impl<'a, W: Worker + ?Sized> Pass<'a, W> {
         }
     }
 
-    /// `hb = silu(xb·Wgate) * (xb·Wup)` for this seat's rows of `n_ff`.
+    /// `hb = act(xb·Wgate) * (xb·Wup)` (SiLU, or GELU for Gemma 3) for this seat's rows of `n_ff`.
     pub fn gate_up(&self, w: &LayerWeights<'_>, scratch: &mut Scratch) {
         let (n, ff, k) = (self.n, self.cfg.n_ff, &self.kernels);
         let mut input = Input::new(&scratch.xb[..n * self.cfg.n_embd], n, &mut scratch.acts);
@@ -386,25 +427,59 @@ pub(super) struct HeadTiles {
     v: Range<usize>,
 }
 
-/// One layer's slabs of the KV caches: `[kv_head][position]` rows of
-/// `row_bytes` bytes, the same layout in K and V.
+/// One layer's slabs of the KV caches (see [`crate::state`]): V, and Q8_0
+/// K, `[kv_head][position]` rows of `row_bytes`; f16 and f32 K
+/// `[kv_head][chunk][dim][position in the chunk]`.
 struct LayerCache {
-    base: usize,
+    k_base: usize,
+    v_base: usize,
     n_ctx: usize,
+    chunks: usize,
+    head_dim: usize,
     row_bytes: usize,
+    elem_bytes: usize,
 }
 
 impl LayerCache {
-    fn new(state: &SharedState<'_>, _cfg: &ModelConfig, layer: usize) -> Self {
-        debug_assert_eq!(state.k_layer, state.v_layer);
-        LayerCache { base: layer * state.k_layer * 4, n_ctx: state.cfg.n_ctx, row_bytes: state.row_bytes }
+    fn new(state: &SharedState<'_>, cfg: &ModelConfig, layer: usize) -> Self {
+        let n_ctx = state.cfg.n_ctx;
+        LayerCache {
+            k_base: layer * state.k_layer * 4,
+            v_base: layer * state.v_layer * 4,
+            n_ctx,
+            chunks: n_ctx.div_ceil(ATTN_CHUNK),
+            head_dim: cfg.head_dim,
+            row_bytes: state.row_bytes,
+            elem_bytes: state.cfg.kv_type.elem_bytes().unwrap_or(0),
+        }
     }
 
-    /// Bytes of kv head `h`'s rows for positions `p` (in either cache).
-    fn rows(&self, h: usize, p: Range<usize>) -> Range<usize> {
-        let at = |p: usize| self.base + (h * self.n_ctx + p) * self.row_bytes;
+    /// Bytes of kv head `h`'s value rows for positions `p`.
+    fn value_rows(&self, h: usize, p: Range<usize>) -> Range<usize> {
+        let at = |p: usize| self.v_base + (h * self.n_ctx + p) * self.row_bytes;
         at(p.start)..at(p.end)
     }
+
+    /// Bytes of kv head `h`'s key rows for positions `p` (Q8_0 keys).
+    fn key_rows(&self, h: usize, p: Range<usize>) -> Range<usize> {
+        let at = |p: usize| self.k_base + (h * self.n_ctx + p) * self.row_bytes;
+        at(p.start)..at(p.end)
+    }
+
+    /// Bytes of dimension `d` of kv head `h`'s keys for positions `p`, all
+    /// in one chunk (transposed f16 and f32 keys).
+    fn key_dim(&self, h: usize, d: usize, p: Range<usize>) -> Range<usize> {
+        let c = p.start / ATTN_CHUNK;
+        debug_assert!(p.is_empty() || (p.end - 1) / ATTN_CHUNK == c);
+        let row = self.k_base + ((h * self.chunks + c) * self.head_dim + d) * ATTN_CHUNK * self.elem_bytes;
+        let at = |p: usize| row + (p - c * ATTN_CHUNK) * self.elem_bytes;
+        at(p.start)..at(p.end)
+    }
+}
+
+/// Positions `rows` of chunk `c`, as offsets in the chunk.
+fn in_chunk(c: usize, rows: &Range<usize>) -> Range<usize> {
+    rows.start - c * ATTN_CHUNK..rows.end - c * ATTN_CHUNK
 }
 
 /// The chunks (indices) that positions `span` touch.
@@ -419,23 +494,34 @@ fn clamp_chunk(c: usize, span: &Range<usize>) -> Range<usize> {
     a..b.max(a)
 }
 
-/// [`chunk_partial_of`] over the first `n` rows of the tiles.
-fn chunk_partial(k: &Kernels, q: &[f32], n: usize, scale: f32, scratch: &mut Scratch) {
-    chunk_partial_of(k, q, 0..n, scale, scratch)
+/// Where [`chunk_partial`] finds a chunk's keys and values.
+enum Tiles<'c> {
+    /// In `scratch.ktile` (transposed) and `vtile`.
+    Decoded,
+    /// In the f16 caches: the chunk's key block (`[dim][128 positions]`)
+    /// and its value rows from the chunk's first position.
+    F16 { k: &'c [u8], v: &'c [u8] },
 }
 
-/// One query head against rows `rows` of the decoded tiles (one chunk's
-/// visible positions), into `scratch.chunk = [m, l, o...]`: scores
-/// `s_t = dot(q, k_t) · scale`, `m = max s_t`, `p_t = exp(s_t − m)`,
-/// `l = Σ p_t` (in order), `o = Σ p_t · v_t` ([`Kernels::weighted_sum`]).
-fn chunk_partial_of(k: &Kernels, q: &[f32], rows: Range<usize>, scale: f32, scratch: &mut Scratch) {
+/// One query head against positions `rows` (offsets in the chunk) of a
+/// chunk's keys and values, into `scratch.chunk = [m, l, o...]`: scores
+/// `s_t = dot(q, k_t) · scale` ([`Kernels::dots_t`]), `m = max s_t`,
+/// `p_t = exp(s_t − m)`, `l = Σ p_t` (8 lanes), `o = Σ p_t · v_t`
+/// ([`Kernels::weighted_sum`]). Reading f16 directly or decoded tiles
+/// gives the same bits (decoding is exact).
+fn chunk_partial(k: &Kernels, q: &[f32], rows: Range<usize>, scale: f32, tiles: &Tiles<'_>, scratch: &mut Scratch) {
     let hd = q.len();
-    let n = rows.len();
-    let probs = &mut scratch.probs[..n];
-    k.dots(q, &scratch.ktile[rows.start * hd..rows.end * hd], probs);
+    let probs = &mut scratch.probs[..rows.len()];
+    match tiles {
+        Tiles::Decoded => k.dots_t(q, &scratch.ktile, ATTN_CHUNK, rows.clone(), probs),
+        Tiles::F16 { k: keys, .. } => k.dots_t_f16(q, keys, ATTN_CHUNK, rows.clone(), probs),
+    }
     let (m, l) = k.vectorized(|| math::exp_normalize(probs, scale));
     let (head, o) = scratch.chunk.split_at_mut(2);
-    k.weighted_sum(probs, &scratch.vtile[rows.start * hd..rows.end * hd], o);
+    match tiles {
+        Tiles::Decoded => k.weighted_sum(probs, &scratch.vtile[rows.start * hd..rows.end * hd], o),
+        Tiles::F16 { v, .. } => k.weighted_sum_f16(probs, &v[rows.start * hd * 2..rows.end * hd * 2], o),
+    }
     head[0] = m;
     head[1] = l;
 }

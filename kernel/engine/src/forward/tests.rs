@@ -674,3 +674,23 @@ fn seats_given_different_batches_stop_before_writing() {
     let panicked = both_seats(&bytes, |seat, scratch| forward(seat, scratch, &Batch { tokens: &[1, 2], pos: 0, logits: Logits::Last }));
     assert_eq!(panicked, [false, false]);
 }
+
+/// Gemma 3's query scale: 1/sqrt(head_dim), except for the 27B (62 layers),
+/// which llama.cpp scales by 1/sqrt(n_embd / n_heads).
+#[test]
+fn gemma3_query_scale_follows_llama_cpp() {
+    let config = |layers: u32| {
+        let mut b = GgufBuilder::new(3);
+        b.kv_str("general.architecture", "gemma3");
+        for (k, v) in [("block_count", layers), ("context_length", 64), ("embedding_length", 96), ("feed_forward_length", 128), ("attention.head_count", 4), ("attention.key_length", 32)] {
+            b.kv_u32(&format!("gemma3.{k}"), v);
+        }
+        b.kv_f32("gemma3.attention.layer_norm_rms_epsilon", 1e-6);
+        b.tensor_f32("token_embd.weight", &[96, 2], &[0.0; 192]);
+        let bytes = b.finish();
+        crate::model::ModelConfig::from_gguf(&Gguf::parse(&bytes).unwrap()).unwrap()
+    };
+    assert_eq!(config(18).attn_scale, 1.0 / 32f32.sqrt());
+    assert_eq!(config(62).attn_scale, 1.0 / 24f32.sqrt());
+    assert_eq!(config(18).sliding_window, None, "no window key: every layer global, as llama.cpp");
+}

@@ -1,15 +1,14 @@
 //! AVX2 and AVX-512 versions of the attention helpers of
 //! [`super::Kernels`]: reading KV cache rows back to f32
-//! ([`crate::state::KvType::decode`]), one query's dot products against a
-//! tile of keys ([`super::vector::dots`]) and the probability-weighted sum of
+//! ([`crate::state::KvType::decode`]), one query's scores against a
+//! transposed tile of keys ([`super::vector::dots_t`]) and the probability-weighted sum of
 //! a tile of values ([`super::vector::weighted_sum`]). Each computes exactly
 //! the portable definition's sequence of IEEE operations:
 //!
 //! - decoding is exact (F16 widening; Q8_0's `d · q` fits f32);
-//! - a dot product keeps [`super::vector::dot_f32`]'s order: four 8-lane
-//!   accumulators over 32-element chunks, `(a0 + a1) + (a2 + a3)`, 8-lane
-//!   steps, `hsum8`, scalar tail. AVX-512 holds `a0|a1` and `a2|a3` in two
-//!   ZMM registers and adds their halves in that order;
+//! - scores against transposed keys ([`super::vector::dots_t`]) are one
+//!   `fma` chain per position over the dimensions in order: lanes are
+//!   positions, so the vector width does not matter;
 //! - the weighted sum is one `fma` chain per output element, so the vector
 //!   width does not matter.
 //!
@@ -19,7 +18,6 @@
 
 use core::arch::x86_64::*;
 
-use super::avx2::{dot_f32, hsum_ps};
 use super::Path;
 use crate::quant::{f16_to_f32, BlockQ8_0, QK};
 use crate::state::KvType;
@@ -51,14 +49,42 @@ impl AttnSimd {
         }
     }
 
-    pub(super) fn dots(self, q: &[f32], rows: &[f32], out: &mut [f32]) {
-        assert_eq!(rows.len(), out.len() * q.len());
+    pub(super) fn dots_t(self, q: &[f32], kt: &[f32], stride: usize, cols: core::ops::Range<usize>, out: &mut [f32]) {
+        assert!(cols.len() == out.len() && cols.end <= stride && kt.len() >= (q.len().max(1) - 1) * stride + cols.end);
+        let base = &kt[cols.start..];
+        if self.wide {
+            // SAFETY: as in `decode_kv`; every load is below (hd - 1) * stride + cols.len() of `base` (asserted).
+            unsafe { dots_t_avx512(q, base, stride, out) }
+        } else {
+            // SAFETY: as above.
+            unsafe { dots_t_avx2(q, base, stride, out, 0) }
+        }
+    }
+
+    /// [`Self::dots_t`] on an f16 cache block (`kt`: bytes of halves).
+    pub(super) fn dots_t_f16(self, q: &[f32], kt: &[u8], stride: usize, cols: core::ops::Range<usize>, out: &mut [f32]) {
+        let kt = halves(kt);
+        assert!(cols.len() == out.len() && cols.end <= stride && kt.len() >= (q.len().max(1) - 1) * stride + cols.end);
+        let base = &kt[cols.start..];
+        if self.wide {
+            // SAFETY: as in `decode_kv`; loads bounded as asserted.
+            unsafe { dots_t_f16_avx512(q, base, stride, out) }
+        } else {
+            // SAFETY: as above.
+            unsafe { dots_t_f16_avx2(q, base, stride, out, 0) }
+        }
+    }
+
+    /// [`Self::weighted_sum`] on f16 cache rows (`rows`: bytes of halves).
+    pub(super) fn weighted_sum_f16(self, probs: &[f32], rows: &[u8], out: &mut [f32]) {
+        let rows = halves(rows);
+        assert_eq!(rows.len(), probs.len() * out.len());
         if self.wide {
             // SAFETY: as in `decode_kv`; lengths asserted.
-            unsafe { dots_avx512(q, rows, out) }
+            unsafe { weighted_sum_f16_avx512(probs, rows, out) }
         } else {
             // SAFETY: as in `decode_kv`; lengths asserted.
-            unsafe { dots_avx2(q, rows, out) }
+            unsafe { weighted_sum_f16_avx2(probs, rows, out) }
         }
     }
 
@@ -122,63 +148,6 @@ unsafe fn decode_kv_avx2(kv: KvType, src: &[u8], out: &mut [f32]) {
     }
 }
 
-/// # Safety
-/// AVX2, FMA and F16C are available; `rows.len() == out.len() * q.len()`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots_avx2(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    for (o, row) in out.iter_mut().zip(rows.chunks_exact(q.len())) {
-        // SAFETY: equal lengths; the features are the caller's.
-        *o = unsafe { dot_f32(q, row) };
-    }
-}
-
-/// # Safety
-/// AVX2, FMA and F16C are available; `rows.len() == probs.len() * out.len()`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn weighted_sum_avx2(probs: &[f32], rows: &[f32], out: &mut [f32]) {
-    let hd = out.len();
-    let mut d = 0;
-    while d + 32 <= hd {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for (t, &p) in probs.iter().enumerate() {
-            let pv = _mm256_set1_ps(p);
-            for (k, a) in acc.iter_mut().enumerate() {
-                // SAFETY: t * hd + d + 8k + 8 <= (t + 1) * hd <= rows.len().
-                *a = _mm256_fmadd_ps(pv, unsafe { _mm256_loadu_ps(rows.as_ptr().add(t * hd + d + 8 * k)) }, *a);
-            }
-        }
-        for (k, a) in acc.iter().enumerate() {
-            // SAFETY: d + 8k + 8 <= hd.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(d + 8 * k), *a) };
-        }
-        d += 32;
-    }
-    // SAFETY: forwarded.
-    unsafe { weighted_sum_tail(probs, rows, out, d) }
-}
-
-/// Columns `d..` of the weighted sum, 8 and then 1 at a time.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn weighted_sum_tail(probs: &[f32], rows: &[f32], out: &mut [f32], mut d: usize) {
-    let hd = out.len();
-    while d + 8 <= hd {
-        let mut acc = _mm256_setzero_ps();
-        for (t, &p) in probs.iter().enumerate() {
-            // SAFETY: t * hd + d + 8 <= rows.len().
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(p), unsafe { _mm256_loadu_ps(rows.as_ptr().add(t * hd + d)) }, acc);
-        }
-        // SAFETY: d + 8 <= hd.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(d), acc) };
-        d += 8;
-    }
-    for (j, o) in out.iter_mut().enumerate().skip(d) {
-        *o = 0.0;
-        for (t, &p) in probs.iter().enumerate() {
-            *o = libm::fmaf(p, rows[t * hd + j], *o);
-        }
-    }
-}
-
 // ---------------------------------------------------------------- AVX-512
 
 /// # Safety
@@ -215,74 +184,213 @@ unsafe fn decode_kv_avx512(kv: KvType, src: &[u8], out: &mut [f32]) {
     }
 }
 
-/// # Safety
-/// AVX-512 F/BW/VL and the AVX2 set are available; `rows.len() == out.len() * q.len()`.
+// -------------------------------------- scores and weighted sums, per element type
+
+/// Loads of 8 and 16 elements widened to f32, and one element, for the
+/// element types the kernels below read: f32 tiles and f16 cache rows.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ld8_f32(p: *const f32) -> __m256 {
+    // SAFETY: the caller's bounds.
+    unsafe { _mm256_loadu_ps(p) }
+}
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn dots_avx512(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    let n = q.len();
-    let qp = q.as_ptr();
-    for (o, row) in out.iter_mut().zip(rows.chunks_exact(n)) {
-        let rp = row.as_ptr();
-        // acc01 holds dot_f32's accumulators 0 (low half) and 1, acc23 2 and 3.
-        let (mut acc01, mut acc23) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        let mut i = 0;
-        while i + 32 <= n {
-            // SAFETY: i + 32 <= n, and q and row are n long.
-            unsafe {
-                acc01 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(i)), _mm512_loadu_ps(rp.add(i)), acc01);
-                acc23 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(i + 16)), _mm512_loadu_ps(rp.add(i + 16)), acc23);
-            }
-            i += 32;
-        }
-        let half = |v: __m512, hi: bool| _mm256_castpd_ps(if hi { _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1) } else { _mm512_castpd512_pd256(_mm512_castps_pd(v)) });
-        let a = _mm256_add_ps(half(acc01, false), half(acc01, true));
-        let b = _mm256_add_ps(half(acc23, false), half(acc23, true));
-        let mut v = _mm256_add_ps(a, b);
-        while i + 8 <= n {
-            // SAFETY: i + 8 <= n, and q and row are n long.
-            v = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(i)), _mm256_loadu_ps(rp.add(i)), v) };
-            i += 8;
-        }
-        let mut s = hsum_ps(v);
-        while i < n {
-            s = libm::fmaf(q[i], row[i], s);
-            i += 1;
-        }
-        *o = s;
-    }
+unsafe fn ld16_f32(p: *const f32) -> __m512 {
+    // SAFETY: the caller's bounds.
+    unsafe { _mm512_loadu_ps(p) }
+}
+#[inline]
+fn sc_f32(v: f32) -> f32 {
+    v
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ld8_f16(p: *const u16) -> __m256 {
+    // SAFETY: the caller's bounds (8 halves).
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+}
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn ld16_f16(p: *const u16) -> __m512 {
+    // SAFETY: the caller's bounds (16 halves).
+    unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
 }
 
-/// # Safety
-/// AVX-512 F/BW/VL and the AVX2 set are available; `rows.len() == probs.len() * out.len()`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn weighted_sum_avx512(probs: &[f32], rows: &[f32], out: &mut [f32]) {
-    let hd = out.len();
-    let mut d = 0;
-    while d + 64 <= hd {
-        let mut acc = [_mm512_setzero_ps(); 4];
-        for (t, &p) in probs.iter().enumerate() {
-            let pv = _mm512_set1_ps(p);
-            for (k, a) in acc.iter_mut().enumerate() {
-                // SAFETY: t * hd + d + 16k + 16 <= (t + 1) * hd <= rows.len().
-                *a = _mm512_fmadd_ps(pv, unsafe { _mm512_loadu_ps(rows.as_ptr().add(t * hd + d + 16 * k)) }, *a);
+/// Generates, for one element type, [`super::vector::weighted_sum`] and
+/// [`super::vector::dots_t`] on AVX2 and AVX-512 (elements widened exactly
+/// to f32 by `$l8` / `$l16` / `$sc`).
+macro_rules! attn_kernels {
+    ($t:ty, $l8:ident, $l16:ident, $sc:path, $ws2:ident, $wstail:ident, $ws512:ident, $dt2:ident, $dt512:ident) => {
+        /// # Safety
+        /// AVX2, FMA and F16C are available; `rows.len() == probs.len() * out.len()`.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $ws2(probs: &[f32], rows: &[$t], out: &mut [f32]) {
+            let hd = out.len();
+            let mut d = 0;
+            while d + 32 <= hd {
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for (t, &p) in probs.iter().enumerate() {
+                    let pv = _mm256_set1_ps(p);
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: t * hd + d + 8k + 8 <= (t + 1) * hd <= rows.len().
+                        *a = _mm256_fmadd_ps(pv, unsafe { $l8(rows.as_ptr().add(t * hd + d + 8 * k)) }, *a);
+                    }
+                }
+                for (k, a) in acc.iter().enumerate() {
+                    // SAFETY: d + 8k + 8 <= hd.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(d + 8 * k), *a) };
+                }
+                d += 32;
+            }
+            // SAFETY: forwarded.
+            unsafe { $wstail(probs, rows, out, d) }
+        }
+
+        /// Columns `d..` of the weighted sum, 8 and then 1 at a time.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $wstail(probs: &[f32], rows: &[$t], out: &mut [f32], mut d: usize) {
+            let hd = out.len();
+            while d + 8 <= hd {
+                let mut acc = _mm256_setzero_ps();
+                for (t, &p) in probs.iter().enumerate() {
+                    // SAFETY: t * hd + d + 8 <= rows.len().
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(p), unsafe { $l8(rows.as_ptr().add(t * hd + d)) }, acc);
+                }
+                // SAFETY: d + 8 <= hd.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(d), acc) };
+                d += 8;
+            }
+            for (j, o) in out.iter_mut().enumerate().skip(d) {
+                *o = 0.0;
+                for (t, &p) in probs.iter().enumerate() {
+                    *o = libm::fmaf(p, $sc(rows[t * hd + j]), *o);
+                }
             }
         }
-        for (k, a) in acc.iter().enumerate() {
-            // SAFETY: d + 16k + 16 <= hd.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(d + 16 * k), *a) };
+
+        /// # Safety
+        /// AVX-512 F/BW/VL and the AVX2 set are available; `rows.len() == probs.len() * out.len()`.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+        unsafe fn $ws512(probs: &[f32], rows: &[$t], out: &mut [f32]) {
+            let hd = out.len();
+            let mut d = 0;
+            while d + 64 <= hd {
+                let mut acc = [_mm512_setzero_ps(); 4];
+                for (t, &p) in probs.iter().enumerate() {
+                    let pv = _mm512_set1_ps(p);
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: t * hd + d + 16k + 16 <= (t + 1) * hd <= rows.len().
+                        *a = _mm512_fmadd_ps(pv, unsafe { $l16(rows.as_ptr().add(t * hd + d + 16 * k)) }, *a);
+                    }
+                }
+                for (k, a) in acc.iter().enumerate() {
+                    // SAFETY: d + 16k + 16 <= hd.
+                    unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(d + 16 * k), *a) };
+                }
+                d += 64;
+            }
+            while d + 16 <= hd {
+                let mut acc = _mm512_setzero_ps();
+                for (t, &p) in probs.iter().enumerate() {
+                    // SAFETY: t * hd + d + 16 <= rows.len().
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(p), unsafe { $l16(rows.as_ptr().add(t * hd + d)) }, acc);
+                }
+                // SAFETY: d + 16 <= hd.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(d), acc) };
+                d += 16;
+            }
+            // SAFETY: forwarded.
+            unsafe { $wstail(probs, rows, out, d) }
         }
-        d += 64;
-    }
-    while d + 16 <= hd {
-        let mut acc = _mm512_setzero_ps();
-        for (t, &p) in probs.iter().enumerate() {
-            // SAFETY: t * hd + d + 16 <= rows.len().
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(p), unsafe { _mm512_loadu_ps(rows.as_ptr().add(t * hd + d)) }, acc);
+
+        /// [`super::vector::dots_t`] for `out.len()` positions from the
+        /// start of `kt` (already offset), from position `j` on, 32 then 8
+        /// then 1 at a time.
+        ///
+        /// # Safety
+        /// AVX2, FMA and F16C are available; `kt` holds `(q.len() - 1) * stride + out.len()` elements.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $dt2(q: &[f32], kt: &[$t], stride: usize, out: &mut [f32], mut j: usize) {
+            let (n, kp) = (out.len(), kt.as_ptr());
+            while j + 32 <= n {
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for (d, &qd) in q.iter().enumerate() {
+                    let qv = _mm256_set1_ps(qd);
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: d * stride + j + 8k + 8 <= (hd - 1) * stride + n.
+                        *a = _mm256_fmadd_ps(qv, unsafe { $l8(kp.add(d * stride + j + 8 * k)) }, *a);
+                    }
+                }
+                for (k, a) in acc.iter().enumerate() {
+                    // SAFETY: j + 8k + 8 <= n.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j + 8 * k), *a) };
+                }
+                j += 32;
+            }
+            while j + 8 <= n {
+                let mut acc = _mm256_setzero_ps();
+                for (d, &qd) in q.iter().enumerate() {
+                    // SAFETY: d * stride + j + 8 <= (hd - 1) * stride + n.
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(qd), unsafe { $l8(kp.add(d * stride + j)) }, acc);
+                }
+                // SAFETY: j + 8 <= n.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j), acc) };
+                j += 8;
+            }
+            for (jj, o) in out.iter_mut().enumerate().skip(j) {
+                *o = 0.0;
+                for (d, &qd) in q.iter().enumerate() {
+                    *o = libm::fmaf(qd, $sc(kt[d * stride + jj]), *o);
+                }
+            }
         }
-        // SAFETY: d + 16 <= hd.
-        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(d), acc) };
-        d += 16;
-    }
-    // SAFETY: forwarded.
-    unsafe { weighted_sum_tail(probs, rows, out, d) }
+
+        /// # Safety
+        /// AVX-512 F/BW/VL and the AVX2 set are available; as the AVX2 version.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+        unsafe fn $dt512(q: &[f32], kt: &[$t], stride: usize, out: &mut [f32]) {
+            let (n, kp) = (out.len(), kt.as_ptr());
+            let mut j = 0;
+            while j + 64 <= n {
+                let mut acc = [_mm512_setzero_ps(); 4];
+                for (d, &qd) in q.iter().enumerate() {
+                    let qv = _mm512_set1_ps(qd);
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: d * stride + j + 16k + 16 <= (hd - 1) * stride + n.
+                        *a = _mm512_fmadd_ps(qv, unsafe { $l16(kp.add(d * stride + j + 16 * k)) }, *a);
+                    }
+                }
+                for (k, a) in acc.iter().enumerate() {
+                    // SAFETY: j + 16k + 16 <= n.
+                    unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j + 16 * k), *a) };
+                }
+                j += 64;
+            }
+            while j + 16 <= n {
+                let mut acc = _mm512_setzero_ps();
+                for (d, &qd) in q.iter().enumerate() {
+                    // SAFETY: d * stride + j + 16 <= (hd - 1) * stride + n.
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(qd), unsafe { $l16(kp.add(d * stride + j)) }, acc);
+                }
+                // SAFETY: j + 16 <= n.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j), acc) };
+                j += 16;
+            }
+            // SAFETY: forwarded; the AVX2 set is available.
+            unsafe { $dt2(q, kt, stride, out, j) }
+        }
+    };
+}
+
+attn_kernels!(f32, ld8_f32, ld16_f32, sc_f32, weighted_sum_avx2, weighted_sum_tail, weighted_sum_avx512, dots_t_avx2, dots_t_avx512);
+attn_kernels!(u16, ld8_f16, ld16_f16, f16_to_f32, weighted_sum_f16_avx2, weighted_sum_f16_tail, weighted_sum_f16_avx512, dots_t_f16_avx2, dots_t_f16_avx512);
+
+/// `bytes` as little-endian halves. Panics if the length is odd or the
+/// start is not 2-byte aligned (cache rows always are).
+fn halves(bytes: &[u8]) -> &[u16] {
+    assert!(bytes.len().is_multiple_of(2) && (bytes.as_ptr() as usize).is_multiple_of(2), "f16 cache bytes misaligned");
+    // SAFETY: aligned and in bounds (checked above); every bit pattern is a
+    // u16; the lifetime is the input's. x86 is little-endian, as the cache.
+    unsafe { core::slice::from_raw_parts(bytes.as_ptr().cast::<u16>(), bytes.len() / 2) }
 }

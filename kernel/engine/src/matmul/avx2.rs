@@ -183,7 +183,7 @@ fn hsum_i32(v: __m256i) -> i32 {
 /// [`super::vector::hsum8`] on a register: `((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7))`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn hsum_ps(v: __m256) -> f32 {
+fn hsum_ps(v: __m256) -> f32 {
     let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let h = _mm_add_ps(q, _mm_movehl_ps(q, q));
     let s = _mm_add_ss(h, _mm_movehdup_ps(h));
@@ -482,7 +482,7 @@ unsafe fn dot_with(n: usize, load: impl Fn(usize) -> __m256, scalar: impl Fn(usi
 // ------------------------------------------------------------ vector helpers
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let ap = a.as_ptr();
     // SAFETY: dot_with only asks for indices below a.len() == b.len().
     unsafe { dot_with(a.len(), |i| _mm256_loadu_ps(ap.add(i)), |i| a[i], b) }

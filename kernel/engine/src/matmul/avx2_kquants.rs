@@ -4,7 +4,9 @@
 //! scalar reference's float sequence per lane ([`super::scalar`]'s
 //! `small_dot` / `super_dot`). The K-quants' per-16 sub-block scales are
 //! applied in the integer domain (`vpmaddwd` with a vector holding the two
-//! sub-blocks' scales), so every block still yields one exact integer per row.
+//! sub-blocks' scales), so every block still yields one exact integer per row;
+//! the K-quants add those integers over the super-block and take one float
+//! step per super-block with the Q8_K activation scale.
 //! The AVX-512 paths run these kernels too (ggml layout); on the VNNI path
 //! the types with unsigned quants (Q5_0, Q5_1, Q4_K, Q5_K) use a 256-bit
 //! `vpdpbusd` for their integer dot products ([`group_vnni`]), which is
@@ -93,7 +95,7 @@ unsafe fn load_acts(acts: &ActBuf, t: usize, b: usize) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q5<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     // SAFETY: forwarded.
-    unsafe { q5_from::<MIN>(ptrs, acts, t, 0, _mm256_setzero_ps()) }
+    unsafe { q5_from::<MIN>(ptrs, acts, t) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -101,11 +103,7 @@ unsafe fn group_iq4_nl(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __
     let bb = GgmlType::IQ4_NL.block_bytes();
     let d = acts.d(t);
     let ones = _mm256_set1_epi16(1);
-    let k = KVALUES_IQ4NL;
-    let table = _mm256_setr_epi8(
-        k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], k[14], k[15], k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11], k[12],
-        k[13], k[14], k[15],
-    );
+    let table = iq4_nl_table();
     let mut acc = _mm256_setzero_ps();
     for (b, &da) in d.iter().enumerate() {
         // SAFETY: b < blocks.
@@ -122,6 +120,15 @@ unsafe fn group_iq4_nl(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __
         acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(da)), _mm256_cvtepi32_ps(isum), acc);
     }
     acc
+}
+
+/// IQ4_NL's 16 levels in both 128-bit lanes (a `vpshufb` table).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn iq4_nl_table() -> __m256i {
+    let k = KVALUES_IQ4NL;
+    let half = _mm_setr_epi8(k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], k[14], k[15]);
+    _mm256_set_m128i(half, half)
 }
 
 /// The 8 rows' values of `f(row pointer)` as one vector.
@@ -145,12 +152,13 @@ fn k_step(acc: &mut __m256, dw: __m256, da: f32, isum: __m256i) {
 macro_rules! unsigned_kernels {
     ($feat:literal, $q5_from:ident, $q45_k:ident, $dot:ident) => {
 #[target_feature(enable = $feat)]
-unsafe fn $q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize, start: usize, mut acc: __m256) -> __m256 {
+unsafe fn $q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = if MIN { GgmlType::Q5_1.block_bytes() } else { GgmlType::Q5_0.block_bytes() };
     let qh_at = if MIN { Q5_1_QH_AT } else { Q5_0_QH_AT };
     let (d, s, sum) = (acts.d(t), acts.s(t), acts.sum(t));
+    let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
-    for b in start..d.len() {
+    for b in 0..d.len() {
         // SAFETY: b < blocks.
         let a = unsafe { load_acts(acts, t, b) };
         prefetch_rows(ptrs, b, bb);
@@ -188,10 +196,10 @@ unsafe fn $q5_from<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t:
 unsafe fn $q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = if FIVE { GgmlType::Q5_K.block_bytes() } else { GgmlType::Q4_K.block_bytes() };
     let qs_at = if FIVE { at::Q5_K_QS } else { at::Q4_K_QS };
-    let (d, sum) = (acts.d(t), acts.sum(t));
+    let (dk, bs) = (acts.dk(t), acts.bsums(t));
     let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
-    for sb in 0..d.len() / SUB {
+    for sb in 0..dk.len() {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: super-block sb of each row lies inside the row: d, dmin first.
@@ -208,6 +216,7 @@ unsafe fn $q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: 
                 m_t[j][i] = s[SUB + j];
             }
         }
+        let (mut isum_sb, mut msum_sb) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         for j in 0..SUB {
             let b = sb * SUB + j;
             // SAFETY: b < blocks.
@@ -228,12 +237,12 @@ unsafe fn $q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: 
             // SAFETY: 8 bytes each.
             let (sc, m) = unsafe { (bytes8_to_i32(sc_t[j].as_ptr()), bytes8_to_i32(m_t[j].as_ptr())) };
             let isum = _mm256_mullo_epi32(reduce8(&v), sc);
-            // m * sum(a) is below 2^24 (63 * 32 * 127): exact in f32, so the
-            // float product equals the integer one converted.
-            let msum = _mm256_mul_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(sum[b] as f32));
-            k_step(&mut acc, dw, d[b], isum);
-            macc = _mm256_fmadd_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(d[b])), msum, macc);
+            let msum = _mm256_mullo_epi32(m, _mm256_set1_epi32(bs[16 * sb + 2 * j] + bs[16 * sb + 2 * j + 1]));
+            isum_sb = _mm256_add_epi32(isum_sb, isum);
+            msum_sb = _mm256_add_epi32(msum_sb, msum);
         }
+        k_step(&mut acc, dw, dk[sb], isum_sb);
+        k_step(&mut macc, dmin, dk[sb], msum_sb);
     }
     _mm256_sub_ps(acc, macc)
 }
@@ -268,8 +277,8 @@ pub(super) unsafe fn group_vnni(ty: GgmlType, ptrs: &[*const u8; GROUP], acts: &
     // SAFETY: forwarded.
     unsafe {
         match ty {
-            GgmlType::Q5_0 => q5_from_vnni::<false>(ptrs, acts, t, 0, _mm256_setzero_ps()),
-            GgmlType::Q5_1 => q5_from_vnni::<true>(ptrs, acts, t, 0, _mm256_setzero_ps()),
+            GgmlType::Q5_0 => q5_from_vnni::<false>(ptrs, acts, t),
+            GgmlType::Q5_1 => q5_from_vnni::<true>(ptrs, acts, t),
             GgmlType::Q4_K => group_q45_k_vnni::<false>(ptrs, acts, t),
             GgmlType::Q5_K => group_q45_k_vnni::<true>(ptrs, acts, t),
             _ => group(ty, ptrs, acts, t),
@@ -288,9 +297,9 @@ unsafe fn bytes8_to_i32(p: *const u8) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = GgmlType::Q6_K.block_bytes();
-    let d = acts.d(t);
+    let dk = acts.dk(t);
     let mut acc = _mm256_setzero_ps();
-    for sb in 0..d.len() / SUB {
+    for (sb, &dks) in dk.iter().enumerate() {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
@@ -301,6 +310,7 @@ unsafe fn group_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
             let v = _mm_loadu_si128(p);
             [doubled(_mm256_cvtepi8_epi32(v)), doubled(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)))]
         });
+        let mut isum_sb = _mm256_setzero_si256();
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, k) = (j / 4, j % 4);
@@ -315,8 +325,9 @@ unsafe fn group_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
                 };
                 _mm256_madd_epi16(mul_signed(q, a), pair(scales[i][n], k))
             });
-            k_step(&mut acc, dw, d[b], reduce8(&v));
+            isum_sb = _mm256_add_epi32(isum_sb, reduce8(&v));
         }
+        k_step(&mut acc, dw, dks, isum_sb);
     }
     acc
 }
@@ -340,9 +351,9 @@ fn pair(doubled: __m256i, k: usize) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = GgmlType::Q3_K.block_bytes();
-    let d = acts.d(t);
+    let dk = acts.dk(t);
     let mut acc = _mm256_setzero_ps();
-    for sb in 0..d.len() / SUB {
+    for (sb, &dks) in dk.iter().enumerate() {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
@@ -354,6 +365,7 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
             // SAFETY: sc holds 16 i32.
             unsafe { [doubled(_mm256_loadu_si256(sc.as_ptr() as *const __m256i)), doubled(_mm256_loadu_si256(sc.as_ptr().add(8) as *const __m256i))] }
         });
+        let mut isum_sb = _mm256_setzero_si256();
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, jj) = (j / 4, j % 4);
@@ -369,8 +381,9 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
                 };
                 _mm256_madd_epi16(mul_signed(q, a), pair(scales[i][n], jj))
             });
-            k_step(&mut acc, dw, d[b], reduce8(&v));
+            isum_sb = _mm256_add_epi32(isum_sb, reduce8(&v));
         }
+        k_step(&mut acc, dw, dks, isum_sb);
     }
     acc
 }
@@ -378,28 +391,22 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q2_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = GgmlType::Q2_K.block_bytes();
-    let d = acts.d(t);
-    let ones = _mm256_set1_epi16(1);
+    let (dk, bs) = (acts.dk(t), acts.bsums(t));
     let mut acc = _mm256_setzero_ps();
     let mut macc = _mm256_setzero_ps();
-    for sb in 0..d.len() / SUB {
+    for sb in 0..dk.len() {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d and dmin lie inside the super-block.
         let (dw, dmin) = unsafe { (gather_f16(&base, at::Q2_K_D), gather_f16(&base, at::Q2_K_D + 2)) };
+        let (mut isum_sb, mut msum_sb) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, jj) = (j / 4, j % 4);
             // SAFETY: b < blocks.
             let a = unsafe { load_acts(acts, t, b) };
-            // The activation sums of the block's two halves.
-            let halves = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), ones);
-            let (lo, hi) = (_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1));
-            let hsum = |x: __m128i| {
-                let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
-                _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32(x, 0b01)))
-            };
-            let (a_lo, a_hi) = (hsum(lo), hsum(hi));
+            // The activation sums of the block's two halves (Q8_K's bsums).
+            let (a_lo, a_hi) = (bs[16 * sb + 2 * j], bs[16 * sb + 2 * j + 1]);
             let k0 = 8 * n + 2 * jj;
             let v: [__m256i; GROUP] = core::array::from_fn(|i| {
                 // SAFETY: the scales and quants lie inside the super-block.
@@ -414,9 +421,11 @@ unsafe fn group_q2_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
             // SAFETY: as above.
             let m_hi = per_row(&base, |p| unsafe { (*p.add(k0 + 1) >> 4) as i32 });
             let msum = _mm256_add_epi32(_mm256_mullo_epi32(m_lo, _mm256_set1_epi32(a_lo)), _mm256_mullo_epi32(m_hi, _mm256_set1_epi32(a_hi)));
-            k_step(&mut acc, dw, d[b], reduce8(&v));
-            k_step(&mut macc, dmin, d[b], msum);
+            isum_sb = _mm256_add_epi32(isum_sb, reduce8(&v));
+            msum_sb = _mm256_add_epi32(msum_sb, msum);
         }
+        k_step(&mut acc, dw, dk[sb], isum_sb);
+        k_step(&mut macc, dmin, dk[sb], msum_sb);
     }
     _mm256_sub_ps(acc, macc)
 }
@@ -428,7 +437,7 @@ pub(super) const TILE: usize = 4;
 
 /// Whether `ty` has a tile kernel ([`tile`]).
 pub(super) fn has_tile(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q5_0 | GgmlType::Q4_K | GgmlType::Q6_K)
+    matches!(ty, GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL | GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
 }
 
 /// Tokens `t0..t0 + nt` (`nt <= TILE`) of [`group`] at once: each weight
@@ -442,50 +451,68 @@ pub(super) unsafe fn tile(ty: GgmlType, ptrs: &[*const u8; GROUP], acts: &ActBuf
     // SAFETY: forwarded.
     unsafe {
         match ty {
-            GgmlType::Q5_0 => tile_q5_0(ptrs, acts, t0, nt),
-            GgmlType::Q4_K => tile_q4_k(ptrs, acts, t0, nt),
+            GgmlType::Q5_0 => tile_q5::<false>(ptrs, acts, t0, nt),
+            GgmlType::Q5_1 => tile_q5::<true>(ptrs, acts, t0, nt),
+            GgmlType::Q4_K => tile_q45_k::<false>(ptrs, acts, t0, nt),
+            GgmlType::Q5_K => tile_q45_k::<true>(ptrs, acts, t0, nt),
             GgmlType::Q6_K => tile_q6_k(ptrs, acts, t0, nt),
+            GgmlType::IQ4_NL => tile_iq4_nl(ptrs, acts, t0, nt),
+            GgmlType::Q3_K => tile_q3_k(ptrs, acts, t0, nt),
+            GgmlType::Q2_K => tile_q2_k(ptrs, acts, t0, nt),
             _ => unreachable!("has_tile"),
         }
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_q5_0(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
-    let bb = GgmlType::Q5_0.block_bytes();
+unsafe fn tile_q5<const MIN: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
+    let bb = if MIN { GgmlType::Q5_1.block_bytes() } else { GgmlType::Q5_0.block_bytes() };
+    let qh_at = if MIN { Q5_1_QH_AT } else { Q5_0_QH_AT };
     let nb = acts.d(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
+    let mut macc = [_mm256_setzero_ps(); TILE];
     for b in 0..nb {
         prefetch_rows(ptrs, b, bb);
         let q: [__m256i; GROUP] = core::array::from_fn(|i| {
             // SAFETY: block b of each row lies inside the row.
             unsafe {
                 let blk = ptrs[i].add(b * bb);
-                let qh = (blk.add(Q5_0_QH_AT) as *const u32).read_unaligned();
-                _mm256_or_si256(unpack_nibbles(blk.add(Q5_0_QH_AT + 4)), bits_to_0x10(qh))
+                let qh = (blk.add(qh_at) as *const u32).read_unaligned();
+                _mm256_or_si256(unpack_nibbles(blk.add(qh_at + 4)), bits_to_0x10(qh))
             }
         });
-        // SAFETY: d is the block's first two bytes.
-        let dw = unsafe { gather_f16(ptrs, b * bb) };
-        for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+        // SAFETY: d (and m) are the block's first bytes.
+        let (dw, mw) = unsafe { (gather_f16(ptrs, b * bb), if MIN { gather_f16(ptrs, b * bb + 2) } else { _mm256_setzero_ps() }) };
+        for k in 0..nt {
             let t = t0 + k;
             // SAFETY: b < blocks.
             let a = unsafe { load_acts(acts, t, b) };
             let v: [__m256i; GROUP] = core::array::from_fn(|i| dot_u8(q[i], a));
-            let isum = _mm256_sub_epi32(reduce8(&v), _mm256_set1_epi32(16 * acts.sum(t)[b]));
-            *acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b])), _mm256_cvtepi32_ps(isum), *acc);
+            let mut isum = reduce8(&v);
+            if !MIN {
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(16 * acts.sum(t)[b]));
+            }
+            acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b])), _mm256_cvtepi32_ps(isum), acc[k]);
+            if MIN {
+                macc[k] = _mm256_fmadd_ps(mw, _mm256_set1_ps(acts.s(t)[b]), macc[k]);
+            }
         }
     }
-    acc
+    if MIN {
+        core::array::from_fn(|k| _mm256_add_ps(acc[k], macc[k]))
+    } else {
+        acc
+    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_q4_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
-    let bb = GgmlType::Q4_K.block_bytes();
-    let nb = acts.d(t0).len();
+unsafe fn tile_q45_k<const FIVE: bool>(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
+    let bb = if FIVE { GgmlType::Q5_K.block_bytes() } else { GgmlType::Q4_K.block_bytes() };
+    let qs_at = if FIVE { at::Q5_K_QS } else { at::Q4_K_QS };
+    let nsb = acts.dk(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
     let mut macc = [_mm256_setzero_ps(); TILE];
-    for sb in 0..nb / SUB {
+    for sb in 0..nsb {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: super-block sb of each row lies inside the row: d, dmin first.
@@ -500,26 +527,40 @@ unsafe fn tile_q4_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
                 m_t[j][i] = s[SUB + j];
             }
         }
+        let mut isum_sb = [_mm256_setzero_si256(); TILE];
+        let mut msum_sb = [_mm256_setzero_si256(); TILE];
         for j in 0..SUB {
             let b = sb * SUB + j;
             let q: [__m256i; GROUP] = core::array::from_fn(|i| {
-                // SAFETY: the quants lie inside the super-block.
-                unsafe { load_bits(base[i].add(at::Q4_K_QS + 32 * (j / 2)), 4 * (j as u32 & 1), 0x0f) }
+                // SAFETY: the quants (and qh) lie inside the super-block.
+                unsafe {
+                    let low = load_bits(base[i].add(qs_at + 32 * (j / 2)), 4 * (j as u32 & 1), 0x0f);
+                    if FIVE {
+                        let high = load_bits(base[i].add(at::Q5_K_QH), j as u32, 1);
+                        _mm256_or_si256(low, _mm256_slli_epi16(high, 4))
+                    } else {
+                        low
+                    }
+                }
             });
             // SAFETY: 8 bytes each.
             let (sc, m) = unsafe { (bytes8_to_i32(sc_t[j].as_ptr()), bytes8_to_i32(m_t[j].as_ptr())) };
-            let m = _mm256_cvtepi32_ps(m);
             for k in 0..nt {
                 let t = t0 + k;
                 // SAFETY: b < blocks.
                 let a = unsafe { load_acts(acts, t, b) };
                 let v: [__m256i; GROUP] = core::array::from_fn(|i| dot_u8(q[i], a));
                 let isum = _mm256_mullo_epi32(reduce8(&v), sc);
-                let msum = _mm256_mul_ps(m, _mm256_set1_ps(acts.sum(t)[b] as f32));
-                let da = acts.d(t)[b];
-                k_step(&mut acc[k], dw, da, isum);
-                macc[k] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(da)), msum, macc[k]);
+                let bs = acts.bsums(t);
+                let msum = _mm256_mullo_epi32(m, _mm256_set1_epi32(bs[16 * sb + 2 * j] + bs[16 * sb + 2 * j + 1]));
+                isum_sb[k] = _mm256_add_epi32(isum_sb[k], isum);
+                msum_sb[k] = _mm256_add_epi32(msum_sb[k], msum);
             }
+        }
+        for k in 0..nt {
+            let dk = acts.dk(t0 + k)[sb];
+            k_step(&mut acc[k], dw, dk, isum_sb[k]);
+            k_step(&mut macc[k], dmin, dk, msum_sb[k]);
         }
     }
     core::array::from_fn(|k| _mm256_sub_ps(acc[k], macc[k]))
@@ -528,9 +569,9 @@ unsafe fn tile_q4_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
     let bb = GgmlType::Q6_K.block_bytes();
-    let nb = acts.d(t0).len();
+    let nsb = acts.dk(t0).len();
     let mut acc = [_mm256_setzero_ps(); TILE];
-    for sb in 0..nb / SUB {
+    for sb in 0..nsb {
         prefetch_rows(ptrs, sb, bb);
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
@@ -540,6 +581,7 @@ unsafe fn tile_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
             let v = _mm_loadu_si128(base[i].add(at::Q6_K_SCALES) as *const __m128i);
             [doubled(_mm256_cvtepi8_epi32(v)), doubled(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)))]
         });
+        let mut isum_sb = [_mm256_setzero_si256(); TILE];
         for j in 0..SUB {
             let b = sb * SUB + j;
             let (n, kk) = (j / 4, j % 4);
@@ -552,14 +594,137 @@ unsafe fn tile_q6_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
                 }
             });
             let sc: [__m256i; GROUP] = core::array::from_fn(|i| pair(scales[i][n], kk));
-            for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            for (k, isum) in isum_sb.iter_mut().enumerate().take(nt) {
                 let t = t0 + k;
                 // SAFETY: b < blocks.
                 let a = unsafe { load_acts(acts, t, b) };
                 let v: [__m256i; GROUP] = core::array::from_fn(|i| _mm256_madd_epi16(mul_signed(q[i], a), sc[i]));
-                k_step(acc, dw, acts.d(t)[b], reduce8(&v));
+                *isum = _mm256_add_epi32(*isum, reduce8(&v));
             }
+        }
+        for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            k_step(acc, dw, acts.dk(t0 + k)[sb], isum_sb[k]);
         }
     }
     acc
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_iq4_nl(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
+    let bb = GgmlType::IQ4_NL.block_bytes();
+    let nb = acts.d(t0).len();
+    let ones = _mm256_set1_epi16(1);
+    let table = iq4_nl_table();
+    let mut acc = [_mm256_setzero_ps(); TILE];
+    for b in 0..nb {
+        prefetch_rows(ptrs, b, bb);
+        // SAFETY: block b of each row lies inside the row; quants after d.
+        let q: [__m256i; GROUP] = core::array::from_fn(|i| _mm256_shuffle_epi8(table, unsafe { unpack_nibbles(ptrs[i].add(b * bb + 2)) }));
+        // SAFETY: the scale is the block's first two bytes.
+        let dw = unsafe { gather_f16(ptrs, b * bb) };
+        for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            let t = t0 + k;
+            // SAFETY: b < blocks.
+            let a = unsafe { load_acts(acts, t, b) };
+            let v: [__m256i; GROUP] = core::array::from_fn(|i| _mm256_madd_epi16(mul_signed(q[i], a), ones));
+            *acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b])), _mm256_cvtepi32_ps(reduce8(&v)), *acc);
+        }
+    }
+    acc
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
+    let bb = GgmlType::Q3_K.block_bytes();
+    let nsb = acts.dk(t0).len();
+    let mut acc = [_mm256_setzero_ps(); TILE];
+    for sb in 0..nsb {
+        prefetch_rows(ptrs, sb, bb);
+        let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
+        // SAFETY: d lies inside the super-block.
+        let dw = unsafe { gather_f16(&base, at::Q3_K_D) };
+        let scales: [[__m256i; 2]; GROUP] = core::array::from_fn(|i| {
+            // SAFETY: the 12 scale bytes lie inside the super-block.
+            let s = unsafe { core::slice::from_raw_parts(base[i].add(at::Q3_K_SCALES), 12) };
+            let sc: [i32; 16] = core::array::from_fn(|k| q3_k_scale(k, s) as i32 - 32);
+            // SAFETY: sc holds 16 i32.
+            unsafe { [doubled(_mm256_loadu_si256(sc.as_ptr() as *const __m256i)), doubled(_mm256_loadu_si256(sc.as_ptr().add(8) as *const __m256i))] }
+        });
+        let mut isum_sb = [_mm256_setzero_si256(); TILE];
+        for j in 0..SUB {
+            let b = sb * SUB + j;
+            let (n, jj) = (j / 4, j % 4);
+            let q: [__m256i; GROUP] = core::array::from_fn(|i| {
+                // SAFETY: qs and hmask lie inside the super-block.
+                unsafe {
+                    let low = load_bits(base[i].add(at::Q3_K_QS + 32 * n), 2 * jj as u32, 3);
+                    let high = load_bits(base[i], (4 * n + jj) as u32, 1);
+                    _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), _mm256_set1_epi8(4))
+                }
+            });
+            let sc: [__m256i; GROUP] = core::array::from_fn(|i| pair(scales[i][n], jj));
+            for (k, isum) in isum_sb.iter_mut().enumerate().take(nt) {
+                let t = t0 + k;
+                // SAFETY: b < blocks.
+                let a = unsafe { load_acts(acts, t, b) };
+                let v: [__m256i; GROUP] = core::array::from_fn(|i| _mm256_madd_epi16(mul_signed(q[i], a), sc[i]));
+                *isum = _mm256_add_epi32(*isum, reduce8(&v));
+            }
+        }
+        for (k, acc) in acc.iter_mut().enumerate().take(nt) {
+            k_step(acc, dw, acts.dk(t0 + k)[sb], isum_sb[k]);
+        }
+    }
+    acc
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_q2_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usize) -> [__m256; TILE] {
+    let bb = GgmlType::Q2_K.block_bytes();
+    let nsb = acts.dk(t0).len();
+    let mut acc = [_mm256_setzero_ps(); TILE];
+    let mut macc = [_mm256_setzero_ps(); TILE];
+    for sb in 0..nsb {
+        prefetch_rows(ptrs, sb, bb);
+        let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
+        // SAFETY: d and dmin lie inside the super-block.
+        let (dw, dmin) = unsafe { (gather_f16(&base, at::Q2_K_D), gather_f16(&base, at::Q2_K_D + 2)) };
+        let mut isum_sb = [_mm256_setzero_si256(); TILE];
+        let mut msum_sb = [_mm256_setzero_si256(); TILE];
+        for j in 0..SUB {
+            let b = sb * SUB + j;
+            let (n, jj) = (j / 4, j % 4);
+            let k0 = 8 * n + 2 * jj;
+            let q: [__m256i; GROUP] = core::array::from_fn(|i| {
+                // SAFETY: the quants lie inside the super-block.
+                unsafe { load_bits(base[i].add(at::Q2_K_QS + 32 * n), 2 * jj as u32, 3) }
+            });
+            let sc: [__m256i; GROUP] = core::array::from_fn(|i| {
+                // SAFETY: the scale bytes lie inside the super-block.
+                let (s0, s1) = unsafe { (*base[i].add(k0), *base[i].add(k0 + 1)) };
+                scale_pair((s0 & 15) as i32, (s1 & 15) as i32)
+            });
+            // SAFETY: the scale bytes lie inside the super-block.
+            let m_lo = per_row(&base, |p| unsafe { (*p.add(k0) >> 4) as i32 });
+            // SAFETY: as above.
+            let m_hi = per_row(&base, |p| unsafe { (*p.add(k0 + 1) >> 4) as i32 });
+            for k in 0..nt {
+                let t = t0 + k;
+                // SAFETY: b < blocks.
+                let a = unsafe { load_acts(acts, t, b) };
+                let bs = acts.bsums(t);
+                let (a_lo, a_hi) = (bs[16 * sb + 2 * j], bs[16 * sb + 2 * j + 1]);
+                let v: [__m256i; GROUP] = core::array::from_fn(|i| _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], a), sc[i]));
+                let msum = _mm256_add_epi32(_mm256_mullo_epi32(m_lo, _mm256_set1_epi32(a_lo)), _mm256_mullo_epi32(m_hi, _mm256_set1_epi32(a_hi)));
+                isum_sb[k] = _mm256_add_epi32(isum_sb[k], reduce8(&v));
+                msum_sb[k] = _mm256_add_epi32(msum_sb[k], msum);
+            }
+        }
+        for k in 0..nt {
+            let dk = acts.dk(t0 + k)[sb];
+            k_step(&mut acc[k], dw, dk, isum_sb[k]);
+            k_step(&mut macc[k], dmin, dk, msum_sb[k]);
+        }
+    }
+    core::array::from_fn(|k| _mm256_sub_ps(acc[k], macc[k]))
 }

@@ -61,7 +61,7 @@ use core::ops::Range;
 
 use crate::cpu::CpuFeatures;
 use crate::ggml_type::GgmlType;
-use crate::quant::activation::quantize_block_q8;
+use crate::quant::activation::{quantize_block_q8, quantize_block_q8_k, QK_K};
 use crate::quant::{dequantize_row, round_f16, QuantError, QK};
 use crate::state::KvType;
 
@@ -312,6 +312,9 @@ pub enum ActKind {
     BF16,
     /// Q8_0 blocks (for Q4_0, Q5_0, Q8_0, IQ4_NL and K-quant weights).
     Q8_0,
+    /// Q8_K blocks of 256 (for the K-quants, as ggml pairs them).
+    #[allow(non_camel_case_types)]
+    Q8_K,
     /// Q8_1 blocks (for Q4_1 and Q5_1 weights).
     Q8_1,
 }
@@ -324,9 +327,8 @@ impl ActKind {
             GgmlType::F16 => Some(ActKind::F16),
             GgmlType::BF16 => Some(ActKind::BF16),
             GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::IQ4_NL => Some(ActKind::Q8_0),
-            // The K-quants use the same per-32 Q8_0 activations (ggml uses
-            // per-256 Q8_K, which is coarser); see the module comment.
-            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => Some(ActKind::Q8_0),
+            // The K-quants take per-256 Q8_K activations, as in ggml.
+            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => Some(ActKind::Q8_K),
             GgmlType::Q4_1 | GgmlType::Q5_1 => Some(ActKind::Q8_1),
             _ => None,
         }
@@ -352,6 +354,9 @@ pub struct ActBuf {
     s: Vec<f32>,
     sum: Vec<i32>,
     f: Vec<f32>,
+    /// Q8_K: per 256-column block, the f32 scale and the 16 sums of 16 quants.
+    dk: Vec<f32>,
+    bsums: Vec<i32>,
 }
 
 impl ActBuf {
@@ -370,6 +375,8 @@ impl ActBuf {
             s: vec![0.0; nb],
             sum: vec![0; nb],
             f: vec![0.0; n],
+            dk: vec![0.0; max_cols.div_ceil(QK_K) * max_batch],
+            bsums: vec![0; max_cols.div_ceil(QK_K) * 16 * max_batch],
         }
     }
 
@@ -423,6 +430,18 @@ impl ActBuf {
     fn sum(&self, t: usize) -> &[i32] {
         let nb = self.blocks();
         &self.sum[t * nb..(t + 1) * nb]
+    }
+
+    /// Q8_K scales of token `t`, one per 256 columns.
+    fn dk(&self, t: usize) -> &[f32] {
+        let n = self.cols / QK_K;
+        &self.dk[t * n..(t + 1) * n]
+    }
+
+    /// Q8_K sums of 16 quants of token `t`, 16 per 256 columns.
+    fn bsums(&self, t: usize) -> &[i32] {
+        let n = self.cols / QK_K * 16;
+        &self.bsums[t * n..(t + 1) * n]
     }
 
     /// Floats of token `t` (F32/F16 kinds).
@@ -560,6 +579,17 @@ impl Kernels {
                     *o = crate::quant::kquants::round_bf16(v);
                 }
             }
+            ActKind::Q8_K => {
+                assert!(cols.is_multiple_of(QK_K), "{cols} columns is not a whole number of super-blocks");
+                let nk = cols / QK_K;
+                for (k, xb) in x.chunks_exact(QK_K).enumerate() {
+                    let q = quantize_block_q8_k(xb.try_into().unwrap());
+                    out.qs[k * QK_K..(k + 1) * QK_K].copy_from_slice(&q.qs);
+                    out.dk[k] = q.d;
+                    out.bsums[16 * k..16 * (k + 1)].copy_from_slice(&q.bsums);
+                }
+                let _ = nk;
+            }
             ActKind::Q8_0 | ActKind::Q8_1 => {
                 assert!(cols.is_multiple_of(QK), "{cols} columns is not a whole number of blocks");
                 self.quantize_q8(x, out);
@@ -665,15 +695,37 @@ impl Kernels {
         kv.decode(src, out)
     }
 
-    /// `out[t] = dot_f32(q, rows[t])` for rows of `q.len()` floats, in
-    /// [`vector::dot_f32`]'s order on every path. Panics on a length mismatch.
-    pub fn dots(&self, q: &[f32], rows: &[f32], out: &mut [f32]) {
-        assert!(!q.is_empty() && rows.len() == out.len() * q.len(), "dots: {} floats for {} rows of {}", rows.len(), out.len(), q.len());
+    /// `out[j] = Σ_d q[d] · kt[d · stride + cols.start + j]`: one query
+    /// against transposed keys, one `fma` chain per position
+    /// ([`vector::dots_t`], the same bits on every path). Panics if `kt` is
+    /// too short or `cols` does not fit `stride`.
+    pub fn dots_t(&self, q: &[f32], kt: &[f32], stride: usize, cols: Range<usize>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
-            return simd.dots(q, rows, out);
+            return simd.dots_t(q, kt, stride, cols, out);
         }
-        vector::dots(q, rows, out)
+        vector::dots_t(q, kt, stride, cols, out)
+    }
+
+    /// [`Self::dots_t`] reading f16 keys straight from the cache's bytes
+    /// (the same bits as decoding them first).
+    pub fn dots_t_f16(&self, q: &[f32], kt: &[u8], stride: usize, cols: Range<usize>, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
+            return simd.dots_t_f16(q, kt, stride, cols, out);
+        }
+        vector::dots_t_f16(q, kt, stride, cols, out)
+    }
+
+    /// [`Self::weighted_sum`] reading f16 values straight from the cache's
+    /// bytes (the same bits as decoding them first).
+    pub fn weighted_sum_f16(&self, probs: &[f32], rows: &[u8], out: &mut [f32]) {
+        assert!(!out.is_empty() && rows.len() == probs.len() * out.len() * 2, "weighted_sum_f16: {} bytes for {} rows of {}", rows.len(), probs.len(), out.len());
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = attn_simd::AttnSimd::of(self.path) {
+            return simd.weighted_sum_f16(probs, rows, out);
+        }
+        vector::weighted_sum_f16(probs, rows, out)
     }
 
     /// `out[d] = Σ_t probs[t] · rows[t][d]` ([`vector::weighted_sum`]'s

@@ -116,35 +116,27 @@ pub(super) fn small_dot(ty: GgmlType, row: &[u8], acts: &ActBuf, t: usize) -> f3
     }
 }
 
-/// One output of a K-quant against Q8_0 activations. For each 32-column
-/// activation block `b` (sub-blocks `2b`, `2b + 1` of 16 in its super-block):
-/// `isum = sum(sc[e/16] * q[e] * a[e])`, `msum = sum(m[e/16] * a[e])` (exact
-/// integers), then `acc = fma(d * da, isum, acc)` and, for the types with
-/// minimums (Q2_K, Q4_K, Q5_K), `macc = fma(dmin * da, msum, macc)`; the
-/// output is `acc - macc` (`acc`).
+/// One output of a K-quant against Q8_K activations (as ggml pairs them).
+/// For each super-block (256 columns, activation scale `dk`, sums of 16
+/// `bsums`): `isum = sum(sc[e/16] * q[e] * a[e])`, `msum = sum(m[k] *
+/// bsums[k])` (exact integers), then `acc = fma(d * dk, isum, acc)` and, for
+/// the types with minimums (Q2_K, Q4_K, Q5_K), `macc = fma(dmin * dk, msum,
+/// macc)`; the output is `acc - macc` (`acc`).
 pub(super) fn super_dot(ty: GgmlType, row: &[u8], acts: &ActBuf, t: usize) -> f32 {
-    let (qs, d) = (acts.qs(t), acts.d(t));
+    let (qs, dk, bsums) = (acts.qs(t), acts.dk(t), acts.bsums(t));
     let bb = ty.block_bytes();
     let mut acc = 0.0f32;
     let mut macc = 0.0f32;
     let mut has_min = false;
     for (sb, blk) in row.chunks_exact(bb).enumerate() {
         let w = decode_super(ty, blk).expect("a K-quant");
-        for j in 0..QK_K / QK {
-            let b = sb * (QK_K / QK) + j;
-            let a = &qs[b * QK..(b + 1) * QK];
-            let mut isum = 0i32;
-            let mut msum = 0i32;
-            for (i, &a) in a.iter().enumerate() {
-                let e = j * QK + i;
-                isum += w.sc[e / 16] * w.q[e] as i32 * a as i32;
-                msum += w.m[e / 16] * a as i32;
-            }
-            acc = libm::fmaf(w.d * d[b], isum as f32, acc);
-            if let Some(dmin) = w.dmin {
-                has_min = true;
-                macc = libm::fmaf(dmin * d[b], msum as f32, macc);
-            }
+        let a = &qs[sb * QK_K..(sb + 1) * QK_K];
+        let isum: i32 = (0..QK_K).map(|e| w.sc[e / 16] * w.q[e] as i32 * a[e] as i32).sum();
+        let msum: i32 = (0..16).map(|k| w.m[k] * bsums[16 * sb + k]).sum();
+        acc = libm::fmaf(w.d * dk[sb], isum as f32, acc);
+        if let Some(dmin) = w.dmin {
+            has_min = true;
+            macc = libm::fmaf(dmin * dk[sb], msum as f32, macc);
         }
     }
     if has_min {

@@ -265,9 +265,11 @@ fn results_approximate_the_float_product() {
             let mag: f64 = row.iter().zip(&x).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
             // Q8 activations are off by at most half a step (amax / 254) per
             // element of their block; F16 activations by 2^-11 relative.
+            // K-quants: Q8_K activations, one scale per 256.
+            let act_block = if ty.block_elems() == 256 { 256 } else { 32 };
             let act_err: f64 = row
-                .chunks(32)
-                .zip(x.chunks(32))
+                .chunks(act_block)
+                .zip(x.chunks(act_block))
                 .map(|(wb, xb)| {
                     let amax = xb.iter().fold(0.0f32, |m, &v| m.max(v.abs())) as f64;
                     wb.iter().map(|&v| v.abs() as f64).sum::<f64>() * amax / 254.0
@@ -329,7 +331,7 @@ fn attention_helpers_match_scalar_on_every_path() {
     let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
     let mut rng = Rng::new(13);
     for k in Isa::ALL.into_iter().filter_map(|i| Kernels::for_isa(i).ok()) {
-        for (hd, rows) in [(32usize, 1usize), (64, 128), (128, 37), (96, 5), (20, 9), (80, 3), (7, 4)] {
+        for (hd, rows) in [(32usize, 1usize), (64, 128), (128, 37), (96, 5), (20, 9), (80, 3), (7, 4), (64, 71), (64, 100)] {
             let q = rng.weights(hd);
             let raw = rng.weights(hd * rows);
             for kv in KvType::ALL {
@@ -342,10 +344,19 @@ fn attention_helpers_match_scalar_on_every_path() {
                 k.decode_kv(kv, &bytes, &mut t1);
                 kv.decode(&bytes, &mut t2);
                 assert_eq!(bits(&t1), bits(&t2), "{} decode {kv} hd {hd}", k.isa());
+                // The keys transposed into a tile of `stride` positions, scored
+                // over a range that starts inside it.
+                let stride = rows + 5;
+                let mut kt = vec![0f32; hd * stride];
+                for r in 0..rows {
+                    for d in 0..hd {
+                        kt[d * stride + 3 + r] = t1[r * hd + d];
+                    }
+                }
                 let (mut s1, mut s2) = (vec![0f32; rows], vec![0f32; rows]);
-                k.dots(&q, &t1, &mut s1);
-                scalar.dots(&q, &t1, &mut s2);
-                assert_eq!(bits(&s1), bits(&s2), "{} dots hd {hd}", k.isa());
+                k.dots_t(&q, &kt, stride, 3..3 + rows, &mut s1);
+                scalar.dots_t(&q, &kt, stride, 3..3 + rows, &mut s2);
+                assert_eq!(bits(&s1), bits(&s2), "{} dots_t hd {hd}", k.isa());
                 for (r, &s) in s1.iter().enumerate() {
                     let exact: f64 = (0..hd).map(|d| q[d] as f64 * t1[r * hd + d] as f64).sum();
                     assert!((s as f64 - exact).abs() <= 1e-4 * (1.0 + exact.abs()), "dot {r}");
@@ -355,6 +366,18 @@ fn attention_helpers_match_scalar_on_every_path() {
                 k.weighted_sum(&probs, &t1, &mut o1);
                 scalar.weighted_sum(&probs, &t1, &mut o2);
                 assert_eq!(bits(&o1), bits(&o2), "{} weighted sum hd {hd}", k.isa());
+                if kv == KvType::F16 {
+                    // Straight from f16 bytes: the bits of decoding first.
+                    let kt16: Vec<u8> = kt.iter().flat_map(|&v| crate::quant::f32_to_f16(v).to_le_bytes()).collect();
+                    let mut s3 = vec![0f32; rows];
+                    for kk in [k, scalar] {
+                        kk.dots_t_f16(&q, &kt16, stride, 3..3 + rows, &mut s3);
+                        assert_eq!(bits(&s3), bits(&s1), "{} dots_t_f16 hd {hd}", kk.isa());
+                        let mut o3 = vec![2f32; hd];
+                        kk.weighted_sum_f16(&probs, &bytes, &mut o3);
+                        assert_eq!(bits(&o3), bits(&o1), "{} weighted_sum_f16 hd {hd}", kk.isa());
+                    }
+                }
                 for (d, &o) in o1.iter().enumerate() {
                     let exact: f64 = (0..rows).map(|r| probs[r] as f64 * t1[r * hd + d] as f64).sum();
                     assert!((o as f64 - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "sum {d}");

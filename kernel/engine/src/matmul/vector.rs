@@ -84,16 +84,6 @@ pub fn mul(y: &mut [f32], x: &[f32]) {
     }
 }
 
-/// `out[t] = dot_f32(q, rows[t])` for `rows` of `q.len()` floats each
-/// (attention scores of one query against a tile of keys).
-pub fn dots(q: &[f32], rows: &[f32], out: &mut [f32]) {
-    let hd = q.len();
-    assert!(hd > 0 && rows.len() == out.len() * hd);
-    for (o, row) in out.iter_mut().zip(rows.chunks_exact(hd)) {
-        *o = dot_f32(q, row);
-    }
-}
-
 /// `out[d] = Σ_t probs[t] · rows[t][d]` for rows of `out.len()` floats, over
 /// `t` in order, one `fma` per product, starting from 0 (attention's
 /// probability-weighted sum of a tile of values). Each `d` is its own
@@ -105,6 +95,52 @@ pub fn weighted_sum(probs: &[f32], rows: &[f32], out: &mut [f32]) {
     for (&p, row) in probs.iter().zip(rows.chunks_exact(hd)) {
         for (o, &v) in out.iter_mut().zip(row) {
             *o = libm::fmaf(p, v, *o);
+        }
+    }
+}
+
+/// `out[j] = Σ_d q[d] · kt[d · stride + cols.start + j]` for `j <
+/// cols.len()`: one query against keys stored transposed (a dimension's
+/// values for consecutive positions are contiguous), each score one `fma`
+/// chain over `d` in order from 0. Lanes are positions, so any vector width
+/// computes the same bits.
+pub fn dots_t(q: &[f32], kt: &[f32], stride: usize, cols: core::ops::Range<usize>, out: &mut [f32]) {
+    assert!(cols.len() == out.len() && cols.end <= stride && kt.len() >= (q.len().max(1) - 1) * stride + cols.end);
+    out.fill(0.0);
+    for (d, &qd) in q.iter().enumerate() {
+        let row = &kt[d * stride + cols.start..d * stride + cols.end];
+        for (o, &k) in out.iter_mut().zip(row) {
+            *o = libm::fmaf(qd, k, *o);
+        }
+    }
+}
+
+/// One little-endian f16 of `bytes` at element `i`, widened.
+fn half_at(bytes: &[u8], i: usize) -> f32 {
+    crate::quant::f16_to_f32(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]))
+}
+
+/// [`dots_t`] with the keys as f16 bytes (an f16 cache block): the same
+/// bits as decoding them first.
+pub fn dots_t_f16(q: &[f32], kt: &[u8], stride: usize, cols: core::ops::Range<usize>, out: &mut [f32]) {
+    assert!(cols.len() == out.len() && cols.end <= stride && kt.len() / 2 >= (q.len().max(1) - 1) * stride + cols.end);
+    out.fill(0.0);
+    for (d, &qd) in q.iter().enumerate() {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = libm::fmaf(qd, half_at(kt, d * stride + cols.start + j), *o);
+        }
+    }
+}
+
+/// [`weighted_sum`] with the rows as f16 bytes: the same bits as decoding
+/// them first.
+pub fn weighted_sum_f16(probs: &[f32], rows: &[u8], out: &mut [f32]) {
+    let hd = out.len();
+    assert!(hd > 0 && rows.len() == probs.len() * hd * 2);
+    out.fill(0.0);
+    for (t, &p) in probs.iter().enumerate() {
+        for (d, o) in out.iter_mut().enumerate() {
+            *o = libm::fmaf(p, half_at(rows, t * hd + d), *o);
         }
     }
 }

@@ -235,6 +235,9 @@ impl ModelConfig {
         let attn_scale = match g.opt_f32(&key("attention.scale"))? {
             Some(s) if s.is_finite() && s > 0.0 => s,
             Some(_) => return Err(GgufError::BadMetadata { key: key("attention.scale"), reason: "not a positive number" }),
+            // Gemma 3 27B (62 layers, as llama.cpp recognizes it) scales
+            // queries by 1/sqrt(n_embd / n_heads), not 1/sqrt(head_dim).
+            None if arch == Arch::Gemma3 && n_layers == 62 => 1.0 / libm::sqrtf((n_embd / n_heads) as f32),
             None => 1.0 / libm::sqrtf(head_dim as f32),
         };
 

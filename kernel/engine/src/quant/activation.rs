@@ -80,3 +80,55 @@ pub fn quantize_row_q8_1(x: &[f32], dst: &mut [u8]) {
         .write(out);
     }
 }
+
+/// Elements of a Q8_K activation block (a K-quant super-block).
+pub const QK_K: usize = 256;
+
+/// A Q8_K activation block: ggml's `block_q8_K` (f32 scale, 256 quants, the
+/// sums of each 16).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Q8KBlock {
+    /// The scale `1 / iscale` (f32, not rounded to f16).
+    pub d: f32,
+    /// The quants, in `-127..=127`.
+    pub qs: [i8; QK_K],
+    /// Sum of each 16 quants.
+    pub bsums: [i32; 16],
+}
+
+/// ggml's `nearest_int`: round to nearest even through the 1.5 * 2^23 trick
+/// (valid for |v| <= 2^22, which |127 * x / max| is).
+#[inline]
+fn nearest_int(v: f32) -> i32 {
+    let i = (v + 12_582_912.0f32).to_bits() as i32;
+    (i & 0x007f_ffff) - 0x0040_0000
+}
+
+/// Quantizes 256 floats like ggml's `quantize_row_q8_K_ref` (what the x86
+/// CPU backend runs for the K-quants' activations): the signed value of
+/// largest magnitude `max`, `iscale = -127 / max`, `q = min(127,
+/// nearest_int(iscale * x))`, `d = 1 / iscale`.
+pub fn quantize_block_q8_k(x: &[f32; QK_K]) -> Q8KBlock {
+    let mut amax = 0.0f32;
+    let mut max = 0.0f32;
+    for &v in x {
+        let a = libm::fabsf(v);
+        if a > amax {
+            amax = a;
+            max = v;
+        }
+    }
+    let mut b = Q8KBlock { d: 0.0, qs: [0; QK_K], bsums: [0; 16] };
+    if amax == 0.0 {
+        return b;
+    }
+    let iscale = -127.0f32 / max;
+    for (q, &v) in b.qs.iter_mut().zip(x) {
+        *q = nearest_int(iscale * v).min(127) as i8;
+    }
+    for (k, s) in b.bsums.iter_mut().enumerate() {
+        *s = b.qs[16 * k..16 * (k + 1)].iter().map(|&q| q as i32).sum();
+    }
+    b.d = 1.0 / iscale;
+    b
+}

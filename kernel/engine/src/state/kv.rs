@@ -54,6 +54,24 @@ impl KvType {
         }
     }
 
+    /// Whether the K cache holds this type's keys transposed by chunks of
+    /// [`super::ATTN_CHUNK`] positions (`[chunk][dim][position]` per head),
+    /// so a query is scored against many positions with one vector
+    /// operation per dimension: F16 and F32. Q8_0 keys stay in rows (its
+    /// blocks run along a head's dimensions).
+    pub fn transposed_keys(self) -> bool {
+        matches!(self, KvType::F16 | KvType::F32)
+    }
+
+    /// Bytes of one element (F16, F32), `None` for the block type.
+    pub fn elem_bytes(self) -> Option<usize> {
+        match self {
+            KvType::F32 => Some(4),
+            KvType::F16 => Some(2),
+            KvType::Q8_0 => None,
+        }
+    }
+
     /// Stores `row` (one head) into `out` (`row_bytes(row.len())` bytes).
     pub fn encode(self, row: &[f32], out: &mut [u8]) {
         match self {

@@ -7,10 +7,12 @@
 //! per token. [`Scratch`] is per worker and allocated once at start-up.
 //!
 //! Layouts:
-//! - K and V caches: `[layer][kv_head][position]` rows of one head
-//!   (`head_dim` elements of the [`KvType`]: f32, f16 or Q8_0 blocks), so
-//!   each head's keys and values are contiguous; one slab per layer in each,
-//!   rounded up to 64 bytes;
+//! - V cache: `[layer][kv_head][position]` rows of one head (`head_dim`
+//!   elements of the [`KvType`]: f32, f16 or Q8_0 blocks); K cache: the same
+//!   for Q8_0, and for f16 and f32 `[layer][kv_head][chunk][dim][position in
+//!   the chunk]` (chunks of [`ATTN_CHUNK`] positions, `n_ctx` rounded up to
+//!   whole chunks), so each head's keys and values are contiguous; one slab
+//!   per layer in each, rounded up to 64 bytes;
 //! - attention partials (decode split over positions):
 //!   `[q_head][chunk][max, sum, head_dim outputs]`;
 //! - `x` (residual stream): `[token][n_embd]`; `q`, `att`: `[token][q_dim]`;
@@ -93,9 +95,10 @@ impl core::error::Error for StateError {}
 /// activations, logits). Every size is checked against overflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateBytes {
-    /// One layer's K and V slabs: `2 · n_ctx · n_kv_heads · row_bytes`
-    /// (each slab rounded up to 64 bytes), `row_bytes` one head's row in the
-    /// KV type.
+    /// One layer's K and V slabs: `n_kv_heads · row_bytes` per position
+    /// each (`row_bytes` one head's row in the KV type), for `n_ctx`
+    /// positions (V, Q8_0 K) or `n_ctx` rounded up to 128 (transposed f16
+    /// and f32 K), each slab rounded up to 64 bytes.
     pub kv_per_layer: usize,
     /// KV cache bytes per position (all layers, K and V, unrounded).
     pub kv_per_token: usize,
@@ -154,13 +157,14 @@ impl Sizes {
         let m = |a: usize, b: usize| a.checked_mul(b);
         let row_bytes = sc.kv_type.row_bytes(cfg.head_dim)?;
         // One slab in f32 words, rounded up to 64 bytes.
-        let slab = m(m(sc.n_ctx, cfg.n_kv_heads)?, row_bytes)?.checked_next_multiple_of(64)? / F32_BYTES;
+        let slab = |positions: usize| Some(m(m(positions, cfg.n_kv_heads)?, row_bytes)?.checked_next_multiple_of(64)? / F32_BYTES);
+        let k_positions = if sc.kv_type.transposed_keys() { sc.n_ctx.checked_next_multiple_of(ATTN_CHUNK)? } else { sc.n_ctx };
         Some(Sizes {
             rope: m(m(sc.n_ctx, cfg.rope.n_rot)?, cfg.rope_tables())?,
             row_bytes,
             part: m(m(cfg.n_heads, sc.n_ctx.div_ceil(ATTN_CHUNK))?, cfg.head_dim.checked_add(2)?)?,
-            k_layer: slab,
-            v_layer: slab,
+            k_layer: slab(k_positions)?,
+            v_layer: slab(sc.n_ctx)?,
             x: m(sc.max_batch, cfg.n_embd)?,
             q: m(sc.max_batch, cfg.q_dim())?,
             hb: m(sc.max_batch, cfg.n_ff)?,
@@ -332,9 +336,12 @@ pub struct Scratch {
     /// New keys and values before RoPE and the cache store, `[token][kv_dim]`.
     pub(crate) kstage: Vec<f32>,
     pub(crate) vstage: Vec<f32>,
-    /// One chunk of keys and of values decoded to f32, `[position][head_dim]`.
+    /// One chunk of keys decoded to f32, transposed (`[head_dim][position]`),
+    /// and of values (`[position][head_dim]`); Q8_0 keys pass through
+    /// `krows` (`[position][head_dim]`) on the way.
     pub(crate) ktile: Vec<f32>,
     pub(crate) vtile: Vec<f32>,
+    pub(crate) krows: Vec<f32>,
     /// One query head's scores, then probabilities, over a chunk.
     pub(crate) probs: Vec<f32>,
     /// One chunk's partial for one head: max, sum, `head_dim` outputs.
@@ -355,6 +362,7 @@ impl Scratch {
             vstage: vec![0.0; cfg.max_batch * model.kv_dim()],
             ktile: vec![0.0; ATTN_CHUNK * model.head_dim],
             vtile: vec![0.0; ATTN_CHUNK * model.head_dim],
+            krows: vec![0.0; ATTN_CHUNK * model.head_dim],
             probs: vec![0.0; ATTN_CHUNK],
             chunk: vec![0.0; model.head_dim + 2],
             run: vec![0.0; ATTN_QUERY_BLOCK * model.gqa_group() * (model.head_dim + 2)],
@@ -399,8 +407,11 @@ mod tests {
             for (n_ctx, max_batch) in [(1usize, 1usize), (7, 4), (2048, 64), (8192, 64)] {
                 let cfg = StateConfig { n_ctx, max_batch, logit_rows: 1, kv_type };
                 let b = StateBytes::new(&model, &cfg).unwrap();
-                // 3 kv heads of one row per position, each slab rounded to 64 bytes.
-                assert_eq!(b.kv_per_layer, 2 * (n_ctx * 3 * row).next_multiple_of(64), "{kv_type} n_ctx {n_ctx}");
+                // 3 kv heads of one row per position, each slab rounded to 64
+                // bytes; transposed keys take whole chunks of 128 positions.
+                let k_positions = if kv_type == KvType::Q8_0 { n_ctx } else { n_ctx.next_multiple_of(128) };
+                let want = (k_positions * 3 * row).next_multiple_of(64) + (n_ctx * 3 * row).next_multiple_of(64);
+                assert_eq!(b.kv_per_layer, want, "{kv_type} n_ctx {n_ctx}");
                 assert_eq!((b.layers, b.kv, b.kv_per_token), (30, 30 * b.kv_per_layer, 30 * 2 * 3 * row));
                 // The rest: RoPE table, attention partials, x, q, att, hb, one logits row.
                 let other = n_ctx * 64 + 9 * n_ctx.div_ceil(ATTN_CHUNK) * 66 + max_batch * (576 + 2 * 576 + 1536) + 49152;
