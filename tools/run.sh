@@ -12,6 +12,7 @@
 #   ./tools/run.sh "Hello" --tokens 64 --smp 3      # then any `cargo axiom run` flag
 #   ./tools/run.sh "Hello" --show lines             # every serial line (telemetry too)
 #   ./tools/run.sh --interactive                    # chat: one prompt per line
+#   ./tools/run.sh "Why is the sky blue?" --model gemma3-270m   # a model by name (fetched if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +31,9 @@ has --tokens "$@" || args+=(--tokens 48)
 has --chat "$@" || args+=(--chat)
 has --show "$@" || has --quiet "$@" || args+=(--show progress)
 has --interactive "$@" || has --prompt "$@" || args+=(--prompt "$prompt")
+# 48 tokens of a model with a large vocabulary (Gemma 3: 262,144 rows in the
+# output head, about 10 s a token under TCG on a 2-core host, more when it is
+# busy) outlast the runner's 900 s default; the progress display shows it is
+# not hung, and Ctrl-C stops it.
+has --timeout "$@" || args+=(--timeout 3600)
 exec cargo axiom run "${args[@]}" "$@"
