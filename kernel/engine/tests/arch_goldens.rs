@@ -24,51 +24,11 @@ use axiom_engine::model::{LayerSource, Model, ResidentLayers};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
 use axiom_engine::tokenizer::Tokenizer;
+use common::goldens::Case;
 use common::run_team;
-use serde_json::Value;
-
-struct Position {
-    top_ids: Vec<u32>,
-    top_logits: Vec<f32>,
-    spread: f32,
-}
-
-impl Position {
-    /// llama.cpp's top-1 is clear of its variants' disagreement.
-    fn confident(&self) -> bool {
-        self.top_logits[0] - self.top_logits[1] > f32::max(0.5, 2.0 * self.spread)
-    }
-}
-
-struct Case {
-    name: String,
-    prompt: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-    teacher: Vec<Position>,
-}
 
 fn goldens(rel: &str) -> Vec<Case> {
-    let v: Value = serde_json::from_str(&axiom_testkit::read_testdata_string(rel)).unwrap();
-    let ids = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<_>>();
-    let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<_>>();
-    v["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().to_string(),
-            prompt: c["prompt"].as_str().unwrap().to_string(),
-            prompt_ids: ids(&c["prompt_ids"]),
-            greedy_ids: ids(&c["greedy_ids"]),
-            teacher: c["teacher_forced"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| Position { top_ids: ids(&p["top_ids"]), top_logits: floats(&p["top_logits"]), spread: p["spread"].as_f64().unwrap_or(0.0) as f32 })
-                .collect(),
-        })
-        .collect()
+    common::goldens::read(rel).cases
 }
 
 /// Logits of every position of `tokens`, prefilled in batches of `batch` by `workers` threads.
@@ -136,7 +96,7 @@ fn check_model(path: &Path, goldens_rel: &str) -> (usize, f32) {
     let (mut checked, mut worst) = (0, 0.0f32);
     for case in goldens(goldens_rel) {
         let name = &case.name;
-        assert_eq!(tok.encode(&case.prompt, true, true), case.prompt_ids, "{goldens_rel} {name}: prompt ids");
+        assert_eq!(tok.encode(case.prompt.as_deref().expect("the goldens record each prompt's text"), true, true), case.prompt_ids, "{goldens_rel} {name}: prompt ids");
 
         let tokens: Vec<u32> = case.prompt_ids.iter().chain(&case.greedy_ids).copied().collect();
         assert_eq!(case.teacher.len(), tokens.len(), "{goldens_rel} {name}: one teacher-forced entry per token");

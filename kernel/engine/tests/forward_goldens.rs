@@ -12,39 +12,12 @@ use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, Reside
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
 use axiom_testkit::default_model_bytes;
+use common::goldens::Case;
 use common::run_team;
-use serde_json::Value;
 
-struct Case {
-    name: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-    confident_tokens: usize,
-    /// Per position: llama.cpp's top-5 ids and logits.
-    teacher: Vec<(Vec<u32>, Vec<f32>)>,
-}
-
+/// The default model's goldens.
 fn goldens() -> Vec<Case> {
-    let text = axiom_testkit::read_testdata_string("smollm2/goldens-q4_1.json");
-    let v: Value = serde_json::from_str(&text).unwrap();
-    let ids = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<_>>();
-    v["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().to_string(),
-            prompt_ids: ids(&c["prompt_ids"]),
-            greedy_ids: ids(&c["greedy_ids"]),
-            confident_tokens: c["confident_tokens"].as_u64().unwrap() as usize,
-            teacher: c["teacher_forced"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| (ids(&p["top_ids"]), p["top_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()))
-                .collect(),
-        })
-        .collect()
+    common::goldens::read("smollm2/goldens-q4_1.json").cases
 }
 
 /// Logits of every position of `tokens` (teacher-forced), computed with
@@ -109,7 +82,8 @@ fn teacher_forced(kv: KvType, max_bound: f32) {
         let tokens: Vec<u32> = case.prompt_ids.iter().chain(&case.greedy_ids).copied().collect();
         let logits = all_logits_kv(&model, layers, &tokens, 2, 64, kv);
         assert_eq!(case.teacher.len(), tokens.len());
-        for (pos, ((ids, want), got)) in case.teacher.iter().zip(&logits).enumerate() {
+        for (pos, (p, got)) in case.teacher.iter().zip(&logits).enumerate() {
+            let (ids, want) = (&p.top_ids, &p.top_logits);
             let ours = top(got, 2);
             if want[0] - want[1] > 0.5 {
                 assert_eq!(ours[0].0, ids[0], "case {} pos {pos}: top-1 {} vs llama.cpp {} (margin {})", case.name, ours[0].0, ids[0], want[0] - want[1]);
@@ -167,8 +141,9 @@ fn greedy_generation_matches_llama_cpp() {
     for case in goldens() {
         let (ids, _) = greedy(&model, layers, &case.prompt_ids, case.greedy_ids.len(), 2, 16);
         let agree = ids.iter().zip(&case.greedy_ids).take_while(|(a, b)| a == b).count();
-        eprintln!("{}: {agree} of {} greedy tokens agree with llama.cpp (confident prefix {})", case.name, ids.len(), case.confident_tokens);
-        assert!(agree >= case.confident_tokens, "case {}: only {agree} tokens agree, llama.cpp is confident for {}", case.name, case.confident_tokens);
+        let confident = case.confident_tokens.expect("the default model's goldens record confident_tokens");
+        eprintln!("{}: {agree} of {} greedy tokens agree with llama.cpp (confident prefix {})", case.name, ids.len(), confident);
+        assert!(agree >= confident, "case {}: only {agree} tokens agree, llama.cpp is confident for {}", case.name, confident);
         if case.name == "france" {
             assert_eq!(ids[0], 7042, "\"The capital of France is\" must continue with \" Paris\"");
         }

@@ -33,44 +33,13 @@ use axiom_engine::matmul::Kernels;
 use axiom_engine::model::{LayerSource, Model, ResidentLayers};
 use axiom_engine::sampler::{Sampler, SamplerConfig};
 use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
+use common::goldens::Case;
 use common::run_team;
-use serde_json::Value;
 
-struct Case {
-    name: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-    confident_tokens: usize,
-    /// Per position: llama.cpp's top-5 ids and logits, and the spread.
-    teacher: Vec<(Vec<u32>, Vec<f32>, f32)>,
-}
-
+/// The goldens of the requantized model of type `ty`, and the file they were made with.
 fn goldens(ty: &str) -> (String, Vec<Case>) {
-    let text = axiom_testkit::read_testdata_string(&format!("smollm2-requant/goldens-{}.json", ty.to_lowercase()));
-    let v: Value = serde_json::from_str(&text).unwrap();
-    let ids = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<_>>();
-    let file = v["model"]["file"].as_str().unwrap().to_string();
-    let cases = v["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().to_string(),
-            prompt_ids: ids(&c["prompt_ids"]),
-            greedy_ids: ids(&c["greedy_ids"]),
-            confident_tokens: c["confident_tokens"].as_u64().unwrap() as usize,
-            teacher: c["teacher_forced"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| {
-                    let logits = p["top_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-                    (ids(&p["top_ids"]), logits, p["spread"].as_f64().unwrap() as f32)
-                })
-                .collect(),
-        })
-        .collect();
-    (file, cases)
+    let g = common::goldens::read(&format!("smollm2-requant/goldens-{}.json", ty.to_lowercase()));
+    (g.model_file.expect("the requantized goldens name their model file"), g.cases)
 }
 
 /// Logits of every position of `tokens` (teacher-forced), 2 threads, one batch.
@@ -131,9 +100,10 @@ fn check(ty: &str) {
         let tokens: Vec<u32> = case.prompt_ids.iter().chain(&case.greedy_ids).copied().collect();
         assert_eq!(case.teacher.len(), tokens.len());
         let logits = all_logits(&model, &layers, &tokens);
-        for (pos, ((ids, want, spread), got)) in case.teacher.iter().zip(&logits).enumerate() {
+        for (pos, (p, got)) in case.teacher.iter().zip(&logits).enumerate() {
+            let (ids, want, spread) = (&p.top_ids, &p.top_logits, p.spread);
             positions += 1;
-            if want[0] - want[1] > f32::max(0.5, 2.0 * spread) {
+            if p.confident() {
                 let ours = top2(got);
                 assert_eq!(ours[0], ids[0], "{ty} case {} pos {pos}: top-1 {} vs llama.cpp {} (margin {}, spread {spread})", case.name, ours[0], ids[0], want[0] - want[1]);
                 checked += 1;
@@ -147,8 +117,9 @@ fn check(ty: &str) {
         }
         let ids = greedy(&model, &layers, &case.prompt_ids, case.greedy_ids.len());
         let agree = ids.iter().zip(&case.greedy_ids).take_while(|(a, b)| a == b).count();
-        eprintln!("{ty} {}: {agree} of {} greedy tokens agree with llama.cpp (first near-tie after {})", case.name, ids.len(), case.confident_tokens);
-        assert!(agree >= case.confident_tokens, "{ty} case {}: only {agree} greedy tokens agree, llama.cpp has no near-tie for {}", case.name, case.confident_tokens);
+        let confident = case.confident_tokens.expect("the requantized goldens record confident_tokens");
+        eprintln!("{ty} {}: {agree} of {} greedy tokens agree with llama.cpp (first near-tie after {})", case.name, ids.len(), confident);
+        assert!(agree >= confident, "{ty} case {}: only {agree} greedy tokens agree, llama.cpp has no near-tie for {confident}", case.name);
     }
     eprintln!(
         "{ty}: top-1 equal at all {checked} of {positions} positions with a clear margin; logits of llama.cpp's top-5: max |diff| {worst:.3}, mean {:.3}",

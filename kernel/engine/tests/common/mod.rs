@@ -2,6 +2,8 @@
 //! `axiom_testkit`).
 #![allow(dead_code)]
 
+pub mod goldens;
+
 /// A small deterministic PRNG for randomized tests (xorshift64*).
 pub struct Rng(pub u64);
 
