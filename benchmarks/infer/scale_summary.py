@@ -14,18 +14,9 @@ import re
 import statistics
 import sys
 
-
-def events(path):
-    out = []
-    with open(path, errors="replace") as f:
-        for line in f:
-            m = re.match(r"^@(\w+) (\{.*\})\s*$", line)
-            if m:
-                try:
-                    out.append((m.group(1), json.loads(m.group(2))))
-                except json.JSONDecodeError:
-                    pass
-    return out
+# The @event reader shared with bench.sh's summary (same folder).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from summarize import events  # noqa: E402
 
 
 def run(path, host_ids):
