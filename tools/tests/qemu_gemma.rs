@@ -11,6 +11,8 @@
 //! prompts are a few tokens and the answers 3 tokens (each boot about a
 //! minute on a loaded 2-core host).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use axiom_proto::cmdline::keys;
 use axiom_proto::telemetry::events::{MemPlan, Model, Prompt, Summary};
 use axiom_tools::infer::{self, KernelArgs};
 use axiom_tools::qemu::{self, QemuOptions, RunResult, SerialInput, Verdict};
+use common::{axiom, packed_image};
 
 const TOKENS: u32 = 3;
 /// Measured 53 s (streaming) and 66 s (resident, packing the head) per boot
@@ -26,10 +29,6 @@ const TOKENS: u32 = 3;
 const TIMEOUT: Duration = Duration::from_secs(600);
 
 static QEMU: Mutex<()> = Mutex::new(());
-
-fn axiom() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_axiom"))
-}
 
 fn model() -> &'static Path {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
@@ -39,14 +38,7 @@ fn model() -> &'static Path {
 /// The packed model, from the same cache `axiom run` uses.
 fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        infer::cached_image(model(), |src, out| {
-            let status = axiom().arg("pack").arg(src).arg(out).status()?;
-            anyhow::ensure!(status.success(), "axiom pack failed ({status})");
-            Ok(())
-        })
-        .expect("packing Gemma 3 270M")
-    })
+    IMAGE.get_or_init(|| packed_image(model()))
 }
 
 /// The host engine's greedy ids for `prompt` (`chat`: in the model's

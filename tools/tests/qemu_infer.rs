@@ -22,8 +22,9 @@
 //! QEMU runs are serialized (the host may have two cores). Each test prints
 //! the serial log, which the harness shows when the test fails.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ use axiom_proto::gpt;
 use axiom_proto::telemetry::events::{ChatStats, CoreToken, Cpu, Error, Io, Load, LoadProgress, MemPlan, Model, Prompt, Ready, Summary, Token, Warning};
 use axiom_tools::infer::{self, KernelArgs};
 use axiom_tools::qemu::{self, QemuOptions, RunResult, SerialInput, Verdict, EXIT_FAILURE_STATUS};
+use common::{axiom, packed_image};
 
 const PROMPT: &str = "The capital of France is";
 const TOKENS: u32 = 16;
@@ -48,10 +50,6 @@ const FAILURE_TIMEOUT: Duration = Duration::from_secs(120);
 
 static QEMU: Mutex<()> = Mutex::new(());
 
-fn axiom() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_axiom"))
-}
-
 fn model() -> &'static Path {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     MODEL.get_or_init(axiom_testkit::default_model)
@@ -60,14 +58,7 @@ fn model() -> &'static Path {
 /// The packed default model, from the same cache `axiom run` uses.
 fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        infer::cached_image(model(), |src, out| {
-            let status = axiom().arg("pack").arg(src).arg(out).status()?;
-            anyhow::ensure!(status.success(), "axiom pack failed ({status})");
-            Ok(())
-        })
-        .expect("packing the default model")
-    })
+    IMAGE.get_or_init(|| packed_image(model()))
 }
 
 fn layout() -> &'static PackedLayout {

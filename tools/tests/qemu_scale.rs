@@ -9,8 +9,9 @@
 //! Every generating run must print the host engine's greedy tokens. Few
 //! tokens per run: TCG computes a 1B-shaped layer in seconds.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use axiom_proto::cmdline::keys;
 use axiom_proto::telemetry::events::{Boot, Error, Io, Load, MemPlan, Model, Summary};
 use axiom_tools::infer::{self, KernelArgs};
 use axiom_tools::qemu::{self, QemuOptions, RunResult, SerialInput, Verdict, EXIT_FAILURE_STATUS};
+use common::{axiom, packed_image};
 
 const PROMPT: &str = "Hi";
 const TIMEOUT: Duration = Duration::from_secs(600);
@@ -25,10 +27,6 @@ const FAILURE_TIMEOUT: Duration = Duration::from_secs(180);
 const TWO_TIB: u64 = 2 << 40;
 
 static QEMU: Mutex<()> = Mutex::new(());
-
-fn axiom() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_axiom"))
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = qemu::kernel_target_dir().with_file_name("scale-test");
@@ -56,12 +54,7 @@ fn default_model() -> &'static Path {
 
 /// The packed image of `model`, from the cache `axiom run` uses.
 fn image(model: &Path) -> PathBuf {
-    infer::cached_image(model, |src, out| {
-        let status = axiom().arg("pack").arg(src).arg(out).status()?;
-        anyhow::ensure!(status.success(), "axiom pack failed ({status})");
-        Ok(())
-    })
-    .expect("packing")
+    packed_image(model)
 }
 
 /// The host engine's greedy ids for [`PROMPT`].
