@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # AXIOM vs llama.cpp: decode (128 tokens) and prefill (64-token prompt) tokens/s
-# at 1 and 2 threads, median and spread of interleaved runs, for the Q4_0, Q4_1
-# and Q8_0 versions of the default model, plus each engine's fraction of the
+# at 1 and 2 threads, median and spread of interleaved runs, for the Q4_1, Q4_0
+# and Q8_0 versions of the default model and, when tools/setup.sh has made
+# them, Gemma 3 270M Q4_K_M and the default model requantized by llama.cpp's
+# llama-quantize into Q4_K_M, Q6_K and Q5_0; plus each engine's fraction of the
 # memory-bandwidth bound. Results: benchmarks/results/engine/compare-*.{json,md}.
 #
-# Depth cells (first model, F16 KV on both sides): decode after a context of
+# Depth cells (the default Q4_1 model, F16 KV on both sides): decode after a context of
 # 512 / 2048 tokens (llama-bench -d) and prefill of 512 / 2048-token prompts,
 # with AXIOM's KV bytes per token; --depths "" skips them.
 #
@@ -50,9 +52,21 @@ done
 
 llama_bench="$(benchmarks/engine/build-llama.sh)"
 
+# The new-type models, where cached (tools/setup.sh fetches and makes them).
+extra=()
+for m in "Gemma3-Q4_K_M=gemma-3-270m-q4_k_m.gguf" "Q4_K_M=SmolLM2-135M-Instruct.Q4_K_M.gguf" \
+         "Q6_K=SmolLM2-135M-Instruct.Q6_K.gguf" "Q5_0=SmolLM2-135M-Instruct.Q5_0.gguf"; do
+    if [[ -s "$models_dir/${m#*=}" ]]; then
+        extra+=(--model "${m%%=*}=$models_dir/${m#*=}")
+    else
+        echo "compare: $models_dir/${m#*=} is not cached (tools/setup.sh makes it): no ${m%%=*} cells" >&2
+    fi
+done
+
 python3 benchmarks/engine/compare.py \
     --axiom "$bin/axiom" --kernel-bench "$bin/kernel-bench" --llama-bench "$llama_bench" \
-    --model "Q4_0=$models_dir/SmolLM2-135M-Instruct.Q4_0.axiom.gguf" \
     --model "Q4_1=$model_q4_1" \
+    --model "Q4_0=$models_dir/SmolLM2-135M-Instruct.Q4_0.axiom.gguf" \
     --model "Q8_0=$models_dir/SmolLM2-135M-Instruct.Q8_0.axiom.gguf" \
+    "${extra[@]}" \
     --threads "$threads" --reps "$reps" --depths "$depths" --kv-type f16 --out benchmarks/results/engine

@@ -193,8 +193,9 @@ pub fn image_path_for(model: &Path) -> Result<PathBuf> {
 
 /// The packed disk image of `model`, packing it on first use with
 /// `pack(model, tmp)`. The image is written to a temporary file, padded to a
-/// multiple of 4096 bytes, and renamed into place, so concurrent runs and
-/// interrupted packs never leave a partial image under the final name.
+/// multiple of 4096 bytes, and renamed into place, so concurrent runs (and
+/// threads) and interrupted packs never leave a partial image under the
+/// final name.
 pub fn cached_image(model: &Path, pack: impl FnOnce(&Path, &Path) -> Result<()>) -> Result<PathBuf> {
     let path = image_path_for(model)?;
     if path.is_file() {
@@ -202,8 +203,12 @@ pub fn cached_image(model: &Path, pack: impl FnOnce(&Path, &Path) -> Result<()>)
     }
     let dir = path.parent().expect("images dir");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // One temporary name per call: threads of one process (parallel tests)
+    // may pack the same model at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}-{call}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("image"),
         std::process::id()
     ));

@@ -196,6 +196,8 @@ fn bad_scale_inputs_stop_with_errors_naming_the_numbers() {
     let min = e.min_budget.expect("min_budget");
     assert!(e.msg.contains(&(100u64 << 20).to_string()) && e.msg.contains(&min.to_string()) && min > 100 << 20, "{e:?}");
 
-    let e = fails_with("512M", &args(2).with(&keys::CTX, 8192u32), &one_b);
+    // An f32 cache of 8192 positions (512 MiB) cannot fit in 512 MiB (the
+    // default f16 one, 256 MiB, now does beside the streaming slots).
+    let e = fails_with("512M", &args(2).with(&keys::CTX, 8192u32).with(&keys::KV_TYPE, "f32"), &one_b);
     assert!(e.contains("ctx=8192") && e.contains("KV cache") && e.contains("largest free range"), "{e}");
 }
