@@ -19,7 +19,8 @@ VERSION="0.3.36"
 SDIST_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 CACHE="${AXIOM_LLAMA_CACHE:-$HOME/.cache/axiom/llama.cpp}"
 SRC="$CACHE/src-$VERSION"
-BUILD="$CACHE/build-$VERSION"
+# "-noamx": built without Intel AMX (below); a cache of an earlier AMX build is not reused.
+BUILD="$CACHE/build-$VERSION-noamx"
 TOOLS=(llama-bench llama-quantize llama-perplexity)
 LIBS=(src/libllama.a ggml/src/libggml.a ggml/src/libggml-base.a ggml/src/libggml-cpu.a)
 
@@ -80,10 +81,15 @@ fi
 
 [[ "$want" == --src-dir ]] && { echo "$SRC"; exit 0; }
 
-log "configuring llama.cpp (native CPU build) in $BUILD"
+# Native, but without AMX: on a virtual machine that reports AMX (seen: a Xeon
+# guest), ggml's AMX matmul crashes llama-bench and llama-perplexity with
+# SIGSEGV on the first batch; llama.cpp then uses its AVX-512/AVX2 kernels.
+log "configuring llama.cpp (native CPU build, no AMX) in $BUILD"
 cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release \
     -DGGML_NATIVE=ON \
+    -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
+    -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
     -DGGML_OPENMP=ON \
     -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF \
