@@ -170,8 +170,11 @@ def main():
     threads = [int(t) for t in a.threads.split(",")]
     log = lambda *x: print(*x, file=sys.stderr, flush=True)
 
-    prompt = prompt_of(a.axiom, models[0][1], a.prompt_tokens)
-    log(f"compare: {a.prompt_tokens}-token prompt ready")
+    # One prompt per model: its own tokenizer must give exactly prompt_tokens
+    # (Gemma's adds a BOS, SmolLM2's does not).
+    prompts = {label: prompt_of(a.axiom, path, a.prompt_tokens) for label, path in models}
+    prompt = prompts[models[0][0]]
+    log(f"compare: {a.prompt_tokens}-token prompts ready")
     bw = {}
     for t in threads:
         d = json_lines(run([a.kernel_bench, "bw", "--threads", str(t)]).stdout)[0]
@@ -188,7 +191,7 @@ def main():
         for t in threads:
             for label, path in models:
                 pp, tg = llama_once(a.llama_bench, path, t, a.prompt_tokens, a.gen_tokens)
-                app, atg, st = axiom_once(a.axiom, path, t, prompt, a.gen_tokens)
+                app, atg, st = axiom_once(a.axiom, path, t, prompts[label], a.gen_tokens)
                 isa = st.get("isa", isa)
                 if st.get("prefill_tokens") != a.prompt_tokens or st.get("decode_tokens") != a.gen_tokens:
                     sys.exit(f"compare: axiom ran {st.get('prefill_tokens')}+{st.get('decode_tokens')} tokens")
