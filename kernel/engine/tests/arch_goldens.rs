@@ -17,15 +17,12 @@ mod common;
 
 use std::path::Path;
 
-use axiom_engine::forward::{forward, generate, Batch, GenerateParams, Leader, Logits, TokenSink};
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::Kernels;
 use axiom_engine::model::{LayerSource, Model, ResidentLayers};
-use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
+use axiom_engine::state::KvType;
 use axiom_engine::tokenizer::Tokenizer;
 use common::goldens::Case;
-use common::run_team;
 
 fn goldens(rel: &str) -> Vec<Case> {
     common::goldens::read(rel).cases
@@ -33,18 +30,7 @@ fn goldens(rel: &str) -> Vec<Case> {
 
 /// Logits of every position of `tokens`, prefilled in batches of `batch` by `workers` threads.
 fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], workers: usize, batch: usize) -> Vec<Vec<f32>> {
-    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch, kv_type: KvType::default() };
-    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
-    let mut state = SharedState::new(model, sc, &mut mem).unwrap();
-    let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
-    let (mut out, vocab) = (Vec::new(), model.config.n_vocab);
-    for (i, chunk) in tokens.chunks(batch).enumerate() {
-        run_team(model, &state, workers, layers, &mut scratches, |seat, scratch| {
-            forward(seat, scratch, &Batch { tokens: chunk, pos: i * batch, logits: Logits::All });
-        });
-        out.extend(state.logits().chunks(vocab).take(chunk.len()).map(|r| r.to_vec()));
-    }
-    out
+    common::all_logits(model, layers, tokens, workers, batch, KvType::default())
 }
 
 /// The two largest logits: `(id, logit)`, largest first (lower id on ties).
@@ -60,29 +46,8 @@ fn top2(logits: &[f32]) -> [(u32, f32); 2] {
     best
 }
 
-struct Collect(Vec<u32>);
-
-impl TokenSink for Collect {
-    fn token(&mut self, id: u32) -> bool {
-        self.0.push(id);
-        true
-    }
-}
-
 fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize, stop: &[u32], workers: usize) -> Vec<u32> {
-    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: 16, logit_rows: 1, kv_type: KvType::default() };
-    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
-    let state = SharedState::new(model, sc, &mut mem).unwrap();
-    let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
-    let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
-    let mut sink = Collect(Vec::new());
-    let leader = std::sync::Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
-    let params = GenerateParams { prompt, start_pos: 0, max_new_tokens: n, stop_tokens: stop, prefill_batch: 16 };
-    run_team(model, &state, workers, layers, &mut scratches, |seat, scratch| {
-        let lead = if seat.index() == 0 { leader.lock().unwrap().take() } else { None };
-        generate(seat, scratch, &params, lead).unwrap()
-    });
-    sink.0
+    common::greedy(model, layers, prompt, n, stop, workers, 16).0
 }
 
 /// Checks a model file against its goldens; returns (confident positions

@@ -4,47 +4,23 @@
 
 mod common;
 
-use axiom_engine::forward::{forward, generate, Batch, GenerateParams, Leader, Logits, StopReason, TokenSink};
+use axiom_engine::forward::StopReason;
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::{Isa, Kernels};
 use axiom_engine::model::packed::{aligned_part, PackedPlan, PACK_ALIGN};
 use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, ResidentLayers};
-use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
+use axiom_engine::state::KvType;
 use axiom_testkit::default_model_bytes;
 use common::goldens::Case;
-use common::run_team;
 
 /// The default model's goldens.
 fn goldens() -> Vec<Case> {
     common::goldens::read("smollm2/goldens-q4_1.json").cases
 }
 
-/// Logits of every position of `tokens` (teacher-forced), computed with
-/// `workers` threads in prefill batches of `batch`.
+/// Logits of every position of `tokens` (teacher-forced), default KV type.
 fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], workers: usize, batch: usize) -> Vec<Vec<f32>> {
-    all_logits_kv(model, layers, tokens, workers, batch, KvType::default())
-}
-
-fn all_logits_kv(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], workers: usize, batch: usize, kv_type: KvType) -> Vec<Vec<f32>> {
-    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch, kv_type };
-    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
-    let mut state = SharedState::new(model, sc, &mut mem).unwrap();
-    let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
-    let mut out = Vec::new();
-    let vocab = model.config.n_vocab;
-    let mut pos = 0;
-    for chunk in tokens.chunks(batch) {
-        run_team(model, &state, workers, layers, &mut scratches, |seat, scratch| {
-            forward(seat, scratch, &Batch { tokens: chunk, pos, logits: Logits::All });
-        });
-        let logits = state.logits();
-        for i in 0..chunk.len() {
-            out.push(logits[i * vocab..(i + 1) * vocab].to_vec());
-        }
-        pos += chunk.len();
-    }
-    out
+    common::all_logits(model, layers, tokens, workers, batch, KvType::default())
 }
 
 fn top(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
@@ -80,7 +56,7 @@ fn teacher_forced(kv: KvType, max_bound: f32) {
     let mut checked_top1 = 0;
     for case in goldens() {
         let tokens: Vec<u32> = case.prompt_ids.iter().chain(&case.greedy_ids).copied().collect();
-        let logits = all_logits_kv(&model, layers, &tokens, 2, 64, kv);
+        let logits = common::all_logits(&model, layers, &tokens, 2, 64, kv);
         assert_eq!(case.teacher.len(), tokens.len());
         for (pos, (p, got)) in case.teacher.iter().zip(&logits).enumerate() {
             let (ids, want) = (&p.top_ids, &p.top_logits);
@@ -106,29 +82,9 @@ fn teacher_forced(kv: KvType, max_bound: f32) {
     assert!(mean < 0.2, "mean logit difference {mean} exceeds 0.2");
 }
 
-struct Collect(Vec<u32>);
-
-impl TokenSink for Collect {
-    fn token(&mut self, id: u32) -> bool {
-        self.0.push(id);
-        true
-    }
-}
-
+/// Greedy generation, stopping at SmolLM2's end of text (2).
 fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize, workers: usize, prefill_batch: usize) -> (Vec<u32>, StopReason) {
-    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: prefill_batch, logit_rows: 1, kv_type: KvType::default() };
-    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
-    let state = SharedState::new(model, sc, &mut mem).unwrap();
-    let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
-    let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
-    let mut sink = Collect(Vec::new());
-    let leader = std::sync::Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
-    let params = GenerateParams { prompt, start_pos: 0, max_new_tokens: n, stop_tokens: &[2], prefill_batch };
-    let outcome = run_team(model, &state, workers, layers, &mut scratches, |seat, scratch| {
-        let lead = if seat.index() == 0 { leader.lock().unwrap().take() } else { None };
-        generate(seat, scratch, &params, lead).unwrap()
-    });
-    (sink.0, outcome.stop)
+    common::greedy(model, layers, prompt, n, &[2], workers, prefill_batch)
 }
 
 #[test]

@@ -27,14 +27,11 @@
 
 mod common;
 
-use axiom_engine::forward::{forward, generate, Batch, GenerateParams, Leader, Logits, TokenSink};
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::Kernels;
 use axiom_engine::model::{LayerSource, Model, ResidentLayers};
-use axiom_engine::sampler::{Sampler, SamplerConfig};
-use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
+use axiom_engine::state::KvType;
 use common::goldens::Case;
-use common::run_team;
 
 /// The goldens of the requantized model of type `ty`, and the file they were made with.
 fn goldens(ty: &str) -> (String, Vec<Case>) {
@@ -44,40 +41,12 @@ fn goldens(ty: &str) -> (String, Vec<Case>) {
 
 /// Logits of every position of `tokens` (teacher-forced), 2 threads, one batch.
 fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32]) -> Vec<Vec<f32>> {
-    let sc = StateConfig { n_ctx: tokens.len(), max_batch: tokens.len(), logit_rows: tokens.len(), kv_type: KvType::default() };
-    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
-    let mut state = SharedState::new(model, sc, &mut mem).unwrap();
-    let mut scratches: Vec<Scratch> = (0..2).map(|_| Scratch::new(&model.config, &sc)).collect();
-    run_team(model, &state, 2, layers, &mut scratches, |seat, scratch| {
-        forward(seat, scratch, &Batch { tokens, pos: 0, logits: Logits::All });
-    });
-    let vocab = model.config.n_vocab;
-    state.logits().chunks(vocab).take(tokens.len()).map(|r| r.to_vec()).collect()
+    common::all_logits(model, layers, tokens, 2, tokens.len(), KvType::default())
 }
 
-struct Collect(Vec<u32>);
-
-impl TokenSink for Collect {
-    fn token(&mut self, id: u32) -> bool {
-        self.0.push(id);
-        true
-    }
-}
-
+/// Greedy generation on 2 threads, stopping at SmolLM2's end of text (2).
 fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize) -> Vec<u32> {
-    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: 16, logit_rows: 1, kv_type: KvType::default() };
-    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
-    let state = SharedState::new(model, sc, &mut mem).unwrap();
-    let mut scratches: Vec<Scratch> = (0..2).map(|_| Scratch::new(&model.config, &sc)).collect();
-    let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
-    let mut sink = Collect(Vec::new());
-    let leader = std::sync::Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
-    let params = GenerateParams { prompt, start_pos: 0, max_new_tokens: n, stop_tokens: &[2], prefill_batch: 16 };
-    run_team(model, &state, 2, layers, &mut scratches, |seat, scratch| {
-        let lead = if seat.index() == 0 { leader.lock().unwrap().take() } else { None };
-        generate(seat, scratch, &params, lead).unwrap()
-    });
-    sink.0
+    common::greedy(model, layers, prompt, n, &[2], 2, 16).0
 }
 
 fn top2(logits: &[f32]) -> [u32; 2] {

@@ -20,8 +20,10 @@ impl Rng {
     }
 }
 
+use axiom_engine::forward::{forward, generate, Batch, GenerateParams, Leader, Logits, StopReason, TokenSink};
 use axiom_engine::model::{LayerSource, Model};
-use axiom_engine::state::SharedState;
+use axiom_engine::sampler::{Sampler, SamplerConfig};
+use axiom_engine::state::{KvType, Scratch, SharedState, StateConfig};
 use axiom_engine::team::{ResidentWorker, Seat, Team};
 
 /// Runs `f` from every seat of a team of `count` std threads (seat 0 on the
@@ -54,4 +56,50 @@ pub fn run_team<R, S: Send>(model: &Model<'_>, state: &SharedState<'_>, count: u
         let _guard = PoisonOnPanic(&team);
         f(&mut lead, &mut first[0])
     })
+}
+
+/// Logits of every position of `tokens` (teacher-forced, a fresh context),
+/// prefilled in batches of `batch` by `workers` threads, with a `kv_type`
+/// cache.
+pub fn all_logits(model: &Model<'_>, layers: &dyn LayerSource, tokens: &[u32], workers: usize, batch: usize, kv_type: KvType) -> Vec<Vec<f32>> {
+    let sc = StateConfig { n_ctx: tokens.len(), max_batch: batch, logit_rows: batch, kv_type };
+    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let mut state = SharedState::new(model, sc, &mut mem).unwrap();
+    let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
+    let (mut out, vocab) = (Vec::new(), model.config.n_vocab);
+    for (i, chunk) in tokens.chunks(batch).enumerate() {
+        run_team(model, &state, workers, layers, &mut scratches, |seat, scratch| {
+            forward(seat, scratch, &Batch { tokens: chunk, pos: i * batch, logits: Logits::All });
+        });
+        out.extend(state.logits().chunks(vocab).take(chunk.len()).map(|r| r.to_vec()));
+    }
+    out
+}
+
+struct Collect(Vec<u32>);
+
+impl TokenSink for Collect {
+    fn token(&mut self, id: u32) -> bool {
+        self.0.push(id);
+        true
+    }
+}
+
+/// Greedy generation of up to `n` tokens after `prompt` (a fresh context,
+/// default KV type), stopping at any of `stop`, by `workers` threads
+/// prefilling in batches of `prefill_batch`.
+pub fn greedy(model: &Model<'_>, layers: &dyn LayerSource, prompt: &[u32], n: usize, stop: &[u32], workers: usize, prefill_batch: usize) -> (Vec<u32>, StopReason) {
+    let sc = StateConfig { n_ctx: prompt.len() + n, max_batch: prefill_batch, logit_rows: 1, kv_type: KvType::default() };
+    let mut mem = vec![0.0f32; SharedState::floats_needed(&model.config, &sc).unwrap()];
+    let state = SharedState::new(model, sc, &mut mem).unwrap();
+    let mut scratches: Vec<Scratch> = (0..workers).map(|_| Scratch::new(&model.config, &sc)).collect();
+    let mut sampler = Sampler::new(SamplerConfig::greedy(), model.config.n_vocab);
+    let mut sink = Collect(Vec::new());
+    let leader = std::sync::Mutex::new(Some(Leader { sampler: &mut sampler, sink: &mut sink }));
+    let params = GenerateParams { prompt, start_pos: 0, max_new_tokens: n, stop_tokens: stop, prefill_batch };
+    let outcome = run_team(model, &state, workers, layers, &mut scratches, |seat, scratch| {
+        let lead = if seat.index() == 0 { leader.lock().unwrap().take() } else { None };
+        generate(seat, scratch, &params, lead).unwrap()
+    });
+    (sink.0, outcome.stop)
 }
