@@ -31,6 +31,14 @@ has --tokens "$@" || args+=(--tokens 48)
 has --chat "$@" || args+=(--chat)
 has --show "$@" || has --quiet "$@" || args+=(--show progress)
 has --interactive "$@" || has --prompt "$@" || args+=(--prompt "$prompt")
+# Gemma 3 270M is a base model: greedy, it soon repeats its own sentence
+# ("It is a natural phenomenon because it is a natural phenomenon."); the
+# repetition penalty llama.cpp long used by default (1.1) keeps it on topic.
+if has --model "$@" && ! has --repeat-penalty "$@"; then
+    for a in "$@"; do
+        case "$a" in gemma3-270m | --model=gemma3-270m) args+=(--repeat-penalty 1.1) ;; esac
+    done
+fi
 # 48 tokens of a model with a large vocabulary (Gemma 3: 262,144 rows in the
 # output head, about 10 s a token under TCG on a 2-core host, more when it is
 # busy) outlast the runner's 900 s default; the progress display shows it is

@@ -25,6 +25,8 @@ pub struct InferArgs {
     pub temp: f32,
     pub top_p: f32,
     pub top_k: usize,
+    /// `repeat_penalty=X`: the sampler's penalty on the last 64 context tokens (1 = off).
+    pub repeat_penalty: f32,
     pub seed: u64,
     pub budget: Option<u64>,
     pub slots: Option<usize>,
@@ -71,6 +73,7 @@ impl InferArgs {
             temp: cmd.get(&keys::TEMP),
             top_p: cmd.get(&keys::TOP_P),
             top_k: cmd.get(&keys::TOP_K) as usize,
+            repeat_penalty: cmd.get(&keys::REPEAT_PENALTY),
             seed: cmd.get(&keys::SEED),
             budget: cmd.get(&keys::BUDGET),
             slots: cmd.get(&keys::SLOTS).map(|k| k as usize),
@@ -110,11 +113,13 @@ mod tests {
     fn defaults_and_values() {
         let a = parse("prompt=The%20capital%20of%20France%20is", 3).unwrap().unwrap();
         assert_eq!(a.prompt.as_deref(), Some("The capital of France is"));
-        assert_eq!((a.tokens, a.temp, a.top_p, a.top_k, a.seed, a.ctx, a.kv_type), (32, 0.0, 1.0, 0, 0, 512, KvType::F16));
+        assert_eq!((a.tokens, a.temp, a.top_p, a.top_k, a.repeat_penalty, a.seed, a.ctx, a.kv_type), (32, 0.0, 1.0, 0, 1.0, 0, 512, KvType::F16));
         assert_eq!(parse("prompt=x kv_type=q8_0", 2).unwrap().unwrap().kv_type, KvType::Q8_0);
         assert_eq!(parse("prompt=x kv_type=f32", 2).unwrap().unwrap().kv_type, KvType::F32);
         assert!(a.io_core && !a.verify_always && a.pack_head && a.repack && !a.chat && !a.interactive);
         assert_eq!((a.budget, a.slots, a.pin, a.telemetry, a.model), (None, None, None, Telemetry::Token, ModelLocation::DEFAULT));
+        assert_eq!(parse("prompt=x repeat_penalty=1.1", 2).unwrap().unwrap().repeat_penalty, 1.1);
+        assert!(Cmdline::parse("prompt=x repeat_penalty=0", keys::KEYS).is_err(), "the penalty must be positive");
         let a = parse("prompt=x chat=1 tokens=7 temp=0.5 budget=40M slots=2 pin=5 io_core=off verify=always telemetry=layer repack=off pack_head=off", 3)
             .unwrap()
             .unwrap();

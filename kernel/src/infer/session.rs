@@ -180,7 +180,7 @@ impl Session {
         Ok(Session {
             chat: args.chat,
             tokens: args.tokens,
-            sampler: SamplerConfig { temperature: args.temp, top_k: args.top_k, top_p: args.top_p, repetition_penalty: 1.0, repeat_last_n: 64, seed: args.seed },
+            sampler: SamplerConfig { temperature: args.temp, top_k: args.top_k, top_p: args.top_p, repetition_penalty: args.repeat_penalty, repeat_last_n: 64, seed: args.seed },
             telemetry: args.telemetry,
             passes: 0,
             answers: 0,

@@ -33,6 +33,7 @@ const fn flag(mut a: About, flag: &'static str) -> About {
 
 const ANY: u64 = u64::MAX;
 const NON_NEGATIVE: FloatRange = FloatRange { min: 0.0, min_open: false, max: f32::INFINITY };
+const POSITIVE: FloatRange = FloatRange { min: 0.0, min_open: true, max: f32::INFINITY };
 const PROBABILITY: FloatRange = FloatRange { min: 0.0, min_open: true, max: 1.0 };
 const ON_OFF: &[&str] = &["on", "off"];
 
@@ -84,6 +85,11 @@ keys! {
     TEMP: Float = Key::<Float>::new(flag(about("temp", Inference, "sampling temperature, 0 = greedy"), "temp"), NON_NEGATIVE, 0.0);
     TOP_P: Float = Key::<Float>::new(flag(about("top_p", Inference, "nucleus sampling mass, 1 = off"), "top-p"), PROBABILITY, 1.0);
     TOP_K: Int = Key::<Int>::new(flag(about("top_k", Inference, "keep the N most likely tokens, 0 = all"), "top-k"), 0, ANY, 0);
+    REPEAT_PENALTY: Float = Key::<Float>::new(
+        flag(about("repeat_penalty", Inference, "divide the logits of the last 64 context tokens by X (negative ones: times X), 1 = off"), "repeat-penalty"),
+        POSITIVE,
+        1.0,
+    );
     SEED: Int = Key::<Int>::new(flag(about("seed", Inference, "sampling seed"), "seed"), 0, ANY, 0);
     BUDGET: OptSize = Key::<OptSize>::new(flag(
         noted(
