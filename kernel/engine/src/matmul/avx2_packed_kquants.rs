@@ -78,12 +78,13 @@ macro_rules! kquant_kernels {
             unsafe fn q4_k<const TILE: usize>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
                 let nt = out.len();
                 let mask = _mm256_set1_epi8(0x0f);
-                // SAFETY: (all below) the records of the group's super-blocks
-                // and the tokens' activations exist (the caller's contract).
+                // SAFETY: the features are enabled here.
                 let shuf = unsafe { load_shuffles() };
                 let mut acc = [_mm256_setzero_ps(); TILE];
                 let mut macc = [_mm256_setzero_ps(); TILE];
                 for sb in 0..acts.cols() / QK_K {
+                    // SAFETY: the group holds a record per super-block and the
+                    // tokens' activations exist (the caller's contract).
                     unsafe {
                         let rec = grp.add(sb * q4k::RECORD);
                         prefetch_ahead(rec, q4k::RECORD.div_ceil(64));
@@ -141,10 +142,11 @@ macro_rules! kquant_kernels {
                 let nt = out.len();
                 let mask = _mm256_set1_epi8(0x0f);
                 let high = _mm256_set1_epi8(0x30);
-                // SAFETY: (all below) as in `q4_k`.
+                // SAFETY: the features are enabled here.
                 let shuf = unsafe { load_shuffles() };
                 let mut acc = [_mm256_setzero_ps(); TILE];
                 for sb in 0..acts.cols() / QK_K {
+                    // SAFETY: as in `q4_k`.
                     unsafe {
                         let rec = grp.add(sb * q6k::RECORD);
                         prefetch_ahead(rec, q6k::RECORD.div_ceil(64));

@@ -68,7 +68,7 @@ pub(super) mod q6k {
     pub const RECORD: usize = QUANTS + 48 * 32;
 }
 
-const _: () = assert!(q4k::RECORD % 16 == 0 && q6k::RECORD % 16 == 0 && q4k::QUANTS % 16 == 0 && q6k::QUANTS % 16 == 0);
+const _: () = assert!(q4k::RECORD.is_multiple_of(16) && q6k::RECORD.is_multiple_of(16) && q4k::QUANTS.is_multiple_of(16) && q6k::QUANTS.is_multiple_of(16));
 
 /// Whether `ty` has this module's packed form.
 pub fn has_layout(ty: GgmlType) -> bool {
