@@ -225,19 +225,20 @@ macro_rules! kquant_kernels {
                             // the levels u of its 4 chunks.
                             let sc: [__m256i; 4] = core::array::from_fn(|h| _mm256_cvtepi8_epi16(_mm_loadu_si128(rec.add(q6k::SCALES + 16 * (4 * n + h)) as *const __m128i)));
                             let scv: [[[__m256i; 2]; 4]; 2] = core::array::from_fn(|s| core::array::from_fn(|h| core::array::from_fn(|k| $scale(sc[h], shuf[s][k]))));
-                            let u: [[[__m256i; 4]; 4]; 2] = core::array::from_fn(|s| {
+                            // (Plain loops: as a closure the compiler kept this out of line.)
+                            let mut u = [[[_mm256_setzero_si256(); 4]; 4]; 2];
+                            for (s, us) in u.iter_mut().enumerate() {
                                 let q = rec.add(q6k::QUANTS + 32 * 12 * (2 * n + s));
-                                let ld = |v: usize| _mm256_loadu_si256(q.add(32 * v) as *const __m256i);
-                                let ql0: [__m256i; 4] = core::array::from_fn(|c| ld(c));
-                                let ql1: [__m256i; 4] = core::array::from_fn(|c| ld(4 + c));
-                                let qh: [__m256i; 4] = core::array::from_fn(|c| ld(8 + c));
-                                [
-                                    core::array::from_fn(|c| _mm256_or_si256(_mm256_and_si256(ql0[c], mask), _mm256_and_si256(_mm256_slli_epi16::<4>(qh[c]), high))),
-                                    core::array::from_fn(|c| _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0[c]), mask), _mm256_and_si256(_mm256_slli_epi16::<2>(qh[c]), high))),
-                                    core::array::from_fn(|c| _mm256_or_si256(_mm256_and_si256(ql1[c], mask), _mm256_and_si256(qh[c], high))),
-                                    core::array::from_fn(|c| _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1[c]), mask), _mm256_and_si256(_mm256_srli_epi16::<2>(qh[c]), high))),
-                                ]
-                            });
+                                for c in 0..4 {
+                                    let ql0 = _mm256_loadu_si256(q.add(32 * c) as *const __m256i);
+                                    let ql1 = _mm256_loadu_si256(q.add(32 * (4 + c)) as *const __m256i);
+                                    let qh = _mm256_loadu_si256(q.add(32 * (8 + c)) as *const __m256i);
+                                    us[0][c] = _mm256_or_si256(_mm256_and_si256(ql0, mask), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), high));
+                                    us[1][c] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), mask), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), high));
+                                    us[2][c] = _mm256_or_si256(_mm256_and_si256(ql1, mask), _mm256_and_si256(qh, high));
+                                    us[3][c] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), mask), _mm256_and_si256(_mm256_srli_epi16::<2>(qh), high));
+                                }
+                            }
                             for i in 0..nt {
                                 let t = t0 + i;
                                 let bs = acts.bsums(t);
