@@ -178,7 +178,11 @@ macro_rules! kquant_kernels {
                             for i in 0..nt {
                                 let t = t0 + i;
                                 let a = acts.qs(t).as_ptr().add(sb * QK_K + 64 * p);
-                                let av: [[__m256i; 4]; 2] = core::array::from_fn(|h| core::array::from_fn(|c| bcast8(a.add(32 * h + 8 * c))));
+                                let b = a.add(32);
+                                let av = [
+                                    [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))],
+                                    [bcast8(b), bcast8(b.add(8)), bcast8(b.add(16)), bcast8(b.add(24))],
+                                ];
                                 for s in 0..2 {
                                     for h in 0..2 {
                                         isum[i][s] = _mm256_add_epi32(isum[i][s], $dot4(&w[s][h], &av[h], scv[s][h]));
@@ -245,7 +249,7 @@ macro_rules! kquant_kernels {
                                 for h in 0..4 {
                                     let j = 4 * n + h;
                                     let a = acts.qs(t).as_ptr().add(sb * QK_K + 32 * j);
-                                    let av: [__m256i; 4] = core::array::from_fn(|c| bcast8(a.add(8 * c)));
+                                    let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
                                     for s in 0..2 {
                                         isum[i][s] = _mm256_add_epi32(isum[i][s], $dot2x2(&u[s][h], &av, scv[s][h][0], scv[s][h][1]));
                                     }
