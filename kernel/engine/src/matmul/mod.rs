@@ -267,9 +267,13 @@ impl Matrix<'_> {
             Matrix::Ggml(w) => dequantize_row(w.ty, w.row(r), out),
             Matrix::Packed(p) if packed_kquants::has_layout(p.ty()) => {
                 assert!(r < p.rows() && out.len() == p.cols(), "row {r} of {} into {} values", p.rows(), out.len());
-                let mut row = vec![0u8; p.cols() / p.ty().block_elems() * p.ty().block_bytes()];
-                packed_kquants::read_row(p, r, &mut row);
-                dequantize_row(p.ty(), &row, out)
+                let bytes = p.ty().block_bytes();
+                let mut block = [0u8; packed_kquants::MAX_SUPER_BYTES];
+                for (sb, values) in out.chunks_mut(p.ty().block_elems()).enumerate() {
+                    packed_kquants::read_super(p, r, sb, &mut block);
+                    dequantize_row(p.ty(), &block[..bytes], values)?;
+                }
+                Ok(())
             }
             Matrix::Packed(p) => {
                 assert!(r < p.rows() && out.len() == p.cols(), "row {r} of {} into {} values", p.rows(), out.len());

@@ -31,7 +31,7 @@
 //! Q6_K record (1680 bytes):
 //! - `0`: `d` x 8 (f16);
 //! - `16`: the 16 i8 scales (one per 16 elements), pair-interleaved: byte
-//!   `16 + 16j + 2i + h` is row `i`'s scale of elements `32j + 16h..` ;
+//!   `16 + 16j + 2i + h` is row `i`'s scale of elements `32j + 16h..32j + 16h + 16`;
 //! - `144`: 48 quant vectors of the 6-bit levels `u = q + 32` (0..63), 12 per
 //!   half `n` (blocks `4n..4n + 4`) and set `s`, starting at vector
 //!   `(2n + s) * 12`: vectors `+4P + c` (`P` in 0..2) hold chunk `c` of
