@@ -131,7 +131,8 @@ fn packed_layout_matches_ggml_layout_bit_for_bit(k: Kernels) {
             &[(1, 32), (7, 64), (8, 96), (13, 576), (40, 224), (17, 1536)]
         };
         for &(rows, cols) in shapes {
-            for batch in [1usize, 3, 19] {
+            // 17 and 19: a full tile of 16 tokens, then 1 or 3.
+            for batch in [1usize, 3, 17, 19] {
                 let data = random_matrix(&mut rng, ty, rows, cols);
                 let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
                 let p = PackedMatrix::pack(&w).unwrap();
