@@ -172,7 +172,9 @@ fn matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let mut data = vec![0u8; rows * rb];
     let mut x = vec![0.0f32; cols];
     for (r, row) in data.chunks_exact_mut(rb).enumerate() {
-        if r % 2 == 0 {
+        // The engine quantizes only Q4_0, Q4_1 and Q8_0: K-quant rows are all random.
+        let quantizable = matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0);
+        if r % 2 == 0 && quantizable {
             for v in x.iter_mut() {
                 *v = rng.f32();
             }
@@ -182,11 +184,16 @@ fn matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
             for b in row.iter_mut() {
                 *b = rng.next() as u8;
             }
-            let scales = if ty == GgmlType::Q4_1 { 2 } else { 1 };
+            // Byte offsets of the f16 scales in a block.
+            let scales: &[usize] = match ty {
+                GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
+                GgmlType::Q6_K => &[208],
+                _ => &[0],
+            };
             for blk in row.chunks_exact_mut(ty.block_bytes()) {
-                for s in 0..scales {
+                for &at in scales {
                     let h = axiom_engine::quant::f32_to_f16(rng.f32() * 0.05);
-                    blk[2 * s..2 * s + 2].copy_from_slice(&h.to_le_bytes());
+                    blk[at..at + 2].copy_from_slice(&h.to_le_bytes());
                 }
             }
         }
@@ -225,9 +232,10 @@ pub extern "C" fn ek_main() -> ! {
         let Ok(k) = Kernels::for_isa(isa) else { continue };
         report.available[i] = 1;
         let mut case = 0;
-        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
             // Odd and even block counts, partial last groups.
-            for (rows, cols) in [(8usize, 64usize), (13, 96), (5, 32), (17, 224), (24, 576)] {
+            let shapes = if ty.block_elems() == 256 { [(8usize, 256usize), (13, 512), (5, 256), (17, 768), (24, 256)] } else { [(8, 64), (13, 96), (5, 32), (17, 224), (24, 576)] };
+            for (rows, cols) in shapes {
                 for batch in [1usize, 3] {
                     case += 1;
                     report.case = (i as u64) << 32 | case;

@@ -361,8 +361,8 @@ fn scalar_results_are_bit_identical_across_workers_batches_and_layouts() {
 /// The block types beyond Q4/Q8 (Q5_0, Q5_1, IQ4_NL, the K-quants, BF16) in
 /// a whole model, 256 wide so that K-quant rows are whole super-blocks: logits
 /// are finite and bit-identical to the scalar single-worker ones for `isa`,
-/// any worker count, prefill batch and layout (these types stay in ggml's
-/// layout when the others are packed).
+/// any worker count, prefill batch and layout (packing repacks Q4_K and
+/// Q6_K; the other types stay in ggml's layout).
 fn new_types_bit_identical(isa: Isa) {
     use GgmlType as T;
     for ty in [T::Q5_0, T::Q5_1, T::IQ4_NL, T::Q2_K, T::Q3_K, T::Q4_K, T::Q5_K, T::Q6_K, T::BF16] {

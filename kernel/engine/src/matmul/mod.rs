@@ -33,6 +33,7 @@
 
 pub mod packed;
 mod packed_driver;
+mod packed_kquants;
 mod scalar;
 pub mod vector;
 
@@ -47,6 +48,9 @@ mod avx2_kquants;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2_packed;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2_packed_kquants;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512;
@@ -224,7 +228,7 @@ impl<'a> WeightMatrix<'a> {
 pub enum Matrix<'a> {
     /// ggml's row-major block layout.
     Ggml(WeightMatrix<'a>),
-    /// Row-interleaved layout (Q4_0, Q4_1, Q8_0 only).
+    /// Row-interleaved layout (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K only).
     Packed(PackedView<'a>),
 }
 
@@ -261,6 +265,16 @@ impl Matrix<'_> {
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), QuantError> {
         match self {
             Matrix::Ggml(w) => dequantize_row(w.ty, w.row(r), out),
+            Matrix::Packed(p) if packed_kquants::has_layout(p.ty()) => {
+                assert!(r < p.rows() && out.len() == p.cols(), "row {r} of {} into {} values", p.rows(), out.len());
+                let bytes = p.ty().block_bytes();
+                let mut block = [0u8; packed_kquants::MAX_SUPER_BYTES];
+                for (sb, values) in out.chunks_mut(p.ty().block_elems()).enumerate() {
+                    packed_kquants::read_super(p, r, sb, &mut block);
+                    dequantize_row(p.ty(), &block[..bytes], values)?;
+                }
+                Ok(())
+            }
             Matrix::Packed(p) => {
                 assert!(r < p.rows() && out.len() == p.cols(), "row {r} of {} into {} values", p.rows(), out.len());
                 let bytes = p.ty().block_bytes();
@@ -629,6 +643,7 @@ impl Kernels {
             return;
         }
         match (self.path, &w) {
+            (path, Matrix::Packed(p)) if packed_kquants::has_layout(p.ty()) => packed_kquants::matmul(path, p, acts, rows, out),
             (Path::Scalar, Matrix::Ggml(g)) => scalar::matmul(g, acts, rows, out),
             (Path::Scalar, Matrix::Packed(p)) => scalar::matmul_packed(p, acts, rows, out),
             #[cfg(target_arch = "x86_64")]

@@ -90,6 +90,9 @@ const _: () = assert!(BlockQ4_0::BYTES <= MAX_BLOCK_BYTES && BlockQ4_1::BYTES <=
 
 /// Bytes of one group of a `ty` matrix with `cols` columns (64-byte multiple).
 pub fn group_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
+    if let Some(gb) = super::packed_kquants::group_bytes(ty, cols) {
+        return Some(gb);
+    }
     let g = Geometry::of(ty)?;
     let nb = cols / QK;
     Some((nb * g.record()).div_ceil(64) * 64)
@@ -115,7 +118,7 @@ impl<'a> PackedView<'a> {
     /// Views `data` (from [`pack_into`] with the same shape) as a packed matrix.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, KernelError> {
         let gb = group_bytes(ty, cols).ok_or(KernelError::UnsupportedType(ty))?;
-        if !cols.is_multiple_of(QK) {
+        if !cols.is_multiple_of(ty.block_elems()) {
             return Err(KernelError::RaggedRow { ty, cols });
         }
         let needed = gb * rows.div_ceil(GROUP_ROWS);
@@ -157,6 +160,9 @@ impl<'a> PackedView<'a> {
 
 /// Repacks `w` into `out` (exactly [`packed_bytes`] long).
 pub fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelError> {
+    if super::packed_kquants::has_layout(w.ty) {
+        return super::packed_kquants::pack_into(w, out);
+    }
     let g = Geometry::of(w.ty).ok_or(KernelError::UnsupportedType(w.ty))?;
     WeightMatrix::new(w.ty, w.rows, w.cols, w.data)?;
     let gb = group_bytes(w.ty, w.cols).unwrap();
@@ -209,7 +215,8 @@ pub struct PackedMatrix {
 const ALIGN: usize = 64;
 
 impl PackedMatrix {
-    /// Repacks a Q4_0, Q4_1 or Q8_0 matrix (other types have no packed form).
+    /// Repacks a Q4_0, Q4_1, Q8_0, Q4_K or Q6_K matrix (other types have no
+    /// packed form).
     pub fn pack(w: &WeightMatrix) -> Result<PackedMatrix, KernelError> {
         let len = packed_bytes(w.ty, w.rows, w.cols).ok_or(KernelError::UnsupportedType(w.ty))?;
         let mut m = PackedMatrix::zeroed(w.ty, w.rows, w.cols, len);

@@ -124,9 +124,15 @@ fn matches_scalar_bit_for_bit(k: Kernels) {
 fn packed_layout_matches_ggml_layout_bit_for_bit(k: Kernels) {
     let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
     let mut rng = Rng::new(31);
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
-        for &(rows, cols) in &[(1usize, 32usize), (7, 64), (8, 96), (13, 576), (40, 224), (17, 1536)] {
-            for batch in [1usize, 3, 19] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        let shapes: &[(usize, usize)] = if ty.block_elems() == 256 {
+            &[(1, 256), (7, 512), (8, 256), (13, 1536), (40, 768), (17, 256)]
+        } else {
+            &[(1, 32), (7, 64), (8, 96), (13, 576), (40, 224), (17, 1536)]
+        };
+        for &(rows, cols) in shapes {
+            // 17 and 19: a full tile of 16 tokens, then 1 or 3.
+            for batch in [1usize, 3, 17, 19] {
                 let data = random_matrix(&mut rng, ty, rows, cols);
                 let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
                 let p = PackedMatrix::pack(&w).unwrap();
@@ -189,6 +195,34 @@ fn packing_keeps_every_block() {
         PackedView::new(GgmlType::Q4_0, 9, 32, &[0; 100]),
         Err(KernelError::ShortData { .. })
     ));
+}
+
+/// Packed Q4_K / Q6_K read back as ggml's super-blocks, bit for bit, so
+/// packing loses nothing (every scale and minimum bit, every quant).
+#[test]
+fn packing_keeps_every_kquant_super_block() {
+    let mut rng = Rng::new(6);
+    for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
+        let (rows, cols) = (19, 768);
+        let data = random_matrix(&mut rng, ty, rows, cols);
+        let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
+        let p = PackedMatrix::pack(&w).unwrap();
+        assert_eq!(p.bytes().len(), packed_bytes(ty, rows, cols).unwrap());
+        assert_eq!(p.bytes().as_ptr() as usize % 64, 0, "groups start on cache lines");
+        let bb = ty.block_bytes();
+        for r in 0..rows {
+            for sb in 0..cols / 256 {
+                let mut blk = [0u8; packed_kquants::MAX_SUPER_BYTES];
+                packed_kquants::read_super(&p.view(), r, sb, &mut blk);
+                assert_eq!(blk[..bb], w.row(r)[sb * bb..(sb + 1) * bb], "{ty} row {r} super-block {sb}");
+            }
+            let (mut from_ggml, mut from_packed) = (vec![0f32; cols], vec![0f32; cols]);
+            Matrix::from(&w).dequantize_row(r, &mut from_ggml).unwrap();
+            Matrix::from(&p).dequantize_row(r, &mut from_packed).unwrap();
+            assert_eq!(bits(&from_packed), bits(&from_ggml), "{ty} row {r} dequantized");
+        }
+    }
+    assert!(matches!(PackedView::new(GgmlType::Q4_K, 8, 128, &[0; 4096]), Err(KernelError::RaggedRow { .. })));
 }
 
 fn quantized_activations_match_scalar(k: Kernels) {
