@@ -27,6 +27,9 @@ const TYPES: [GgmlType; 14] = [
     GgmlType::BF16,
 ];
 
+/// The types with a packed layout.
+const PACKED_TYPES: [GgmlType; 5] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1];
+
 /// Byte offsets of the f16 scale fields inside a block of `ty`.
 fn scale_offsets(ty: GgmlType) -> &'static [usize] {
     match ty {
@@ -124,7 +127,7 @@ fn matches_scalar_bit_for_bit(k: Kernels) {
 fn packed_layout_matches_ggml_layout_bit_for_bit(k: Kernels) {
     let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
     let mut rng = Rng::new(31);
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+    for ty in PACKED_TYPES {
         for &(rows, cols) in &[(1usize, 32usize), (7, 64), (8, 96), (13, 576), (40, 224), (17, 1536)] {
             for batch in [1usize, 3, 19] {
                 let data = random_matrix(&mut rng, ty, rows, cols);
@@ -157,7 +160,7 @@ fn packed_layout_matches_ggml_layout_bit_for_bit(k: Kernels) {
 #[test]
 fn packing_keeps_every_block() {
     let mut rng = Rng::new(4);
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+    for ty in PACKED_TYPES {
         let (rows, cols) = (19, 160);
         let data = random_matrix(&mut rng, ty, rows, cols);
         let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
