@@ -9,6 +9,7 @@
 use core::arch::x86_64::*;
 
 use super::avx2::{prefetch_ahead, Avx2};
+use super::avx2_kquants::iq4_nl_table;
 use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
 use super::packed_driver::{impl_group_kernels, Group, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
@@ -26,6 +27,7 @@ unsafe fn single_avx2(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROU
             GgmlType::Q4_1 => packed_q4::<true, false>(grp, acts, 0),
             GgmlType::Q5_0 => packed_q4::<false, true>(grp, acts, 0),
             GgmlType::Q5_1 => packed_q4::<true, true>(grp, acts, 0),
+            GgmlType::IQ4_NL => packed_iq4_nl(grp, acts, 0),
             _ => packed_q8_0(grp, acts, 0),
         }
     };
@@ -151,6 +153,43 @@ unsafe fn packed_q4<const OFFSET: bool, const FIVE: bool>(grp: *const u8, acts: 
     }
 }
 
+/// One group of a packed IQ4_NL matrix: the nibbles index the level table
+/// (`vpshufb`), and the signed levels multiply as Q8_0's quants do.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn packed_iq4_nl(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
+    const G: Geometry = Geometry::IQ4_NL;
+    const REC: usize = G.record();
+    let (qs, d) = (acts.qs(t), acts.d(t));
+    let (mask, table) = (_mm256_set1_epi8(0x0f), iq4_nl_table());
+    let (mut acc, mut unused) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for (b, &da) in d.iter().enumerate() {
+        // SAFETY: block b's 32 quants; record b lies inside the group.
+        unsafe {
+            let rec = grp.add(b * REC);
+            prefetch_ahead(rec, REC.div_ceil(64));
+            let a = qs.as_ptr().add(b * QK);
+            let (a0, a1, a2, a3) = (bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24)));
+            let q = rec.add(G.quants_at());
+            let set = |s: usize| -> __m256i {
+                let v0 = _mm256_loadu_si256(q.add(s * G.quant / 2) as *const __m256i);
+                let v1 = _mm256_loadu_si256(q.add(s * G.quant / 2 + 32) as *const __m256i);
+                let level = |n: __m256i| _mm256_shuffle_epi8(table, n);
+                let w = [
+                    level(_mm256_and_si256(v0, mask)),
+                    level(_mm256_and_si256(_mm256_srli_epi16(v0, 4), mask)),
+                    level(_mm256_and_si256(v1, mask)),
+                    level(_mm256_and_si256(_mm256_srli_epi16(v1, 4), mask)),
+                ];
+                let av = [a0, a2, a1, a3];
+                dot_q8(core::array::from_fn(|k| (_mm256_sign_epi8(w[k], w[k]), _mm256_sign_epi8(av[k], w[k]))))
+            };
+            let isum = _mm256_hadd_epi32(set(0), set(1));
+            add_block(GgmlType::IQ4_NL, rec, isum, da, 0.0, 0, &mut acc, &mut unused);
+        }
+    }
+    acc
+}
+
 /// One group of a packed Q8_0 matrix.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
@@ -201,15 +240,19 @@ macro_rules! batch_kernel {
             out: &mut [[f32; GROUP_ROWS]],
         ) {
             // One specialised body per type (KIND: 0 = Q4_0, 1 = Q4_1, 2 = Q8_0,
-            // 3 = Q5_0, 4 = Q5_1).
+            // 3 = Q5_0, 4 = Q5_1, 5 = IQ4_NL).
             #[target_feature(enable = $feat)]
             unsafe fn body<const KIND: u8>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
                 let nb = acts.blocks();
                 let nt = out.len();
                 let q8 = KIND == 2;
                 let offset = KIND == 1 || KIND == 4;
-                let five = KIND >= 3;
-                let geometry = [Geometry::Q4_0, Geometry::Q4_1, Geometry::Q8_0, Geometry::Q5_0, Geometry::Q5_1][KIND as usize];
+                let five = KIND == 3 || KIND == 4;
+                let iq4 = KIND == 5;
+                // Signed weights (Q8_0, IQ4_NL's levels) multiply as |w| by a signed by w.
+                let signed = q8 || iq4;
+                let geometry = [Geometry::Q4_0, Geometry::Q4_1, Geometry::Q8_0, Geometry::Q5_0, Geometry::Q5_1, Geometry::IQ4_NL][KIND as usize];
+                let table = super::avx2_kquants::iq4_nl_table();
                 let rec_bytes = geometry.record();
                 let mask = _mm256_set1_epi8(0x0f);
                 let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
@@ -229,13 +272,21 @@ macro_rules! batch_kernel {
                         // Eight weight vectors per set pair. Q4: [A lo c0, A hi c0,
                         // A lo c1, A hi c1, B ...] meeting activation chunks
                         // [0, 2, 1, 3]; Q8_0: [A c0..c3, B c0..c3] as |w|, with the
-                        // raw w kept for the signs.
+                        // raw w kept for the signs; IQ4_NL: Q4's order, as levels.
                         let q = rec.add(geometry.quants_at());
-                        let raw: [__m256i; 8] = core::array::from_fn(|k| {
+                        let loaded: [__m256i; 8] = core::array::from_fn(|k| {
                             if q8 {
                                 _mm256_loadu_si256(q.add(32 * k) as *const __m256i)
                             } else {
                                 _mm256_loadu_si256(q.add(32 * (k / 2)) as *const __m256i)
+                            }
+                        });
+                        let raw: [__m256i; 8] = core::array::from_fn(|k| {
+                            if iq4 {
+                                let n = if k % 2 == 0 { loaded[k] } else { _mm256_srli_epi16::<4>(loaded[k]) };
+                                _mm256_shuffle_epi8(table, _mm256_and_si256(n, mask))
+                            } else {
+                                loaded[k]
                             }
                         });
                         let planes = if five {
@@ -244,7 +295,7 @@ macro_rules! batch_kernel {
                             mask
                         };
                         let w: [__m256i; 8] = core::array::from_fn(|k| {
-                            let n = if q8 {
+                            let n = if signed {
                                 _mm256_sign_epi8(raw[k], raw[k])
                             } else if k % 2 == 0 {
                                 _mm256_and_si256(raw[k], mask)
@@ -267,14 +318,14 @@ macro_rules! batch_kernel {
                                     let a = av[chunk[k]];
                                     (
                                         w[4 * s + k],
-                                        if q8 {
+                                        if signed {
                                             _mm256_sign_epi8(a, raw[4 * s + k])
                                         } else {
                                             a
                                         },
                                     )
                                 });
-                                if q8 {
+                                if signed {
                                     $dot_q8(pairs)
                                 } else {
                                     $dot_q4(pairs)
@@ -311,6 +362,7 @@ macro_rules! batch_kernel {
                     GgmlType::Q4_1 => body::<1>(grp, acts, t0, out),
                     GgmlType::Q5_0 => body::<3>(grp, acts, t0, out),
                     GgmlType::Q5_1 => body::<4>(grp, acts, t0, out),
+                    GgmlType::IQ4_NL => body::<5>(grp, acts, t0, out),
                     _ => body::<2>(grp, acts, t0, out),
                 }
             }

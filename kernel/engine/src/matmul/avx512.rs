@@ -18,7 +18,7 @@
 use core::arch::x86_64::*;
 
 use super::avx2::prefetch_ahead;
-use super::avx2_packed::{add_block, batch_avx2, bcast8, dot_q4, dot_q8, fifth_bits, nibble_type};
+use super::avx2_packed::{add_block, batch_avx2, bcast8, dot_q4, dot_q8, fifth_bits, nibble_type, packed_iq4_nl};
 use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
 use super::packed_driver::{impl_group_kernels, Group, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
@@ -67,6 +67,8 @@ macro_rules! group_kernels {
                     GgmlType::Q4_1 => $q4::<true, false>(grp, acts),
                     GgmlType::Q5_0 => $q4::<false, true>(grp, acts),
                     GgmlType::Q5_1 => $q4::<true, true>(grp, acts),
+                    // The AVX2 kernel (single token).
+                    GgmlType::IQ4_NL => packed_iq4_nl(grp, acts, 0),
                     _ => $q8(grp, acts),
                 }
             };

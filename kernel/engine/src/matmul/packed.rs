@@ -16,15 +16,15 @@
 //! 1. 8 f16 scales `d` of the 8 rows' block `b` (16 bytes, row order);
 //! 2. Q4_1, Q5_1 only: their 8 f16 minimums `m` (16 bytes);
 //! 3. Q5_0, Q5_1 only: the fifth-bit planes (32 bytes, below);
-//! 4. the quants: 128 bytes (Q4_0, Q4_1, Q5_0, Q5_1) or 256 bytes (Q8_0).
+//! 4. the quants: 128 bytes (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) or 256 bytes (Q8_0).
 //!
-//! Records are 144 (Q4_0), 160 (Q4_1), 176 (Q5_0), 192 (Q5_1) or 272 (Q8_0)
-//! bytes, so every 16-byte half of a vector load stays inside one cache line.
+//! Records are 144 (Q4_0, IQ4_NL), 160 (Q4_1), 176 (Q5_0), 192 (Q5_1) or 272
+//! (Q8_0) bytes, so every 16-byte half of a vector load stays inside one cache line.
 //!
 //! The quants are 32-byte vectors, each holding one 8-byte chunk of four
 //! rows' block data: rows `0,1,4,5` (set A) or `2,3,6,7` (set B), so that after
 //! the per-row sums a horizontal add of set A's and set B's vectors yields the
-//! 8 rows in order. Q4 quants are `[A c0, A c1, B c0, B c1]` where chunk `c` is
+//! 8 rows in order. Q4 (and IQ4_NL) quants are `[A c0, A c1, B c0, B c1]` where chunk `c` is
 //! nibble bytes `8c..8c+8` of ggml's `qs` (elements `8c..8c+8` in the low
 //! nibbles, `16+8c..` in the high ones); Q8_0 quants are `[A c0..c3, B c0..c3]`
 //! with chunk `c` = quants `8c..8c+8`.
@@ -86,6 +86,8 @@ impl Geometry {
     /// Q5_1: `d`, `m`, the fifth-bit planes, then 8 rows of 16 nibble bytes
     /// (192-byte records; ggml's block is `d`, `m`, `qh[4]`, `qs[16]`).
     pub(super) const Q5_1: Geometry = Geometry { quant: GROUP_ROWS * QK / 2, scales: 2, qs_at: Q5_1_QH_AT + 4, qh_at: Some(Q5_1_QH_AT) };
+    /// IQ4_NL: as Q4_0 (the nibbles index the non-linear levels).
+    pub(super) const IQ4_NL: Geometry = Geometry { quant: GROUP_ROWS * QK / 2, scales: 1, qs_at: 2, qh_at: None };
     /// Q8_0: `d`, then 8 rows of 32 quants (272-byte records).
     pub(super) const Q8_0: Geometry = Geometry { quant: GROUP_ROWS * BlockQ8_0::QS_BYTES, scales: 1, qs_at: BlockQ8_0::QS_AT, qh_at: None };
 
@@ -96,6 +98,7 @@ impl Geometry {
             GgmlType::Q5_0 => Some(Geometry::Q5_0),
             GgmlType::Q5_1 => Some(Geometry::Q5_1),
             GgmlType::Q8_0 => Some(Geometry::Q8_0),
+            GgmlType::IQ4_NL => Some(Geometry::IQ4_NL),
             _ => None,
         }
     }
@@ -258,7 +261,7 @@ pub struct PackedMatrix {
 const ALIGN: usize = 64;
 
 impl PackedMatrix {
-    /// Repacks a Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 matrix (other types have no packed form).
+    /// Repacks a Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL or Q8_0 matrix (other types have no packed form).
     pub fn pack(w: &WeightMatrix) -> Result<PackedMatrix, KernelError> {
         let len = packed_bytes(w.ty, w.rows, w.cols).ok_or(KernelError::UnsupportedType(w.ty))?;
         let mut m = PackedMatrix::zeroed(w.ty, w.rows, w.cols, len);

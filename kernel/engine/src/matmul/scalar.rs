@@ -46,7 +46,7 @@ pub(super) fn matmul_packed(p: &PackedView, acts: &ActBuf, rows: Range<usize>, o
     for r in rows.clone() {
         for t in 0..acts.batch {
             out[t * n + (r - rows.start)] = match p.ty() {
-                GgmlType::Q5_0 | GgmlType::Q5_1 => small_dot(p.ty(), |b, buf| read_block(p, r, b, buf), acts, t),
+                GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL => small_dot(p.ty(), |b, buf| read_block(p, r, b, buf), acts, t),
                 ty => quant_dot(ty, |b, buf| read_block(p, r, b, buf), acts, t),
             };
         }

@@ -28,7 +28,7 @@ const TYPES: [GgmlType; 14] = [
 ];
 
 /// The types with a packed layout.
-const PACKED_TYPES: [GgmlType; 5] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1];
+const PACKED_TYPES: [GgmlType; 6] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL];
 
 /// Byte offsets of the f16 scale fields inside a block of `ty`.
 fn scale_offsets(ty: GgmlType) -> &'static [usize] {
