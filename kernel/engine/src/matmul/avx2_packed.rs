@@ -190,6 +190,14 @@ pub(super) unsafe fn packed_iq4_nl(grp: *const u8, acts: &ActBuf, t: usize) -> _
     acc
 }
 
+/// IQ4_NL's levels plus 128 as unsigned bytes (1..241), a `vpshufb` table
+/// for the `vpdpbusd` kernels: `k + 128` is `k ^ 0x80` in two's complement.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn iq4_nl_table_plus_128() -> __m256i {
+    _mm256_xor_si256(iq4_nl_table(), _mm256_set1_epi8(-128))
+}
+
 /// One group of a packed Q8_0 matrix.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
@@ -230,7 +238,7 @@ unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
 /// u8 x i8 byte dot products per 32-bit lane from four (weights, activations)
 /// vector pairs; the ISA's choice of instructions lives there.
 macro_rules! batch_kernel {
-    ($feat:literal, $name:ident, $dot_q4:ident, $dot_q8:ident) => {
+    ($feat:literal, $name:ident, $dot_q4:ident, $dot_q8:ident, $iq4_unsigned:literal) => {
         #[target_feature(enable = $feat)]
         pub(super) unsafe fn $name(
             ty: GgmlType,
@@ -249,10 +257,18 @@ macro_rules! batch_kernel {
                 let offset = KIND == 1 || KIND == 4;
                 let five = KIND == 3 || KIND == 4;
                 let iq4 = KIND == 5;
-                // Signed weights (Q8_0, IQ4_NL's levels) multiply as |w| by a signed by w.
-                let signed = q8 || iq4;
+                // With an exact 32-bit `$dot_q4` (VNNI), IQ4_NL's levels plus
+                // 128 meet the activations as unsigned bytes, and `128 · sum_a`
+                // is taken off; otherwise signed weights (Q8_0, IQ4_NL's
+                // levels) multiply as |w| by a signed by w.
+                let iq4_unsigned = iq4 && $iq4_unsigned;
+                let signed = q8 || (iq4 && !iq4_unsigned);
                 let geometry = [Geometry::Q4_0, Geometry::Q4_1, Geometry::Q8_0, Geometry::Q5_0, Geometry::Q5_1, Geometry::IQ4_NL][KIND as usize];
-                let table = super::avx2_kquants::iq4_nl_table();
+                let table = if iq4_unsigned {
+                    super::avx2_packed::iq4_nl_table_plus_128()
+                } else {
+                    super::avx2_kquants::iq4_nl_table()
+                };
                 let rec_bytes = geometry.record();
                 let mask = _mm256_set1_epi8(0x0f);
                 let mut accv = [_mm256_setzero_ps(); TOKEN_TILE];
@@ -297,6 +313,8 @@ macro_rules! batch_kernel {
                         let w: [__m256i; 8] = core::array::from_fn(|k| {
                             let n = if signed {
                                 _mm256_sign_epi8(raw[k], raw[k])
+                            } else if iq4 {
+                                raw[k]
                             } else if k % 2 == 0 {
                                 _mm256_and_si256(raw[k], mask)
                             } else {
@@ -336,6 +354,8 @@ macro_rules! batch_kernel {
                                 isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * acts.sum(t)[b]));
                             } else if KIND == 3 {
                                 isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(16 * acts.sum(t)[b]));
+                            } else if iq4_unsigned {
+                                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(128 * acts.sum(t)[b]));
                             }
                             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(acts.d(t)[b]));
                             accv[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), accv[i]);
@@ -395,4 +415,4 @@ pub(super) fn dot_q8(p: [(__m256i, __m256i); 4]) -> __m256i {
     x
 }
 
-batch_kernel!("avx2,fma,f16c", batch_avx2, dot_q4, dot_q8);
+batch_kernel!("avx2,fma,f16c", batch_avx2, dot_q4, dot_q8, false);

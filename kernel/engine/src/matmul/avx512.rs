@@ -18,7 +18,7 @@
 use core::arch::x86_64::*;
 
 use super::avx2::prefetch_ahead;
-use super::avx2_packed::{add_block, batch_avx2, bcast8, dot_q4, dot_q8, fifth_bits, nibble_type, packed_iq4_nl};
+use super::avx2_packed::{add_block, batch_avx2, bcast8, dot_q4, dot_q8, fifth_bits, iq4_nl_table_plus_128, nibble_type, packed_iq4_nl};
 use super::packed::{Geometry, GROUP_ROWS, SCALE_VECTOR};
 use super::packed_driver::{impl_group_kernels, Group, GroupKernels, TOKEN_TILE};
 use super::ActBuf;
@@ -57,7 +57,7 @@ impl_group_kernels!(Avx512Vnni, "AVX-512 F/BW/VL/VNNI and AVX2", single_vnni, ba
 /// dot-product helpers (`dot4*` on 512 bits, `dot1*` on 256 bits for an odd
 /// last block; the `q4` forms may sum nibble products in 16 bits).
 macro_rules! group_kernels {
-    ($feat:literal, $single:ident, $q4:ident, $q8:ident, $dot4q4:ident, $dot1q4:ident, $dot4:ident, $dot1:ident) => {
+    ($feat:literal, $single:ident, $q4:ident, $q8:ident, $iq4:ident, $dot4q4:ident, $dot1q4:ident, $dot4:ident, $dot1:ident) => {
         #[target_feature(enable = $feat)]
         unsafe fn $single(ty: GgmlType, grp: *const u8, acts: &ActBuf) -> [f32; GROUP_ROWS] {
             // SAFETY: forwarded (see the `GroupKernels` impls).
@@ -67,8 +67,7 @@ macro_rules! group_kernels {
                     GgmlType::Q4_1 => $q4::<true, false>(grp, acts),
                     GgmlType::Q5_0 => $q4::<false, true>(grp, acts),
                     GgmlType::Q5_1 => $q4::<true, true>(grp, acts),
-                    // The AVX2 kernel (single token).
-                    GgmlType::IQ4_NL => packed_iq4_nl(grp, acts, 0),
+                    GgmlType::IQ4_NL => $iq4(grp, acts),
                     _ => $q8(grp, acts),
                 }
             };
@@ -276,6 +275,14 @@ fn fifth_bits_512(planes: __m512i, k: usize) -> __m512i {
 
 // ---------------------------------------------------------------- AVX-512 BW
 
+/// Packed IQ4_NL, token 0: the AVX2 kernel (its signed levels need the
+/// `vpsignb` pairs, and 512 bits did not pay for them).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn iq4_nl_avx512(grp: *const u8, acts: &ActBuf) -> __m256 {
+    // SAFETY: forwarded (see the `GroupKernels` impls).
+    unsafe { packed_iq4_nl(grp, acts, 0) }
+}
+
 /// Four byte dot products per 32-bit lane, one `vpmaddubsw` + `vpmaddwd` per
 /// pair. Exact: a 16-bit lane holds two products of |w| <= 128 by |a| <= 127
 /// (at most 32512) and is widened before any further addition.
@@ -305,6 +312,7 @@ group_kernels!(
     single_avx512,
     q4_avx512,
     q8_avx512,
+    iq4_nl_avx512,
     dot4_bw_q4,
     dot_q4,
     dot4_bw,
@@ -335,11 +343,46 @@ fn dot1_vnni(pairs: [(__m256i, __m256i); 4]) -> __m256i {
     x
 }
 
+/// Packed IQ4_NL, token 0, with `vpdpbusd`: the levels plus 128 (1..241) are
+/// unsigned bytes, so they meet the activations directly, exactly (32-bit
+/// sums, no saturation), and `128 · sum_a` is taken off the block's sum.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn iq4_nl_vnni(grp: *const u8, acts: &ActBuf) -> __m256 {
+    const G: Geometry = Geometry::IQ4_NL;
+    const REC: usize = G.record();
+    let (qs, d, sum) = (acts.qs(0), acts.d(0), acts.sum(0));
+    let (mask, table) = (_mm256_set1_epi8(0x0f), iq4_nl_table_plus_128());
+    let (mut acc, mut unused) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for (b, &da) in d.iter().enumerate() {
+        // SAFETY: block b's 32 quants; record b lies inside the group.
+        unsafe {
+            let rec = grp.add(b * REC);
+            prefetch_ahead(rec, REC.div_ceil(64));
+            let a = qs.as_ptr().add(b * QK);
+            let (a0, a1, a2, a3) = (bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24)));
+            let q = rec.add(G.quants_at());
+            let set = |s: usize| -> __m256i {
+                let v0 = _mm256_loadu_si256(q.add(s * G.quant / 2) as *const __m256i);
+                let v1 = _mm256_loadu_si256(q.add(s * G.quant / 2 + 32) as *const __m256i);
+                let level = |n: __m256i| _mm256_shuffle_epi8(table, _mm256_and_si256(n, mask));
+                let x = _mm256_dpbusd_epi32(_mm256_setzero_si256(), level(v0), a0);
+                let x = _mm256_dpbusd_epi32(x, level(_mm256_srli_epi16::<4>(v0)), a2);
+                let x = _mm256_dpbusd_epi32(x, level(v1), a1);
+                _mm256_dpbusd_epi32(x, level(_mm256_srli_epi16::<4>(v1)), a3)
+            };
+            let isum = _mm256_sub_epi32(_mm256_hadd_epi32(set(0), set(1)), _mm256_set1_epi32(128 * sum[b]));
+            add_block(GgmlType::IQ4_NL, rec, isum, da, 0.0, 0, &mut acc, &mut unused);
+        }
+    }
+    acc
+}
+
 group_kernels!(
     "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
     single_vnni,
     q4_vnni,
     q8_vnni,
+    iq4_nl_vnni,
     dot4_vnni,
     dot1_vnni,
     dot4_vnni,
@@ -352,5 +395,6 @@ super::avx2_packed::batch_kernel!(
     "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
     batch_vnni,
     dot1_vnni,
-    dot1_vnni
+    dot1_vnni,
+    true
 );
