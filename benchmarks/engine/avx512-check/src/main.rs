@@ -172,7 +172,8 @@ fn matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let mut data = vec![0u8; rows * rb];
     let mut x = vec![0.0f32; cols];
     for (r, row) in data.chunks_exact_mut(rb).enumerate() {
-        if r % 2 == 0 {
+        // The engine quantizes Q4_0, Q4_1 and Q8_0; the other types get random blocks only.
+        if r % 2 == 0 && matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) {
             for v in x.iter_mut() {
                 *v = rng.f32();
             }
@@ -182,7 +183,7 @@ fn matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
             for b in row.iter_mut() {
                 *b = rng.next() as u8;
             }
-            let scales = if ty == GgmlType::Q4_1 { 2 } else { 1 };
+            let scales = if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) { 2 } else { 1 };
             for blk in row.chunks_exact_mut(ty.block_bytes()) {
                 for s in 0..scales {
                     let h = axiom_engine::quant::f32_to_f16(rng.f32() * 0.05);
@@ -225,7 +226,7 @@ pub extern "C" fn ek_main() -> ! {
         let Ok(k) = Kernels::for_isa(isa) else { continue };
         report.available[i] = 1;
         let mut case = 0;
-        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL] {
             // Odd and even block counts, partial last groups.
             for (rows, cols) in [(8usize, 64usize), (13, 96), (5, 32), (17, 224), (24, 576)] {
                 for batch in [1usize, 3] {
