@@ -2,9 +2,9 @@
 //! per call (see [`super::packed`] for the layout and
 //! [`super::packed_driver`] for the driver). Every activation load and every
 //! scale conversion is shared by the group's 8 rows, and nibble (and Q5's
-//! 5-bit) products are summed in 16 bits before widening. The batched (prefill) kernel is a macro
-//! so the AVX-512 VNNI path can instantiate it with its own integer dot
-//! products.
+//! 5-bit) products are summed in 16 bits before widening. The batched
+//! (prefill) kernel is a macro so the AVX-512 VNNI path can instantiate it
+//! with its own integer dot products.
 
 use core::arch::x86_64::*;
 
@@ -237,6 +237,9 @@ unsafe fn packed_q8_0(grp: *const u8, acts: &ActBuf, t: usize) -> __m256 {
 /// single-token results are identical. `$dot_q4` / `$dot_q8` compute four
 /// u8 x i8 byte dot products per 32-bit lane from four (weights, activations)
 /// vector pairs; the ISA's choice of instructions lives there.
+/// `$iq4_unsigned` (true only where `$dot_q4` sums exactly in 32 bits, as
+/// `vpdpbusd` does) runs IQ4_NL as unsigned levels + 128 through `$dot_q4`
+/// instead of signed levels through `$dot_q8`; both give the same integers.
 macro_rules! batch_kernel {
     ($feat:literal, $name:ident, $dot_q4:ident, $dot_q8:ident, $iq4_unsigned:literal) => {
         #[target_feature(enable = $feat)]

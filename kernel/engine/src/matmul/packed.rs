@@ -24,9 +24,9 @@
 //! The quants are 32-byte vectors, each holding one 8-byte chunk of four
 //! rows' block data: rows `0,1,4,5` (set A) or `2,3,6,7` (set B), so that after
 //! the per-row sums a horizontal add of set A's and set B's vectors yields the
-//! 8 rows in order. Q4 (and IQ4_NL) quants are `[A c0, A c1, B c0, B c1]` where chunk `c` is
-//! nibble bytes `8c..8c+8` of ggml's `qs` (elements `8c..8c+8` in the low
-//! nibbles, `16+8c..` in the high ones); Q8_0 quants are `[A c0..c3, B c0..c3]`
+//! 8 rows in order. Q4 (and IQ4_NL) quants are `[A c0, A c1, B c0, B c1]`
+//! where chunk `c` is nibble bytes `8c..8c+8` of ggml's `qs` (elements
+//! `8c..8c+8` in the low nibbles, `16+8c..` in the high ones); Q8_0 quants are `[A c0..c3, B c0..c3]`
 //! with chunk `c` = quants `8c..8c+8`.
 //!
 //! Q5_0 and Q5_1 store their low four bits as Q4 quants (the nibble vectors
@@ -119,9 +119,9 @@ impl Geometry {
     }
 }
 
-/// The row of a group held by lane `lane` of set `set`'s vectors, and the
-/// element (0..32) of its block at byte `p` (0..32) of nibble vector `k` of
-/// a Q5 record: see the module doc.
+/// Byte `p` (0..32) of nibble vector `k` (0..8) of a Q5 record: the row of
+/// the group it belongs to and the element (0..32) of that row's block (see
+/// the module doc).
 fn plane_element(k: usize, p: usize) -> (usize, usize) {
     let (set, c, h) = (k / 4, (k / 2) % 2, k % 2);
     (SET_ROWS[set][p / 8], 16 * h + 8 * c + p % 8)
