@@ -6,7 +6,10 @@
 //! the `vpmaddwd`) does the integer work of two blocks. The exact per-block
 //! integer sums are then split back into 256-bit halves and go through the
 //! very same float sequence as the AVX2 and scalar paths (block `b` first),
-//! so every ISA still produces the same bits.
+//! so every ISA still produces the same bits. Q5_0/Q5_1 records add their
+//! fifth bits from the record's bit planes (two records' planes per ZMM);
+//! IQ4_NL's single-token kernel is 256-bit (the AVX2 one on the BW path, a
+//! `vpdpbusd` one on unsigned levels + 128 on the VNNI path).
 //!
 //! Prefill (batched) kernels: the VNNI path has its own 256-bit `vpdpbusd`
 //! versions; the plain AVX-512 path uses the AVX2 batched kernels. Matrices
