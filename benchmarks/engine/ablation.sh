@@ -8,8 +8,9 @@
 #      ggml vs packed, software prefetch distance 0 / 1 / 4 / 8 / 16 KiB,
 #      2 MiB pages on / off for the packed copies
 #   3. prefill: 64 tokens in one batch vs one at a time
-#   4. the new block types (Q4_K, Q5_0, Q6_K) on Gemma 3 270M Q4_K_M, if cached; packed Q4_K / Q6_K
-#      vs their ggml layout on it and on the default model's Q4_K_M / Q6_K requantizations
+#   4. the new block types (Q4_K, Q5_0, Q6_K) on Gemma 3 270M Q4_K_M, if cached: packed Q5_0 on it and
+#      on SmolLM2 Q5_0; packed Q4_K / Q6_K vs their ggml layout on it and on the default model's
+#      Q4_K_M / Q6_K requantizations
 # Usage: benchmarks/engine/ablation.sh [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,11 +55,22 @@ if [[ -f "$gemma" ]]; then
         for t in attn_output ffn_gate ffn_down; do
             line="$line $t $("$kb" matmuls --model "$gemma" --only "blk.0.$t" --iters 400 --isa "$isa" | field ns_per_row_block_cpu)"
         done
+        line="$line ffn_gate-packed $("$kb" matmuls --model "$gemma" --only blk.0.ffn_gate --iters 400 --isa "$isa" --packed | field ns_per_row_block_cpu)"
         echo "$line"
     done
     echo "## new types, all layers' matrices, 64-token prefill: ms (CPU time, min of 5)"
-    echo "ggml layout (Q4_K_M as is): $("$kb" matmuls --model "$gemma" --only blk. --iters 5 --batch 64 --packed | field cpu_ms_min)"
+    echo "ggml layout (Q4_K_M as is): $("$kb" matmuls --model "$gemma" --only blk. --iters 5 --batch 64 | field cpu_ms_min)"
+    echo "packed (the types with a packed form; the rest as is): $("$kb" matmuls --model "$gemma" --only blk. --iters 5 --batch 64 --packed | field cpu_ms_min)"
     echo "requantized to packed q4_0: $("$kb" matmuls --model "$gemma" --only blk. --iters 5 --batch 64 --packed --as q4_0 | field cpu_ms_min)"
+    echo "## decode step, all layers' matrices: ms (CPU time, min of 30)"
+    echo "ggml layout: $("$kb" matmuls --model "$gemma" --only blk. --iters 30 | field cpu_ms_min), packed: $("$kb" matmuls --model "$gemma" --only blk. --iters 30 --packed | field cpu_ms_min)"
+fi
+smol_q5="${AXIOM_CACHE:-$HOME/.cache/axiom}/models/SmolLM2-135M-Instruct.Q5_0.gguf"
+if [[ -f "$smol_q5" ]]; then
+    echo "## SmolLM2 Q5_0 (benchmarks/engine/goldens/requantize.sh q5_0): ggml layout vs packed"
+    echo "compute only, blk.0.ffn_gate, ns per row block: $("$kb" matmuls --model "$smol_q5" --only blk.0.ffn_gate --iters 400 | field ns_per_row_block_cpu) vs $("$kb" matmuls --model "$smol_q5" --only blk.0.ffn_gate --iters 400 --packed | field ns_per_row_block_cpu)"
+    echo "64-token prefill, all layers, ms: $("$kb" matmuls --model "$smol_q5" --only blk. --iters 5 --batch 64 | field cpu_ms_min) vs $("$kb" matmuls --model "$smol_q5" --only blk. --iters 5 --batch 64 --packed | field cpu_ms_min)"
+    echo "decode step, all layers, ms: $("$kb" matmuls --model "$smol_q5" --only blk. --iters 30 | field cpu_ms_min) vs $("$kb" matmuls --model "$smol_q5" --only blk. --iters 30 --packed | field cpu_ms_min)"
 fi
 
 # 4b. Packed Q4_K and Q6_K (matmul/packed_kquants.rs) against their ggml layout, on Gemma 3 270M

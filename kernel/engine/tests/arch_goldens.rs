@@ -17,9 +17,11 @@ mod common;
 
 use std::path::Path;
 
+use axiom_engine::ggml_type::GgmlType;
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::Kernels;
-use axiom_engine::model::{LayerSource, Model, ResidentLayers};
+use axiom_engine::model::packed::{aligned_part, PACK_ALIGN};
+use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayerPlan, PackedLayers, PackedPlan, ResidentLayers};
 use axiom_engine::state::KvType;
 use axiom_engine::tokenizer::Tokenizer;
 use common::goldens::Case;
@@ -128,4 +130,37 @@ fn gemma3_270m_matches_llama_cpp() {
     // testdata/gemma3-270m/README.md: 163 positions with margin > max(0.5, 2 x spread).
     assert_eq!(checked, 163, "confident positions");
     assert!(worst < 1.5, "a logit differs from llama.cpp's by {worst} beyond its spread");
+}
+
+/// Gemma 3 270M with its matrices repacked at load (its Q5_0 and Q8_0
+/// tensors; Q4_K and Q6_K stay in ggml's layout): every logit bit for bit
+/// that of the file's layout, prefilled in one batch and one token at a time.
+#[test]
+fn gemma3_270m_packed_logits_equal_the_file_layout() {
+    let bytes = axiom_testkit::read(&axiom_testkit::cached_model(axiom_testkit::GEMMA3_MODEL));
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+    let layer0 = &model.layout.layers[0];
+    assert_eq!(layer0.w_gate.ty, GgmlType::Q5_0, "the test is about packed Q5_0");
+    assert!(PackedLayerPlan::new(layer0).matrices[4].is_some(), "Q5_0 ffn_gate is packed");
+    let case = &goldens("gemma3-270m/goldens-q4_k_m.json")[0];
+    let tokens: Vec<u32> = case.prompt_ids.iter().chain(&case.greedy_ids).take(24).copied().collect();
+    let reference = all_logits(&model, &resident, &tokens, 2, 64);
+
+    let plan = PackedPlan::new(&model.layout);
+    let mut storage = vec![0u8; plan.bytes() + PACK_ALIGN];
+    let buf = aligned_part(&mut storage, PACK_ALIGN, plan.bytes()).unwrap();
+    let globals = extent_bytes(&bytes, &model.layout.globals.extent).unwrap();
+    let packed = PackedLayers::pack(resident.clone(), &model.layout, globals, plan, buf).unwrap();
+    let mut packed_model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+    if let Some(head) = packed.output() {
+        packed_model.globals.output = head;
+    }
+    for (workers, batch) in [(2, 64), (1, 1)] {
+        let got = all_logits(&packed_model, &packed, &tokens, workers, batch);
+        for (pos, (a, b)) in reference.iter().zip(&got).enumerate() {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "packed, {workers} workers, batch {batch}: logits differ at position {pos}");
+        }
+    }
 }

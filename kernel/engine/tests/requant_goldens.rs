@@ -29,7 +29,8 @@ mod common;
 
 use axiom_engine::gguf::Gguf;
 use axiom_engine::matmul::Kernels;
-use axiom_engine::model::{LayerSource, Model, ResidentLayers};
+use axiom_engine::model::packed::{aligned_part, PACK_ALIGN};
+use axiom_engine::model::{extent_bytes, LayerSource, Model, PackedLayers, PackedPlan, ResidentLayers};
 use axiom_engine::state::KvType;
 use common::goldens::Case;
 
@@ -140,4 +141,47 @@ fn q5_1_matches_llama_cpp() {
 #[test]
 fn iq4_nl_matches_llama_cpp() {
     check("IQ4_NL");
+}
+
+/// The requantized models whose matrices are repacked at load (Q5_0, Q5_1,
+/// IQ4_NL; the host does it by default): the logits of the first case's
+/// tokens, bit for bit those of the file's layout, prefilled in one batch
+/// and in batches of 5 (the batched kernels' token tiles and a single token).
+#[test]
+fn packed_types_give_the_file_layouts_logits() {
+    for ty in ["Q5_0", "Q5_1", "IQ4_NL"] {
+        let (file, cases) = goldens(ty);
+        let path = axiom_testkit::model_path(&file).unwrap_or_else(|why| panic!("{why}"));
+        assert!(path.is_file(), "the model {} is missing: make it with benchmarks/engine/goldens/requantize.sh {ty}", path.display());
+        let bytes = axiom_testkit::read(&path);
+        let g = Gguf::parse(&bytes).unwrap();
+        let model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+        let resident = ResidentLayers::new(&bytes, &model.layout).unwrap();
+        let tokens: Vec<u32> = cases[0].prompt_ids.iter().chain(&cases[0].greedy_ids).take(24).copied().collect();
+        let reference = all_logits(&model, &resident, &tokens);
+
+        let plan = PackedPlan::new(&model.layout);
+        let mut storage = vec![0u8; plan.bytes() + PACK_ALIGN];
+        let buf = aligned_part(&mut storage, PACK_ALIGN, plan.bytes()).unwrap();
+        let globals = extent_bytes(&bytes, &model.layout.globals.extent).unwrap();
+        let packed = PackedLayers::pack(resident.clone(), &model.layout, globals, plan, buf).unwrap();
+        let l0 = &model.layout.layers[0];
+        let packed_types: Vec<_> = [&l0.wq, &l0.wk, &l0.wv, &l0.wo, &l0.w_gate, &l0.w_up, &l0.w_down]
+            .iter()
+            .zip(&axiom_engine::model::PackedLayerPlan::new(l0).matrices)
+            .filter_map(|(t, r)| r.as_ref().map(|_| t.ty.to_string()))
+            .collect();
+        assert!(packed_types.iter().any(|t| t.eq_ignore_ascii_case(ty)), "{ty}: layer 0 packs {packed_types:?}");
+        let mut packed_model = Model::from_gguf(&g, Kernels::detect()).unwrap();
+        if let Some(head) = packed.output() {
+            packed_model.globals.output = head;
+        }
+        for batch in [tokens.len(), 5] {
+            let got = common::all_logits(&packed_model, &packed, &tokens, 2, batch, KvType::default());
+            for (pos, (a, b)) in reference.iter().zip(&got).enumerate() {
+                assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "{ty} packed, batch {batch}: logits differ at position {pos}");
+            }
+        }
+        eprintln!("{ty}: packed logits equal the file layout's at {} positions", tokens.len());
+    }
 }

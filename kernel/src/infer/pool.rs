@@ -137,7 +137,7 @@ impl TensorRegion {
         for (i, (layout, extent)) in layouts.iter().zip(extents).enumerate() {
             let plan = PackedLayerPlan::new(layout);
             if plan.bytes == 0 {
-                // No matrix of this layer has a packed form (K-quants, Q5_0, F32, ...):
+                // No matrix of this layer has a packed form (K-quants, F32, ...):
                 // the cores read them from the extent, and the region has no part for it.
                 out.push(PackedLayer { plan, bytes: &[] });
                 continue;

@@ -125,7 +125,7 @@ unsafe fn group_iq4_nl(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __
 /// IQ4_NL's 16 levels in both 128-bit lanes (a `vpshufb` table).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn iq4_nl_table() -> __m256i {
+pub(super) fn iq4_nl_table() -> __m256i {
     let k = KVALUES_IQ4NL;
     let half = _mm_setr_epi8(k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], k[14], k[15]);
     _mm256_set_m128i(half, half)

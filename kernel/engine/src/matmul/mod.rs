@@ -228,7 +228,7 @@ impl<'a> WeightMatrix<'a> {
 pub enum Matrix<'a> {
     /// ggml's row-major block layout.
     Ggml(WeightMatrix<'a>),
-    /// Row-interleaved layout (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K only).
+    /// Row-interleaved layout (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q8_0, Q4_K, Q6_K only).
     Packed(PackedView<'a>),
 }
 

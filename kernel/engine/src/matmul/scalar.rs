@@ -28,7 +28,7 @@ pub(super) fn matmul(w: &WeightMatrix, acts: &ActBuf, rows: Range<usize>, out: &
                     acts.f(t),
                 ),
                 GgmlType::BF16 => dot_f32_by(acts.cols, |i| bf16_to_f32(u16::from_le_bytes([row[2 * i], row[2 * i + 1]])), acts.f(t)),
-                GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL => small_dot(w.ty, row, acts, t),
+                GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL => small_dot(w.ty, |b, buf| buf[..bb].copy_from_slice(&row[b * bb..(b + 1) * bb]), acts, t),
                 GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => super_dot(w.ty, row, acts, t),
                 ty => quant_dot(
                     ty,
@@ -45,7 +45,10 @@ pub(super) fn matmul_packed(p: &PackedView, acts: &ActBuf, rows: Range<usize>, o
     let n = rows.len();
     for r in rows.clone() {
         for t in 0..acts.batch {
-            out[t * n + (r - rows.start)] = quant_dot(p.ty(), |b, buf| read_block(p, r, b, buf), acts, t);
+            out[t * n + (r - rows.start)] = match p.ty() {
+                GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL => small_dot(p.ty(), |b, buf| read_block(p, r, b, buf), acts, t),
+                ty => quant_dot(ty, |b, buf| read_block(p, r, b, buf), acts, t),
+            };
         }
     }
 }
@@ -92,15 +95,18 @@ fn quant_dot(ty: GgmlType, mut fetch: impl FnMut(usize, &mut [u8; MAX_BLOCK_BYTE
 /// One output of a 32-element type (Q5_0, IQ4_NL against Q8_0 activations,
 /// Q5_1 against Q8_1), in the Q4_0 / Q4_1 sequence: per block `b`,
 /// `acc = fma(dw * da, isum, acc)` (and Q5_1's `macc = fma(mw, sa, macc)`),
-/// then `acc` (`acc + macc`).
-pub(super) fn small_dot(ty: GgmlType, row: &[u8], acts: &ActBuf, t: usize) -> f32 {
+/// then `acc` (`acc + macc`). `fetch(b, buf)` copies the weight row's block
+/// `b` in ggml's layout into `buf`, as for [`quant_dot`].
+pub(super) fn small_dot(ty: GgmlType, mut fetch: impl FnMut(usize, &mut [u8; MAX_BLOCK_BYTES]), acts: &ActBuf, t: usize) -> f32 {
     let (qs, d, s) = (acts.qs(t), acts.d(t), acts.s(t));
     let bb = ty.block_bytes();
     let mut acc = 0.0f32;
     let mut macc = 0.0f32;
     let mut has_min = false;
     for b in 0..d.len() {
-        let w = decode_small(ty, &row[b * bb..(b + 1) * bb]).expect("a 32-element type");
+        let mut blk = [0u8; MAX_BLOCK_BYTES];
+        fetch(b, &mut blk);
+        let w = decode_small(ty, &blk[..bb]).expect("a 32-element type");
         let a = &qs[b * QK..(b + 1) * QK];
         let isum: i32 = w.q.iter().zip(a).map(|(&q, &a)| q as i32 * a as i32).sum();
         if let Some(m) = w.m {

@@ -27,6 +27,10 @@ const TYPES: [GgmlType; 14] = [
     GgmlType::BF16,
 ];
 
+/// The types with a packed layout of 32-weight blocks (Q4_K / Q6_K pack
+/// 256-weight super-blocks: their own shapes below).
+const PACKED_TYPES: [GgmlType; 6] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL];
+
 /// Byte offsets of the f16 scale fields inside a block of `ty`.
 fn scale_offsets(ty: GgmlType) -> &'static [usize] {
     match ty {
@@ -124,7 +128,7 @@ fn matches_scalar_bit_for_bit(k: Kernels) {
 fn packed_layout_matches_ggml_layout_bit_for_bit(k: Kernels) {
     let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
     let mut rng = Rng::new(31);
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+    for ty in PACKED_TYPES.into_iter().chain([GgmlType::Q4_K, GgmlType::Q6_K]) {
         let shapes: &[(usize, usize)] = if ty.block_elems() == 256 {
             &[(1, 256), (7, 512), (8, 256), (13, 1536), (40, 768), (17, 256)]
         } else {
@@ -163,7 +167,7 @@ fn packed_layout_matches_ggml_layout_bit_for_bit(k: Kernels) {
 #[test]
 fn packing_keeps_every_block() {
     let mut rng = Rng::new(4);
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+    for ty in PACKED_TYPES {
         let (rows, cols) = (19, 160);
         let data = random_matrix(&mut rng, ty, rows, cols);
         let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
@@ -197,7 +201,7 @@ fn packing_keeps_every_block() {
     ));
 }
 
-/// Packed Q4_K / Q6_K read back as ggml's super-blocks, bit for bit, so
+/// Packed Q4_K / Q6_K (not in [`PACKED_TYPES`], whose blocks are 32 weights) read back as ggml's super-blocks, bit for bit, so
 /// packing loses nothing (every scale and minimum bit, every quant).
 #[test]
 fn packing_keeps_every_kquant_super_block() {
