@@ -1,9 +1,10 @@
-//! SIMD kernels for packed Q4_K and Q6_K (layout: [`super::packed_kquants`]):
+//! SIMD kernels for packed Q4_K, Q5_K and Q6_K (layout: [`super::packed_kquants`]):
 //! one group of 8 rows and a tile of up to [`TOKEN_TILE`] tokens per call.
 //!
 //! Per super-block and block pair, the weights are loaded and unpacked once
 //! and every token of the tile meets them: one 8-byte activation broadcast
-//! serves 4 rows per `vpmaddubsw`, nibble (Q4_K) or 6-bit (Q6_K, as `q + 32`)
+//! serves 4 rows per `vpmaddubsw`, nibble (Q4_K), 5-bit (Q5_K: the nibbles
+//! with the fifth bit OR-ed in as 0x10) or 6-bit (Q6_K, as `q + 32`)
 //! products are summed in 16 bits, and the per-row scales (expanded from the
 //! record's bytes with one `vpshufb` per set) go in with the `vpmaddwd` that
 //! widens them. Each token gets the exact integer sums of
@@ -23,7 +24,7 @@ use core::arch::x86_64::*;
 use super::avx2::{prefetch_ahead, Avx2};
 use super::avx2_packed::bcast8;
 use super::packed::GROUP_ROWS;
-use super::packed_kquants::{q4k, q6k, record_bytes, TOKEN_TILE};
+use super::packed_kquants::{q4k, q5k, q6k, record_bytes, TOKEN_TILE};
 use super::{ActBuf, ActKind};
 use crate::ggml_type::GgmlType;
 use crate::quant::kquants::QK_K;
@@ -74,8 +75,8 @@ fn scale_i16(sc: __m256i, ctl: __m256i) -> __m256i {
     _mm256_shuffle_epi8(sc, ctl)
 }
 
-/// AVX2: `vpmaddubsw` products summed in 16 bits (at most 8 nibble or 4
-/// 6-bit products per lane: below 2^15), widened by the scale `vpmaddwd`.
+/// AVX2: `vpmaddubsw` products summed in 16 bits (at most 8 5-bit or 4
+/// 6-bit products per lane: 8 · 31 · 128 < 2^15), widened by the scale `vpmaddwd`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot4_i16(w: &[__m256i; 4], a: &[__m256i; 4], sc: __m256i) -> __m256i {
@@ -144,11 +145,14 @@ macro_rules! kquant_kernels {
                 unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) }
             }
 
-            /// `TILE` is the tile's capacity (1 for decode), `out.len()` its tokens.
+            /// Q4_K, or Q5_K if `FIVE`. `TILE` is the tile's capacity (1 for
+            /// decode), `out.len()` its tokens.
             #[target_feature(enable = $feat)]
-            unsafe fn q4_k<const TILE: usize>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+            unsafe fn q45_k<const TILE: usize, const FIVE: bool>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
                 let nt = out.len();
+                let record = if FIVE { q5k::RECORD } else { q4k::RECORD };
                 let mask = _mm256_set1_epi8(0x0f);
+                let fifth = _mm256_set1_epi8(0x10);
                 // SAFETY: the features are enabled here.
                 let shuf = unsafe { load_shuffles() };
                 let mut acc = [_mm256_setzero_ps(); TILE];
@@ -157,8 +161,8 @@ macro_rules! kquant_kernels {
                     // SAFETY: the group holds a record per super-block and the
                     // tokens' activations exist (the caller's contract).
                     unsafe {
-                        let rec = grp.add(sb * q4k::RECORD);
-                        prefetch_ahead(rec, q4k::RECORD.div_ceil(64));
+                        let rec = grp.add(sb * record);
+                        prefetch_ahead(rec, record.div_ceil(64));
                         let mut isum = [[_mm256_setzero_si256(); 2]; TILE];
                         let mut msum = [_mm256_setzero_si256(); TILE];
                         for p in 0..4 {
@@ -167,14 +171,24 @@ macro_rules! kquant_kernels {
                             // Per set: the two blocks' scale vectors and the
                             // 4 chunk vectors' low (block 2p) and high nibbles.
                             let scv: [[__m256i; 2]; 2] = core::array::from_fn(|s| core::array::from_fn(|h| $scale(sc, shuf[s][h])));
-                            let w: [[[__m256i; 4]; 2]; 2] = core::array::from_fn(|s| {
+                            // (Plain loops: as closures the compiler may keep
+                            // them out of line.) Q5_K: bits 2p and 2p + 1 of
+                            // the fifth-bit bytes go to bit 4 of blocks 2p, 2p + 1.
+                            let mut w = [[[_mm256_setzero_si256(); 4]; 2]; 2];
+                            for (s, ws) in w.iter_mut().enumerate() {
                                 let q = rec.add(q4k::QUANTS + 32 * 4 * (2 * p + s));
-                                let raw: [__m256i; 4] = core::array::from_fn(|c| _mm256_loadu_si256(q.add(32 * c) as *const __m256i));
-                                [
-                                    core::array::from_fn(|c| _mm256_and_si256(raw[c], mask)),
-                                    core::array::from_fn(|c| _mm256_and_si256(_mm256_srli_epi16::<4>(raw[c]), mask)),
-                                ]
-                            });
+                                for c in 0..4 {
+                                    let raw = _mm256_loadu_si256(q.add(32 * c) as *const __m256i);
+                                    ws[0][c] = _mm256_and_si256(raw, mask);
+                                    ws[1][c] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask);
+                                    if FIVE {
+                                        let qh = _mm256_loadu_si256(rec.add(q5k::QH + 32 * (4 * s + c)) as *const __m256i);
+                                        let qh = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * p as i32));
+                                        ws[0][c] = _mm256_or_si256(ws[0][c], _mm256_and_si256(_mm256_slli_epi16::<4>(qh), fifth));
+                                        ws[1][c] = _mm256_or_si256(ws[1][c], _mm256_and_si256(_mm256_slli_epi16::<3>(qh), fifth));
+                                    }
+                                }
+                            }
                             for i in 0..nt {
                                 let t = t0 + i;
                                 let a = acts.qs(t).as_ptr().add(sb * QK_K + 64 * p);
@@ -218,7 +232,7 @@ macro_rules! kquant_kernels {
                 let shuf = unsafe { load_shuffles() };
                 let mut acc = [_mm256_setzero_ps(); TILE];
                 for sb in 0..acts.cols() / QK_K {
-                    // SAFETY: as in `q4_k`.
+                    // SAFETY: as in `q45_k`.
                     unsafe {
                         let rec = grp.add(sb * q6k::RECORD);
                         prefetch_ahead(rec, q6k::RECORD.div_ceil(64));
@@ -276,8 +290,10 @@ macro_rules! kquant_kernels {
             // SAFETY: forwarded.
             unsafe {
                 match (ty, out.len()) {
-                    (GgmlType::Q4_K, 1) => q4_k::<1>(grp, acts, t0, out),
-                    (GgmlType::Q4_K, _) => q4_k::<TOKEN_TILE>(grp, acts, t0, out),
+                    (GgmlType::Q4_K, 1) => q45_k::<1, false>(grp, acts, t0, out),
+                    (GgmlType::Q4_K, _) => q45_k::<TOKEN_TILE, false>(grp, acts, t0, out),
+                    (GgmlType::Q5_K, 1) => q45_k::<1, true>(grp, acts, t0, out),
+                    (GgmlType::Q5_K, _) => q45_k::<TOKEN_TILE, true>(grp, acts, t0, out),
                     (GgmlType::Q6_K, 1) => q6_k::<1>(grp, acts, t0, out),
                     (GgmlType::Q6_K, _) => q6_k::<TOKEN_TILE>(grp, acts, t0, out),
                     _ => unreachable!("checked by packed_kquant_group"),
@@ -304,7 +320,7 @@ pub(super) enum Width {
 
 impl Avx2 {
     /// Tokens `t0..t0 + out.len()` of `acts` against one group (`grp`) of a
-    /// packed Q4_K / Q6_K matrix: `out[i]` = the group's 8 rows for token
+    /// packed Q4_K / Q5_K / Q6_K matrix: `out[i]` = the group's 8 rows for token
     /// `t0 + i`. Panics if the group is too short for the activations, they
     /// are not Q8_K, or the tokens do not exist.
     pub(super) fn packed_kquant_group(self, width: Width, ty: GgmlType, grp: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {

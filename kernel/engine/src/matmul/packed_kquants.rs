@@ -1,4 +1,4 @@
-//! The packed (row-interleaved) layout of the K-quants Q4_K and Q6_K: the
+//! The packed (row-interleaved) layout of the K-quants Q4_K, Q5_K and Q6_K: the
 //! same idea as [`super::packed`] (8 rows per group, 4 rows per 32-byte
 //! vector, one activation broadcast shared by them), per 256-weight
 //! super-block, with the scales decoded at pack time into the form the
@@ -27,6 +27,12 @@
 //! - `160`: 32 quant vectors, vector `(2p + s) * 4 + c` for block pair `p`,
 //!   set `s`, chunk `c`: the low nibbles are block `2p`'s chunk `c`, the high
 //!   nibbles block `2p + 1`'s (that is ggml's `qs[32p + 8c..][..8]`, copied).
+//!
+//! Q5_K record (1440 bytes): Q4_K's record (the low four bits of each
+//! quant, from ggml's `qs`), then
+//! - `1184`: 8 vectors of fifth bits, vector `s * 4 + c` for set `s`, chunk
+//!   `c`: each lane is its row's ggml `qh[8c..8c + 8]` (bit `j` of byte `x`
+//!   is the fifth bit of element `x` of block `j`'s chunk `c`).
 //!
 //! Q6_K record (1680 bytes):
 //! - `0`: `d` x 8 (f16);
@@ -60,6 +66,12 @@ pub(super) mod q4k {
     pub const RECORD: usize = QUANTS + 32 * 32;
 }
 
+/// Q5_K record offsets and size: Q4_K's ([`q4k`]), then the fifth bits.
+pub(super) mod q5k {
+    pub const QH: usize = super::q4k::RECORD;
+    pub const RECORD: usize = QH + 8 * 32;
+}
+
 /// Q6_K record offsets and size.
 pub(super) mod q6k {
     pub const D: usize = 0;
@@ -68,17 +80,20 @@ pub(super) mod q6k {
     pub const RECORD: usize = QUANTS + 48 * 32;
 }
 
-const _: () = assert!(q4k::RECORD.is_multiple_of(16) && q6k::RECORD.is_multiple_of(16) && q4k::QUANTS.is_multiple_of(16) && q6k::QUANTS.is_multiple_of(16));
+const _: () = assert!(
+    q4k::RECORD.is_multiple_of(16) && q5k::RECORD.is_multiple_of(16) && q6k::RECORD.is_multiple_of(16) && q4k::QUANTS.is_multiple_of(16) && q5k::QH.is_multiple_of(16) && q6k::QUANTS.is_multiple_of(16)
+);
 
 /// Whether `ty` has this module's packed form.
 pub fn has_layout(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
 }
 
 /// Bytes per super-block record of `ty`, if it has this packed form.
 pub(super) fn record_bytes(ty: GgmlType) -> Option<usize> {
     match ty {
         GgmlType::Q4_K => Some(q4k::RECORD),
+        GgmlType::Q5_K => Some(q5k::RECORD),
         GgmlType::Q6_K => Some(q6k::RECORD),
         _ => None,
     }
@@ -119,7 +134,9 @@ fn q6k_levels(b: &[u8]) -> [u8; QK_K] {
 fn pack_super(ty: GgmlType, src: &[u8], i: usize, rec: &mut [u8]) {
     let (s, lane) = set_lane(i);
     match ty {
-        GgmlType::Q4_K => {
+        GgmlType::Q4_K | GgmlType::Q5_K => {
+            // Q5_K's header and low four bits are laid out as Q4_K's.
+            let qs = if ty == GgmlType::Q5_K { at::Q5_K_QS } else { at::Q4_K_QS };
             rec[q4k::D + 2 * i..][..2].copy_from_slice(&src[0..2]);
             rec[q4k::DMIN + 2 * i..][..2].copy_from_slice(&src[2..4]);
             let sm = scales_mins_k4(&src[at::Q4_K_SCALES..at::Q4_K_SCALES + 12]);
@@ -130,7 +147,13 @@ fn pack_super(ty: GgmlType, src: &[u8], i: usize, rec: &mut [u8]) {
             for p in 0..4 {
                 for c in 0..4 {
                     let at = lane_at(q4k::QUANTS, (2 * p + s) * 4 + c, lane);
-                    rec[at..at + 8].copy_from_slice(&src[at::Q4_K_QS + 32 * p + 8 * c..][..8]);
+                    rec[at..at + 8].copy_from_slice(&src[qs + 32 * p + 8 * c..][..8]);
+                }
+            }
+            if ty == GgmlType::Q5_K {
+                for c in 0..4 {
+                    let at = lane_at(q5k::QH, s * 4 + c, lane);
+                    rec[at..at + 8].copy_from_slice(&src[at::Q5_K_QH + 8 * c..][..8]);
                 }
             }
         }
@@ -158,7 +181,7 @@ fn pack_super(ty: GgmlType, src: &[u8], i: usize, rec: &mut [u8]) {
     }
 }
 
-/// Repacks `w` (Q4_K or Q6_K) into `out`, exactly [`group_bytes`] times the
+/// Repacks `w` (Q4_K, Q5_K or Q6_K) into `out`, exactly [`group_bytes`] times the
 /// number of groups long.
 pub(super) fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelError> {
     let record = record_bytes(w.ty).ok_or(KernelError::UnsupportedType(w.ty))?;
@@ -184,7 +207,7 @@ pub(super) fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelEr
 /// The largest ggml super-block of a type with this packed form.
 pub(super) const MAX_SUPER_BYTES: usize = 210;
 
-/// Reads back row `r`'s super-block `sb` of a packed Q4_K / Q6_K matrix in
+/// Reads back row `r`'s super-block `sb` of a packed Q4_K / Q5_K / Q6_K matrix in
 /// ggml's layout (`out[..ty.block_bytes()]`).
 pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX_SUPER_BYTES]) {
     let record = record_bytes(p.ty()).expect("a packed K-quant");
@@ -193,7 +216,8 @@ pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX
     let (s, lane) = set_lane(i);
     out.fill(0);
     match p.ty() {
-        GgmlType::Q4_K => {
+        ty @ (GgmlType::Q4_K | GgmlType::Q5_K) => {
+            let qs = if ty == GgmlType::Q5_K { at::Q5_K_QS } else { at::Q4_K_QS };
             out[0..2].copy_from_slice(&rec[q4k::D + 2 * i..][..2]);
             out[2..4].copy_from_slice(&rec[q4k::DMIN + 2 * i..][..2]);
             let sc: [u8; 8] = core::array::from_fn(|j| rec[q4k::SCALES + 16 * (j / 2) + 2 * i + j % 2]);
@@ -209,7 +233,13 @@ pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX
             for pair in 0..4 {
                 for c in 0..4 {
                     let at = lane_at(q4k::QUANTS, (2 * pair + s) * 4 + c, lane);
-                    out[at::Q4_K_QS + 32 * pair + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
+                    out[qs + 32 * pair + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
+                }
+            }
+            if ty == GgmlType::Q5_K {
+                for c in 0..4 {
+                    let at = lane_at(q5k::QH, s * 4 + c, lane);
+                    out[at::Q5_K_QH + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
                 }
             }
         }
@@ -235,7 +265,7 @@ pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX
     }
 }
 
-/// Row `r` of a packed Q4_K / Q6_K matrix in ggml's layout, into `row`
+/// Row `r` of a packed Q4_K / Q5_K / Q6_K matrix in ggml's layout, into `row`
 /// (`cols / 256` super-blocks).
 pub(super) fn read_row(p: &PackedView, r: usize, row: &mut [u8]) {
     let bb = p.ty().block_bytes();
@@ -288,7 +318,7 @@ pub(super) fn walk_groups(p: &PackedView, acts: &ActBuf, rows: Range<usize>, out
     }
 }
 
-/// [`super::Kernels::matmul`] for a packed Q4_K / Q6_K matrix on `path`
+/// [`super::Kernels::matmul`] for a packed Q4_K / Q5_K / Q6_K matrix on `path`
 /// (shapes checked by the caller).
 pub(super) fn matmul(path: super::Path, p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
