@@ -1,10 +1,10 @@
-//! SIMD kernels for packed Q3_K, Q4_K, Q5_K and Q6_K (layout: [`super::packed_kquants`]):
+//! SIMD kernels for packed Q2_K..Q6_K (layout: [`super::packed_kquants`]):
 //! one group of 8 rows and a tile of up to [`TOKEN_TILE`] tokens per call.
 //!
 //! Per super-block and block pair, the weights are loaded and unpacked once
 //! and every token of the tile meets them: one 8-byte activation broadcast
 //! serves 4 rows per `vpmaddubsw`, nibble (Q4_K), 5-bit (Q5_K: the nibbles
-//! with the fifth bit OR-ed in as 0x10), 3-bit (Q3_K, as `q + 4`) or 6-bit (Q6_K, as `q + 32`)
+//! with the fifth bit OR-ed in as 0x10), 2-bit (Q2_K), 3-bit (Q3_K, as `q + 4`) or 6-bit (Q6_K, as `q + 32`)
 //! products are summed in 16 bits, and the per-row scales (expanded from the
 //! record's bytes with one `vpshufb` per set) go in with the `vpmaddwd` that
 //! widens them. Each token gets the exact integer sums of
@@ -24,7 +24,7 @@ use core::arch::x86_64::*;
 use super::avx2::{prefetch_ahead, Avx2};
 use super::avx2_packed::bcast8;
 use super::packed::GROUP_ROWS;
-use super::packed_kquants::{q3k, q4k, q5k, q6k, record_bytes, TOKEN_TILE};
+use super::packed_kquants::{q2k, q3k, q4k, q5k, q6k, record_bytes, TOKEN_TILE};
 use super::{ActBuf, ActKind};
 use crate::ggml_type::GgmlType;
 use crate::quant::kquants::QK_K;
@@ -309,6 +309,72 @@ macro_rules! kquant_kernels {
                 }
             }
 
+            /// Q2_K: `q36_k`'s scheme with the 2-bit quants as they are,
+            /// unsigned 4-bit scales, and the minimums' `msum` (from the same
+            /// scale bytes' high nibbles) taken with `dmin` as in `q45_k`.
+            #[target_feature(enable = $feat)]
+            unsafe fn q2_k<const TILE: usize>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+                let nt = out.len();
+                let two = _mm256_set1_epi8(3);
+                let nibble = _mm256_set1_epi16(0x0f);
+                // SAFETY: the features are enabled here.
+                let shuf = unsafe { load_shuffles() };
+                let mut acc = [_mm256_setzero_ps(); TILE];
+                let mut macc = [_mm256_setzero_ps(); TILE];
+                for sb in 0..acts.cols() / QK_K {
+                    // SAFETY: as in `q45_k`.
+                    unsafe {
+                        let rec = grp.add(sb * q2k::RECORD);
+                        prefetch_ahead(rec, q2k::RECORD.div_ceil(64));
+                        let mut isum = [[_mm256_setzero_si256(); 2]; TILE];
+                        let mut msum = [_mm256_setzero_si256(); TILE];
+                        for n in 0..2 {
+                            // Block 4n + h's scale and minimum pairs (i16), and
+                            // per set the quants of its 4 chunks.
+                            let raw: [__m256i; 4] = core::array::from_fn(|h| _mm256_cvtepu8_epi16(_mm_loadu_si128(rec.add(q2k::SCALES + 16 * (4 * n + h)) as *const __m128i)));
+                            let sc: [__m256i; 4] = core::array::from_fn(|h| _mm256_and_si256(raw[h], nibble));
+                            let mins: [__m256i; 4] = core::array::from_fn(|h| _mm256_srli_epi16::<4>(raw[h]));
+                            let scv: [[[__m256i; 2]; 4]; 2] = core::array::from_fn(|s| core::array::from_fn(|h| core::array::from_fn(|k| $scale(sc[h], shuf[s][k]))));
+                            let mut u = [[[_mm256_setzero_si256(); 4]; 4]; 2];
+                            for (s, us) in u.iter_mut().enumerate() {
+                                for c in 0..4 {
+                                    let ql = _mm256_loadu_si256(rec.add(q2k::QUANTS + 32 * ((2 * n + s) * 4 + c)) as *const __m256i);
+                                    for (h, uh) in us.iter_mut().enumerate() {
+                                        uh[c] = _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128(2 * h as i32)), two);
+                                    }
+                                }
+                            }
+                            for i in 0..nt {
+                                let t = t0 + i;
+                                let bs = acts.bsums(t);
+                                for h in 0..4 {
+                                    let j = 4 * n + h;
+                                    let a = acts.qs(t).as_ptr().add(sb * QK_K + 32 * j);
+                                    let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
+                                    for s in 0..2 {
+                                        isum[i][s] = _mm256_add_epi32(isum[i][s], $dot2x2(&u[s][h], &av, scv[s][h][0], scv[s][h][1]));
+                                    }
+                                    let bpair = _mm256_set1_epi32(i16_pair(bs[16 * sb + 2 * j], bs[16 * sb + 2 * j + 1]));
+                                    msum[i] = _mm256_add_epi32(msum[i], _mm256_madd_epi16(mins[h], bpair));
+                                }
+                            }
+                        }
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(q2k::D) as *const __m128i));
+                        let dmin = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(q2k::DMIN) as *const __m128i));
+                        for i in 0..nt {
+                            let dk = _mm256_set1_ps(acts.dk(t0 + i)[sb]);
+                            let rows = _mm256_hadd_epi32(isum[i][0], isum[i][1]);
+                            acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dk), _mm256_cvtepi32_ps(rows), acc[i]);
+                            macc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dk), _mm256_cvtepi32_ps(msum[i]), macc[i]);
+                        }
+                    }
+                }
+                for (i, o) in out.iter_mut().enumerate() {
+                    // SAFETY: plain store.
+                    unsafe { store(_mm256_sub_ps(acc[i], macc[i]), o) };
+                }
+            }
+
             // SAFETY: forwarded.
             unsafe {
                 match (ty, out.len()) {
@@ -318,6 +384,8 @@ macro_rules! kquant_kernels {
                     (GgmlType::Q5_K, _) => q45_k::<TOKEN_TILE, true>(grp, acts, t0, out),
                     (GgmlType::Q6_K, 1) => q36_k::<1, false>(grp, acts, t0, out),
                     (GgmlType::Q6_K, _) => q36_k::<TOKEN_TILE, false>(grp, acts, t0, out),
+                    (GgmlType::Q2_K, 1) => q2_k::<1>(grp, acts, t0, out),
+                    (GgmlType::Q2_K, _) => q2_k::<TOKEN_TILE>(grp, acts, t0, out),
                     (GgmlType::Q3_K, 1) => q36_k::<1, true>(grp, acts, t0, out),
                     (GgmlType::Q3_K, _) => q36_k::<TOKEN_TILE, true>(grp, acts, t0, out),
                     _ => unreachable!("checked by packed_kquant_group"),
@@ -344,7 +412,7 @@ pub(super) enum Width {
 
 impl Avx2 {
     /// Tokens `t0..t0 + out.len()` of `acts` against one group (`grp`) of a
-    /// packed Q3_K / Q4_K / Q5_K / Q6_K matrix: `out[i]` = the group's 8 rows for token
+    /// packed Q2_K..Q6_K matrix: `out[i]` = the group's 8 rows for token
     /// `t0 + i`. Panics if the group is too short for the activations, they
     /// are not Q8_K, or the tokens do not exist.
     pub(super) fn packed_kquant_group(self, width: Width, ty: GgmlType, grp: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {

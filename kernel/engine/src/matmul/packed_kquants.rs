@@ -1,4 +1,4 @@
-//! The packed (row-interleaved) layout of the K-quants Q3_K, Q4_K, Q5_K and Q6_K: the
+//! The packed (row-interleaved) layout of the K-quants Q2_K..Q6_K: the
 //! same idea as [`super::packed`] (8 rows per group, 4 rows per 32-byte
 //! vector, one activation broadcast shared by them), per 256-weight
 //! super-block, with the scales decoded at pack time into the form the
@@ -45,6 +45,14 @@
 //!   high ones; vectors `+8 + c` hold the high two bits of chunk `c` of block
 //!   `4n + h` in bits `2h..2h + 2`.
 //!
+//! Q2_K record (672 bytes, as the file's 8 x 84):
+//! - `0`: `d` x 8 (f16); `16`: `dmin` x 8 (f16);
+//! - `32`: ggml's 16 scale bytes (scale in the low nibble, minimum in the
+//!   high one), pair-interleaved as Q6_K's scales;
+//! - `160`: 16 vectors of the 2-bit quants, vector `(2n + s) * 4 + c` for
+//!   half `n`, set `s`, chunk `c`: each lane is its row's ggml
+//!   `qs[32n + 8c..][..8]` (bits `2h..2h + 2` for block `4n + h`).
+//!
 //! Q3_K record (912 bytes; levels `u = q + 4`, 0..7):
 //! - `0`: `d` x 8 (f16);
 //! - `16`: the 16 scales minus 32 as i8, pair-interleaved as Q6_K's;
@@ -81,6 +89,15 @@ pub(super) mod q5k {
     pub const RECORD: usize = QH + 8 * 32;
 }
 
+/// Q2_K record offsets and size.
+pub(super) mod q2k {
+    pub const D: usize = 0;
+    pub const DMIN: usize = 16;
+    pub const SCALES: usize = 32;
+    pub const QUANTS: usize = 160;
+    pub const RECORD: usize = QUANTS + 16 * 32;
+}
+
 /// Q3_K record offsets and size.
 pub(super) mod q3k {
     pub const D: usize = 0;
@@ -99,17 +116,18 @@ pub(super) mod q6k {
 }
 
 const _: () = assert!(
-    q3k::RECORD.is_multiple_of(16) && q3k::QUANTS.is_multiple_of(16) && q4k::RECORD.is_multiple_of(16) && q5k::RECORD.is_multiple_of(16) && q6k::RECORD.is_multiple_of(16) && q4k::QUANTS.is_multiple_of(16) && q5k::QH.is_multiple_of(16) && q6k::QUANTS.is_multiple_of(16)
+    q2k::RECORD.is_multiple_of(16) && q2k::QUANTS.is_multiple_of(16) && q3k::RECORD.is_multiple_of(16) && q3k::QUANTS.is_multiple_of(16) && q4k::RECORD.is_multiple_of(16) && q5k::RECORD.is_multiple_of(16) && q6k::RECORD.is_multiple_of(16) && q4k::QUANTS.is_multiple_of(16) && q5k::QH.is_multiple_of(16) && q6k::QUANTS.is_multiple_of(16)
 );
 
 /// Whether `ty` has this module's packed form.
 pub fn has_layout(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
+    matches!(ty, GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
 }
 
 /// Bytes per super-block record of `ty`, if it has this packed form.
 pub(super) fn record_bytes(ty: GgmlType) -> Option<usize> {
     match ty {
+        GgmlType::Q2_K => Some(q2k::RECORD),
         GgmlType::Q3_K => Some(q3k::RECORD),
         GgmlType::Q4_K => Some(q4k::RECORD),
         GgmlType::Q5_K => Some(q5k::RECORD),
@@ -153,6 +171,19 @@ fn q6k_levels(b: &[u8]) -> [u8; QK_K] {
 fn pack_super(ty: GgmlType, src: &[u8], i: usize, rec: &mut [u8]) {
     let (s, lane) = set_lane(i);
     match ty {
+        GgmlType::Q2_K => {
+            rec[q2k::D + 2 * i..][..2].copy_from_slice(&src[at::Q2_K_D..at::Q2_K_D + 2]);
+            rec[q2k::DMIN + 2 * i..][..2].copy_from_slice(&src[at::Q2_K_D + 2..at::Q2_K_D + 4]);
+            for k in 0..16 {
+                rec[q2k::SCALES + 16 * (k / 2) + 2 * i + k % 2] = src[k];
+            }
+            for c in 0..4 {
+                for n in 0..2 {
+                    let at = lane_at(q2k::QUANTS, (2 * n + s) * 4 + c, lane);
+                    rec[at..at + 8].copy_from_slice(&src[at::Q2_K_QS + 32 * n + 8 * c..][..8]);
+                }
+            }
+        }
         GgmlType::Q3_K => {
             rec[q3k::D + 2 * i..][..2].copy_from_slice(&src[at::Q3_K_D..at::Q3_K_D + 2]);
             let scales = &src[at::Q3_K_SCALES..at::Q3_K_SCALES + 12];
@@ -215,7 +246,7 @@ fn pack_super(ty: GgmlType, src: &[u8], i: usize, rec: &mut [u8]) {
     }
 }
 
-/// Repacks `w` (Q3_K, Q4_K, Q5_K or Q6_K) into `out`, exactly [`group_bytes`] times the
+/// Repacks `w` (Q2_K..Q6_K) into `out`, exactly [`group_bytes`] times the
 /// number of groups long.
 pub(super) fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelError> {
     let record = record_bytes(w.ty).ok_or(KernelError::UnsupportedType(w.ty))?;
@@ -241,7 +272,7 @@ pub(super) fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelEr
 /// The largest ggml super-block of a type with this packed form.
 pub(super) const MAX_SUPER_BYTES: usize = 210;
 
-/// Reads back row `r`'s super-block `sb` of a packed Q3_K / Q4_K / Q5_K / Q6_K matrix in
+/// Reads back row `r`'s super-block `sb` of a packed Q2_K..Q6_K matrix in
 /// ggml's layout (`out[..ty.block_bytes()]`).
 pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX_SUPER_BYTES]) {
     let record = record_bytes(p.ty()).expect("a packed K-quant");
@@ -250,6 +281,19 @@ pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX
     let (s, lane) = set_lane(i);
     out.fill(0);
     match p.ty() {
+        GgmlType::Q2_K => {
+            out[at::Q2_K_D..at::Q2_K_D + 2].copy_from_slice(&rec[q2k::D + 2 * i..][..2]);
+            out[at::Q2_K_D + 2..at::Q2_K_D + 4].copy_from_slice(&rec[q2k::DMIN + 2 * i..][..2]);
+            for k in 0..16 {
+                out[k] = rec[q2k::SCALES + 16 * (k / 2) + 2 * i + k % 2];
+            }
+            for c in 0..4 {
+                for n in 0..2 {
+                    let at = lane_at(q2k::QUANTS, (2 * n + s) * 4 + c, lane);
+                    out[at::Q2_K_QS + 32 * n + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
+                }
+            }
+        }
         GgmlType::Q3_K => {
             out[at::Q3_K_D..at::Q3_K_D + 2].copy_from_slice(&rec[q3k::D + 2 * i..][..2]);
             // ggml's 12-byte packing of sixteen 6-bit scales (the inverse of
@@ -318,7 +362,7 @@ pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX
     }
 }
 
-/// Row `r` of a packed Q3_K / Q4_K / Q5_K / Q6_K matrix in ggml's layout, into `row`
+/// Row `r` of a packed Q2_K..Q6_K matrix in ggml's layout, into `row`
 /// (`cols / 256` super-blocks).
 pub(super) fn read_row(p: &PackedView, r: usize, row: &mut [u8]) {
     let bb = p.ty().block_bytes();
@@ -371,7 +415,7 @@ pub(super) fn walk_groups(p: &PackedView, acts: &ActBuf, rows: Range<usize>, out
     }
 }
 
-/// [`super::Kernels::matmul`] for a packed Q3_K / Q4_K / Q5_K / Q6_K matrix on `path`
+/// [`super::Kernels::matmul`] for a packed Q2_K..Q6_K matrix on `path`
 /// (shapes checked by the caller).
 pub(super) fn matmul(path: super::Path, p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
