@@ -8,8 +8,9 @@
 #      ggml vs packed, software prefetch distance 0 / 1 / 4 / 8 / 16 KiB,
 #      2 MiB pages on / off for the packed copies
 #   3. prefill: 64 tokens in one batch vs one at a time
-#   4. the new block types (Q4_K, Q5_0, Q6_K) on Gemma 3 270M Q4_K_M, if cached; packed Q4_K / Q5_K / Q6_K
-#      vs their ggml layout on it and on the default model's Q4_K_M / Q5_K_M / Q6_K requantizations
+#   4. the new block types (Q4_K, Q5_0, Q6_K) on Gemma 3 270M Q4_K_M, if cached; packed Q2_K..Q6_K
+#      vs their ggml layout on it and on the default model's Q4_K_M / Q5_K_M / Q6_K / Q2_K / Q2_K pure
+#      requantizations
 # Usage: benchmarks/engine/ablation.sh [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -61,15 +62,16 @@ if [[ -f "$gemma" ]]; then
     echo "requantized to packed q4_0: $("$kb" matmuls --model "$gemma" --only blk. --iters 5 --batch 64 --packed --as q4_0 | field cpu_ms_min)"
 fi
 
-# 4b. Packed Q4_K, Q5_K and Q6_K (matmul/packed_kquants.rs) against their ggml layout, on Gemma 3 270M
-#     Q4_K_M and the default model requantized to Q4_K_M, Q5_K_M and Q6_K (requantize.sh), when cached:
+# 4b. Packed Q2_K..Q6_K (matmul/packed_kquants.rs) against their ggml layout, on Gemma 3 270M
+#     Q4_K_M and the default model requantized to Q4_K_M, Q5_K_M, Q6_K, Q2_K (its ffn_down: Q3_K) and
+#     Q2_K pure (ffn_down: Q2_K) (requantize.sh), when cached:
 #     compute only for one matrix in cache (attn_output: Q4_K in the Q4_K_M files; ffn_down: Q6_K in
 #     layer 0 of the Q4_K_M and Q5_K_M files; everything in the Q6_K file; blk.3.ffn_down: Q5_K in the
 #     Q5_K_M file, whose other matrices are Q5_1/Q8_0/Q6_K), then a 64-token prefill of all
 #     layers' matrices. Without --packed every matrix keeps ggml's layout (for Gemma that includes
 #     its Q8_0 matrices, a small part of the prefill).
 smol="${AXIOM_CACHE:-$HOME/.cache/axiom}/models/SmolLM2-135M-Instruct"
-for m in "$gemma" "$smol.Q4_K_M.gguf" "$smol.Q5_K_M.gguf" "$smol.Q6_K.gguf"; do
+for m in "$gemma" "$smol.Q4_K_M.gguf" "$smol.Q5_K_M.gguf" "$smol.Q6_K.gguf" "$smol.Q2_K.gguf" "$smol.Q2_K_PURE.gguf"; do
     [[ -f "$m" ]] || continue
     echo "## $(basename "$m"): ggml layout vs packed, ns per row block (CPU time, best of 400) and 64-token prefill ms (min of 5)"
     tensors="blk.0.attn_output blk.0.ffn_down"
