@@ -9,8 +9,8 @@
 #      2 MiB pages on / off for the packed copies
 #   3. prefill: 64 tokens in one batch vs one at a time
 #   4. the new block types (Q4_K, Q5_0, Q6_K) on Gemma 3 270M Q4_K_M, if cached: packed Q5_0 on it and
-#      on SmolLM2 Q5_0; packed Q4_K / Q6_K vs their ggml layout on it and on the default model's
-#      Q4_K_M / Q6_K requantizations
+#      on SmolLM2 Q5_0; packed Q2_K..Q6_K vs their ggml layout on it and on the default model's
+#      Q4_K_M / Q5_K_M / Q6_K / Q2_K / Q2_K pure requantizations
 # Usage: benchmarks/engine/ablation.sh [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -73,20 +73,24 @@ if [[ -f "$smol_q5" ]]; then
     echo "decode step, all layers, ms: $("$kb" matmuls --model "$smol_q5" --only blk. --iters 30 | field cpu_ms_min) vs $("$kb" matmuls --model "$smol_q5" --only blk. --iters 30 --packed | field cpu_ms_min)"
 fi
 
-# 4b. Packed Q4_K and Q6_K (matmul/packed_kquants.rs) against their ggml layout, on Gemma 3 270M
-#     Q4_K_M and the default model requantized to Q4_K_M and Q6_K (requantize.sh), when cached:
+# 4b. Packed Q2_K..Q6_K (matmul/packed_kquants.rs) against their ggml layout, on Gemma 3 270M
+#     Q4_K_M and the default model requantized to Q4_K_M, Q5_K_M, Q6_K, Q2_K (its ffn_down: Q3_K) and
+#     Q2_K pure (ffn_down: Q2_K) (requantize.sh), when cached:
 #     compute only for one matrix in cache (attn_output: Q4_K in the Q4_K_M files; ffn_down: Q6_K in
-#     layer 0 of the Q4_K_M files; everything in the Q6_K file), then a 64-token prefill of all
+#     layer 0 of the Q4_K_M and Q5_K_M files; everything in the Q6_K file; blk.3.ffn_down: Q5_K in the
+#     Q5_K_M file, whose other matrices are Q5_1/Q8_0/Q6_K), then a 64-token prefill of all
 #     layers' matrices. Without --packed every matrix keeps ggml's layout (for Gemma that includes
 #     its Q8_0 matrices, a small part of the prefill).
 smol="${AXIOM_CACHE:-$HOME/.cache/axiom}/models/SmolLM2-135M-Instruct"
-for m in "$gemma" "$smol.Q4_K_M.gguf" "$smol.Q6_K.gguf"; do
+for m in "$gemma" "$smol.Q4_K_M.gguf" "$smol.Q5_K_M.gguf" "$smol.Q6_K.gguf" "$smol.Q2_K.gguf" "$smol.Q2_K_PURE.gguf"; do
     [[ -f "$m" ]] || continue
     echo "## $(basename "$m"): ggml layout vs packed, ns per row block (CPU time, best of 400) and 64-token prefill ms (min of 5)"
-    for t in attn_output ffn_down; do
-        g=$("$kb" matmuls --model "$m" --only "blk.0.$t" --iters 400 | field ns_per_row_block_cpu)
-        p=$("$kb" matmuls --model "$m" --only "blk.0.$t" --iters 400 --packed | field ns_per_row_block_cpu)
-        echo "blk.0.$t: ggml $g, packed $p"
+    tensors="blk.0.attn_output blk.0.ffn_down"
+    [[ "$m" == *Q5_K_M* ]] && tensors="$tensors blk.3.ffn_down"
+    for t in $tensors; do
+        g=$("$kb" matmuls --model "$m" --only "$t" --iters 400 | field ns_per_row_block_cpu)
+        p=$("$kb" matmuls --model "$m" --only "$t" --iters 400 --packed | field ns_per_row_block_cpu)
+        echo "$t: ggml $g, packed $p"
     done
     g=$("$kb" matmuls --model "$m" --only blk. --iters 5 --batch 64 | field cpu_ms_min)
     p=$("$kb" matmuls --model "$m" --only blk. --iters 5 --batch 64 --packed | field cpu_ms_min)

@@ -186,7 +186,9 @@ fn matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
             }
             // Byte offsets of the f16 scales in a block.
             let scales: &[usize] = match ty {
-                GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K => &[0, 2],
+                GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+                GgmlType::Q2_K => &[80, 82],
+                GgmlType::Q3_K => &[108],
                 GgmlType::Q6_K => &[208],
                 _ => &[0],
             };
@@ -232,7 +234,19 @@ pub extern "C" fn ek_main() -> ! {
         let Ok(k) = Kernels::for_isa(isa) else { continue };
         report.available[i] = 1;
         let mut case = 0;
-        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q6_K] {
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q8_0,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::IQ4_NL,
+            GgmlType::Q2_K,
+            GgmlType::Q3_K,
+            GgmlType::Q4_K,
+            GgmlType::Q5_K,
+            GgmlType::Q6_K,
+        ] {
             // Odd and even block counts, partial last groups.
             let shapes = if ty.block_elems() == 256 { [(8usize, 256usize), (13, 512), (5, 256), (17, 768), (24, 256)] } else { [(8, 64), (13, 96), (5, 32), (17, 224), (24, 576)] };
             for (rows, cols) in shapes {

@@ -19,7 +19,7 @@ use core::arch::x86_64::*;
 use super::avx2::{gather_f16, prefetch_rows, reduce8, unpack_nibbles, GROUP};
 use super::ActBuf;
 use crate::ggml_type::GgmlType;
-use crate::quant::kquants::{at, q3_k_scale, scales_mins_k4, KVALUES_IQ4NL, Q5_0_QH_AT, Q5_1_QH_AT, QK_K};
+use crate::quant::kquants::{at, scales_mins_k4, KVALUES_IQ4NL, Q5_0_QH_AT, Q5_1_QH_AT, QK_K};
 use crate::quant::QK;
 
 /// Blocks of 32 in a super-block.
@@ -348,6 +348,34 @@ fn pair(doubled: __m256i, k: usize) -> __m256i {
     _mm256_permutevar8x32_epi32(doubled, _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi))
 }
 
+/// The 8 rows' Q3_K sub-block scales (`q3_k_scale - 32`) as two `doubled`
+/// vectors each (sub-blocks 0..8, 8..16), decoded with vector shifts. A plain
+/// loop over the rows, not an `array::from_fn` closure: the compiler kept
+/// that closure out of line, a call per row and super-block.
+///
+/// # Safety
+/// Each `base[i]` addresses a Q3_K super-block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q3_k_scales(base: &[*const u8; GROUP]) -> [[__m256i; 2]; GROUP] {
+    let mut out = [[_mm256_setzero_si256(); 2]; GROUP];
+    for (o, p) in out.iter_mut().zip(base) {
+        // SAFETY: the 12 scale bytes lie inside the super-block.
+        let (low8, high4) = unsafe {
+            let s = p.add(at::Q3_K_SCALES);
+            (_mm_loadl_epi64(s as *const __m128i), (s.add(8) as *const u32).read_unaligned())
+        };
+        // Scale k = 4g + i: nibble g / 2 of byte 4 (g % 2) + i, and bits
+        // 2g..2g + 2 of byte 8 + i as bits 4..6 (see `q3_k_scale`).
+        let nib = _mm_set1_epi8(0x0f);
+        let low = _mm_unpacklo_epi64(_mm_and_si128(low8, nib), _mm_and_si128(_mm_srli_epi16::<4>(low8), nib));
+        let high = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(high4 as i32), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+        let sc = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16::<4>(high)), _mm_set1_epi8(32));
+        *o = [doubled(_mm256_cvtepi8_epi32(sc)), doubled(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc)))];
+    }
+    out
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m256 {
     let bb = GgmlType::Q3_K.block_bytes();
@@ -358,13 +386,8 @@ unsafe fn group_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t: usize) -> __m2
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
         let dw = unsafe { gather_f16(&base, at::Q3_K_D) };
-        let scales: [[__m256i; 2]; GROUP] = core::array::from_fn(|i| {
-            // SAFETY: the 12 scale bytes lie inside the super-block.
-            let s = unsafe { core::slice::from_raw_parts(base[i].add(at::Q3_K_SCALES), 12) };
-            let sc: [i32; 16] = core::array::from_fn(|k| q3_k_scale(k, s) as i32 - 32);
-            // SAFETY: sc holds 16 i32.
-            unsafe { [doubled(_mm256_loadu_si256(sc.as_ptr() as *const __m256i)), doubled(_mm256_loadu_si256(sc.as_ptr().add(8) as *const __m256i))] }
-        });
+        // SAFETY: the 12 scale bytes lie inside each row's super-block.
+        let scales = unsafe { q3_k_scales(&base) };
         let mut isum_sb = _mm256_setzero_si256();
         for j in 0..SUB {
             let b = sb * SUB + j;
@@ -643,13 +666,8 @@ unsafe fn tile_q3_k(ptrs: &[*const u8; GROUP], acts: &ActBuf, t0: usize, nt: usi
         let base: [*const u8; GROUP] = core::array::from_fn(|i| ptrs[i].wrapping_add(sb * bb));
         // SAFETY: d lies inside the super-block.
         let dw = unsafe { gather_f16(&base, at::Q3_K_D) };
-        let scales: [[__m256i; 2]; GROUP] = core::array::from_fn(|i| {
-            // SAFETY: the 12 scale bytes lie inside the super-block.
-            let s = unsafe { core::slice::from_raw_parts(base[i].add(at::Q3_K_SCALES), 12) };
-            let sc: [i32; 16] = core::array::from_fn(|k| q3_k_scale(k, s) as i32 - 32);
-            // SAFETY: sc holds 16 i32.
-            unsafe { [doubled(_mm256_loadu_si256(sc.as_ptr() as *const __m256i)), doubled(_mm256_loadu_si256(sc.as_ptr().add(8) as *const __m256i))] }
-        });
+        // SAFETY: the 12 scale bytes lie inside each row's super-block.
+        let scales = unsafe { q3_k_scales(&base) };
         let mut isum_sb = [_mm256_setzero_si256(); TILE];
         for j in 0..SUB {
             let b = sb * SUB + j;

@@ -1,14 +1,15 @@
-//! SIMD kernels for packed Q4_K and Q6_K (layout: [`super::packed_kquants`]):
+//! SIMD kernels for packed Q2_K..Q6_K (layout: [`super::packed_kquants`]):
 //! one group of 8 rows and a tile of up to [`TOKEN_TILE`] tokens per call.
 //!
 //! Per super-block and block pair, the weights are loaded and unpacked once
 //! and every token of the tile meets them: one 8-byte activation broadcast
-//! serves 4 rows per `vpmaddubsw`, nibble (Q4_K) or 6-bit (Q6_K, as `q + 32`)
+//! serves 4 rows per `vpmaddubsw`, nibble (Q4_K), 5-bit (Q5_K: the nibbles
+//! with the fifth bit OR-ed in as 0x10), 2-bit (Q2_K), 3-bit (Q3_K, as `q + 4`) or 6-bit (Q6_K, as `q + 32`)
 //! products are summed in 16 bits, and the per-row scales (expanded from the
 //! record's bytes with one `vpshufb` per set) go in with the `vpmaddwd` that
 //! widens them. Each token gets the exact integer sums of
 //! [`super::scalar::super_dot`] (`isum`, and `msum` from the minimums and the
-//! Q8_K block sums; Q6_K's offset `32 · Σ sc · bsum` is subtracted the same
+//! Q8_K block sums; Q6_K's offset `32 · Σ sc · bsum`, Q3_K's `4 · Σ sc · bsum`, are subtracted the same
 //! way) and then its float sequence, so packed and ggml layouts, every tile
 //! size and every ISA give the same bits.
 //!
@@ -23,7 +24,7 @@ use core::arch::x86_64::*;
 use super::avx2::{prefetch_ahead, Avx2};
 use super::avx2_packed::bcast8;
 use super::packed::GROUP_ROWS;
-use super::packed_kquants::{q4k, q6k, record_bytes, TOKEN_TILE};
+use super::packed_kquants::{q2k, q3k, q4k, q5k, q6k, record_bytes, TOKEN_TILE};
 use super::{ActBuf, ActKind};
 use crate::ggml_type::GgmlType;
 use crate::quant::kquants::QK_K;
@@ -74,8 +75,8 @@ fn scale_i16(sc: __m256i, ctl: __m256i) -> __m256i {
     _mm256_shuffle_epi8(sc, ctl)
 }
 
-/// AVX2: `vpmaddubsw` products summed in 16 bits (at most 8 nibble or 4
-/// 6-bit products per lane: below 2^15), widened by the scale `vpmaddwd`.
+/// AVX2: `vpmaddubsw` products summed in 16 bits (at most 8 5-bit or 4
+/// 6-bit products per lane: 8 · 31 · 128 < 2^15), widened by the scale `vpmaddwd`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot4_i16(w: &[__m256i; 4], a: &[__m256i; 4], sc: __m256i) -> __m256i {
@@ -144,11 +145,14 @@ macro_rules! kquant_kernels {
                 unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) }
             }
 
-            /// `TILE` is the tile's capacity (1 for decode), `out.len()` its tokens.
+            /// Q4_K, or Q5_K if `FIVE`. `TILE` is the tile's capacity (1 for
+            /// decode), `out.len()` its tokens.
             #[target_feature(enable = $feat)]
-            unsafe fn q4_k<const TILE: usize>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+            unsafe fn q45_k<const TILE: usize, const FIVE: bool>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
                 let nt = out.len();
+                let record = if FIVE { q5k::RECORD } else { q4k::RECORD };
                 let mask = _mm256_set1_epi8(0x0f);
+                let fifth = _mm256_set1_epi8(0x10);
                 // SAFETY: the features are enabled here.
                 let shuf = unsafe { load_shuffles() };
                 let mut acc = [_mm256_setzero_ps(); TILE];
@@ -157,8 +161,8 @@ macro_rules! kquant_kernels {
                     // SAFETY: the group holds a record per super-block and the
                     // tokens' activations exist (the caller's contract).
                     unsafe {
-                        let rec = grp.add(sb * q4k::RECORD);
-                        prefetch_ahead(rec, q4k::RECORD.div_ceil(64));
+                        let rec = grp.add(sb * record);
+                        prefetch_ahead(rec, record.div_ceil(64));
                         let mut isum = [[_mm256_setzero_si256(); 2]; TILE];
                         let mut msum = [_mm256_setzero_si256(); TILE];
                         for p in 0..4 {
@@ -167,14 +171,24 @@ macro_rules! kquant_kernels {
                             // Per set: the two blocks' scale vectors and the
                             // 4 chunk vectors' low (block 2p) and high nibbles.
                             let scv: [[__m256i; 2]; 2] = core::array::from_fn(|s| core::array::from_fn(|h| $scale(sc, shuf[s][h])));
-                            let w: [[[__m256i; 4]; 2]; 2] = core::array::from_fn(|s| {
+                            // (Plain loops: as closures the compiler may keep
+                            // them out of line.) Q5_K: bits 2p and 2p + 1 of
+                            // the fifth-bit bytes go to bit 4 of blocks 2p, 2p + 1.
+                            let mut w = [[[_mm256_setzero_si256(); 4]; 2]; 2];
+                            for (s, ws) in w.iter_mut().enumerate() {
                                 let q = rec.add(q4k::QUANTS + 32 * 4 * (2 * p + s));
-                                let raw: [__m256i; 4] = core::array::from_fn(|c| _mm256_loadu_si256(q.add(32 * c) as *const __m256i));
-                                [
-                                    core::array::from_fn(|c| _mm256_and_si256(raw[c], mask)),
-                                    core::array::from_fn(|c| _mm256_and_si256(_mm256_srli_epi16::<4>(raw[c]), mask)),
-                                ]
-                            });
+                                for c in 0..4 {
+                                    let raw = _mm256_loadu_si256(q.add(32 * c) as *const __m256i);
+                                    ws[0][c] = _mm256_and_si256(raw, mask);
+                                    ws[1][c] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask);
+                                    if FIVE {
+                                        let qh = _mm256_loadu_si256(rec.add(q5k::QH + 32 * (4 * s + c)) as *const __m256i);
+                                        let qh = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * p as i32));
+                                        ws[0][c] = _mm256_or_si256(ws[0][c], _mm256_and_si256(_mm256_slli_epi16::<4>(qh), fifth));
+                                        ws[1][c] = _mm256_or_si256(ws[1][c], _mm256_and_si256(_mm256_slli_epi16::<3>(qh), fifth));
+                                    }
+                                }
+                            }
                             for i in 0..nt {
                                 let t = t0 + i;
                                 let a = acts.qs(t).as_ptr().add(sb * QK_K + 64 * p);
@@ -209,38 +223,58 @@ macro_rules! kquant_kernels {
                 }
             }
 
+            /// Q6_K, or Q3_K if `THREE` (the same scheme: levels `u = q + 32`
+            /// or `q + 4`, i8 scales per 16, the offset taken once).
             #[target_feature(enable = $feat)]
-            unsafe fn q6_k<const TILE: usize>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+            unsafe fn q36_k<const TILE: usize, const THREE: bool>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
                 let nt = out.len();
+                let (record, scales_at, d_at) = if THREE { (q3k::RECORD, q3k::SCALES, q3k::D) } else { (q6k::RECORD, q6k::SCALES, q6k::D) };
                 let mask = _mm256_set1_epi8(0x0f);
                 let high = _mm256_set1_epi8(0x30);
+                let (two, third) = (_mm256_set1_epi8(3), _mm256_set1_epi8(4));
                 // SAFETY: the features are enabled here.
                 let shuf = unsafe { load_shuffles() };
                 let mut acc = [_mm256_setzero_ps(); TILE];
                 for sb in 0..acts.cols() / QK_K {
-                    // SAFETY: as in `q4_k`.
+                    // SAFETY: as in `q45_k`.
                     unsafe {
-                        let rec = grp.add(sb * q6k::RECORD);
-                        prefetch_ahead(rec, q6k::RECORD.div_ceil(64));
+                        let rec = grp.add(sb * record);
+                        prefetch_ahead(rec, record.div_ceil(64));
                         let mut isum = [[_mm256_setzero_si256(); 2]; TILE];
                         let mut corr = [_mm256_setzero_si256(); TILE];
                         for n in 0..2 {
                             // Block 4n + h's two scale pairs, and per set
                             // the levels u of its 4 chunks.
-                            let sc: [__m256i; 4] = core::array::from_fn(|h| _mm256_cvtepi8_epi16(_mm_loadu_si128(rec.add(q6k::SCALES + 16 * (4 * n + h)) as *const __m128i)));
+                            let sc: [__m256i; 4] = core::array::from_fn(|h| _mm256_cvtepi8_epi16(_mm_loadu_si128(rec.add(scales_at + 16 * (4 * n + h)) as *const __m128i)));
                             let scv: [[[__m256i; 2]; 4]; 2] = core::array::from_fn(|s| core::array::from_fn(|h| core::array::from_fn(|k| $scale(sc[h], shuf[s][k]))));
                             // (Plain loops: as a closure the compiler kept this out of line.)
                             let mut u = [[[_mm256_setzero_si256(); 4]; 4]; 2];
-                            for (s, us) in u.iter_mut().enumerate() {
-                                let q = rec.add(q6k::QUANTS + 32 * 12 * (2 * n + s));
-                                for c in 0..4 {
-                                    let ql0 = _mm256_loadu_si256(q.add(32 * c) as *const __m256i);
-                                    let ql1 = _mm256_loadu_si256(q.add(32 * (4 + c)) as *const __m256i);
-                                    let qh = _mm256_loadu_si256(q.add(32 * (8 + c)) as *const __m256i);
-                                    us[0][c] = _mm256_or_si256(_mm256_and_si256(ql0, mask), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), high));
-                                    us[1][c] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), mask), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), high));
-                                    us[2][c] = _mm256_or_si256(_mm256_and_si256(ql1, mask), _mm256_and_si256(qh, high));
-                                    us[3][c] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), mask), _mm256_and_si256(_mm256_srli_epi16::<2>(qh), high));
+                            if THREE {
+                                // Block 4n + h: bits 2h.. of the low-bit bytes,
+                                // bit 4n + h of the third-bit bytes as bit 2.
+                                for (s, us) in u.iter_mut().enumerate() {
+                                    for c in 0..4 {
+                                        let ql = _mm256_loadu_si256(rec.add(q3k::QUANTS + 32 * ((2 * n + s) * 4 + c)) as *const __m256i);
+                                        let hm = _mm256_loadu_si256(rec.add(q3k::HMASK + 32 * (4 * s + c)) as *const __m256i);
+                                        for (h, uh) in us.iter_mut().enumerate() {
+                                            let low = _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128(2 * h as i32)), two);
+                                            let hi = _mm256_and_si256(_mm256_slli_epi16::<2>(_mm256_srl_epi16(hm, _mm_cvtsi32_si128((4 * n + h) as i32))), third);
+                                            uh[c] = _mm256_or_si256(low, hi);
+                                        }
+                                    }
+                                }
+                            } else {
+                                for (s, us) in u.iter_mut().enumerate() {
+                                    let q = rec.add(q6k::QUANTS + 32 * 12 * (2 * n + s));
+                                    for c in 0..4 {
+                                        let ql0 = _mm256_loadu_si256(q.add(32 * c) as *const __m256i);
+                                        let ql1 = _mm256_loadu_si256(q.add(32 * (4 + c)) as *const __m256i);
+                                        let qh = _mm256_loadu_si256(q.add(32 * (8 + c)) as *const __m256i);
+                                        us[0][c] = _mm256_or_si256(_mm256_and_si256(ql0, mask), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), high));
+                                        us[1][c] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), mask), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), high));
+                                        us[2][c] = _mm256_or_si256(_mm256_and_si256(ql1, mask), _mm256_and_si256(qh, high));
+                                        us[3][c] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), mask), _mm256_and_si256(_mm256_srli_epi16::<2>(qh), high));
+                                    }
                                 }
                             }
                             for i in 0..nt {
@@ -258,10 +292,12 @@ macro_rules! kquant_kernels {
                                 }
                             }
                         }
-                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(q6k::D) as *const __m128i));
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(d_at) as *const __m128i));
                         for i in 0..nt {
-                            // sum(sc * (u - 32) * a) = sum(sc * u * a) - 32 * sum(sc * bsum).
-                            let rows = _mm256_sub_epi32(_mm256_hadd_epi32(isum[i][0], isum[i][1]), _mm256_slli_epi32::<5>(corr[i]));
+                            // sum(sc * (u - 32) * a) = sum(sc * u * a) - 32 * sum(sc * bsum)
+                            // (Q3_K: 4 instead of 32).
+                            let offset = if THREE { _mm256_slli_epi32::<2>(corr[i]) } else { _mm256_slli_epi32::<5>(corr[i]) };
+                            let rows = _mm256_sub_epi32(_mm256_hadd_epi32(isum[i][0], isum[i][1]), offset);
                             let dk = _mm256_set1_ps(acts.dk(t0 + i)[sb]);
                             acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dk), _mm256_cvtepi32_ps(rows), acc[i]);
                         }
@@ -273,13 +309,85 @@ macro_rules! kquant_kernels {
                 }
             }
 
+            /// Q2_K: `q36_k`'s scheme with the 2-bit quants as they are,
+            /// unsigned 4-bit scales, and the minimums' `msum` (from the same
+            /// scale bytes' high nibbles) taken with `dmin` as in `q45_k`.
+            #[target_feature(enable = $feat)]
+            unsafe fn q2_k<const TILE: usize>(grp: *const u8, acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {
+                let nt = out.len();
+                let two = _mm256_set1_epi8(3);
+                let nibble = _mm256_set1_epi16(0x0f);
+                // SAFETY: the features are enabled here.
+                let shuf = unsafe { load_shuffles() };
+                let mut acc = [_mm256_setzero_ps(); TILE];
+                let mut macc = [_mm256_setzero_ps(); TILE];
+                for sb in 0..acts.cols() / QK_K {
+                    // SAFETY: as in `q45_k`.
+                    unsafe {
+                        let rec = grp.add(sb * q2k::RECORD);
+                        prefetch_ahead(rec, q2k::RECORD.div_ceil(64));
+                        let mut isum = [[_mm256_setzero_si256(); 2]; TILE];
+                        let mut msum = [_mm256_setzero_si256(); TILE];
+                        for n in 0..2 {
+                            // Block 4n + h's scale and minimum pairs (i16), and
+                            // per set the quants of its 4 chunks.
+                            let raw: [__m256i; 4] = core::array::from_fn(|h| _mm256_cvtepu8_epi16(_mm_loadu_si128(rec.add(q2k::SCALES + 16 * (4 * n + h)) as *const __m128i)));
+                            let sc: [__m256i; 4] = core::array::from_fn(|h| _mm256_and_si256(raw[h], nibble));
+                            let mins: [__m256i; 4] = core::array::from_fn(|h| _mm256_srli_epi16::<4>(raw[h]));
+                            let scv: [[[__m256i; 2]; 4]; 2] = core::array::from_fn(|s| core::array::from_fn(|h| core::array::from_fn(|k| $scale(sc[h], shuf[s][k]))));
+                            let mut u = [[[_mm256_setzero_si256(); 4]; 4]; 2];
+                            for (s, us) in u.iter_mut().enumerate() {
+                                for c in 0..4 {
+                                    let ql = _mm256_loadu_si256(rec.add(q2k::QUANTS + 32 * ((2 * n + s) * 4 + c)) as *const __m256i);
+                                    for (h, uh) in us.iter_mut().enumerate() {
+                                        uh[c] = _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128(2 * h as i32)), two);
+                                    }
+                                }
+                            }
+                            for i in 0..nt {
+                                let t = t0 + i;
+                                let bs = acts.bsums(t);
+                                for h in 0..4 {
+                                    let j = 4 * n + h;
+                                    let a = acts.qs(t).as_ptr().add(sb * QK_K + 32 * j);
+                                    let av = [bcast8(a), bcast8(a.add(8)), bcast8(a.add(16)), bcast8(a.add(24))];
+                                    for s in 0..2 {
+                                        isum[i][s] = _mm256_add_epi32(isum[i][s], $dot2x2(&u[s][h], &av, scv[s][h][0], scv[s][h][1]));
+                                    }
+                                    let bpair = _mm256_set1_epi32(i16_pair(bs[16 * sb + 2 * j], bs[16 * sb + 2 * j + 1]));
+                                    msum[i] = _mm256_add_epi32(msum[i], _mm256_madd_epi16(mins[h], bpair));
+                                }
+                            }
+                        }
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(q2k::D) as *const __m128i));
+                        let dmin = _mm256_cvtph_ps(_mm_loadu_si128(rec.add(q2k::DMIN) as *const __m128i));
+                        for i in 0..nt {
+                            let dk = _mm256_set1_ps(acts.dk(t0 + i)[sb]);
+                            let rows = _mm256_hadd_epi32(isum[i][0], isum[i][1]);
+                            acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dk), _mm256_cvtepi32_ps(rows), acc[i]);
+                            macc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, dk), _mm256_cvtepi32_ps(msum[i]), macc[i]);
+                        }
+                    }
+                }
+                for (i, o) in out.iter_mut().enumerate() {
+                    // SAFETY: plain store.
+                    unsafe { store(_mm256_sub_ps(acc[i], macc[i]), o) };
+                }
+            }
+
             // SAFETY: forwarded.
             unsafe {
                 match (ty, out.len()) {
-                    (GgmlType::Q4_K, 1) => q4_k::<1>(grp, acts, t0, out),
-                    (GgmlType::Q4_K, _) => q4_k::<TOKEN_TILE>(grp, acts, t0, out),
-                    (GgmlType::Q6_K, 1) => q6_k::<1>(grp, acts, t0, out),
-                    (GgmlType::Q6_K, _) => q6_k::<TOKEN_TILE>(grp, acts, t0, out),
+                    (GgmlType::Q4_K, 1) => q45_k::<1, false>(grp, acts, t0, out),
+                    (GgmlType::Q4_K, _) => q45_k::<TOKEN_TILE, false>(grp, acts, t0, out),
+                    (GgmlType::Q5_K, 1) => q45_k::<1, true>(grp, acts, t0, out),
+                    (GgmlType::Q5_K, _) => q45_k::<TOKEN_TILE, true>(grp, acts, t0, out),
+                    (GgmlType::Q6_K, 1) => q36_k::<1, false>(grp, acts, t0, out),
+                    (GgmlType::Q6_K, _) => q36_k::<TOKEN_TILE, false>(grp, acts, t0, out),
+                    (GgmlType::Q2_K, 1) => q2_k::<1>(grp, acts, t0, out),
+                    (GgmlType::Q2_K, _) => q2_k::<TOKEN_TILE>(grp, acts, t0, out),
+                    (GgmlType::Q3_K, 1) => q36_k::<1, true>(grp, acts, t0, out),
+                    (GgmlType::Q3_K, _) => q36_k::<TOKEN_TILE, true>(grp, acts, t0, out),
                     _ => unreachable!("checked by packed_kquant_group"),
                 }
             }
@@ -304,7 +412,7 @@ pub(super) enum Width {
 
 impl Avx2 {
     /// Tokens `t0..t0 + out.len()` of `acts` against one group (`grp`) of a
-    /// packed Q4_K / Q6_K matrix: `out[i]` = the group's 8 rows for token
+    /// packed Q2_K..Q6_K matrix: `out[i]` = the group's 8 rows for token
     /// `t0 + i`. Panics if the group is too short for the activations, they
     /// are not Q8_K, or the tokens do not exist.
     pub(super) fn packed_kquant_group(self, width: Width, ty: GgmlType, grp: &[u8], acts: &ActBuf, t0: usize, out: &mut [[f32; GROUP_ROWS]]) {

@@ -1,4 +1,4 @@
-//! The packed (row-interleaved) layout of the K-quants Q4_K and Q6_K: the
+//! The packed (row-interleaved) layout of the K-quants Q2_K..Q6_K: the
 //! same idea as [`super::packed`] (8 rows per group, 4 rows per 32-byte
 //! vector, one activation broadcast shared by them), per 256-weight
 //! super-block, with the scales decoded at pack time into the form the
@@ -28,6 +28,12 @@
 //!   set `s`, chunk `c`: the low nibbles are block `2p`'s chunk `c`, the high
 //!   nibbles block `2p + 1`'s (that is ggml's `qs[32p + 8c..][..8]`, copied).
 //!
+//! Q5_K record (1440 bytes): Q4_K's record (the low four bits of each
+//! quant, from ggml's `qs`), then
+//! - `1184`: 8 vectors of fifth bits, vector `s * 4 + c` for set `s`, chunk
+//!   `c`: each lane is its row's ggml `qh[8c..8c + 8]` (bit `j` of byte `x`
+//!   is the fifth bit of element `x` of block `j`'s chunk `c`).
+//!
 //! Q6_K record (1680 bytes):
 //! - `0`: `d` x 8 (f16);
 //! - `16`: the 16 i8 scales (one per 16 elements), pair-interleaved: byte
@@ -39,6 +45,23 @@
 //!   high ones; vectors `+8 + c` hold the high two bits of chunk `c` of block
 //!   `4n + h` in bits `2h..2h + 2`.
 //!
+//! Q2_K record (672 bytes, as the file's 8 x 84):
+//! - `0`: `d` x 8 (f16); `16`: `dmin` x 8 (f16);
+//! - `32`: ggml's 16 scale bytes (scale in the low nibble, minimum in the
+//!   high one), pair-interleaved as Q6_K's scales;
+//! - `160`: 16 vectors of the 2-bit quants, vector `(2n + s) * 4 + c` for
+//!   half `n`, set `s`, chunk `c`: each lane is its row's ggml
+//!   `qs[32n + 8c..][..8]` (bits `2h..2h + 2` for block `4n + h`).
+//!
+//! Q3_K record (912 bytes; levels `u = q + 4`, 0..7):
+//! - `0`: `d` x 8 (f16);
+//! - `16`: the 16 scales minus 32 as i8, pair-interleaved as Q6_K's;
+//! - `144`: 16 vectors of the low two bits, vector `(2n + s) * 4 + c` for half
+//!   `n`, set `s`, chunk `c`: each lane is its row's ggml `qs[32n + 8c..][..8]`
+//!   (bits `2h..2h + 2` for block `4n + h`);
+//! - `656`: 8 vectors of the third bits, vector `s * 4 + c`: each lane is its
+//!   row's ggml `hmask[8c..8c + 8]` (bit `j` for block `j`).
+//!
 //! Records are multiples of 16 bytes and the quants start at 16-byte
 //! offsets, so every 16-byte half of a vector load stays in a cache line.
 
@@ -48,7 +71,7 @@ use core::ops::Range;
 use super::packed::{PackedView, GROUP_ROWS, SET_ROWS};
 use super::{ActBuf, KernelError, WeightMatrix};
 use crate::ggml_type::GgmlType;
-use crate::quant::kquants::{at, scales_mins_k4, QK_K};
+use crate::quant::kquants::{at, q3_k_scale, scales_mins_k4, QK_K};
 
 /// Q4_K record offsets and size.
 pub(super) mod q4k {
@@ -60,6 +83,30 @@ pub(super) mod q4k {
     pub const RECORD: usize = QUANTS + 32 * 32;
 }
 
+/// Q5_K record offsets and size: Q4_K's ([`q4k`]), then the fifth bits.
+pub(super) mod q5k {
+    pub const QH: usize = super::q4k::RECORD;
+    pub const RECORD: usize = QH + 8 * 32;
+}
+
+/// Q2_K record offsets and size.
+pub(super) mod q2k {
+    pub const D: usize = 0;
+    pub const DMIN: usize = 16;
+    pub const SCALES: usize = 32;
+    pub const QUANTS: usize = 160;
+    pub const RECORD: usize = QUANTS + 16 * 32;
+}
+
+/// Q3_K record offsets and size.
+pub(super) mod q3k {
+    pub const D: usize = 0;
+    pub const SCALES: usize = 16;
+    pub const QUANTS: usize = 144;
+    pub const HMASK: usize = QUANTS + 16 * 32;
+    pub const RECORD: usize = HMASK + 8 * 32;
+}
+
 /// Q6_K record offsets and size.
 pub(super) mod q6k {
     pub const D: usize = 0;
@@ -68,17 +115,22 @@ pub(super) mod q6k {
     pub const RECORD: usize = QUANTS + 48 * 32;
 }
 
-const _: () = assert!(q4k::RECORD.is_multiple_of(16) && q6k::RECORD.is_multiple_of(16) && q4k::QUANTS.is_multiple_of(16) && q6k::QUANTS.is_multiple_of(16));
+const _: () = assert!(
+    q2k::RECORD.is_multiple_of(16) && q2k::QUANTS.is_multiple_of(16) && q3k::RECORD.is_multiple_of(16) && q3k::QUANTS.is_multiple_of(16) && q4k::RECORD.is_multiple_of(16) && q5k::RECORD.is_multiple_of(16) && q6k::RECORD.is_multiple_of(16) && q4k::QUANTS.is_multiple_of(16) && q5k::QH.is_multiple_of(16) && q6k::QUANTS.is_multiple_of(16)
+);
 
 /// Whether `ty` has this module's packed form.
 pub fn has_layout(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K)
+    matches!(ty, GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
 }
 
 /// Bytes per super-block record of `ty`, if it has this packed form.
 pub(super) fn record_bytes(ty: GgmlType) -> Option<usize> {
     match ty {
+        GgmlType::Q2_K => Some(q2k::RECORD),
+        GgmlType::Q3_K => Some(q3k::RECORD),
         GgmlType::Q4_K => Some(q4k::RECORD),
+        GgmlType::Q5_K => Some(q5k::RECORD),
         GgmlType::Q6_K => Some(q6k::RECORD),
         _ => None,
     }
@@ -119,7 +171,37 @@ fn q6k_levels(b: &[u8]) -> [u8; QK_K] {
 fn pack_super(ty: GgmlType, src: &[u8], i: usize, rec: &mut [u8]) {
     let (s, lane) = set_lane(i);
     match ty {
-        GgmlType::Q4_K => {
+        GgmlType::Q2_K => {
+            rec[q2k::D + 2 * i..][..2].copy_from_slice(&src[at::Q2_K_D..at::Q2_K_D + 2]);
+            rec[q2k::DMIN + 2 * i..][..2].copy_from_slice(&src[at::Q2_K_D + 2..at::Q2_K_D + 4]);
+            for k in 0..16 {
+                rec[q2k::SCALES + 16 * (k / 2) + 2 * i + k % 2] = src[k];
+            }
+            for c in 0..4 {
+                for n in 0..2 {
+                    let at = lane_at(q2k::QUANTS, (2 * n + s) * 4 + c, lane);
+                    rec[at..at + 8].copy_from_slice(&src[at::Q2_K_QS + 32 * n + 8 * c..][..8]);
+                }
+            }
+        }
+        GgmlType::Q3_K => {
+            rec[q3k::D + 2 * i..][..2].copy_from_slice(&src[at::Q3_K_D..at::Q3_K_D + 2]);
+            let scales = &src[at::Q3_K_SCALES..at::Q3_K_SCALES + 12];
+            for k in 0..16 {
+                rec[q3k::SCALES + 16 * (k / 2) + 2 * i + k % 2] = (q3_k_scale(k, scales) as i8 - 32) as u8;
+            }
+            for c in 0..4 {
+                for n in 0..2 {
+                    let at = lane_at(q3k::QUANTS, (2 * n + s) * 4 + c, lane);
+                    rec[at..at + 8].copy_from_slice(&src[at::Q3_K_QS + 32 * n + 8 * c..][..8]);
+                }
+                let at = lane_at(q3k::HMASK, s * 4 + c, lane);
+                rec[at..at + 8].copy_from_slice(&src[8 * c..][..8]);
+            }
+        }
+        GgmlType::Q4_K | GgmlType::Q5_K => {
+            // Q5_K's header and low four bits are laid out as Q4_K's.
+            let qs = if ty == GgmlType::Q5_K { at::Q5_K_QS } else { at::Q4_K_QS };
             rec[q4k::D + 2 * i..][..2].copy_from_slice(&src[0..2]);
             rec[q4k::DMIN + 2 * i..][..2].copy_from_slice(&src[2..4]);
             let sm = scales_mins_k4(&src[at::Q4_K_SCALES..at::Q4_K_SCALES + 12]);
@@ -130,7 +212,13 @@ fn pack_super(ty: GgmlType, src: &[u8], i: usize, rec: &mut [u8]) {
             for p in 0..4 {
                 for c in 0..4 {
                     let at = lane_at(q4k::QUANTS, (2 * p + s) * 4 + c, lane);
-                    rec[at..at + 8].copy_from_slice(&src[at::Q4_K_QS + 32 * p + 8 * c..][..8]);
+                    rec[at..at + 8].copy_from_slice(&src[qs + 32 * p + 8 * c..][..8]);
+                }
+            }
+            if ty == GgmlType::Q5_K {
+                for c in 0..4 {
+                    let at = lane_at(q5k::QH, s * 4 + c, lane);
+                    rec[at..at + 8].copy_from_slice(&src[at::Q5_K_QH + 8 * c..][..8]);
                 }
             }
         }
@@ -158,7 +246,7 @@ fn pack_super(ty: GgmlType, src: &[u8], i: usize, rec: &mut [u8]) {
     }
 }
 
-/// Repacks `w` (Q4_K or Q6_K) into `out`, exactly [`group_bytes`] times the
+/// Repacks `w` (Q2_K..Q6_K) into `out`, exactly [`group_bytes`] times the
 /// number of groups long.
 pub(super) fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelError> {
     let record = record_bytes(w.ty).ok_or(KernelError::UnsupportedType(w.ty))?;
@@ -184,7 +272,7 @@ pub(super) fn pack_into(w: &WeightMatrix, out: &mut [u8]) -> Result<(), KernelEr
 /// The largest ggml super-block of a type with this packed form.
 pub(super) const MAX_SUPER_BYTES: usize = 210;
 
-/// Reads back row `r`'s super-block `sb` of a packed Q4_K / Q6_K matrix in
+/// Reads back row `r`'s super-block `sb` of a packed Q2_K..Q6_K matrix in
 /// ggml's layout (`out[..ty.block_bytes()]`).
 pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX_SUPER_BYTES]) {
     let record = record_bytes(p.ty()).expect("a packed K-quant");
@@ -193,7 +281,40 @@ pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX
     let (s, lane) = set_lane(i);
     out.fill(0);
     match p.ty() {
-        GgmlType::Q4_K => {
+        GgmlType::Q2_K => {
+            out[at::Q2_K_D..at::Q2_K_D + 2].copy_from_slice(&rec[q2k::D + 2 * i..][..2]);
+            out[at::Q2_K_D + 2..at::Q2_K_D + 4].copy_from_slice(&rec[q2k::DMIN + 2 * i..][..2]);
+            for k in 0..16 {
+                out[k] = rec[q2k::SCALES + 16 * (k / 2) + 2 * i + k % 2];
+            }
+            for c in 0..4 {
+                for n in 0..2 {
+                    let at = lane_at(q2k::QUANTS, (2 * n + s) * 4 + c, lane);
+                    out[at::Q2_K_QS + 32 * n + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
+                }
+            }
+        }
+        GgmlType::Q3_K => {
+            out[at::Q3_K_D..at::Q3_K_D + 2].copy_from_slice(&rec[q3k::D + 2 * i..][..2]);
+            // ggml's 12-byte packing of sixteen 6-bit scales (the inverse of
+            // `q3_k_scale`; every bit is used, so it is unique).
+            for k in 0..16 {
+                let v = (rec[q3k::SCALES + 16 * (k / 2) + 2 * i + k % 2] as i8 + 32) as u8;
+                let (g, j) = (k / 4, k % 4);
+                out[at::Q3_K_SCALES + (g & 1) * 4 + j] |= (v & 0x0f) << (4 * (g >> 1));
+                out[at::Q3_K_SCALES + 8 + j] |= (v >> 4) << (2 * g);
+            }
+            for c in 0..4 {
+                for n in 0..2 {
+                    let at = lane_at(q3k::QUANTS, (2 * n + s) * 4 + c, lane);
+                    out[at::Q3_K_QS + 32 * n + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
+                }
+                let at = lane_at(q3k::HMASK, s * 4 + c, lane);
+                out[8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
+            }
+        }
+        ty @ (GgmlType::Q4_K | GgmlType::Q5_K) => {
+            let qs = if ty == GgmlType::Q5_K { at::Q5_K_QS } else { at::Q4_K_QS };
             out[0..2].copy_from_slice(&rec[q4k::D + 2 * i..][..2]);
             out[2..4].copy_from_slice(&rec[q4k::DMIN + 2 * i..][..2]);
             let sc: [u8; 8] = core::array::from_fn(|j| rec[q4k::SCALES + 16 * (j / 2) + 2 * i + j % 2]);
@@ -209,7 +330,13 @@ pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX
             for pair in 0..4 {
                 for c in 0..4 {
                     let at = lane_at(q4k::QUANTS, (2 * pair + s) * 4 + c, lane);
-                    out[at::Q4_K_QS + 32 * pair + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
+                    out[qs + 32 * pair + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
+                }
+            }
+            if ty == GgmlType::Q5_K {
+                for c in 0..4 {
+                    let at = lane_at(q5k::QH, s * 4 + c, lane);
+                    out[at::Q5_K_QH + 8 * c..][..8].copy_from_slice(&rec[at..at + 8]);
                 }
             }
         }
@@ -235,7 +362,7 @@ pub(super) fn read_super(p: &PackedView, r: usize, sb: usize, out: &mut [u8; MAX
     }
 }
 
-/// Row `r` of a packed Q4_K / Q6_K matrix in ggml's layout, into `row`
+/// Row `r` of a packed Q2_K..Q6_K matrix in ggml's layout, into `row`
 /// (`cols / 256` super-blocks).
 pub(super) fn read_row(p: &PackedView, r: usize, row: &mut [u8]) {
     let bb = p.ty().block_bytes();
@@ -288,7 +415,7 @@ pub(super) fn walk_groups(p: &PackedView, acts: &ActBuf, rows: Range<usize>, out
     }
 }
 
-/// [`super::Kernels::matmul`] for a packed Q4_K / Q6_K matrix on `path`
+/// [`super::Kernels::matmul`] for a packed Q2_K..Q6_K matrix on `path`
 /// (shapes checked by the caller).
 pub(super) fn matmul(path: super::Path, p: &PackedView, acts: &ActBuf, rows: Range<usize>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]

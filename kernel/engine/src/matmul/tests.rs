@@ -128,7 +128,7 @@ fn matches_scalar_bit_for_bit(k: Kernels) {
 fn packed_layout_matches_ggml_layout_bit_for_bit(k: Kernels) {
     let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
     let mut rng = Rng::new(31);
-    for ty in PACKED_TYPES.into_iter().chain([GgmlType::Q4_K, GgmlType::Q6_K]) {
+    for ty in PACKED_TYPES.into_iter().chain([GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K]) {
         let shapes: &[(usize, usize)] = if ty.block_elems() == 256 {
             &[(1, 256), (7, 512), (8, 256), (13, 1536), (40, 768), (17, 256)]
         } else {
@@ -201,12 +201,12 @@ fn packing_keeps_every_block() {
     ));
 }
 
-/// Packed Q4_K / Q6_K (not in [`PACKED_TYPES`], whose blocks are 32 weights) read back as ggml's super-blocks, bit for bit, so
+/// Packed Q2_K..Q6_K (not in [`PACKED_TYPES`], whose blocks are 32 weights) read back as ggml's super-blocks, bit for bit, so
 /// packing loses nothing (every scale and minimum bit, every quant).
 #[test]
 fn packing_keeps_every_kquant_super_block() {
     let mut rng = Rng::new(6);
-    for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
+    for ty in [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
         let (rows, cols) = (19, 768);
         let data = random_matrix(&mut rng, ty, rows, cols);
         let w = WeightMatrix::new(ty, rows, cols, &data).unwrap();
