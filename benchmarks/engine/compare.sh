@@ -14,11 +14,11 @@
 # sizes (`axiom synth`, SmolLM2's vocabulary, random weights, seed 1), where the
 # matmuls' weight streaming dominates rather than the per-token overheads the
 # 135M model measures: 1B-shaped (Llama 3.2 1B: 16 layers, width 2048, tied
-# Q8_0 embedding) Q4_0 and Q8_0 (0.7 / 1.2 GiB), a 1B-shaped Q4_K_M made by
+# Q8_0 embedding) Q4_0 and Q8_0 (0.61 / 1.06 GiB), a 1B-shaped Q4_K_M made by
 # llama.cpp's `llama-quantize --allow-requantize` from that Q8_0, and an
 # 8B-shaped (Llama 3 8B) Q4_0 (4.06 GiB). They are made once into the models
 # cache directory (deterministic: same seed, same bytes; never committed).
-# Times on this 2-vCPU machine: docs/performance.md ("Scale cells").
+# How long they take: docs/performance.md ("Scale cells and the read-bandwidth ceiling").
 #
 # Read bandwidth: `kernel-bench bw` first searches each thread count's best
 # reading configuration (streams per thread, software prefetch, AVX2 / AVX-512
