@@ -9,6 +9,14 @@ tokens/s, the ratio AXIOM / llama.cpp, and each engine's fraction of the
 memory-bandwidth bound (weight bytes read per decode token vs the measured
 read bandwidth for that thread count). Called by compare.sh.
 
+Read bandwidth: `kernel-bench bw --threads T` first searches the best way to
+read memory on T threads (streams per thread, software prefetch distance,
+AVX2 / AVX-512 loads); every repetition then measures that configuration
+once, interleaved with the decode runs (so both see the same machine), and
+the bound is the median of those measurements over the repetitions.
+`sysbench memory` (sequential reads, when installed) is run once per thread
+count as a known tool's figure beside it; it does not enter the bound.
+
 Depth cells (`--depths 512,2048`, first model only, F16 KV cache on both
 sides): `llama-bench -p D -n 0` (prefill of D tokens) and `llama-bench -p 0
 -n G -d D` (G decode tokens after a context of D) against one `axiom generate
@@ -20,6 +28,8 @@ import argparse
 import datetime
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -145,6 +155,30 @@ def axiom_once(axiom, model, threads, prompt, n_gen):
     return stats["prefill_tok_s"], stats["decode_tok_s"], stats
 
 
+def bandwidth_sweep(kernel_bench, threads):
+    """The best reading configuration on `threads` threads: kernel-bench's summary line."""
+    lines = json_lines(run([kernel_bench, "bw", "--threads", str(threads)]).stdout)
+    return [d for d in lines if d.get("bench") == "read_bandwidth"][0]
+
+
+def bandwidth_once(kernel_bench, threads, cfg):
+    """GB/s of `cfg` (a sweep's best configuration) on `threads` threads, median of 3 passes:
+    by wall-clock time, and by the slowest thread's CPU time (the same on a quiet machine)."""
+    cmd = [kernel_bench, "bw", "--threads", str(threads), "--samples", "3"]
+    for k in ("streams", "prefetch", "width"):
+        cmd += [f"--{k}", str(cfg[k])]
+    d = json_lines(run(cmd).stdout)[0]
+    return d["gb_s"], d["cpu_gb_s"]
+
+
+def sysbench_read(sysbench, threads):
+    """`sysbench memory` sequential read rate on `threads` threads (1 GiB block per thread), GB/s."""
+    r = run([sysbench, "memory", "--memory-block-size=1G", "--memory-total-size=32G", "--memory-oper=read",
+             "--memory-access-mode=seq", f"--threads={threads}", "run"])
+    m = re.search(r"transferred \(([0-9.]+) MiB/sec\)", r.stdout)
+    return float(m.group(1)) * (1 << 20) / 1e9 if m else None
+
+
 def summary(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": xs}
 
@@ -175,20 +209,31 @@ def main():
     prompts = {label: prompt_of(a.axiom, path, a.prompt_tokens) for label, path in models}
     prompt = prompts[models[0][0]]
     log(f"compare: {a.prompt_tokens}-token prompts ready")
-    bw = {}
+    bw_config, sysbench_gb_s = {}, {}
+    sysbench = shutil.which("sysbench")
     for t in threads:
-        d = json_lines(run([a.kernel_bench, "bw", "--threads", str(t)]).stdout)[0]
-        bw[t] = d["gb_s"]
-        log(f"compare: read bandwidth, {t} thread(s): {d['gb_s']} GB/s (min {d['min']}, max {d['max']})")
+        d = bw_config[t] = bandwidth_sweep(a.kernel_bench, t)
+        log(f"compare: read bandwidth, {t} thread(s): best of {d['configs']} configurations {d['gb_s']} GB/s "
+            f"({d['streams']} streams/thread, prefetch {d['prefetch']}, {d['width']}-byte loads; one-stream AVX2 "
+            f"{d['baseline_gb_s']}, worst {d['worst_gb_s']})")
+        if sysbench:
+            sysbench_gb_s[t] = sysbench_read(sysbench, t)
+            log(f"compare: sysbench memory read, {t} thread(s): {sysbench_gb_s[t]:.2f} GB/s")
     bytes_per_token = {}
     for label, path in models:
         bytes_per_token[label] = json_lines(run([a.kernel_bench, "weights", "--model", path]).stdout)[0]["bytes_per_token"]
 
     samples = {}
+    bw_runs = {t: [] for t in threads}
+    bw_cpu_runs = {t: [] for t in threads}
     isa = None
     load_before = os.getloadavg()
     for rep in range(a.reps):
         for t in threads:
+            by_wall, by_cpu = bandwidth_once(a.kernel_bench, t, bw_config[t])
+            bw_runs[t].append(by_wall)
+            bw_cpu_runs[t].append(by_cpu)
+            log(f"compare: rep {rep + 1}/{a.reps} read bandwidth t={t}: {by_wall:.2f} GB/s (by CPU time {by_cpu:.2f})")
             for label, path in models:
                 pp, tg = llama_once(a.llama_bench, path, t, a.prompt_tokens, a.gen_tokens)
                 app, atg, st = axiom_once(a.axiom, path, t, prompts[label], a.gen_tokens)
@@ -204,6 +249,8 @@ def main():
                     f"prefill axiom {app:.1f} llama {pp:.1f}")
     depth_lines, depth_results = depth_cells(a, models[0][0], models[0][1], threads, log)
     load_after = os.getloadavg()
+    bw_summary = {t: summary(v) for t, v in bw_runs.items()}
+    bw = {t: v["median"] for t, v in bw_summary.items()}
 
     cells = []
     for (label, t), s in samples.items():
@@ -238,14 +285,20 @@ def main():
     table = "\n".join(lines)
     header = (f"tokens/s, median (min-max) of {a.reps} interleaved runs; decode = {a.gen_tokens} tokens, "
               f"prefill = {a.prompt_tokens}-token prompt; AXIOM isa={isa}; read bandwidth "
-              + ", ".join(f"{t} thread(s) {bw[t]:.1f} GB/s" for t in threads)
+              + ", ".join(f"{t} thread(s) {bw[t]:.1f} GB/s ({bw_summary[t]['min']:.1f}-{bw_summary[t]['max']:.1f}; "
+                          f"{bw_config[t]['streams']} streams, prefetch {bw_config[t]['prefetch']}, {bw_config[t]['width']}-byte loads)"
+                          for t in threads)
+              + (" [interleaved with the runs; sysbench memory read " + ", ".join(f"{t} thread(s) {v:.1f} GB/s" for t, v in sysbench_gb_s.items() if v) + "]"
+                 if sysbench_gb_s else "")
               + f"; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print(header)
     print(table)
 
     os.makedirs(a.out, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    result = {"header": header, "cells": cells, "depth_cells": depth_results, "bandwidth_gb_s": bw, "prompt": prompt,
+    result = {"header": header, "cells": cells, "depth_cells": depth_results, "bandwidth_gb_s": bw,
+              "bandwidth_runs": bw_summary,
+              "bandwidth_cpu_time_runs": {t: summary(v) for t, v in bw_cpu_runs.items()}, "bandwidth_config": bw_config, "sysbench_read_gb_s": sysbench_gb_s, "prompt": prompt,
               "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t"),
               "load_before": load_before, "load_after": load_after}
     with open(os.path.join(a.out, f"compare-{stamp}.json"), "w") as f:

@@ -4,7 +4,7 @@
 //! after each matmul (as the forward pass does). Also measures read bandwidth.
 //!
 //! ```text
-//! kernel-bench bw [--threads T] [--mib N] [--small-pages]
+//! kernel-bench bw [--threads T] [--mib N] [--samples N] [--small-pages] [--streams S] [--prefetch BYTES] [--width 32|64]
 //! kernel-bench weights --model FILE
 //! kernel-bench matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]
 //! ```
@@ -74,7 +74,7 @@ fn main() {
         Some("matmuls") => matmuls(&args),
         Some("weights") => weights(&args),
         _ => {
-            eprintln!("usage: kernel-bench bw [--threads T] [--mib N] [--small-pages] | weights --model FILE | matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]");
+            eprintln!("usage: kernel-bench bw [--threads T] [--mib N] [--samples N] [--small-pages] [--streams S] [--prefetch BYTES] [--width 32|64] | weights --model FILE | matmuls --model FILE [--threads T] [--batch B] [--iters N] [--isa NAME] [--packed] [--only NAME] [--as TYPE]");
             std::process::exit(2);
         }
     }
@@ -123,34 +123,133 @@ impl Barrier {
     }
 }
 
-/// Single- or multi-thread streaming read bandwidth over a buffer much larger
-/// than the caches (each thread reads its own part), on 2 MiB pages when the
-/// OS grants them (as the kernel maps memory) unless `--small-pages`.
+/// How one thread reads its part of the buffer: `streams` independent
+/// sequential streams (equal sub-parts read in lockstep, so several DRAM pages
+/// and hardware prefetch streams are open at once), a software prefetch
+/// `prefetch` bytes ahead of each stream (0: none), and loads of `width`
+/// bytes (32: AVX2, 64: AVX-512).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ReadConfig {
+    streams: usize,
+    prefetch: usize,
+    width: usize,
+}
+
+/// Stream counts the reader is compiled for.
+const STREAM_COUNTS: [usize; 5] = [1, 2, 4, 8, 16];
+/// Software prefetch distances tried by the sweep (bytes ahead).
+const PREFETCH_DISTANCES: [usize; 4] = [0, 512, 1024, 4096];
+
+impl ReadConfig {
+    fn json(&self) -> String {
+        format!("\"streams\":{},\"prefetch\":{},\"width\":{}", self.streams, self.prefetch, self.width)
+    }
+}
+
+/// Streaming read bandwidth over a buffer much larger than the caches, each
+/// thread reading its own contiguous part, on 2 MiB pages when the OS grants
+/// them (as the kernel maps memory) unless `--small-pages`; wall-clock time
+/// of all threads together, median (min, max) of `--samples` passes (and the
+/// median by CPU time, `cpu_gb_s`).
+///
+/// Without `--streams`/`--prefetch`/`--width` it searches for the ceiling:
+/// every combination of 1-16 streams per thread, prefetch distances 0-4096
+/// and AVX2 / AVX-512 loads, one JSON line each (`read_bandwidth_config`),
+/// then the best median as `read_bandwidth` (with its configuration, the
+/// one-stream AVX2 baseline and the worst configuration's median). Given
+/// any of those options it measures that one configuration (the others
+/// default to 1 stream, no prefetch, 32-byte loads).
 fn bandwidth(args: &[String]) {
     let threads: usize = arg(args, "--threads", 1);
     let mib: usize = arg(args, "--mib", 1024);
+    let samples: usize = arg(args, "--samples", 5).max(1);
     let huge = !args.iter().any(|a| a == "--small-pages");
+    let avx512 = std::is_x86_feature_detected!("avx512f");
+    let fixed = ["--streams", "--prefetch", "--width"].iter().any(|o| args.iter().any(|a| a == o));
+    let configs: Vec<ReadConfig> = if fixed {
+        let c = ReadConfig {
+            streams: arg(args, "--streams", 1),
+            prefetch: arg(args, "--prefetch", 0),
+            width: arg(args, "--width", 32),
+        };
+        assert!(STREAM_COUNTS.contains(&c.streams), "--streams must be one of {STREAM_COUNTS:?}");
+        assert!(c.width == 32 || (c.width == 64 && avx512), "--width must be 32, or 64 with AVX-512");
+        vec![c]
+    } else {
+        let widths: &[usize] = if avx512 { &[32, 64] } else { &[32] };
+        let mut v = Vec::new();
+        for &width in widths {
+            for &streams in &STREAM_COUNTS {
+                for &prefetch in &PREFETCH_DISTANCES {
+                    v.push(ReadConfig { streams, prefetch, width });
+                }
+            }
+        }
+        v
+    };
     let buf = HugeBuf::new(mib << 20, huge);
-    let words = buf.len() / 32;
-    let chunk = words / threads;
-    let mut samples = Vec::new();
-    for _ in 0..7 {
+    // Every thread's part holds a whole number of 128-byte steps per stream.
+    let step = 128 * STREAM_COUNTS[STREAM_COUNTS.len() - 1];
+    let part = buf.len() / threads / step * step;
+    // GB/s of one pass over the whole buffer by wall-clock time (the rate
+    // of all threads reading at once, what the decode's bound needs and
+    // what the engines' tokens/s are timed by), and by the slowest thread's
+    // CPU time (time slices lost to other processes do not count, but on a
+    // shared machine threads that did not run at the same time each had the
+    // memory to themselves: only a hint of what a quiet machine would give).
+    let pass = |cfg: ReadConfig| -> (f64, f64) {
         let t0 = Instant::now();
-        let sum: u64 = std::thread::scope(|s| {
+        let (sum, cpu) = std::thread::scope(|s| {
             let hs: Vec<_> = (0..threads)
                 .map(|i| {
-                    let part = &buf.as_slice()[i * chunk * 32..(i + 1) * chunk * 32];
-                    s.spawn(move || read_sum(part))
+                    let mine = &buf.as_slice()[i * part..(i + 1) * part];
+                    s.spawn(move || {
+                        let c0 = thread_cpu_secs();
+                        let sum = read_streams(mine, cfg);
+                        (sum, thread_cpu_secs() - c0)
+                    })
                 })
                 .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).fold(0, u64::wrapping_add)
+            hs.into_iter().map(|h| h.join().unwrap()).fold((0u64, 0f64), |(s, c), (s1, c1)| (s.wrapping_add(s1), c.max(c1)))
         });
-        let secs = t0.elapsed().as_secs_f64();
+        let wall = t0.elapsed().as_secs_f64();
         std::hint::black_box(sum);
-        samples.push((chunk * threads * 32) as f64 / secs / 1e9);
+        let bytes = (part * threads) as f64;
+        (bytes / wall / 1e9, bytes / cpu / 1e9)
+    };
+    // One untimed pass (TLB and page tables warm), then the configurations
+    // round-robin, one pass each per sample: a drift of the machine's load
+    // during the sweep hits every configuration alike.
+    pass(configs[0]);
+    let mut gb_s = vec![Vec::with_capacity(samples); configs.len()];
+    let mut cpu_gb_s = vec![Vec::with_capacity(samples); configs.len()];
+    for _ in 0..samples {
+        for (i, &cfg) in configs.iter().enumerate() {
+            let (by_wall, by_cpu) = pass(cfg);
+            gb_s[i].push(by_wall);
+            cpu_gb_s[i].push(by_cpu);
+        }
     }
-    let (med, lo, hi) = stats(&mut samples);
-    println!("{{\"bench\":\"read_bandwidth\",\"threads\":{threads},\"mib\":{mib},\"huge_pages\":{huge},\"gb_s\":{med:.2},\"min\":{lo:.2},\"max\":{hi:.2}}}");
+    let mut results = Vec::new();
+    for ((&cfg, g), c) in configs.iter().zip(&mut gb_s).zip(&mut cpu_gb_s) {
+        let (med, lo, hi) = stats(g);
+        let cpu = stats(c).0;
+        if !fixed {
+            println!("{{\"bench\":\"read_bandwidth_config\",\"threads\":{threads},{},\"gb_s\":{med:.2},\"min\":{lo:.2},\"max\":{hi:.2},\"cpu_gb_s\":{cpu:.2}}}", cfg.json());
+        }
+        results.push((cfg, med, lo, hi, cpu));
+    }
+    let (best, med, lo, hi, cpu) = *results.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    let mut extra = String::new();
+    if !fixed {
+        let baseline = results.iter().find(|r| r.0 == ReadConfig { streams: 1, prefetch: 0, width: 32 }).unwrap().1;
+        let worst = results.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+        extra = format!(",\"configs\":{},\"baseline_gb_s\":{baseline:.2},\"worst_gb_s\":{worst:.2}", results.len());
+    }
+    println!(
+        "{{\"bench\":\"read_bandwidth\",\"threads\":{threads},\"mib\":{mib},\"huge_pages\":{huge},\"samples\":{samples},{},\"gb_s\":{med:.2},\"min\":{lo:.2},\"max\":{hi:.2},\"cpu_gb_s\":{cpu:.2}{extra}}}",
+        best.json()
+    );
 }
 
 /// Anonymous memory, advised to use transparent huge pages, filled with a pattern.
@@ -212,26 +311,75 @@ impl Drop for HugeBuf {
     }
 }
 
-/// Reads every byte with 32-byte AVX2 loads (four independent chains).
-fn read_sum(v: &[u8]) -> u64 {
-    #[target_feature(enable = "avx2")]
-    unsafe fn imp(v: &[u8]) -> u64 {
-        use std::arch::x86_64::*;
-        let mut acc = [_mm256_setzero_si256(); 4];
-        for c in v.chunks_exact(128) {
+/// Reads every byte of `v` (a multiple of `128 * cfg.streams` bytes) as
+/// `cfg.streams` equal sub-parts in lockstep, 128 bytes of each per step:
+/// the wrapping sum of its little-endian u64 words (so no load can be
+/// skipped, and every configuration returns the same value).
+fn read_streams(v: &[u8], cfg: ReadConfig) -> u64 {
+    assert!(std::is_x86_feature_detected!("avx2"));
+    assert_eq!(v.len() % (128 * cfg.streams), 0);
+    let wide = cfg.width == 64;
+    assert!(!wide || std::is_x86_feature_detected!("avx512f"));
+    macro_rules! dispatch {
+        ($($s:literal)*) => {
+            match cfg.streams {
+                // SAFETY: the features each reader enables were checked above.
+                $($s => unsafe { if wide { read_avx512::<$s>(v, cfg.prefetch) } else { read_avx2::<$s>(v, cfg.prefetch) } },)*
+                n => panic!("{n} streams: not one of {STREAM_COUNTS:?}"),
+            }
+        };
+    }
+    dispatch!(1 2 4 8 16)
+}
+
+/// The AVX2 reader of `read_streams`: four 32-byte loads per stream and step.
+#[target_feature(enable = "avx2")]
+unsafe fn read_avx2<const S: usize>(v: &[u8], prefetch: usize) -> u64 {
+    use std::arch::x86_64::*;
+    let len = v.len() / S;
+    let mut acc = [_mm256_setzero_si256(); 4];
+    for off in (0..len).step_by(128) {
+        for s in 0..S {
+            let p = v[s * len + off..][..128].as_ptr();
+            if prefetch != 0 {
+                // A hint, never a fault: past the end it is simply dropped.
+                let ahead = p.wrapping_add(prefetch);
+                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
+            }
             for (k, a) in acc.iter_mut().enumerate() {
-                // SAFETY: c has 128 bytes.
-                *a = _mm256_add_epi64(*a, unsafe {
-                    _mm256_loadu_si256(c.as_ptr().add(32 * k) as *const __m256i)
-                });
+                // SAFETY: p points at 128 readable bytes (the slice above).
+                *a = _mm256_add_epi64(*a, unsafe { _mm256_loadu_si256(p.add(32 * k) as *const __m256i) });
             }
         }
-        let s = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
-        (_mm256_extract_epi64(s, 0) ^ _mm256_extract_epi64(s, 3)) as u64
     }
-    assert!(std::is_x86_feature_detected!("avx2"));
-    // SAFETY: AVX2 checked above.
-    unsafe { imp(v) }
+    let s = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+    let lanes = [_mm256_extract_epi64(s, 0), _mm256_extract_epi64(s, 1), _mm256_extract_epi64(s, 2), _mm256_extract_epi64(s, 3)];
+    lanes.iter().fold(0u64, |a, &l| a.wrapping_add(l as u64))
+}
+
+/// The AVX-512 reader of `read_streams`: two 64-byte loads per stream and step.
+#[target_feature(enable = "avx512f")]
+unsafe fn read_avx512<const S: usize>(v: &[u8], prefetch: usize) -> u64 {
+    use std::arch::x86_64::*;
+    let len = v.len() / S;
+    let mut acc = [_mm512_setzero_si512(); 2];
+    for off in (0..len).step_by(128) {
+        for s in 0..S {
+            let p = v[s * len + off..][..128].as_ptr();
+            if prefetch != 0 {
+                // A hint, never a fault: past the end it is simply dropped.
+                let ahead = p.wrapping_add(prefetch);
+                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64) as *const i8);
+            }
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: p points at 128 readable bytes (the slice above).
+                *a = _mm512_add_epi64(*a, unsafe { _mm512_loadu_si512(p.add(64 * k) as *const __m512i) });
+            }
+        }
+    }
+    _mm512_reduce_add_epi64(_mm512_add_epi64(acc[0], acc[1])) as u64
 }
 
 /// Bytes of weights one decode step reads: every 2-D matrix of the layers
@@ -423,4 +571,27 @@ fn matmuls(args: &[String]) {
         .map(|(k, v)| format!("\"{k}\":{:.3}", v * 1e3))
         .collect();
     println!("{{\"bench\":\"matmuls_by_tensor_ms\",{}}}", parts.join(","));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every configuration reads every word exactly once: the same sum as a
+    /// plain loop over the words.
+    #[test]
+    fn every_read_configuration_sums_every_word_once() {
+        let len = 128 * 16 * 5;
+        let buf: Vec<u8> = (0..len).map(|i| (i * 7 + i / 256) as u8).collect();
+        let expected = buf.chunks_exact(8).fold(0u64, |a, w| a.wrapping_add(u64::from_le_bytes(w.try_into().unwrap())));
+        let widths: &[usize] = if std::is_x86_feature_detected!("avx512f") { &[32, 64] } else { &[32] };
+        for &width in widths {
+            for streams in STREAM_COUNTS {
+                for prefetch in PREFETCH_DISTANCES {
+                    let cfg = ReadConfig { streams, prefetch, width };
+                    assert_eq!(read_streams(&buf, cfg), expected, "{cfg:?}");
+                }
+            }
+        }
+    }
 }
